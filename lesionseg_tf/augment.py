@@ -1,0 +1,68 @@
+"""On-the-fly augmentation by the 8 rotations/flips of the square (paper section 3.2).
+
+The paper rotates by random multiples of 90 degrees and flips. Together these
+form the dihedral group of the square, whose 8 elements are exactly the
+combinations of three independent binary choices: transpose (swap height and
+width), flip up-down, flip left-right. Drawing the three bits uniformly draws
+each of the 8 transforms with probability 1/8, the same distribution as a
+uniform k in {0,1,2,3} rotations followed by a fair flip.
+
+The ops are batched (`tf.where` over the batch axis), so they run wherever the
+caller runs them: `LesionSegNet.train_step` applies them at the start of each
+training step, on the GPU when there is one, rather than per example on the
+CPU in the input pipeline.
+"""
+
+import tensorflow as tf
+
+NUM_TRANSFORMS = 8
+
+
+def draw_transforms(batch_size, seed):
+    """Draws one dihedral transform per example.
+
+    Args:
+      batch_size: scalar int, examples in the batch.
+      seed: `[2]` int tensor for the stateless generator; the same seed gives the
+        same draws, so a resumed run repeats an uninterrupted one.
+
+    Returns:
+      `[batch_size, 3]` bool: (transpose, flip up-down, flip left-right).
+    """
+    bits = tf.random.stateless_uniform(
+        [batch_size, 3], seed=seed, minval=0, maxval=2, dtype=tf.int32)
+    return tf.cast(bits, tf.bool)
+
+
+def apply_transforms(tensor, transforms):
+    """Applies per-example dihedral transforms to `[batch, side, side, channels]`.
+
+    `transforms` is `[batch, 3]` bool from `draw_transforms`. Height must equal
+    width: a transposed image of another shape could not be batched.
+    """
+    def pick(flag, changed, unchanged):
+        return tf.where(flag[:, tf.newaxis, tf.newaxis, tf.newaxis], changed, unchanged)
+
+    tensor = pick(transforms[:, 0], tf.transpose(tensor, [0, 2, 1, 3]), tensor)
+    tensor = pick(transforms[:, 1], tf.reverse(tensor, axis=[1]), tensor)
+    return pick(transforms[:, 2], tf.reverse(tensor, axis=[2]), tensor)
+
+
+def random_dihedral(images, masks, seed):
+    """Transforms each image and its mask by the same random rotation/flip.
+
+    Args:
+      images: `[batch, side, side, channels]`, any dtype.
+      masks: `[batch, side, side, 1]`, any dtype.
+      seed: `[2]` int tensor.
+
+    Returns:
+      `(images, masks)` with the shapes and dtypes they came in with.
+    """
+    images = tf.convert_to_tensor(images)
+    masks = tf.convert_to_tensor(masks)
+    tf.debugging.assert_equal(
+        tf.shape(images)[1], tf.shape(images)[2],
+        message="random_dihedral needs square images (height == width)")
+    transforms = draw_transforms(tf.shape(images)[0], seed)
+    return apply_transforms(images, transforms), apply_transforms(masks, transforms)

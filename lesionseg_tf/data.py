@@ -1,0 +1,167 @@
+"""ISIC 2017 Task 1 data on disk and the tf.data input pipeline (paper sections 2 and 3.2)."""
+
+import dataclasses
+import os
+import re
+
+import tensorflow as tf
+
+# Folder names exactly as the official ISIC 2017 Task 1 archives unpack.
+SPLIT_FOLDERS = {
+    "training": ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth"),
+    "validation": ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth"),
+    "test": ("ISIC-2017_Test_v2_Data", "ISIC-2017_Test_v2_Part1_GroundTruth"),
+}
+IMAGE_PATTERN = re.compile(r"^(ISIC_\d{7})\.jpg$", re.IGNORECASE)
+# The 2017 archives spell "_segmentation", the 2016 ones "_Segmentation".
+MASK_PATTERN = re.compile(r"^(ISIC_\d{7})_[Ss]egmentation\.png$")
+LESION_THRESHOLD = 128  # ISIC scorer: lesion where value > 128
+
+
+class DatasetError(ValueError):
+    """The data directory does not hold a usable ISIC split; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """One image/mask pair of a split."""
+    image_id: str
+    image_path: str
+    mask_path: str
+
+
+def _layout_hint(split):
+    images, masks = SPLIT_FOLDERS[split]
+    return (f"expected {images}/ISIC_<7 digits>.jpg beside "
+            f"{masks}/ISIC_<7 digits>_segmentation.png")
+
+
+def _matching_files(folder, pattern):
+    """Maps image id -> path for the files of `folder` whose names match `pattern`."""
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        match = pattern.match(name)
+        if match:
+            found[match.group(1)] = os.path.join(folder, name)
+    return found
+
+
+def _list_some(ids, limit=5):
+    ids = sorted(ids)
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def find_split(data_dir, split):
+    """Lists the image/mask pairs of one split of an unpacked ISIC 2017 tree.
+
+    Superpixel PNGs, metadata CSVs and any other file whose name is not an ISIC
+    image (or mask) name are ignored.
+
+    Args:
+      data_dir: folder holding the unpacked ISIC 2017 archives.
+      split: 'training', 'validation' or 'test'.
+
+    Returns:
+      `Example`s sorted by image id.
+
+    Raises:
+      DatasetError: the split's folders are missing or empty, or an image has
+        no mask, or a mask no image.
+    """
+    if split not in SPLIT_FOLDERS:
+        raise DatasetError(f"unknown split {split!r}; choose one of {sorted(SPLIT_FOLDERS)}")
+    if not os.path.isdir(data_dir):
+        raise DatasetError(f"data directory {data_dir} does not exist "
+                           f"({_layout_hint(split)} inside it)")
+    image_dir, mask_dir = (os.path.join(data_dir, name) for name in SPLIT_FOLDERS[split])
+    for folder in (image_dir, mask_dir):
+        if not os.path.isdir(folder):
+            raise DatasetError(f"{split} split: folder {folder} is missing "
+                               f"({_layout_hint(split)} in {data_dir})")
+    images = _matching_files(image_dir, IMAGE_PATTERN)
+    masks = _matching_files(mask_dir, MASK_PATTERN)
+    problems = []
+    if no_mask := images.keys() - masks.keys():
+        problems.append(f"{len(no_mask)} image(s) in {image_dir} have no mask in {mask_dir}: "
+                        f"{_list_some(no_mask)}")
+    if no_image := masks.keys() - images.keys():
+        problems.append(f"{len(no_image)} mask(s) in {mask_dir} have no image in {image_dir}: "
+                        f"{_list_some(no_image)}")
+    if problems:
+        raise DatasetError(f"{split} split: " + "; ".join(problems) + f" ({_layout_hint(split)})")
+    if not images:
+        raise DatasetError(f"{split} split: no ISIC images found in {image_dir} "
+                           f"({_layout_hint(split)})")
+    return [Example(i, images[i], masks[i]) for i in sorted(images)]
+
+
+def decode_image(path):
+    """Reads a JPEG: `[H, W, 3]` uint8 RGB."""
+    return tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+
+
+def decode_mask(path):
+    """Reads a mask PNG: `[H, W, 1]` uint8."""
+    return tf.io.decode_png(tf.io.read_file(path), channels=1)
+
+
+def resize_image(image, image_size):
+    """Resizes `[..., H, W, 3]` uint8 to `[..., image_size, image_size, 3]` uint8.
+
+    Bilinear with antialiasing, so downscaling a 3000-pixel photograph averages
+    over its pixels instead of sampling them. Shared by training, evaluation and
+    the export so that all see the same input.
+    """
+    resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def resize_mask(mask, image_size):
+    """Nearest-neighbour resize of `[..., H, W, 1]`, so a binary mask stays binary."""
+    return tf.image.resize(mask, [image_size, image_size], method="nearest")
+
+
+def standardize(image):
+    """Per-image standardization (paper section 3.2): `[..., H, W, 3]` uint8 -> float32."""
+    return tf.image.per_image_standardization(image)
+
+
+def mask_to_label(mask):
+    """`[..., H, W, 1]` uint8 mask -> int32 class (1 = lesion where value > 128, as ISIC)."""
+    return tf.cast(mask > LESION_THRESHOLD, tf.int32)
+
+
+def make_dataset(examples, *, image_size, batch_size, is_training, seed=0):
+    """The input pipeline: decode -> resize -> standardize -> batch -> prefetch.
+
+    Training shuffles every epoch (seeded) and drops the last partial batch;
+    the random rotations/flips are not applied here but at the start of each
+    training step on the device (`LesionSegNet.train_step`).
+
+    Args:
+      examples: `Example`s from `find_split`.
+      image_size: side of the square network input.
+      batch_size: examples per batch.
+      is_training: shuffle and drop the remainder.
+      seed: shuffle seed.
+
+    Returns:
+      A dataset of `(images, labels)`: `[batch, image_size, image_size, 3]`
+      float32 standardized and `[batch, image_size, image_size, 1]` int32 in {0, 1}.
+    """
+    if not examples:
+        raise DatasetError("no examples to build a dataset from")
+    paths = tf.data.Dataset.from_tensor_slices(
+        ([e.image_path for e in examples], [e.mask_path for e in examples]))
+    if is_training:
+        paths = paths.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+
+    def load(image_path, mask_path):
+        image = standardize(resize_image(decode_image(image_path), image_size))
+        label = mask_to_label(resize_mask(decode_mask(mask_path), image_size))
+        return image, label
+
+    dataset = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=is_training)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,69 @@
+"""The two raw TensorFlow ops of the network, wrapped as serializable Keras layers.
+
+Keras 3 refuses raw TF ops on symbolic tensors, and `Lambda` layers cannot be
+loaded with `safe_mode=True`; these small named layers (each with
+`get_config()`) keep the saved model loadable anywhere the package is importable.
+"""
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "lesionseg_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReflectionPad2D(keras.layers.Layer):
+    """Mirror padding of the two spatial axes (paper section 3.1, "mirror padding").
+
+    Input `[batch, height, width, channels]`, output
+    `[batch, height + 2 * padding, width + 2 * padding, channels]`, the border
+    reflected without repeating the edge pixel (`tf.pad(mode="REFLECT")`,
+    the same as `numpy.pad(mode="reflect")`).
+    """
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        if int(padding) < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
+        self.padding = int(padding)
+
+    def call(self, inputs):
+        p = self.padding
+        return tf.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        grow = lambda size: None if size is None else size + 2 * self.padding  # noqa: E731
+        return (batch, grow(height), grow(width), channels)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DepthToSpace(keras.layers.Layer):
+    """Sub-pixel rearrangement `tf.nn.depth_to_space` (paper section 3.1).
+
+    Input `[batch, height, width, block_size**2 * c]`, output
+    `[batch, height * block_size, width * block_size, c]`.
+    """
+
+    def __init__(self, block_size, **kwargs):
+        super().__init__(**kwargs)
+        if int(block_size) < 2:
+            raise ValueError(f"block_size must be >= 2, got {block_size}")
+        self.block_size = int(block_size)
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        b = self.block_size
+        if channels % (b * b):
+            raise ValueError(f"channels ({channels}) must be divisible by block_size**2 ({b * b})")
+        scale = lambda size: None if size is None else size * b  # noqa: E731
+        return (batch, scale(height), scale(width), channels // (b * b))
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}

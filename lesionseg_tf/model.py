@@ -1,0 +1,109 @@
+"""The LesionSeg network of the paper's Table 1 (section 3.1) as a Keras functional model.
+
+Three stages of convolution + batch normalization + ReLU, the last one atrous
+(dilation 2), then a 3x3 "subpixel" convolution to 4*4*2 channels rearranged by
+depth-to-space into per-pixel logits for (background, lesion) at the input
+resolution. Every convolution but the 1x1 ones is preceded by mirror padding of
+`dilation * (kernel - 1) / 2` pixels and run with 'valid' padding.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from lesionseg_tf import augment
+from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
+
+NUM_CLASSES = 2  # background, lesion
+UPSCALE = 4  # depth-to-space block: two stride-2 convolutions undone
+DEFAULT_IMAGE_SIZE = 448  # paper section 3.2
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+    """One row of Table 1."""
+    name: str
+    kernel: int
+    filters: int
+    stride: int = 1
+    dilation: int = 1
+    batch_norm: bool = True
+    relu: bool = True
+
+
+TABLE_1 = (
+    ConvSpec("conv1_1", kernel=5, filters=64, stride=2),
+    ConvSpec("conv1_2", kernel=3, filters=96),
+    ConvSpec("conv1_3", kernel=1, filters=96),
+    ConvSpec("conv2_1", kernel=3, filters=128, stride=2),
+    ConvSpec("conv2_2", kernel=3, filters=256),
+    ConvSpec("conv2_3", kernel=1, filters=256),
+    # Table 1 lists three atrous layers (the text says "the last two"); the
+    # table is followed. "Stride/Rate 2" is the dilation rate: a stride would
+    # leave 1/32 of the input, which a x4 subpixel layer cannot restore.
+    ConvSpec("conv3_1", kernel=3, filters=256, dilation=2),
+    ConvSpec("conv3_2", kernel=3, filters=256, dilation=2),
+    ConvSpec("conv3_3", kernel=3, filters=128, dilation=2, relu=False),
+    # 32 = 4 * 4 sub-pixel positions x 2 classes; no normalization, no activation.
+    ConvSpec("subpixel", kernel=3, filters=UPSCALE * UPSCALE * NUM_CLASSES,
+             batch_norm=False, relu=False),
+)
+
+
+def conv_block(x, spec):
+    """Mirror padding -> 'valid' convolution -> [batch norm] -> [ReLU]."""
+    pad = spec.dilation * (spec.kernel - 1) // 2
+    if pad:
+        x = ReflectionPad2D(pad, name=f"{spec.name}_pad")(x)
+    x = keras.layers.Conv2D(
+        spec.filters, spec.kernel, strides=spec.stride, dilation_rate=spec.dilation,
+        padding="valid", use_bias=not spec.batch_norm, name=spec.name)(x)
+    if spec.batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{spec.name}_bn")(x)
+    if spec.relu:
+        x = keras.layers.ReLU(name=f"{spec.name}_relu")(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="lesionseg_tf")
+class LesionSegNet(keras.Model):
+    """The functional Table-1 network; its training step adds the paper's augmentation.
+
+    Built by `build_model`, it is a Keras functional model (this subclass only
+    overrides `train_step`). Each training step first draws a random rotation/flip
+    per example and applies it to image and mask alike (`augment.random_dihedral`)
+    on the device that runs the step. The draw is seeded by `augment_seed` and the
+    optimizer's step counter, so it depends on nothing else: a run resumed from a
+    checkpoint draws what an uninterrupted run would have drawn.
+    """
+
+    augment_seed = 0
+
+    def train_step(self, data):
+        images, masks = data
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        seed = tf.stack([tf.constant(self.augment_seed, tf.int64), step])
+        images, masks = augment.random_dihedral(images, masks, seed)
+        return super().train_step((images, masks))
+
+
+def build_model(image_size=None, name="lesionseg"):
+    """Builds the Table-1 network.
+
+    Args:
+      image_size: side of the square input, or None to accept any height and
+        width divisible by 4 (the weights do not depend on it).
+
+    Returns:
+      A `LesionSegNet` mapping `[batch, H, W, 3]` float32 standardized images to
+      `[batch, H, W, 2]` float32 logits (background, lesion).
+    """
+    if image_size is not None and image_size % UPSCALE:
+        raise ValueError(f"image_size must be divisible by {UPSCALE}, got {image_size}")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = inputs
+    for spec in TABLE_1:
+        x = conv_block(x, spec)
+    logits = DepthToSpace(UPSCALE, name="depth_to_space")(x)
+    return LesionSegNet(inputs=inputs, outputs=logits, name=name)

@@ -1,0 +1,26 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lesionseg_tf import synthetic
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL_WIDTHS = (48, 96)
+
+
+@pytest.fixture(scope="session")
+def tiny_isic(tmp_path_factory):
+    """A small synthetic ISIC tree, shared read-only by the tests that only read it."""
+    root = tmp_path_factory.mktemp("isic")
+    synthetic.write_synthetic_isic(str(root), num_training=8, num_validation=4, num_test=4,
+                                   seed=1, widths=SMALL_WIDTHS)
+    return str(root)
+
+
+def run_script(script, *args, timeout=600):
+    """Runs one of the top-level scripts in a fresh interpreter, as a user would."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    return subprocess.run([sys.executable, *script.split(), *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,48 @@
+import numpy as np
+import tensorflow as tf
+
+from lesionseg_tf import augment
+
+
+def numpy_dihedral_group(x):
+    """The 8 rotations/flips of a 2-D array, by numpy."""
+    rotations = [np.rot90(x, k) for k in range(4)]
+    return rotations + [np.fliplr(r) for r in rotations]
+
+
+def test_mask_copy_as_image_stays_aligned():
+    rng = np.random.default_rng(0)
+    masks = (rng.random((32, 16, 16, 1)) > 0.5).astype(np.uint8) * 255
+    images = np.repeat(masks.astype(np.float32), 3, axis=-1)
+    out_images, out_masks = augment.random_dihedral(images, masks, seed=[3, 7])
+    assert out_images.dtype == tf.float32 and out_masks.dtype == tf.uint8
+    for channel in range(3):
+        np.testing.assert_array_equal(out_images.numpy()[..., channel],
+                                      out_masks.numpy()[..., 0].astype(np.float32))
+    # And something was actually transformed.
+    assert not np.array_equal(out_masks.numpy(), masks)
+
+
+def test_all_eight_transforms_occur_and_only_those():
+    base = np.arange(16, dtype=np.int32).reshape(4, 4)  # no symmetry: 8 distinct images
+    group = numpy_dihedral_group(base)
+    assert len({g.tobytes() for g in group}) == 8
+    batch = np.repeat(base[None, :, :, None], 256, axis=0)
+    images, masks = augment.random_dihedral(batch, batch.copy(), seed=[0, 1])
+    seen = set()
+    for image, mask in zip(images.numpy()[..., 0], masks.numpy()[..., 0]):
+        np.testing.assert_array_equal(image, mask)
+        matches = [i for i, g in enumerate(group) if np.array_equal(image, g)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == set(range(8))
+
+
+def test_draws_are_roughly_uniform_and_seeded():
+    transforms = augment.draw_transforms(8000, seed=[5, 0]).numpy()
+    codes = transforms @ np.array([4, 2, 1])
+    counts = np.bincount(codes, minlength=8)
+    assert counts.min() > 800 and counts.max() < 1200  # 1000 expected each
+    np.testing.assert_array_equal(augment.draw_transforms(64, seed=[5, 0]).numpy(),
+                                  transforms[:64])
+    assert not np.array_equal(augment.draw_transforms(64, seed=[5, 1]).numpy(), transforms[:64])

@@ -1,0 +1,121 @@
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lesionseg_tf import data
+
+
+def test_finds_exactly_the_pairs(tiny_isic):
+    examples = data.find_split(tiny_isic, "training")
+    image_dir = os.path.join(tiny_isic, "ISIC-2017_Training_Data")
+    # The folder also holds superpixel PNGs and a metadata CSV, which are not examples.
+    assert any(n.endswith("_superpixels.png") for n in os.listdir(image_dir))
+    assert any(n.endswith("_metadata.csv") for n in os.listdir(image_dir))
+    expected = sorted(n[:-4] for n in os.listdir(image_dir) if n.endswith(".jpg"))
+    assert [e.image_id for e in examples] == expected and len(expected) == 8
+    for e in examples:
+        assert e.image_path == os.path.join(image_dir, e.image_id + ".jpg")
+        assert os.path.basename(e.mask_path) == e.image_id + "_segmentation.png"
+    assert len(data.find_split(tiny_isic, "validation")) == 4
+    assert len(data.find_split(tiny_isic, "test")) == 4
+
+
+@pytest.fixture
+def isic_copy(tiny_isic, tmp_path):
+    copy = str(tmp_path / "isic")
+    shutil.copytree(tiny_isic, copy)
+    return copy
+
+
+def test_accepts_the_2016_mask_spelling(isic_copy):
+    mask_dir = os.path.join(isic_copy, "ISIC-2017_Validation_Part1_GroundTruth")
+    name = sorted(os.listdir(mask_dir))[0]
+    os.rename(os.path.join(mask_dir, name),
+              os.path.join(mask_dir, name.replace("_segmentation", "_Segmentation")))
+    assert len(data.find_split(isic_copy, "validation")) == 4
+
+
+def test_image_without_mask_is_named(isic_copy):
+    mask_dir = os.path.join(isic_copy, "ISIC-2017_Training_Part1_GroundTruth")
+    victim = sorted(os.listdir(mask_dir))[2]
+    os.remove(os.path.join(mask_dir, victim))
+    with pytest.raises(data.DatasetError) as error:
+        data.find_split(isic_copy, "training")
+    message = str(error.value)
+    assert victim.replace("_segmentation.png", "") in message
+    assert "have no mask" in message and "ISIC_<7 digits>_segmentation.png" in message
+
+
+def test_mask_without_image_is_named(isic_copy):
+    image_dir = os.path.join(isic_copy, "ISIC-2017_Test_v2_Data")
+    victim = sorted(n for n in os.listdir(image_dir) if n.endswith(".jpg"))[0]
+    os.remove(os.path.join(image_dir, victim))
+    with pytest.raises(data.DatasetError, match=f"have no image.*{victim[:-4]}"):
+        data.find_split(isic_copy, "test")
+
+
+def test_missing_split_and_missing_dir(isic_copy, tmp_path):
+    shutil.rmtree(os.path.join(isic_copy, "ISIC-2017_Validation_Data"))
+    with pytest.raises(data.DatasetError, match="ISIC-2017_Validation_Data is missing"):
+        data.find_split(isic_copy, "validation")
+    with pytest.raises(data.DatasetError, match="does not exist"):
+        data.find_split(str(tmp_path / "nowhere"), "training")
+    with pytest.raises(data.DatasetError, match="unknown split"):
+        data.find_split(isic_copy, "train")
+
+
+def test_empty_split_is_an_error(tmp_path):
+    for folder in data.SPLIT_FOLDERS["training"]:
+        os.makedirs(tmp_path / folder)
+    with pytest.raises(data.DatasetError, match="no ISIC images"):
+        data.find_split(str(tmp_path), "training")
+
+
+def test_resize_mask_stays_binary():
+    mask = np.zeros((37, 53, 1), np.uint8)
+    mask[10:30, 5:40] = 255
+    resized = data.resize_mask(mask, 16).numpy()
+    assert resized.shape == (16, 16, 1) and set(np.unique(resized)) == {0, 255}
+
+
+def test_mask_to_label_uses_the_isic_threshold():
+    labels = data.mask_to_label(np.array([0, 1, 128, 129, 255], np.uint8)).numpy()
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1])
+
+
+def test_training_dataset(tiny_isic):
+    examples = data.find_split(tiny_isic, "training")
+    dataset = data.make_dataset(examples, image_size=32, batch_size=3, is_training=True, seed=0)
+    batches = list(dataset)
+    assert len(batches) == 2  # 8 examples, last partial batch dropped
+    images, labels = batches[0]
+    assert images.shape == (3, 32, 32, 3) and images.dtype == tf.float32
+    assert labels.shape == (3, 32, 32, 1) and labels.dtype == tf.int32
+    assert set(np.unique(labels.numpy())) == {0, 1}
+    for image in images.numpy():  # per-image standardization
+        assert abs(image.mean()) < 1e-4 and abs(image.std() - 1) < 1e-3
+
+
+def test_training_order_is_shuffled_and_seeded(tiny_isic):
+    examples = data.find_split(tiny_isic, "training")
+
+    def first_labels(seed):
+        ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=seed)
+        return next(iter(ds))[1].numpy()
+
+    np.testing.assert_array_equal(first_labels(3), first_labels(3))
+    assert not np.array_equal(first_labels(3), first_labels(4))
+
+
+def test_evaluation_dataset_keeps_order_and_remainder(tiny_isic):
+    examples = data.find_split(tiny_isic, "validation")
+    dataset = data.make_dataset(examples, image_size=32, batch_size=3, is_training=False)
+    labels = np.concatenate([l.numpy() for _, l in dataset])
+    assert labels.shape == (4, 32, 32, 1)
+    for label, example in zip(labels, examples):
+        mask = data.decode_mask(example.mask_path)
+        expected = data.mask_to_label(data.resize_mask(mask, 32)).numpy()
+        np.testing.assert_array_equal(label, expected)

@@ -1,0 +1,85 @@
+import keras
+import numpy as np
+import pytest
+
+from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
+from lesionseg_tf.model import LesionSegNet, build_model
+
+# The paper's Table 1, written out here independently of the library:
+# (name, kernel, filters, stride, dilation, batch norm, ReLU).
+PAPER_TABLE_1 = [
+    ("conv1_1", 5, 64, 2, 1, True, True),
+    ("conv1_2", 3, 96, 1, 1, True, True),
+    ("conv1_3", 1, 96, 1, 1, True, True),
+    ("conv2_1", 3, 128, 2, 1, True, True),
+    ("conv2_2", 3, 256, 1, 1, True, True),
+    ("conv2_3", 1, 256, 1, 1, True, True),
+    ("conv3_1", 3, 256, 1, 2, True, True),
+    ("conv3_2", 3, 256, 1, 2, True, True),
+    ("conv3_3", 3, 128, 1, 2, True, False),
+    ("subpixel", 3, 32, 1, 1, False, False),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model()
+
+
+def test_parameter_count_is_pinned(model):
+    # Convolution kernels (no bias before batch norm) + subpixel kernel and bias:
+    # 5*5*3*64 + 3*3*64*96 + 96*96 + 3*3*96*128 + 3*3*128*256 + 256*256
+    # + 2 * 3*3*256*256 + 3*3*256*128 + (3*3*128*32 + 32) = 2,051,808;
+    # batch norm: 4 per channel over 64+96+96+128+256+256+256+256+128 = 1536 channels.
+    assert model.count_params() == 2_051_808 + 4 * 1536 == 2_057_952
+    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    assert non_trainable == 2 * 1536  # moving mean and variance
+
+
+def test_layers_follow_table_1(model):
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.name for c in convs] == [row[0] for row in PAPER_TABLE_1]
+    names = {layer.name: layer for layer in model.layers}
+    for name, kernel, filters, stride, dilation, batch_norm, relu in PAPER_TABLE_1:
+        conv = names[name]
+        assert conv.kernel_size == (kernel, kernel), name
+        assert conv.filters == filters, name
+        assert conv.strides == (stride, stride), name
+        assert conv.dilation_rate == (dilation, dilation), name
+        assert conv.padding == "valid", name
+        pad = dilation * (kernel - 1) // 2
+        if pad:
+            assert isinstance(names[f"{name}_pad"], ReflectionPad2D), name
+            assert names[f"{name}_pad"].padding == pad, name
+        else:
+            assert f"{name}_pad" not in names, name
+        assert (f"{name}_bn" in names) == batch_norm, name
+        assert conv.use_bias == (not batch_norm), name
+        assert (f"{name}_relu" in names) == relu, name
+    assert isinstance(model.layers[-1], DepthToSpace) and model.layers[-1].block_size == 4
+    assert model.layers[-1].input is convs[-1].output
+
+
+@pytest.mark.parametrize("size", [448, 32])
+def test_output_shape(model, size):
+    logits = model(np.zeros((2, size, size, 3), np.float32))
+    assert logits.shape == (2, size, size, 2)
+
+
+def test_non_square_input_divisible_by_4(model):
+    assert model(np.zeros((1, 48, 64, 3), np.float32)).shape == (1, 48, 64, 2)
+
+
+def test_fixed_size_model_and_bad_size():
+    assert build_model(64).output_shape == (None, 64, 64, 2)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        build_model(450)
+
+
+def test_saved_keras_model_loads_in_safe_mode(model, tmp_path):
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, LesionSegNet)
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
