@@ -34,18 +34,25 @@ def draw_transforms(batch_size, seed):
     return tf.cast(bits, tf.bool)
 
 
-def apply_transforms(tensor, transforms):
+def apply_transforms(tensor, transforms, inverse=False):
     """Applies per-example dihedral transforms to `[batch, side, side, channels]`.
 
-    `transforms` is `[batch, 3]` bool from `draw_transforms`. Height must equal
+    `transforms` is `[batch, 3]` bool from `draw_transforms`: transpose, then flip
+    up-down, then flip left-right. With `inverse`, the steps run in reverse order,
+    which undoes the transform (each step is its own inverse). Height must equal
     width: a transposed image of another shape could not be batched.
     """
     def pick(flag, changed, unchanged):
         return tf.where(flag[:, tf.newaxis, tf.newaxis, tf.newaxis], changed, unchanged)
 
-    tensor = pick(transforms[:, 0], tf.transpose(tensor, [0, 2, 1, 3]), tensor)
-    tensor = pick(transforms[:, 1], tf.reverse(tensor, axis=[1]), tensor)
-    return pick(transforms[:, 2], tf.reverse(tensor, axis=[2]), tensor)
+    steps = [
+        lambda t: pick(transforms[:, 0], tf.transpose(t, [0, 2, 1, 3]), t),
+        lambda t: pick(transforms[:, 1], tf.reverse(t, axis=[1]), t),
+        lambda t: pick(transforms[:, 2], tf.reverse(t, axis=[2]), t),
+    ]
+    for step in (reversed(steps) if inverse else steps):
+        tensor = step(tensor)
+    return tensor
 
 
 def random_dihedral(images, masks, seed):

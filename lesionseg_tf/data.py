@@ -165,3 +165,59 @@ def make_dataset(examples, *, image_size, batch_size, is_training, seed=0):
     dataset = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=is_training)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as the image it should be; the message names it."""
+
+
+def read_image_file(path):
+    """Reads a photograph (JPEG, PNG, BMP or GIF) for prediction.
+
+    Returns:
+      `[H, W, 3]` uint8 RGB NumPy array.
+
+    Raises:
+      ImageReadError: missing, empty, truncated or not an image.
+    """
+    try:
+        raw = tf.io.read_file(path)
+        if int(tf.strings.length(raw)) == 0:
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
+        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+    except tf.errors.OpError as e:
+        reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
+        raise ImageReadError(f"{path}: cannot decode image ({reason})") from None
+    return image.numpy()
+
+
+def read_mask_file(path):
+    """Reads a mask PNG the way the ISIC scorer does.
+
+    Single-channel 8-bit is taken as is; a 3- or 4-channel image is accepted
+    only if it is exactly grey (R = G = B, alpha if any fully opaque) and
+    converted to one channel.
+
+    Returns:
+      `[H, W]` uint8 NumPy array (not yet binarized).
+
+    Raises:
+      ImageReadError: unreadable, not 8-bit, or colour.
+    """
+    import cv2  # pylint: disable=import-outside-toplevel
+
+    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ImageReadError(f"{path}: cannot decode mask image")
+    if mask.dtype != "uint8":
+        raise ImageReadError(f"{path}: mask is {mask.dtype}, expected 8-bit")
+    if mask.ndim == 3:
+        colour = mask[..., :3]
+        if mask.shape[2] == 4 and not (mask[..., 3] == 255).all():
+            raise ImageReadError(f"{path}: mask has transparent pixels; expected one channel")
+        if mask.shape[2] not in (3, 4) or not ((colour[..., 0] == colour[..., 1]).all()
+                                               and (colour[..., 1] == colour[..., 2]).all()):
+            raise ImageReadError(f"{path}: mask is not single-channel (greyscale) and its "
+                                 f"{mask.shape[2]} channels differ")
+        mask = colour[..., 0].copy()
+    return mask

@@ -1,5 +1,6 @@
-"""SavedModel export of the trained network."""
+"""SavedModel export: the raw network and the full-resolution serving signature."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -8,33 +9,58 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lesionseg_tf import data, postprocess
+
+SEGMENT_ENDPOINT = "segment"  # also serving_default
 LOGITS_ENDPOINT = "logits"
+INFO_FILE = os.path.join("assets.extra", "lesionseg.json")
 
 
-def export_saved_model(model, export_dir):
+def export_saved_model(model, export_dir, *, image_size):
     """Writes `model` as a TensorFlow SavedModel, atomically.
 
-    Endpoint `logits` (also `serving_default`): `[batch, H, W, 3]` float32
-    standardized images, H and W divisible by 4 -> `[batch, H, W, 2]` float32
-    logits. The SavedModel is written beside `export_dir` under a temporary name
-    and renamed into place, so a crash never leaves a partial export there.
+    Signatures:
+      `segment` (also `serving_default`): `image`, one `[H, W, 3]` uint8 RGB
+        photograph of any size -> `mask`, `[H, W]` uint8 0/255: resize to
+        `image_size`, per-image standardization, the network, then the paper's
+        post-processing (`postprocess.probability_to_mask_tf`), all in the graph,
+        so a client needs nothing from this project.
+      `logits`: `images`, `[batch, h, w, 3]` float32 standardized (h, w divisible
+        by 4) -> `logits`, `[batch, h, w, 2]` float32: the raw network.
+    `assets.extra/lesionseg.json` records `image_size`.
+
+    The SavedModel is written beside `export_dir` under a temporary name and
+    renamed into place, so a crash never leaves a partial export there.
 
     Returns:
-      `export_dir`.
+      `export_dir` as an absolute path.
     """
     export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
+
+    def segment(image):
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        inputs = data.standardize(data.resize_image(image[tf.newaxis], image_size))
+        probability = postprocess.lesion_probability(model(inputs, training=False))[0]
+        return {"mask": postprocess.probability_to_mask_tf(probability, height, width)}
+
+    def logits(images):
+        return {"logits": model(images, training=False)}
+
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint(
-            name=LOGITS_ENDPOINT,
-            fn=lambda images: model(images, training=False),
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+        archive.add_endpoint(SEGMENT_ENDPOINT, segment, input_signature=[
+            tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
+        archive.add_endpoint(LOGITS_ENDPOINT, logits, input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
         written = os.path.join(staging, "saved_model")
         archive.write_out(written, verbose=False)
+        os.makedirs(os.path.join(written, os.path.dirname(INFO_FILE)), exist_ok=True)
+        with open(os.path.join(written, INFO_FILE), "w") as f:
+            json.dump({"image_size": int(image_size), "paper": "arXiv:1703.03372"}, f)
         _replace_dir(written, export_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -53,6 +79,19 @@ def _replace_dir(source, target):
         os.replace(source, target)
 
 
+def read_info(export_dir):
+    """The `lesionseg.json` of an export: `{"image_size": int, ...}`."""
+    path = os.path.join(export_dir, INFO_FILE)
+    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+        raise FileNotFoundError(f"{export_dir} is not a SavedModel (no saved_model.pb); "
+                                "train one with train.py or point --saved_model at its export/")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{export_dir} was not exported by lesionseg_tf ({INFO_FILE} "
+                                "is missing)")
+    with open(path) as f:
+        return json.load(f)
+
+
 def check_export(export_dir, model, images, atol=1e-4):
     """Reloads the export and checks it reproduces `model` on `images`.
 
@@ -67,7 +106,7 @@ def check_export(export_dir, model, images, atol=1e-4):
     """
     loaded = tf.saved_model.load(export_dir)
     expected = np.asarray(model(images, training=False))
-    got = getattr(loaded, LOGITS_ENDPOINT)(tf.constant(images, tf.float32)).numpy()
+    got = loaded.logits(tf.constant(images, tf.float32))["logits"].numpy()
     difference = float(np.max(np.abs(expected - got)))
     if difference > atol:
         raise AssertionError(f"SavedModel {export_dir} differs from the trained model: "

@@ -6,7 +6,10 @@ lesion in truth nor prediction) the image scores 1.0.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from lesionseg_tf.data import LESION_THRESHOLD
 
 
 @keras.saving.register_keras_serializable(package="lesionseg_tf")
@@ -42,3 +45,67 @@ class PerImageJaccard(keras.metrics.Metric):
     def reset_state(self):
         self.total.assign(0.0)
         self.count.assign(0.0)
+
+
+# Per-image metrics of the official scorer (`isic-challenge-scoring`), in its order.
+METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard", "dice")
+JACCARD_THRESHOLD = 0.65  # ISIC 2018: a Jaccard below this scores 0
+
+
+def binarize(mask):
+    """ISIC binarization of a mask image: lesion where value > 128."""
+    return np.asarray(mask) > LESION_THRESHOLD
+
+
+def confusion(truth, prediction):
+    """Pixel counts `{"tp", "fp", "tn", "fn"}` of two boolean masks of equal shape."""
+    truth = np.asarray(truth, bool)
+    prediction = np.asarray(prediction, bool)
+    if truth.shape != prediction.shape:
+        raise ValueError(f"mask shapes differ: truth {truth.shape}, prediction {prediction.shape}")
+    tp = int(np.count_nonzero(truth & prediction))
+    truth_count = int(np.count_nonzero(truth))
+    prediction_count = int(np.count_nonzero(prediction))
+    fn = truth_count - tp
+    fp = prediction_count - tp
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": truth.size - tp - fp - fn}
+
+
+def _ratio(numerator, denominator):
+    # The scorer's rule: an undefined ratio (empty denominator) is a free 1.0.
+    return numerator / denominator if denominator else 1.0
+
+
+def image_metrics(counts):
+    """The scorer's six per-image metrics from `confusion` counts."""
+    tp, fp, tn, fn = counts["tp"], counts["fp"], counts["tn"], counts["fn"]
+    jaccard = _ratio(tp, tp + fp + fn)
+    return {
+        "accuracy": (tp + tn) / (tp + tn + fp + fn),
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "jaccard": jaccard,
+        "threshold_jaccard": jaccard if jaccard >= JACCARD_THRESHOLD else 0.0,
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn),
+    }
+
+
+def summarize(per_image_counts):
+    """Aggregates per-image confusion counts.
+
+    Returns:
+      The unweighted mean over images of each of `METRIC_NAMES` (what ISIC
+      ranks by), plus `pooled_mean_iou`: the two-class (background, lesion)
+      mean IoU of all pixels pooled over the images, what `keras.metrics.MeanIoU`
+      reports; the paper's "mean IoU" may be read either way.
+    """
+    if not per_image_counts:
+        raise ValueError("no images to summarize")
+    rows = [image_metrics(c) for c in per_image_counts]
+    summary = {name: float(np.mean([r[name] for r in rows])) for name in METRIC_NAMES}
+    total = {k: sum(c[k] for c in per_image_counts) for k in ("tp", "fp", "tn", "fn")}
+    lesion_iou = _ratio(total["tp"], total["tp"] + total["fp"] + total["fn"])
+    background_iou = _ratio(total["tn"], total["tn"] + total["fp"] + total["fn"])
+    summary["pooled_mean_iou"] = (lesion_iou + background_iou) / 2
+    summary["images"] = len(rows)
+    return summary

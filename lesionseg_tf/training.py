@@ -89,7 +89,8 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
 
     # EarlyStopping has restored the best epoch's weights.
     scores = model.evaluate(val_ds, return_dict=True, verbose=0)
-    export_dir = export.export_saved_model(model, os.path.join(model_dir, EXPORT_DIR))
+    export_dir = export.export_saved_model(model, os.path.join(model_dir, EXPORT_DIR),
+                                           image_size=image_size)
     sample_images, _ = next(iter(val_ds.take(1)))
     export.check_export(export_dir, model, sample_images[:2].numpy())
     result = {

@@ -53,7 +53,7 @@ def test_export_reproduces_the_best_model(trained, tiny_isic):
     images, _ = next(iter(data.make_dataset(examples, image_size=32, batch_size=4,
                                             is_training=False)))
     loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
-    got = loaded.logits(images).numpy()
+    got = loaded.logits(images)["logits"].numpy()
     assert got.shape == (4, 32, 32, 2)
     np.testing.assert_allclose(got, np.asarray(best(images, training=False)), atol=1e-4)
     assert "serving_default" in loaded.signatures

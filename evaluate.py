@@ -1,0 +1,83 @@
+"""Scores LesionSeg on an ISIC 2017 split with the challenge's metrics.
+
+    python evaluate.py                       # runs/lesionseg/export on ISIC2017 validation
+    python evaluate.py --split=test
+    python evaluate.py --pred_dir=predictions --split=test   # score existing masks
+
+Prints the per-image-averaged Jaccard (the ISIC 2017 ranking metric), thresholded
+Jaccard, Dice, accuracy, sensitivity, specificity and the pixel-pooled two-class
+mean IoU; writes per_image.csv and summary.json to --output_dir.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
+from absl import app, flags
+
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "ISIC2017", "Folder holding the unpacked ISIC 2017 Task 1 archives.")
+_SPLIT = flags.DEFINE_enum("split", "validation", ["training", "validation", "test"],
+                           "Which split to score.")
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
+_PRED_DIR = flags.DEFINE_string(
+    "pred_dir", None, "Score this folder of predicted masks instead of running a model.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "runs/lesionseg/evaluation", "Where per_image.csv and summary.json go.")
+_TTA = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not in the paper).")
+_LARGEST_COMPONENT = flags.DEFINE_bool(
+    "largest_component", False, "Keep only the largest lesion region (not in the paper).")
+_FILL_HOLES = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from lesionseg_tf import data, evaluation, inference
+
+    def fail(message):
+        print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
+
+    try:
+        examples = data.find_split(_DATA_DIR.value, _SPLIT.value)
+        if _PRED_DIR.value:
+            paths, problems = evaluation.match_predictions(examples, _PRED_DIR.value)
+            if problems:
+                for problem in problems:
+                    fail(problem)
+                sys.exit(f"evaluate.py: {len(problems)} image(s) of the {_SPLIT.value} split "
+                         f"have no single prediction in {_PRED_DIR.value}")
+
+            def predict(example):
+                path = paths[example.image_id]
+                return data.read_mask_file(path), path
+            source = _PRED_DIR.value
+        else:
+            segmenter = inference.Segmenter(_SAVED_MODEL.value)
+            options = dict(tta=_TTA.value, keep_largest_component=_LARGEST_COMPONENT.value,
+                           fill_mask_holes=_FILL_HOLES.value)
+
+            def predict(example):
+                image = data.read_image_file(example.image_path)
+                return segmenter.segment(image, **options), example.image_path
+            source = _SAVED_MODEL.value
+    except (ValueError, OSError) as e:
+        sys.exit(f"evaluate.py: {e}")
+
+    rows, failed = evaluation.evaluate(examples, predict, on_error=fail)
+    if failed:
+        sys.exit(f"evaluate.py: {len(failed)} of {len(examples)} images could not be scored; "
+                 "no summary written")
+    summary = evaluation.summarize(rows)
+    config = {name: flags.FLAGS[name].value for name in (
+        "data_dir", "split", "saved_model", "pred_dir", "tta", "largest_component", "fill_holes")}
+    evaluation.write_report(rows, summary, _OUTPUT_DIR.value, config)
+    print(evaluation.format_table(
+        summary, f"ISIC 2017 {_SPLIT.value} split, {source}"))
+    print(f"per-image scores and summary: {_OUTPUT_DIR.value}")
+
+
+if __name__ == "__main__":
+    app.run(main)

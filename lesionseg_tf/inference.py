@@ -1,0 +1,107 @@
+"""Full-resolution prediction with an exported SavedModel (paper section 3.4)."""
+
+import os
+import tempfile
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from lesionseg_tf import data, export, postprocess
+
+
+class Segmenter:
+    """Runs an export of `export.export_saved_model` on photographs of any size.
+
+    The network comes from the SavedModel's `logits` endpoint; pre-processing
+    (`data.resize_image`, `data.standardize`) and post-processing
+    (`postprocess.probability_to_mask`) are the library's, the same that training
+    and the serving signature use.
+    """
+
+    def __init__(self, export_dir):
+        self.image_size = int(export.read_info(export_dir)["image_size"])
+        self._module = tf.saved_model.load(export_dir)
+        logits_fn = self._module.signatures[export.LOGITS_ENDPOINT]
+        size = self.image_size
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+        def preprocess(image):
+            return data.standardize(data.resize_image(image[tf.newaxis], size))
+
+        def logits(images):
+            return logits_fn(images=images)["logits"]
+
+        @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+        def probability(inputs):
+            return postprocess.lesion_probability(logits(inputs))[0]
+
+        @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+        def tta_probability(inputs):
+            return postprocess.tta_lesion_probability(logits, inputs)[0]
+
+        self.preprocess = preprocess
+        self._probability = probability
+        self._tta_probability = tta_probability
+
+    def probability(self, inputs, tta=False):
+        """`[1, s, s, 3]` network input -> `[s, s]` float32 lesion probability."""
+        fn = self._tta_probability if tta else self._probability
+        return fn(inputs).numpy()
+
+    def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
+        """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
+        height, width = image.shape[:2]
+        probability = self.probability(self.preprocess(image), tta=tta)
+        return postprocess.probability_to_mask(
+            probability, height, width, keep_largest_component=keep_largest_component,
+            fill_mask_holes=fill_mask_holes)
+
+
+def encode_png(mask):
+    """`[H, W]` uint8 -> PNG bytes (single channel, 8-bit)."""
+    ok, encoded = cv2.imencode(".png", mask)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def write_atomically(path, payload):
+    """Writes bytes to `path` through a temporary file renamed into place, so a
+    reader (or the ISIC scorer) never sees a partial file under the final name."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def overlay(image, predicted, truth=None, max_side=2000):
+    """A picture for a person: the photograph with the predicted lesion outline in
+    green and, when given, the ground-truth outline in magenta.
+
+    Args:
+      image: `[H, W, 3]` uint8 RGB. predicted, truth: `[H, W]` uint8 0/255.
+      max_side: the picture is shrunk so its longer side is at most this.
+
+    Returns:
+      `[h, w, 3]` uint8 BGR (OpenCV's order, for `cv2.imencode`).
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    picture = cv2.resize(image[..., ::-1], size, interpolation=cv2.INTER_AREA)
+    thickness = max(2, round(max(size) / 400))
+    outlines = [(truth, (255, 0, 255)), (predicted, (0, 255, 0))]
+    for mask, colour in outlines:
+        if mask is None:
+            continue
+        small = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(picture, contours, -1, colour, thickness, cv2.LINE_AA)
+    return np.ascontiguousarray(picture)

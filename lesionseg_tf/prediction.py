@@ -1,0 +1,120 @@
+"""Planning and running predict.py's work: which files, which outputs, what failed."""
+
+import dataclasses
+import os
+import re
+
+import cv2
+import keras
+
+from lesionseg_tf import data, inference
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+_NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
+_ISIC_ID = re.compile(r"ISIC_\d{7}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    image_path: str
+    mask_path: str  # where the predicted mask goes
+    overlay_path: str
+    truth_path: str | None
+
+
+def _list_images(folder):
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if n.lower().endswith(IMAGE_EXTENSIONS) and not _NOT_PHOTOGRAPHS.search(n)
+            and not n.startswith(".")]
+
+
+def _default_truth_dir(input_dir):
+    """The ground-truth folder beside an ISIC image folder, if there is one."""
+    name = os.path.basename(os.path.normpath(input_dir))
+    for images, masks in data.SPLIT_FOLDERS.values():
+        if name == images:
+            candidate = os.path.join(os.path.dirname(os.path.normpath(input_dir)), masks)
+            if os.path.isdir(candidate):
+                return candidate
+    return None
+
+
+def _truth_for(stem, truth_dir):
+    for suffix in ("_segmentation.png", "_Segmentation.png"):
+        path = os.path.join(truth_dir, stem + suffix)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=False):
+    """Lists what predict.py will do, refusing bad requests before any work.
+
+    Raises:
+      ValueError / FileNotFoundError: no such input, no images, two inputs that
+        would write the same mask, or an output folder that is a source folder.
+    """
+    if os.path.isdir(input_path):
+        images = _list_images(input_path)
+        if not images:
+            raise ValueError(f"{input_path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+        truth_dir = truth_dir or _default_truth_dir(input_path)
+        sources = [input_path]
+    elif os.path.isfile(input_path):
+        images = [input_path]
+        sources = [os.path.dirname(os.path.abspath(input_path))]
+    else:
+        raise FileNotFoundError(f"{input_path}: no such file or folder")
+    if truth_dir:
+        if not os.path.isdir(truth_dir):
+            raise FileNotFoundError(f"ground-truth folder {truth_dir} does not exist")
+        sources.append(truth_dir)
+    if not allow_writing_into_sources:
+        for source in sources:
+            if os.path.realpath(source) == os.path.realpath(output_dir):
+                raise ValueError(f"--output_dir {output_dir} is the source folder {source}; "
+                                 "choose another (or pass --allow_writing_into_sources)")
+    jobs, claimed = [], {}
+    for image_path in images:
+        stem = os.path.splitext(os.path.basename(image_path))[0]
+        match = _ISIC_ID.search(stem)
+        key = match.group(0) if match else stem
+        if key in claimed:
+            raise ValueError(f"{image_path} and {claimed[key]} would both write "
+                             f"{key}_segmentation.png")
+        claimed[key] = image_path
+        jobs.append(Job(image_path=image_path,
+                        mask_path=os.path.join(output_dir, f"{key}_segmentation.png"),
+                        overlay_path=os.path.join(output_dir, f"{key}_overlay.jpg"),
+                        truth_path=_truth_for(key, truth_dir) if truth_dir else None))
+    return jobs
+
+
+def run(jobs, segmenter, *, overlay=False, on_error=print, **options):
+    """Predicts every job's mask (and overlay), with a progress bar.
+
+    A job that fails (unreadable image, unreadable truth) is reported through
+    `on_error` as one line naming the file; the others still run.
+
+    Returns:
+      The image paths that failed.
+    """
+    failures = []
+    progress = keras.utils.Progbar(len(jobs), unit_name="image")
+    for done, job in enumerate(jobs, 1):
+        try:
+            image = data.read_image_file(job.image_path)
+            mask = segmenter.segment(image, **options)
+            inference.write_atomically(job.mask_path, inference.encode_png(mask))
+            if overlay:
+                truth = data.read_mask_file(job.truth_path) if job.truth_path else None
+                picture = inference.overlay(image, mask, truth)
+                ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                if not ok:
+                    raise ValueError(f"{job.overlay_path}: JPEG encoding failed")
+                inference.write_atomically(job.overlay_path, encoded.tobytes())
+        except (ValueError, OSError) as e:
+            failures.append(job.image_path)
+            on_error(str(e))
+        progress.update(done)
+    return failures

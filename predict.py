@@ -1,0 +1,66 @@
+"""Segments photographs at full resolution with an exported LesionSeg model.
+
+    python predict.py --input=ISIC2017/ISIC-2017_Test_v2_Data --output_dir=predictions
+
+Writes ISIC_<id>_segmentation.png (single-channel 8-bit, 0/255, the photograph's
+size) per image: a folder of them is a valid ISIC Task 1 submission.
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
+from absl import app, flags, logging
+
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
+_INPUT = flags.DEFINE_string(
+    "input", None, "One image, or a folder of images (ISIC superpixel files are skipped).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Where the masks are written.")
+_OVERLAY = flags.DEFINE_bool(
+    "overlay", False, "Also write <id>_overlay.jpg: the photograph with the predicted outline "
+    "(green) and, where a ground-truth mask is known, the true one (magenta).")
+_TRUTH_DIR = flags.DEFINE_string(
+    "truth_dir", None, "Ground-truth masks for the overlays; found by itself for a folder of "
+    "the ISIC layout.")
+_TTA = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not in the paper).")
+_LARGEST_COMPONENT = flags.DEFINE_bool(
+    "largest_component", False, "Keep only the largest lesion region (not in the paper).")
+_FILL_HOLES = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
+_OVERWRITE_SOURCES = flags.DEFINE_bool(
+    "allow_writing_into_sources", False,
+    "Allow --output_dir to be the input or ground-truth folder.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not _INPUT.value:
+        raise app.UsageError("--input is required: an image or a folder of images")
+    from lesionseg_tf import inference, prediction
+
+    try:
+        jobs = prediction.plan(_INPUT.value, _OUTPUT_DIR.value, truth_dir=_TRUTH_DIR.value,
+                               allow_writing_into_sources=_OVERWRITE_SOURCES.value)
+        segmenter = inference.Segmenter(_SAVED_MODEL.value)
+    except (ValueError, OSError) as e:
+        sys.exit(f"predict.py: {e}")
+    os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+    start = time.perf_counter()
+    failures = prediction.run(
+        jobs, segmenter, overlay=_OVERLAY.value, tta=_TTA.value,
+        keep_largest_component=_LARGEST_COMPONENT.value, fill_mask_holes=_FILL_HOLES.value,
+        on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True))
+    elapsed = time.perf_counter() - start
+    written = len(jobs) - len(failures)
+    logging.info("wrote %d of %d masks to %s in %.1f s (%.2f s per image)", written, len(jobs),
+                 _OUTPUT_DIR.value, elapsed, elapsed / max(1, len(jobs)))
+    if failures:
+        sys.exit(f"predict.py: {len(failures)} of {len(jobs)} images failed: "
+                 + ", ".join(failures))
+
+
+if __name__ == "__main__":
+    app.run(main)
