@@ -20,7 +20,7 @@ _INPUT = flags.DEFINE_string(
     "input", None, "One image, or a folder of images (ISIC superpixel files are skipped).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Where the masks are written.")
 _OVERLAY = flags.DEFINE_bool(
-    "overlay", False, "Also write <id>_overlay.jpg: the photograph with the predicted outline "
+    "overlay", False, "Also write overlays/<id>_overlay.jpg: the photograph with the predicted outline "
     "(green) and, where a ground-truth mask is known, the true one (magenta).")
 _TRUTH_DIR = flags.DEFINE_string(
     "truth_dir", None, "Ground-truth masks for the overlays; found by itself for a folder of "

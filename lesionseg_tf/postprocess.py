@@ -100,6 +100,41 @@ def probability_to_mask(probability, height, width, *, keep_largest_component=Fa
     return mask
 
 
+CUBIC_A = -0.75  # the cubic convolution coefficient of OpenCV's INTER_CUBIC
+
+
+def _cubic_weights(t):
+    """`[n]` fractional offsets -> `[n, 4]` weights of the taps at -1, 0, +1, +2."""
+    a = CUBIC_A
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return tf.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=-1)
+
+
+def _cubic_resize_axis(x, out_size, axis):
+    """Bicubic resampling of a 2-D float32 tensor along one axis, as OpenCV does it:
+    half-pixel centres, a = -0.75, edge pixels replicated beyond the border."""
+    in_size = tf.shape(x)[axis]
+    scale = tf.cast(in_size, tf.float64) / tf.cast(out_size, tf.float64)
+    source = (tf.range(out_size, dtype=tf.float64) + 0.5) * scale - 0.5
+    base = tf.floor(source)
+    weights = _cubic_weights(tf.cast(source - base, tf.float32))
+    base = tf.cast(base, tf.int32)
+    result = None
+    for tap in range(4):
+        index = tf.clip_by_value(base + tap - 1, 0, in_size - 1)
+        weight = weights[:, tap]
+        weight = weight[tf.newaxis, :] if axis == 1 else weight[:, tf.newaxis]
+        term = tf.gather(x, index, axis=axis) * weight
+        result = term if result is None else result + term
+    return result
+
+
 def _cross_filter(binary, reduce_fn, border_value):
     """Min or max of each pixel and its 4 neighbours; outside pixels read `border_value`."""
     padded = tf.pad(binary, [[1, 1], [1, 1]], constant_values=border_value)
@@ -111,9 +146,10 @@ def _cross_filter(binary, reduce_fn, border_value):
 def probability_to_mask_tf(probability, height, width):
     """Paper section 3.4 in TensorFlow ops, for the exported serving graph.
 
-    The same steps as `probability_to_mask` without the options; TensorFlow's
-    bicubic kernel (Keys, a = -0.5) differs slightly from OpenCV's (a = -0.75),
-    so the two can disagree on pixels right at the threshold.
+    The same steps as `probability_to_mask` without the options. The bicubic
+    step reproduces OpenCV's kernel (TensorFlow's own uses a = -0.5); OpenCV
+    computes it in fixed point, so a pixel whose value lies within rounding of
+    the threshold can still come out differently.
 
     Args:
       probability: `[h, w]` float32 lesion probability.
@@ -123,8 +159,7 @@ def probability_to_mask_tf(probability, height, width):
       `[height, width]` uint8, 0 or 255.
     """
     scaled = tf.round(tf.clip_by_value(probability, 0.0, 1.0) * 255.0)
-    upscaled = tf.image.resize(scaled[..., tf.newaxis], tf.stack([height, width]),
-                               method="bicubic")[..., 0]
+    upscaled = _cubic_resize_axis(_cubic_resize_axis(scaled, width, axis=1), height, axis=0)
     binary = tf.cast(tf.clip_by_value(tf.round(upscaled), 0.0, 255.0) >= BINARY_THRESHOLD,
                      tf.uint8)
     # Opening = erosion then dilation; as in OpenCV, pixels outside the image never

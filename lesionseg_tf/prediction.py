@@ -12,6 +12,9 @@ from lesionseg_tf import data, inference
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
 _ISIC_ID = re.compile(r"ISIC_\d{7}")
+# Overlays go to a subfolder so that the output folder itself stays a valid ISIC
+# submission (the scorer matches every file whose name holds the image number).
+OVERLAY_FOLDER = "overlays"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +86,11 @@ def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=F
             raise ValueError(f"{image_path} and {claimed[key]} would both write "
                              f"{key}_segmentation.png")
         claimed[key] = image_path
-        jobs.append(Job(image_path=image_path,
-                        mask_path=os.path.join(output_dir, f"{key}_segmentation.png"),
-                        overlay_path=os.path.join(output_dir, f"{key}_overlay.jpg"),
-                        truth_path=_truth_for(key, truth_dir) if truth_dir else None))
+        jobs.append(Job(
+            image_path=image_path,
+            mask_path=os.path.join(output_dir, f"{key}_segmentation.png"),
+            overlay_path=os.path.join(output_dir, OVERLAY_FOLDER, f"{key}_overlay.jpg"),
+            truth_path=_truth_for(key, truth_dir) if truth_dir else None))
     return jobs
 
 
@@ -107,6 +111,7 @@ def run(jobs, segmenter, *, overlay=False, on_error=print, **options):
             mask = segmenter.segment(image, **options)
             inference.write_atomically(job.mask_path, inference.encode_png(mask))
             if overlay:
+                os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
                 truth = data.read_mask_file(job.truth_path) if job.truth_path else None
                 picture = inference.overlay(image, mask, truth)
                 ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])

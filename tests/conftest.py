@@ -24,3 +24,17 @@ def run_script(script, *args, timeout=600):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
     return subprocess.run([sys.executable, *script.split(), *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+TRAINED_EPOCHS = 6
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_isic, tmp_path_factory):
+    """train.py run once on the tiny tree: `(model_dir, completed process)`."""
+    model_dir = str(tmp_path_factory.mktemp("run"))
+    result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={model_dir}",
+                        "--image_size=32", "--batch_size=4", f"--max_epochs={TRAINED_EPOCHS}",
+                        f"--patience={TRAINED_EPOCHS}", "--seed=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir, result

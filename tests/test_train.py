@@ -11,43 +11,34 @@ import pytest
 import tensorflow as tf
 
 from lesionseg_tf import data, export
-from tests.conftest import run_script
+from tests.conftest import TRAINED_EPOCHS, run_script
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_isic, tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp("run"))
-    result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={model_dir}",
-                        "--image_size=32", "--batch_size=4", "--max_epochs=2", "--seed=3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return model_dir, result
-
-
-def test_prints_the_validation_jaccard(trained):
-    model_dir, result = trained
+def test_prints_the_validation_jaccard(trained_run):
+    model_dir, result = trained_run
     assert "validation per-image mean Jaccard:" in result.stdout
     with open(os.path.join(model_dir, "result.json")) as f:
         summary = json.load(f)
-    assert 0.0 <= summary["val_jaccard"] <= 1.0 and summary["epochs_run"] == 2
+    assert 0.0 <= summary["val_jaccard"] <= 1.0 and summary["epochs_run"] == TRAINED_EPOCHS
     assert f"{summary['val_jaccard']:.4f}" in result.stdout
 
 
-def test_writes_checkpoint_logs_and_config(trained):
-    model_dir, _ = trained
+def test_writes_checkpoint_logs_and_config(trained_run):
+    model_dir, _ = trained_run
     assert isinstance(keras.models.load_model(os.path.join(model_dir, "best.keras"),
                                               safe_mode=True), keras.Model)
     assert glob.glob(os.path.join(model_dir, "logs", "train", "events.out.tfevents.*"))
     assert glob.glob(os.path.join(model_dir, "logs", "validation", "events.out.tfevents.*"))
     with open(os.path.join(model_dir, "training_log.csv")) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 and "val_jaccard" in rows[0]
+    assert len(rows) == TRAINED_EPOCHS and "val_jaccard" in rows[0]
     with open(os.path.join(model_dir, "flags.json")) as f:
         config = json.load(f)
     assert config["image_size"] == 32 and config["batch_size"] == 4 and config["seed"] == 3
 
 
-def test_export_reproduces_the_best_model(trained, tiny_isic):
-    model_dir, _ = trained
+def test_export_reproduces_the_best_model(trained_run, tiny_isic):
+    model_dir, _ = trained_run
     best = keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True)
     examples = data.find_split(tiny_isic, "validation")
     images, _ = next(iter(data.make_dataset(examples, image_size=32, batch_size=4,
@@ -60,8 +51,8 @@ def test_export_reproduces_the_best_model(trained, tiny_isic):
     assert not glob.glob(os.path.join(model_dir, ".export-*"))  # no staging left behind
 
 
-def test_check_export_catches_a_different_model(trained, tiny_isic):
-    model_dir, _ = trained
+def test_check_export_catches_a_different_model(trained_run, tiny_isic):
+    model_dir, _ = trained_run
     from lesionseg_tf.model import build_model
     other = build_model()
     images = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)

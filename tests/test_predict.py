@@ -1,0 +1,140 @@
+"""predict.py, evaluate.py and the serving signature, on the model trained by `trained_run`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lesionseg_tf import data, inference
+from tests.conftest import run_script
+
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def export_dir(trained_run):
+    return os.path.join(trained_run[0], "export")
+
+
+@pytest.fixture(scope="module")
+def predictions(export_dir, tiny_isic, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("pred"))
+    images = os.path.join(tiny_isic, "ISIC-2017_Validation_Data")
+    result = run_script("predict.py", f"--saved_model={export_dir}", f"--input={images}",
+                        f"--output_dir={out}", "--overlay")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_masks_are_a_valid_isic_submission(predictions, tiny_isic):
+    examples = data.find_split(tiny_isic, "validation")
+    names = sorted(n for n in os.listdir(predictions) if n.endswith(".png"))
+    assert names == [f"{e.image_id}_segmentation.png" for e in examples]
+    for example in examples:
+        mask = cv2.imread(os.path.join(predictions, f"{example.image_id}_segmentation.png"),
+                          cv2.IMREAD_UNCHANGED)
+        image = cv2.imread(example.image_path)
+        assert mask.dtype == np.uint8 and mask.ndim == 2 and mask.shape == image.shape[:2]
+        assert set(np.unique(mask)) <= {0, 255}
+        picture = cv2.imread(os.path.join(predictions, "overlays",
+                                          f"{example.image_id}_overlay.jpg"))
+        assert picture is not None and picture.shape == image.shape
+    assert not [n for n in os.listdir(predictions) if n.startswith(".partial-")]
+
+
+def official_jaccard(truth_dir, pred_dir):
+    result = subprocess.run(
+        [os.path.join(BIN, "isic-challenge-scoring"), "-o", "json", "segmentation", truth_dir,
+         pred_dir], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["macro_average"]["jaccard"]
+
+
+def test_official_cli_agrees_with_evaluate(predictions, export_dir, tiny_isic, tmp_path):
+    truth_dir = os.path.join(tiny_isic, "ISIC-2017_Validation_Part1_GroundTruth")
+    official = official_jaccard(truth_dir, predictions)
+    for extra in ([f"--saved_model={export_dir}"], [f"--pred_dir={predictions}"]):
+        out = tmp_path / extra[0].split("=")[0].strip("-")
+        result = run_script("evaluate.py", f"--data_dir={tiny_isic}", f"--output_dir={out}",
+                            *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Jaccard (IoU), per-image mean" in result.stdout
+        with open(out / "summary.json") as f:
+            summary = json.load(f)["summary"]
+        assert abs(summary["jaccard"] - official) <= 1e-9, extra
+        assert f"{official:.4f}" in result.stdout
+        with open(out / "per_image.csv") as f:
+            assert len(f.readlines()) == 1 + summary["images"] == 5
+
+
+def test_serving_signature_agrees_with_python_path(export_dir, tiny_isic):
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures["serving_default"]
+    segmenter = inference.Segmenter(export_dir)
+    equal = total = 0
+    sizes = set()
+    for split in ("validation", "test"):
+        for example in data.find_split(tiny_isic, split):
+            image = data.read_image_file(example.image_path)
+            sizes.add(image.shape[:2])
+            in_graph = serve(image=tf.constant(image))["mask"].numpy()
+            python = segmenter.segment(image)
+            assert in_graph.shape == python.shape == image.shape[:2]
+            assert in_graph.dtype == np.uint8 and set(np.unique(in_graph)) <= {0, 255}
+            equal += int(np.sum(in_graph == python))
+            total += python.size
+    assert len(sizes) >= 4
+    assert equal / total >= 0.995
+
+
+def test_saved_model_cli_lists_the_signatures(export_dir):
+    result = subprocess.run([os.path.join(BIN, "saved_model_cli"), "show", "--dir", export_dir,
+                             "--all"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for expected in ("signature_def['serving_default']", "signature_def['segment']",
+                     "signature_def['logits']", "dtype: DT_UINT8", "shape: (-1, -1, 3)"):
+        assert expected in result.stdout, expected
+
+
+def test_bad_images_are_named_and_the_rest_written(export_dir, tiny_isic, tmp_path):
+    folder = tmp_path / "in"
+    shutil.copytree(os.path.join(tiny_isic, "ISIC-2017_Test_v2_Data"), folder)
+    good = sorted(n for n in os.listdir(folder) if n.endswith(".jpg"))
+    payload = (folder / good[0]).read_bytes()
+    (folder / "ISIC_8000001.jpg").write_bytes(payload[: len(payload) // 2])  # truncated
+    (folder / "ISIC_8000002.jpg").write_bytes(b"")  # zero bytes
+    (folder / "ISIC_8000003.jpg").write_bytes(os.urandom(2000))  # not an image
+    out = tmp_path / "out"
+    result = run_script("predict.py", f"--saved_model={export_dir}", f"--input={folder}",
+                        f"--output_dir={out}")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [l for l in result.stderr.splitlines() if l.startswith("predict.py: ")]
+    for bad in ("ISIC_8000001.jpg", "ISIC_8000002.jpg", "ISIC_8000003.jpg"):
+        assert len([l for l in errors if bad in l]) >= 1, result.stderr
+    written = sorted(os.listdir(out))
+    assert written == [n.replace(".jpg", "_segmentation.png") for n in good]
+
+
+def test_refuses_to_write_into_the_input_folder(export_dir, tiny_isic, tmp_path):
+    folder = tmp_path / "in"
+    shutil.copytree(os.path.join(tiny_isic, "ISIC-2017_Test_v2_Data"), folder)
+    before = sorted(os.listdir(folder))
+    result = run_script("predict.py", f"--saved_model={export_dir}", f"--input={folder}",
+                        f"--output_dir={folder}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "is the source folder" in result.stderr.strip().splitlines()[-1]
+    assert sorted(os.listdir(folder)) == before
+
+
+def test_missing_saved_model_is_one_line(tiny_isic, tmp_path):
+    result = run_script("predict.py", f"--saved_model={tmp_path / 'none'}",
+                        f"--input={tiny_isic}/ISIC-2017_Test_v2_Data", f"--output_dir={tmp_path}/o")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "is not a SavedModel" in result.stderr.strip().splitlines()[-1]
