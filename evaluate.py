@@ -25,7 +25,8 @@ _SAVED_MODEL = flags.DEFINE_string(
 _PRED_DIR = flags.DEFINE_string(
     "pred_dir", None, "Score this folder of predicted masks instead of running a model.")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "runs/lesionseg/evaluation", "Where per_image.csv and summary.json go.")
+    "output_dir", None, "Where per_image.csv and summary.json go; default "
+    "<model_dir>/evaluation/<split> beside the SavedModel, or <pred_dir>_evaluation/<split>.")
 _TTA = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not in the paper).")
 _LARGEST_COMPONENT = flags.DEFINE_bool(
     "largest_component", False, "Keep only the largest lesion region (not in the paper).")
@@ -71,12 +72,14 @@ def main(argv):
         sys.exit(f"evaluate.py: {len(failed)} of {len(examples)} images could not be scored; "
                  "no summary written")
     summary = evaluation.summarize(rows)
+    output_dir = _OUTPUT_DIR.value or evaluation.default_output_dir(
+        saved_model=_SAVED_MODEL.value, pred_dir=_PRED_DIR.value, split=_SPLIT.value)
     config = {name: flags.FLAGS[name].value for name in (
         "data_dir", "split", "saved_model", "pred_dir", "tta", "largest_component", "fill_holes")}
-    evaluation.write_report(rows, summary, _OUTPUT_DIR.value, config)
+    evaluation.write_report(rows, summary, output_dir, config)
     print(evaluation.format_table(
         summary, f"ISIC 2017 {_SPLIT.value} split, {source}"))
-    print(f"per-image scores and summary: {_OUTPUT_DIR.value}")
+    print(f"per-image scores and summary: {output_dir}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,15 @@ def match_predictions(examples, pred_dir):
     return paths, problems
 
 
+def default_output_dir(*, saved_model, pred_dir, split):
+    """`<model_dir>/evaluation/<split>` for an export at `<model_dir>/export`, or
+    `<pred_dir>_evaluation/<split>` (outside the submission folder) for `pred_dir`."""
+    if pred_dir:
+        return os.path.join(os.path.normpath(pred_dir) + "_evaluation", split)
+    model_dir = os.path.dirname(os.path.normpath(saved_model))
+    return os.path.join(model_dir, "evaluation", split)
+
+
 def write_report(rows, summary, output_dir, config):
     """Writes `per_image.csv` and `summary.json` (with `config`) to `output_dir`."""
     os.makedirs(output_dir, exist_ok=True)

@@ -153,3 +153,15 @@ def test_size_mismatch_names_the_file_and_both_sizes():
                                          r"6x4"):
         evaluation.score_image("ISIC_0000001", np.zeros((4, 6), np.uint8),
                                np.zeros((4, 5), np.uint8), "pred.png")
+
+
+def test_default_report_folder_is_beside_the_model_or_the_predictions():
+    import os
+
+    from lesionseg_tf import evaluation
+    assert evaluation.default_output_dir(saved_model="runs/a/export/", pred_dir=None,
+                                         split="test") == os.path.join("runs/a", "evaluation",
+                                                                       "test")
+    assert evaluation.default_output_dir(saved_model="runs/a/export", pred_dir="sub/",
+                                         split="validation") == os.path.join(
+        "sub_evaluation", "validation")
