@@ -31,6 +31,8 @@ _TTA = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not 
 _LARGEST_COMPONENT = flags.DEFINE_bool(
     "largest_component", False, "Keep only the largest lesion region (not in the paper).")
 _FILL_HOLES = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
+_MAX_IMAGE_PIXELS = flags.DEFINE_integer(
+    "max_image_pixels", 100_000_000, "Refuse images with more pixels than this.")
 
 
 def main(argv):
@@ -61,7 +63,7 @@ def main(argv):
                            fill_mask_holes=_FILL_HOLES.value)
 
             def predict(example):
-                image = data.read_image_file(example.image_path)
+                image = data.read_image_file(example.image_path, _MAX_IMAGE_PIXELS.value)
                 return segmenter.segment(image, **options), example.image_path
             source = _SAVED_MODEL.value
     except (ValueError, OSError) as e:

@@ -29,6 +29,8 @@ _TTA = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not 
 _LARGEST_COMPONENT = flags.DEFINE_bool(
     "largest_component", False, "Keep only the largest lesion region (not in the paper).")
 _FILL_HOLES = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
+_MAX_IMAGE_PIXELS = flags.DEFINE_integer(
+    "max_image_pixels", 100_000_000, "Refuse images with more pixels than this.")
 _OVERWRITE_SOURCES = flags.DEFINE_bool(
     "allow_writing_into_sources", False,
     "Allow --output_dir to be the input or ground-truth folder.")
@@ -52,6 +54,7 @@ def main(argv):
     failures = prediction.run(
         jobs, segmenter, overlay=_OVERLAY.value, tta=_TTA.value,
         keep_largest_component=_LARGEST_COMPONENT.value, fill_mask_holes=_FILL_HOLES.value,
+        max_pixels=_MAX_IMAGE_PIXELS.value,
         on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start
     written = len(jobs) - len(failures)

@@ -1,6 +1,8 @@
 """Trains LesionSeg on ISIC 2017 Task 1 and exports a SavedModel.
 
     python train.py --data_dir=ISIC2017 --model_dir=runs/lesionseg
+
+If the run is killed, the same command continues it from the last completed epoch.
 """
 
 import json
@@ -22,35 +24,74 @@ _LEARNING_RATE = flags.DEFINE_float(
 _MAX_EPOCHS = flags.DEFINE_integer("max_epochs", 200, "Upper bound on training epochs.")
 _PATIENCE = flags.DEFINE_integer(
     "patience", 20, "Epochs without a better validation Jaccard before training stops.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed for weights, data order and augmentation.")
+_DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", False, "Deterministic TensorFlow ops: two runs with the same flags give "
+    "bit-identical weights on the same hardware (slower on GPUs).")
+_SKIP_BAD_EXAMPLES = flags.DEFINE_bool(
+    "skip_bad_examples", False, "Train on the good pairs when the data check finds bad ones "
+    "(they are listed); by default any error stops the run before training.")
+_MAX_IMAGE_PIXELS = flags.DEFINE_integer(
+    "max_image_pixels", 100_000_000, "Refuse images with more pixels than this.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Train again in a --model_dir that holds a finished run.")
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "generate_synthetic", False,
     "If --data_dir does not exist, first write a small synthetic dataset in the ISIC layout "
     "there (the quick start).")
+
+# The flags that define a run: resuming with other values is refused.
+_RUN_FLAGS = ("data_dir", "image_size", "batch_size", "learning_rate", "max_epochs",
+              "patience", "seed", "deterministic", "skip_bad_examples", "max_image_pixels")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help answers without loading TensorFlow.
+    import tensorflow as tf
+
     from lesionseg_tf import synthetic, training
 
-    config = {name: flags.FLAGS[name].value for name in (
-        "data_dir", "model_dir", "image_size", "batch_size", "learning_rate", "max_epochs",
-        "patience", "seed")}
+    config = {name: flags.FLAGS[name].value for name in _RUN_FLAGS}
+    model_dir = _MODEL_DIR.value
     try:
+        training.check_config(
+            image_size=_IMAGE_SIZE.value, batch_size=_BATCH_SIZE.value,
+            learning_rate=_LEARNING_RATE.value, max_epochs=_MAX_EPOCHS.value,
+            patience=_PATIENCE.value, max_image_pixels=_MAX_IMAGE_PIXELS.value)
         if _GENERATE_SYNTHETIC.value and not os.path.exists(_DATA_DIR.value):
             logging.info("writing a synthetic ISIC-layout dataset to %s", _DATA_DIR.value)
             synthetic.write_synthetic_isic(_DATA_DIR.value, num_training=64, num_validation=16,
                                            num_test=16, seed=_SEED.value)
-        training.check_inputs(**config)
+        resuming = training.check_run_dir(model_dir, config, overwrite=_OVERWRITE.value)
+        train_examples, val_examples, problems = training.preflight_data(
+            _DATA_DIR.value, batch_size=_BATCH_SIZE.value,
+            max_image_pixels=_MAX_IMAGE_PIXELS.value,
+            skip_bad_examples=_SKIP_BAD_EXAMPLES.value)
     except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")
+    for problem in problems:
+        print(f"train.py: {problem}" + (" (skipped)" if problem.is_error else ""),
+              file=sys.stderr)
+    if resuming:
+        logging.info("resuming the interrupted run in %s", model_dir)
+    else:  # nothing to resume: a finished run the user asked to overwrite, or debris
+        training.clear_run(model_dir)
 
-    os.makedirs(_MODEL_DIR.value, exist_ok=True)
-    with open(os.path.join(_MODEL_DIR.value, "flags.json"), "w") as f:
-        json.dump(config, f, indent=2)
-    result = training.train(**config)
+    if _DETERMINISTIC.value:
+        tf.config.experimental.enable_op_determinism()
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, training.FLAGS_FILE), "w") as f:
+        json.dump({**config, "model_dir": model_dir}, f, indent=2)
+    try:
+        result = training.train(
+            data_dir=_DATA_DIR.value, model_dir=model_dir, image_size=_IMAGE_SIZE.value,
+            batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
+            max_epochs=_MAX_EPOCHS.value, patience=_PATIENCE.value, seed=_SEED.value,
+            train_examples=train_examples, val_examples=val_examples)
+    except training.TrainingError as e:
+        sys.exit(f"train.py: {e}")
     print(f"validation per-image mean Jaccard: {result['val_jaccard']:.4f} "
           f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
           f"SavedModel: {result['export_dir']}")

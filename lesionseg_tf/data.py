@@ -3,8 +3,10 @@
 import dataclasses
 import os
 import re
+import warnings
 
 import tensorflow as tf
+from PIL import Image
 
 # Folder names exactly as the official ISIC 2017 Task 1 archives unpack.
 SPLIT_FOLDERS = {
@@ -16,6 +18,9 @@ IMAGE_PATTERN = re.compile(r"^(ISIC_\d{7})\.jpg$", re.IGNORECASE)
 # The 2017 archives spell "_segmentation", the 2016 ones "_Segmentation".
 MASK_PATTERN = re.compile(r"^(ISIC_\d{7})_[Ss]egmentation\.png$")
 LESION_THRESHOLD = 128  # ISIC scorer: lesion where value > 128
+DEFAULT_MAX_PIXELS = 100_000_000  # the largest ISIC image has 30 million
+_JPEG_END = b"\xff\xd9"
+_TAIL_BYTES = 1024  # some writers pad a few bytes after the end-of-image marker
 
 
 class DatasetError(ValueError):
@@ -52,8 +57,9 @@ def _list_some(ids, limit=5):
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def find_split(data_dir, split):
-    """Lists the image/mask pairs of one split of an unpacked ISIC 2017 tree.
+def scan_split(data_dir, split):
+    """Lists the image/mask pairs of one split of an unpacked ISIC 2017 tree, and
+    the orphans.
 
     Superpixel PNGs, metadata CSVs and any other file whose name is not an ISIC
     image (or mask) name are ignored.
@@ -63,11 +69,11 @@ def find_split(data_dir, split):
       split: 'training', 'validation' or 'test'.
 
     Returns:
-      `Example`s sorted by image id.
+      `(examples, orphans)`: `Example`s sorted by image id, and one
+      `(path, problem)` per image without a mask or mask without an image.
 
     Raises:
-      DatasetError: the split's folders are missing or empty, or an image has
-        no mask, or a mask no image.
+      DatasetError: unknown split, or its folders are missing.
     """
     if split not in SPLIT_FOLDERS:
         raise DatasetError(f"unknown split {split!r}; choose one of {sorted(SPLIT_FOLDERS)}")
@@ -81,19 +87,46 @@ def find_split(data_dir, split):
                                f"({_layout_hint(split)} in {data_dir})")
     images = _matching_files(image_dir, IMAGE_PATTERN)
     masks = _matching_files(mask_dir, MASK_PATTERN)
-    problems = []
-    if no_mask := images.keys() - masks.keys():
-        problems.append(f"{len(no_mask)} image(s) in {image_dir} have no mask in {mask_dir}: "
-                        f"{_list_some(no_mask)}")
-    if no_image := masks.keys() - images.keys():
-        problems.append(f"{len(no_image)} mask(s) in {mask_dir} have no image in {image_dir}: "
-                        f"{_list_some(no_image)}")
-    if problems:
+    orphans = [(images[i], f"image has no mask in {mask_dir}")
+               for i in sorted(images.keys() - masks.keys())]
+    orphans += [(masks[i], f"mask has no image in {image_dir}")
+                for i in sorted(masks.keys() - images.keys())]
+    examples = [Example(i, images[i], masks[i]) for i in sorted(images.keys() & masks.keys())]
+    return examples, orphans
+
+
+def find_split(data_dir, split):
+    """Like `scan_split`, but every image must have its mask and vice versa.
+
+    Returns:
+      `Example`s sorted by image id.
+
+    Raises:
+      DatasetError: the split's folders are missing or empty, or an image has
+        no mask, or a mask no image (all of them named).
+    """
+    examples, orphans = scan_split(data_dir, split)
+    if orphans:
+        image_dir, mask_dir = (os.path.join(data_dir, name) for name in SPLIT_FOLDERS[split])
+        no_mask = [_image_id(p) for p, _ in orphans if os.path.dirname(p) == image_dir]
+        no_image = [_image_id(p) for p, _ in orphans if os.path.dirname(p) == mask_dir]
+        problems = []
+        if no_mask:
+            problems.append(f"{len(no_mask)} image(s) in {image_dir} have no mask in "
+                            f"{mask_dir}: {_list_some(no_mask)}")
+        if no_image:
+            problems.append(f"{len(no_image)} mask(s) in {mask_dir} have no image in "
+                            f"{image_dir}: {_list_some(no_image)}")
         raise DatasetError(f"{split} split: " + "; ".join(problems) + f" ({_layout_hint(split)})")
-    if not images:
-        raise DatasetError(f"{split} split: no ISIC images found in {image_dir} "
+    if not examples:
+        raise DatasetError(f"{split} split: no ISIC images found in "
+                           f"{os.path.join(data_dir, SPLIT_FOLDERS[split][0])} "
                            f"({_layout_hint(split)})")
-    return [Example(i, images[i], masks[i]) for i in sorted(images)]
+    return examples
+
+
+def _image_id(path):
+    return re.match(r"ISIC_\d{7}", os.path.basename(path)).group(0)
 
 
 def decode_image(path):
@@ -132,19 +165,24 @@ def mask_to_label(mask):
     return tf.cast(mask > LESION_THRESHOLD, tf.int32)
 
 
-def make_dataset(examples, *, image_size, batch_size, is_training, seed=0):
+def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch=None):
     """The input pipeline: decode -> resize -> standardize -> batch -> prefetch.
 
-    Training shuffles every epoch (seeded) and drops the last partial batch;
-    the random rotations/flips are not applied here but at the start of each
+    For training, each epoch visits the examples in an order drawn from
+    `(seed, epoch)` alone, so a run resumed at epoch k sees the batches an
+    uninterrupted run would have seen, and drops the last partial batch. The
+    random rotations/flips are not applied here but at the start of each
     training step on the device (`LesionSegNet.train_step`).
 
     Args:
       examples: `Example`s from `find_split`.
       image_size: side of the square network input.
       batch_size: examples per batch.
-      is_training: shuffle and drop the remainder.
+      is_training: shuffle per epoch and drop the remainder.
       seed: shuffle seed.
+      epoch: for training, an int64 `tf.Variable` holding the current epoch, read
+        each time an iteration over the dataset starts (`EpochVariable` callback
+        sets it); None means epoch 0.
 
     Returns:
       A dataset of `(images, labels)`: `[batch, image_size, image_size, 3]`
@@ -152,10 +190,26 @@ def make_dataset(examples, *, image_size, batch_size, is_training, seed=0):
     """
     if not examples:
         raise DatasetError("no examples to build a dataset from")
-    paths = tf.data.Dataset.from_tensor_slices(
-        ([e.image_path for e in examples], [e.mask_path for e in examples]))
+    image_paths = tf.constant([e.image_path for e in examples])
+    mask_paths = tf.constant([e.mask_path for e in examples])
     if is_training:
-        paths = paths.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+        count = len(examples)
+        used = count // batch_size * batch_size
+        if not used:
+            raise DatasetError(f"{count} training examples are fewer than one batch of "
+                               f"{batch_size}")
+
+        def epoch_order(_):
+            current = tf.constant(0, tf.int64) if epoch is None else epoch.read_value()
+            noise = tf.random.stateless_uniform(
+                [count], seed=tf.stack([tf.constant(seed, tf.int64), current]))
+            order = tf.argsort(noise)[:used]
+            return tf.data.Dataset.from_tensor_slices(
+                (tf.gather(image_paths, order), tf.gather(mask_paths, order)))
+
+        paths = tf.data.Dataset.range(1).flat_map(epoch_order)
+    else:
+        paths = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
 
     def load(image_path, mask_path):
         image = standardize(resize_image(decode_image(image_path), image_size))
@@ -171,20 +225,59 @@ class ImageReadError(ValueError):
     """A file could not be read as the image it should be; the message names it."""
 
 
-def read_image_file(path):
+def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, expect_jpeg=False):
+    """Reads `(width, height)` from an image file's header, without decoding it.
+
+    Raises:
+      ImageReadError: empty, not an image, not a JPEG when `expect_jpeg`,
+        truncated JPEG, or more than `max_pixels` pixels.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+    if size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                image_format = image.format
+    except Image.DecompressionBombError:
+        raise ImageReadError(f"{path}: image is larger than Pillow allows; over the "
+                             f"limit of {max_pixels:,} pixels") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e})") from None
+    if expect_jpeg and image_format != "JPEG":
+        raise ImageReadError(f"{path}: is a {image_format} file, expected a JPEG")
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (raise --max_image_pixels if it is meant to be this big)")
+    if image_format == "JPEG":
+        with open(path, "rb") as f:
+            f.seek(max(0, size - _TAIL_BYTES))
+            if _JPEG_END not in f.read():
+                raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker)")
+    return width, height
+
+
+def read_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):
     """Reads a photograph (JPEG, PNG, BMP or GIF) for prediction.
+
+    The header is checked first (`read_image_header`), so an image over
+    `max_pixels` is refused before it is decoded.
 
     Returns:
       `[H, W, 3]` uint8 RGB NumPy array.
 
     Raises:
-      ImageReadError: missing, empty, truncated or not an image.
+      ImageReadError: missing, empty, truncated, too large or not an image.
     """
+    read_image_header(path, max_pixels=max_pixels)
     try:
-        raw = tf.io.read_file(path)
-        if int(tf.strings.length(raw)) == 0:
-            raise ImageReadError(f"{path}: empty file (0 bytes)")
-        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     except tf.errors.OpError as e:
         reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
         raise ImageReadError(f"{path}: cannot decode image ({reason})") from None

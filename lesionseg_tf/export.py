@@ -68,15 +68,17 @@ def export_saved_model(model, export_dir, *, image_size):
 
 
 def _replace_dir(source, target):
-    """Moves folder `source` to `target`, replacing what is there with two renames."""
+    """Moves folder `source` to `target`, replacing what is there with two renames.
+
+    A crash between the renames leaves no `target` (never a partial one) and the
+    previous export in `target.old`, which the next export clears.
+    """
+    old = target + ".old"
+    shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(target):
-        old = target + ".old"
-        shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)
-        os.replace(source, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(source, target)
+    os.replace(source, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_info(export_dir):

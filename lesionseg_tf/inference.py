@@ -21,8 +21,12 @@ class Segmenter:
 
     def __init__(self, export_dir):
         self.image_size = int(export.read_info(export_dir)["image_size"])
-        self._module = tf.saved_model.load(export_dir)
-        logits_fn = self._module.signatures[export.LOGITS_ENDPOINT]
+        try:
+            self._module = tf.saved_model.load(export_dir)
+            logits_fn = self._module.signatures[export.LOGITS_ENDPOINT]
+        except (tf.errors.OpError, KeyError, ValueError, OSError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{export_dir}: cannot load the SavedModel ({reason})") from None
         size = self.image_size
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])

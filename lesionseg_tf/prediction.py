@@ -94,7 +94,8 @@ def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=F
     return jobs
 
 
-def run(jobs, segmenter, *, overlay=False, on_error=print, **options):
+def run(jobs, segmenter, *, overlay=False, on_error=print, max_pixels=data.DEFAULT_MAX_PIXELS,
+        **options):
     """Predicts every job's mask (and overlay), with a progress bar.
 
     A job that fails (unreadable image, unreadable truth) is reported through
@@ -107,7 +108,7 @@ def run(jobs, segmenter, *, overlay=False, on_error=print, **options):
     progress = keras.utils.Progbar(len(jobs), unit_name="image")
     for done, job in enumerate(jobs, 1):
         try:
-            image = data.read_image_file(job.image_path)
+            image = data.read_image_file(job.image_path, max_pixels)
             mask = segmenter.segment(image, **options)
             inference.write_atomically(job.mask_path, inference.encode_png(mask))
             if overlay:

@@ -1,64 +1,150 @@
 """Training (paper section 3.3): Adam, per-pixel softmax cross-entropy, early stopping
-on the validation per-image mean Jaccard, then a SavedModel export."""
+on the validation per-image mean Jaccard, then a SavedModel export.
+
+A run survives being killed: `BackupAndRestore` keeps the weights, optimizer state
+and epoch counter, `callbacks.BestAndEarlyStop` the best score and patience, and
+the input order of every epoch depends only on the seed and the epoch number.
+Running the same command again continues from the last completed epoch.
+"""
 
 import json
 import os
+import shutil
 
 import keras
+import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import data, export
+from lesionseg_tf import callbacks, data, export, preflight
 from lesionseg_tf.metrics import PerImageJaccard
 from lesionseg_tf.model import UPSCALE, build_model
 
 BEST_CHECKPOINT = "best.keras"
 EXPORT_DIR = "export"
+BACKUP_DIR = "backup"
+FLAGS_FILE = "flags.json"
+RESULT_FILE = "result.json"
 MONITOR = "val_jaccard"
 
 
-def check_inputs(*, data_dir, image_size, batch_size, learning_rate, max_epochs, patience,
-                 **unused):
-    """Refuses settings and data that cannot train, before anything is written.
+class TrainingError(RuntimeError):
+    """Training could not go on; the message says why and what to try."""
 
-    Returns:
-      `(training examples, validation examples)`.
 
-    Raises:
-      ValueError (or its subclass `data.DatasetError`) saying what is wrong.
-    """
-    del unused
+def check_config(*, image_size, batch_size, learning_rate, max_epochs, patience,
+                 max_image_pixels=data.DEFAULT_MAX_PIXELS):
+    """Refuses settings that cannot train (ValueError), before any data is read."""
     if image_size <= 0 or image_size % UPSCALE:
         raise ValueError(f"image_size must be a positive multiple of {UPSCALE}, got {image_size}")
-    for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs)):
+    for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
+                        ("max_image_pixels", max_image_pixels)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if patience < 0:
         raise ValueError(f"patience must be >= 0, got {patience}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-    train_examples = data.find_split(data_dir, "training")
-    val_examples = data.find_split(data_dir, "validation")
-    if len(train_examples) < batch_size:
+
+
+def check_run_dir(model_dir, config, *, overwrite=False):
+    """Decides whether `model_dir` starts a run or resumes one.
+
+    Returns:
+      True when an interrupted run with the same flags is there to resume.
+
+    Raises:
+      ValueError: the folder holds a finished run (unless `overwrite`), or an
+        interrupted run whose flags differ from `config`.
+    """
+    backup = os.path.join(model_dir, BACKUP_DIR)
+    flags_path = os.path.join(model_dir, FLAGS_FILE)
+    if os.path.isdir(backup) and os.path.exists(flags_path):
+        with open(flags_path) as f:
+            previous = json.load(f)
+        changed = sorted(k for k in config if previous.get(k) != config[k])
+        if changed:
+            raise ValueError(
+                f"{model_dir} holds an interrupted run with other flags (" + ", ".join(
+                    f"{k}: {previous.get(k)!r} then, {config[k]!r} now" for k in changed)
+                + "); rerun with the same flags to resume, or choose another --model_dir")
+        return True
+    if os.path.exists(os.path.join(model_dir, RESULT_FILE)) and not overwrite:
+        raise ValueError(f"{model_dir} holds a finished run ({RESULT_FILE}); choose another "
+                         "--model_dir, or pass --overwrite to train it again from scratch")
+    return False
+
+
+RUN_FILES = (BEST_CHECKPOINT, EXPORT_DIR, BACKUP_DIR, RESULT_FILE, "logs", "training_log.csv",
+             "early_stopping.json")
+
+
+def clear_run(model_dir):
+    """Removes what a run writes to `model_dir` (not other files), for a fresh start."""
+    for name in RUN_FILES:
+        path = os.path.join(model_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples):
+    """Finds and checks both splits before training (`preflight.check_split`).
+
+    Returns:
+      `(training examples, validation examples, problems)`: the examples to use
+      and every problem found (warnings, and with `skip_bad_examples` the errors
+      of the examples left out).
+
+    Raises:
+      data.DatasetError: listing every error found, unless `skip_bad_examples`;
+        or too few usable examples.
+    """
+    splits, problems = {}, []
+    for split in ("training", "validation"):
+        examples, orphans = data.scan_split(data_dir, split)
+        report = preflight.check_split(examples, orphans, max_pixels=max_image_pixels)
+        problems += report.problems
+        splits[split] = report.good if skip_bad_examples else examples
+        if not splits[split]:
+            raise data.DatasetError(f"{split} split of {data_dir} has no usable image/mask pairs")
+    errors = [p for p in problems if p.is_error]
+    if errors and not skip_bad_examples:
+        lines = "\n".join(str(p) for p in problems)
         raise data.DatasetError(
-            f"training split of {data_dir} has {len(train_examples)} images, fewer than one "
-            f"batch of {batch_size}; lower --batch_size")
-    return train_examples, val_examples
+            f"{len(errors)} problem(s) in {data_dir}:\n{lines}\n"
+            "fix them, or pass --skip_bad_examples to train on the other pairs")
+    if len(splits["training"]) < batch_size:
+        raise data.DatasetError(
+            f"training split of {data_dir} has {len(splits['training'])} usable images, fewer "
+            f"than one batch of {batch_size}; lower --batch_size")
+    return splits["training"], splits["validation"], problems
 
 
 def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1e-3,
-          max_epochs=200, patience=20, seed=0, verbose=1):
+          max_epochs=200, patience=20, seed=0, train_examples=None, val_examples=None,
+          verbose=1):
     """Trains LesionSeg on the ISIC training split, monitoring the validation split.
 
     Writes under `model_dir`: `best.keras` (whole model of the best validation
-    epoch), `logs/` (TensorBoard), `training_log.csv`, and `export/` (SavedModel
-    of the best weights, reload-checked).
+    epoch), `logs/` (TensorBoard), `training_log.csv`, `backup/` while running,
+    and at the end `export/` (SavedModel of the best weights, reload-checked) and
+    `result.json`. If `backup/` holds an interrupted run, it continues from the
+    last completed epoch.
+
+    Args:
+      train_examples, val_examples: the pairs to use; default: all of each split.
 
     Returns:
       `{"val_jaccard": float, "best_epoch": int, "epochs_run": int, "export_dir": str}`.
+
+    Raises:
+      TrainingError: the loss became NaN or infinite.
     """
-    train_examples, val_examples = check_inputs(
-        data_dir=data_dir, image_size=image_size, batch_size=batch_size,
-        learning_rate=learning_rate, max_epochs=max_epochs, patience=patience)
+    check_config(image_size=image_size, batch_size=batch_size, learning_rate=learning_rate,
+                 max_epochs=max_epochs, patience=patience)
+    train_examples = train_examples or data.find_split(data_dir, "training")
+    val_examples = val_examples or data.find_split(data_dir, "validation")
     logging.info("%d training and %d validation images from %s",
                  len(train_examples), len(val_examples), data_dir)
 
@@ -70,24 +156,36 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[PerImageJaccard()])
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
     train_ds = data.make_dataset(train_examples, image_size=image_size, batch_size=batch_size,
-                                 is_training=True, seed=seed)
+                                 is_training=True, seed=seed, epoch=epoch)
     val_ds = data.make_dataset(val_examples, image_size=image_size, batch_size=batch_size,
                                is_training=False)
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=MONITOR, mode="max", patience=patience, restore_best_weights=True, verbose=1)
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(model_dir, BEST_CHECKPOINT), monitor=MONITOR, mode="max",
-            save_best_only=True, verbose=0),
-        early_stopping,
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        keras.callbacks.CSVLogger(os.path.join(model_dir, "training_log.csv")),
-    ]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs,
-                        callbacks=callbacks, verbose=verbose)
+    best_path = os.path.join(model_dir, BEST_CHECKPOINT)
+    best = callbacks.BestAndEarlyStop(
+        monitor=MONITOR, patience=patience, best_path=best_path,
+        state_path=os.path.join(model_dir, "early_stopping.json"))
+    nan_guard = callbacks.StopOnNaN()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose,
+                        callbacks=[
+                            callbacks.EpochVariable(epoch),
+                            nan_guard,
+                            best,
+                            keras.callbacks.CSVLogger(
+                                os.path.join(model_dir, "training_log.csv"), append=True),
+                            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                            # Last, so that it backs up an epoch only once the others are done.
+                            keras.callbacks.BackupAndRestore(
+                                os.path.join(model_dir, BACKUP_DIR), double_checkpoint=True),
+                        ])
+    if nan_guard.where is not None:
+        raise TrainingError(
+            f"the loss became NaN or infinite at epoch {nan_guard.where[0]}, batch "
+            f"{nan_guard.where[1]}; training stopped (the best model so far is in {best_path}). "
+            "Try a lower --learning_rate (e.g. 1e-4), check the data, or rerun with "
+            "--deterministic to reproduce it")
 
-    # EarlyStopping has restored the best epoch's weights.
+    model.load_weights(best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(val_ds, return_dict=True, verbose=0)
     export_dir = export.export_saved_model(model, os.path.join(model_dir, EXPORT_DIR),
                                            image_size=image_size)
@@ -95,10 +193,9 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
     export.check_export(export_dir, model, sample_images[:2].numpy())
     result = {
         "val_jaccard": float(scores["jaccard"]),
-        "best_epoch": int(early_stopping.best_epoch) + 1,
-        "epochs_run": len(history.epoch),
+        "best_epoch": best.best_epoch + 1,
+        "epochs_run": (history.epoch[-1] + 1) if history.epoch else 0,
         "export_dir": export_dir,
     }
-    with open(os.path.join(model_dir, "result.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    callbacks.write_atomically(os.path.join(model_dir, RESULT_FILE), json.dumps(result, indent=2))
     return result

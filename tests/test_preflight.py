@@ -1,0 +1,118 @@
+"""The dataset check before training: every problem, named, in one report."""
+
+import os
+import shutil
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from lesionseg_tf import data, preflight
+from tests.conftest import run_script
+
+
+@pytest.fixture(scope="module")
+def corrupted(tmp_path_factory, tiny_isic):
+    """The tiny tree with one of each problem in its training split.
+
+    Returns `(root, {problem: file name that must be named})`.
+    """
+    root = str(tmp_path_factory.mktemp("corrupted") / "isic")
+    shutil.copytree(tiny_isic, root)
+    images = os.path.join(root, "ISIC-2017_Training_Data")
+    masks = os.path.join(root, "ISIC-2017_Training_Part1_GroundTruth")
+    ids = [e.image_id for e in data.find_split(root, "training")]
+
+    def image(i):
+        return os.path.join(images, f"{ids[i]}.jpg")
+
+    def mask(i):
+        return os.path.join(masks, f"{ids[i]}_segmentation.png")
+
+    named = {}
+    open(image(0), "wb").close()
+    named["zero-byte JPEG"] = f"{ids[0]}.jpg"
+    payload = open(image(1), "rb").read()
+    open(image(1), "wb").write(payload[: len(payload) * 2 // 3])
+    named["truncated JPEG"] = f"{ids[1]}.jpg"
+    open(image(2), "wb").write(np.random.default_rng(0).bytes(5000))
+    named["random bytes"] = f"{ids[2]}.jpg"
+    grey = cv2.imread(mask(3), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(mask(3), np.dstack([grey, grey // 2, grey]))
+    named["RGB mask"] = f"{ids[3]}_segmentation.png"
+    cv2.imwrite(mask(4), cv2.resize(cv2.imread(mask(4), cv2.IMREAD_UNCHANGED), (20, 20),
+                                    interpolation=cv2.INTER_NEAREST))
+    named["wrong size"] = f"{ids[4]}_segmentation.png"
+    cv2.imwrite(mask(5), cv2.imread(mask(5), cv2.IMREAD_UNCHANGED) // 255)
+    named["0/1 mask"] = f"{ids[5]}_segmentation.png"
+    smooth = cv2.GaussianBlur(cv2.imread(mask(6), cv2.IMREAD_UNCHANGED), (5, 5), 0)
+    cv2.imwrite(mask(6), smooth)
+    named["anti-aliased mask"] = f"{ids[6]}_segmentation.png"
+    shutil.copy(image(7), os.path.join(images, "ISIC_8888888.jpg"))
+    named["orphan image"] = "ISIC_8888888.jpg"
+    shutil.copy(mask(7), os.path.join(masks, "ISIC_7777777_segmentation.png"))
+    named["orphan mask"] = "ISIC_7777777_segmentation.png"
+    return root, named
+
+
+def test_report_names_every_problem(corrupted):
+    root, named = corrupted
+    examples, orphans = data.scan_split(root, "training")
+    start = time.perf_counter()
+    report = preflight.check_split(examples, orphans)
+    assert time.perf_counter() - start < 10
+    text = "\n".join(str(p) for p in report.problems)
+    for problem, name in named.items():
+        assert name in text, problem
+    assert len(report.errors) == 8 and len(report.warnings) == 1
+    assert "anti-aliased" in str(report.warnings[0]) and named["anti-aliased mask"] in str(
+        report.warnings[0])
+    assert "0/1-encoded" in text and "truncated JPEG" in text and "3 channels" in text
+    assert "is 20x20, its image" in text and "empty file" in text
+    assert [e.image_id for e in report.good] == [e.image_id for e in examples[6:]]
+
+
+def test_pixel_limit(tiny_isic):
+    example = data.find_split(tiny_isic, "validation")[0]
+    width, height = data.read_image_header(example.image_path)
+    problems = preflight.check_example(example, max_pixels=width * height - 1)
+    assert len(problems) == 1 and "over the limit" in problems[0].message
+    assert preflight.check_example(example, max_pixels=width * height) == []
+    with pytest.raises(data.ImageReadError, match="over the limit"):
+        data.read_image_file(example.image_path, max_pixels=100)
+
+
+def test_png_named_jpg_is_refused(tmp_path):
+    path = str(tmp_path / "ISIC_0000001.jpg")
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
+    os.rename(tmp_path / "x.png", path)
+    with pytest.raises(data.ImageReadError, match="is a PNG file, expected a JPEG"):
+        data.read_image_header(path, expect_jpeg=True)
+    assert data.read_image_header(path) == (8, 8)
+
+
+def test_train_reports_all_before_training(corrupted, tmp_path):
+    root, named = corrupted
+    start = time.perf_counter()
+    result = run_script("train.py", f"--data_dir={root}", f"--model_dir={tmp_path / 'run'}",
+                        "--image_size=32", "--batch_size=2", "--max_epochs=1")
+    elapsed = time.perf_counter() - start
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    for problem, name in named.items():
+        assert name in result.stderr, problem
+    assert "8 problem(s)" in result.stderr and "--skip_bad_examples" in result.stderr
+    assert "Epoch 1" not in result.stdout and not (tmp_path / "run").exists()
+    assert elapsed < 60
+
+
+def test_skip_bad_examples_trains_on_the_rest(corrupted, tmp_path):
+    root, named = corrupted
+    result = run_script("train.py", f"--data_dir={root}", f"--model_dir={tmp_path / 'run'}",
+                        "--image_size=32", "--batch_size=2", "--max_epochs=1",
+                        "--skip_bad_examples")
+    assert result.returncode == 0, result.stderr[-3000:]
+    skipped = [l for l in result.stderr.splitlines() if l.endswith("(skipped)")]
+    assert len(skipped) == 8
+    assert "2 training and 4 validation images" in result.stderr
+    assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
