@@ -69,7 +69,8 @@ class BestAndEarlyStop(keras.callbacks.Callback):
         if value is None:
             raise KeyError(f"{self.monitor} is not among the logged metrics "
                            f"{sorted(logs or {})}")
-        if value > self.best:
+        loss = (logs or {}).get("loss", 0.0)
+        if value > self.best and math.isfinite(float(loss)):  # never keep diverged weights
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
             handle, temporary = tempfile.mkstemp(
                 prefix=".partial-", suffix=".keras", dir=os.path.dirname(self.best_path))

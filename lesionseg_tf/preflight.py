@@ -69,14 +69,16 @@ def check_example(example, max_pixels=DEFAULT_MAX_PIXELS):
         problems.append(Problem(path, f"mask is {width}x{height}, its image "
                                       f"{os.path.basename(example.image_path)} is "
                                       f"{image_size[0]}x{image_size[1]}"))
-    values = np.bincount(mask.ravel(), minlength=256)
+    # float32 counts, ~5x faster than np.bincount; exact below 2**24 per value, and a
+    # value's presence (count > 0) is always exact.
+    values = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     present = np.flatnonzero(values)
     if present.max() == 1:
         problems.append(Problem(path, "mask values are 0/1: it looks 0/1-encoded and would "
                                       "train as all background under the ISIC rule (lesion "
                                       "where value > 128); store it as 0/255"))
     elif not set(present.tolist()) <= {0, 255}:
-        other = int(values.sum() - values[0] - values[255])
+        other = int(values[1:255].sum())
         problems.append(Problem(
             path, f"{other} pixels are neither 0 nor 255 (anti-aliased edges?); they are "
                   "binarized with value > 128", is_error=False))
@@ -102,3 +104,35 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS, workers=
             problems += example_problems
             (bad if any(p.is_error for p in example_problems) else good).append(example)
     return Report(good=good, bad=bad, problems=problems)
+
+
+if __name__ == "__main__":
+    import sys
+    import time
+
+    from absl import app, flags
+
+    _DATA_DIR = flags.DEFINE_string("data_dir", "ISIC2017", "Unpacked ISIC 2017 archives.")
+    _SPLITS = flags.DEFINE_list("splits", ["training", "validation"], "Splits to check.")
+    _MAX_IMAGE_PIXELS = flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
+                                             "Refuse images with more pixels than this.")
+
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        errors = 0
+        for split in _SPLITS.value:
+            start = time.perf_counter()
+            try:
+                examples, orphans = data.scan_split(_DATA_DIR.value, split)
+            except data.DatasetError as e:
+                sys.exit(f"preflight: {e}")
+            report = check_split(examples, orphans, max_pixels=_MAX_IMAGE_PIXELS.value)
+            for problem in report.problems:
+                print(problem)
+            errors += len(report.errors)
+            print(f"{split}: {len(examples)} pairs checked in {time.perf_counter() - start:.1f} s:"
+                  f" {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        sys.exit(1 if errors else 0)
+
+    app.run(main)

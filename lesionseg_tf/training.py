@@ -179,11 +179,12 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
                                 os.path.join(model_dir, BACKUP_DIR), double_checkpoint=True),
                         ])
     if nan_guard.where is not None:
+        kept = (f" (the best model so far is in {best_path})" if os.path.exists(best_path)
+                else "")
         raise TrainingError(
             f"the loss became NaN or infinite at epoch {nan_guard.where[0]}, batch "
-            f"{nan_guard.where[1]}; training stopped (the best model so far is in {best_path}). "
-            "Try a lower --learning_rate (e.g. 1e-4), check the data, or rerun with "
-            "--deterministic to reproduce it")
+            f"{nan_guard.where[1]}; training stopped{kept}. Try a lower --learning_rate "
+            "(e.g. 1e-4), check the data, or rerun with --deterministic to reproduce it")
 
     model.load_weights(best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(val_ds, return_dict=True, verbose=0)

@@ -78,3 +78,13 @@ def test_batch_larger_than_training_split(tiny_isic, tmp_path):
                         "--batch_size=32", "--image_size=32")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "fewer than one batch of 32" in result.stderr.strip().splitlines()[-1]
+
+
+def test_divergence_stops_with_advice(tiny_isic, tmp_path):
+    result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={tmp_path / 'r'}",
+                        "--image_size=32", "--batch_size=4", "--max_epochs=3",
+                        "--learning_rate=1e30")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "the loss became NaN or infinite at epoch 1" in last and "--learning_rate" in last
+    assert not (tmp_path / "r" / "export").exists()
