@@ -16,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from absl import app, flags
 
+import common_flags
+
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "ISIC2017", "Folder holding the unpacked ISIC 2017 Task 1 archives.")
 _SPLIT = flags.DEFINE_enum("split", "validation", ["training", "validation", "test"],
@@ -27,12 +29,7 @@ _PRED_DIR = flags.DEFINE_string(
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where per_image.csv and summary.json go; default "
     "<model_dir>/evaluation/<split> beside the SavedModel, or <pred_dir>_evaluation/<split>.")
-_TTA = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not in the paper).")
-_LARGEST_COMPONENT = flags.DEFINE_bool(
-    "largest_component", False, "Keep only the largest lesion region (not in the paper).")
-_FILL_HOLES = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
-_MAX_IMAGE_PIXELS = flags.DEFINE_integer(
-    "max_image_pixels", 100_000_000, "Refuse images with more pixels than this.")
+_SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
 
 
 def main(argv):
@@ -59,8 +56,7 @@ def main(argv):
             source = _PRED_DIR.value
         else:
             segmenter = inference.Segmenter(_SAVED_MODEL.value)
-            options = dict(tta=_TTA.value, keep_largest_component=_LARGEST_COMPONENT.value,
-                           fill_mask_holes=_FILL_HOLES.value)
+            options = _SEGMENT_OPTIONS()
 
             def predict(example):
                 image = data.read_image_file(example.image_path, _MAX_IMAGE_PIXELS.value)

@@ -14,23 +14,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from absl import app, flags, logging
 
+import common_flags
+
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
 _INPUT = flags.DEFINE_string(
     "input", None, "One image, or a folder of images (ISIC superpixel files are skipped).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Where the masks are written.")
 _OVERLAY = flags.DEFINE_bool(
-    "overlay", False, "Also write overlays/<id>_overlay.jpg: the photograph with the predicted outline "
-    "(green) and, where a ground-truth mask is known, the true one (magenta).")
+    "overlay", False, "Also write overlays/<id>_overlay.jpg: the photograph with the predicted "
+    "outline (green) and, where a ground-truth mask is known, the true one (magenta).")
 _TRUTH_DIR = flags.DEFINE_string(
     "truth_dir", None, "Ground-truth masks for the overlays; found by itself for a folder of "
     "the ISIC layout.")
-_TTA = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not in the paper).")
-_LARGEST_COMPONENT = flags.DEFINE_bool(
-    "largest_component", False, "Keep only the largest lesion region (not in the paper).")
-_FILL_HOLES = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
-_MAX_IMAGE_PIXELS = flags.DEFINE_integer(
-    "max_image_pixels", 100_000_000, "Refuse images with more pixels than this.")
+_SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
 _OVERWRITE_SOURCES = flags.DEFINE_bool(
     "allow_writing_into_sources", False,
     "Allow --output_dir to be the input or ground-truth folder.")
@@ -52,9 +49,8 @@ def main(argv):
     os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
     start = time.perf_counter()
     failures = prediction.run(
-        jobs, segmenter, overlay=_OVERLAY.value, tta=_TTA.value,
-        keep_largest_component=_LARGEST_COMPONENT.value, fill_mask_holes=_FILL_HOLES.value,
-        max_pixels=_MAX_IMAGE_PIXELS.value,
+        jobs, segmenter, overlay=_OVERLAY.value, max_pixels=_MAX_IMAGE_PIXELS.value,
+        **_SEGMENT_OPTIONS(),
         on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start
     written = len(jobs) - len(failures)
