@@ -1,13 +1,20 @@
-"""Benchmarks: where the time of full-resolution prediction goes.
+"""Benchmarks: where training and prediction time goes.
 
-    python -m lesionseg_tf.benchmark --saved_model=runs/lesionseg/export
+    python -m lesionseg_tf.benchmark                    # all sections, CPU-sized defaults
+    python -m lesionseg_tf.benchmark --sections=train --mixed_precision=bfloat16 --train_batch_size=32
 
-Without --saved_model an untrained 448x448 model is exported to a temporary
-folder (timings do not depend on the weights). Prints a table and writes JSON.
-The prediction is split into its stages: JPEG decode, resize + standardization,
-network, post-processing (bicubic upscaling + threshold + opening) and PNG
-encoding; then the peak resident memory of a predict.py process on the largest
-ISIC image size is measured in a child process.
+Prints a table per section and writes JSON (--output):
+  train     training images/s at 448x448 from in-memory data, the achieved GFLOP/s
+            (FLOPs counted from the layers) and its ratio to the matrix-multiply
+            GFLOP/s measured in the same run; with --compare_torch, the same network
+            in PyTorch on the same data shapes, measured in the same run.
+  pipeline  input-pipeline images/s from JPEG files at ISIC sizes (the team's real
+            sample when present, else synthetic 3008x2000 JPEGs), with the model
+            removed: first epoch with full and with reduced-scale decoding, then
+            cached epochs; and how far reduced-scale decoding moves the pixels.
+  predict   prediction of one 4288x2848 photograph split into its stages, and the
+            peak memory of predict.py on the largest ISIC image (6748x4499).
+Without --saved_model, untrained models are used: timings do not depend on weights.
 """
 
 import json
@@ -19,7 +26,9 @@ import tempfile
 import time
 
 import cv2
+import keras
 import numpy as np
+import tensorflow as tf
 
 from lesionseg_tf import data, export, inference, postprocess, synthetic
 from lesionseg_tf.model import DEFAULT_IMAGE_SIZE, build_model
@@ -112,19 +121,251 @@ def format_predict(result):
     return "\n".join(lines)
 
 
+def conv_flops(image_size):
+    """Multiply-adds x 2 of every convolution for one `image_size` image, forward.
+
+    Returns:
+      `(forward FLOPs, training FLOPs)`: training counts the forward pass, the
+      weight gradients of every convolution and the input gradients of all but
+      the first (whose input is the image).
+    """
+    model = build_model(image_size)
+    forward = training = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kernel = layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1]
+            flops = 2 * height * width * filters * kernel
+            forward += flops
+            training += flops * (2 if layer.name == "conv1_1" else 3)
+    return forward, training
+
+
+def matmul_gflops(dtype="float32", size=4096, repeats=10):
+    """Measured dense matrix-multiply rate of this machine, GFLOP/s."""
+    a = tf.random.normal([size, size], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    step = tf.function(lambda x: tf.linalg.matmul(x, x))
+    step(a).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = step(a)
+    result.numpy()
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=6,
+                        mixed_precision="none", jit_compile="auto", compare_torch=False):
+    """Training images/s of the Keras model (as `training.train` compiles it) on
+    in-memory data, with the achieved and the matrix-multiply GFLOP/s."""
+    from lesionseg_tf import training  # pylint: disable=import-outside-toplevel
+    from lesionseg_tf.metrics import PerImageJaccard  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(batch_size, image_size, image_size, 3)).astype(np.float32)
+    labels = (rng.random((batch_size, image_size, image_size, 1)) > 0.7).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    keras.mixed_precision.set_global_policy(training.PRECISION_POLICIES[mixed_precision])
+    try:
+        model = build_model()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[PerImageJaccard()], jit_compile=jit_compile)
+    model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    seconds = time.perf_counter() - start
+    forward, per_image = conv_flops(image_size)
+    images_per_s = steps * batch_size / seconds
+    achieved = images_per_s * per_image / 1e9
+    peak = matmul_gflops({"none": "float32", "float16": "float16",
+                          "bfloat16": "bfloat16"}[mixed_precision])
+    result = {
+        "image_size": image_size, "batch_size": batch_size, "steps": steps,
+        "mixed_precision": mixed_precision, "jit_compile": str(model.jit_compile),
+        "devices": [d.device_type for d in tf.config.list_physical_devices()],
+        "forward_gflop_per_image": forward / 1e9, "train_gflop_per_image": per_image / 1e9,
+        "images_per_s": images_per_s, "achieved_gflops": achieved, "matmul_gflops": peak,
+        "ratio_to_matmul": achieved / peak,
+    }
+    if compare_torch:
+        result["torch_images_per_s"] = torch_train_images_per_s(image_size, batch_size, steps)
+    return result
+
+
+def torch_train_images_per_s(image_size, batch_size, steps):
+    """The same network, loss and optimizer in PyTorch (CPU), for comparison only."""
+    import torch  # pylint: disable=import-outside-toplevel
+    from torch import nn  # pylint: disable=import-outside-toplevel
+
+    from lesionseg_tf.model import TABLE_1, UPSCALE  # pylint: disable=import-outside-toplevel
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count())
+    layers, channels = [], 3
+    for spec in TABLE_1:
+        pad = spec.dilation * (spec.kernel - 1) // 2
+        if pad:
+            layers.append(nn.ReflectionPad2d(pad))
+        layers.append(nn.Conv2d(channels, spec.filters, spec.kernel, stride=spec.stride,
+                                dilation=spec.dilation, bias=not spec.batch_norm))
+        if spec.batch_norm:
+            layers.append(nn.BatchNorm2d(spec.filters))
+        if spec.relu:
+            layers.append(nn.ReLU(inplace=True))
+        channels = spec.filters
+    layers.append(nn.PixelShuffle(UPSCALE))
+    network = nn.Sequential(*layers)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    images = torch.randn(batch_size, 3, image_size, image_size)
+    labels = (torch.rand(batch_size, image_size, image_size) > 0.7).long()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(network(images), labels)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def format_train(result):
+    lines = [f"training at {result['image_size']}x{result['image_size']}, batch "
+             f"{result['batch_size']}, mixed precision {result['mixed_precision']}, "
+             f"XLA {result['jit_compile']}, devices {result['devices']}",
+             f"  images/s                {result['images_per_s']:10.2f}",
+             f"  GFLOP per image (train) {result['train_gflop_per_image']:10.1f}"
+             f"   (forward {result['forward_gflop_per_image']:.1f})",
+             f"  achieved GFLOP/s        {result['achieved_gflops']:10.1f}",
+             f"  matmul GFLOP/s          {result['matmul_gflops']:10.1f}",
+             f"  achieved / matmul       {result['ratio_to_matmul']:10.1%}"]
+    if "torch_images_per_s" in result:
+        lines.append(f"  PyTorch images/s        {result['torch_images_per_s']:10.2f}"
+                     f"   (Keras/PyTorch {result['images_per_s'] / result['torch_images_per_s']:.2f}x)")
+    return "\n".join(lines)
+
+
+def sample_examples(sample_dir, workdir, count=12):
+    """The real sample's validation pairs, or synthetic 3008x2000 ones if it is absent."""
+    if sample_dir and os.path.isdir(sample_dir):
+        return data.find_split(sample_dir, "validation"), f"real ISIC sample ({sample_dir})"
+    root = os.path.join(workdir, "synthetic")
+    image_dir, mask_dir = (os.path.join(root, name) for name in data.SPLIT_FOLDERS["validation"])
+    os.makedirs(image_dir, exist_ok=True)
+    os.makedirs(mask_dir, exist_ok=True)
+    for i in range(count):
+        image_id = f"ISIC_{9_500_000 + i:07d}"
+        write_test_jpeg(os.path.join(image_dir, f"{image_id}.jpg"), 2000, 3008, seed=i)
+        cv2.imwrite(os.path.join(mask_dir, f"{image_id}_segmentation.png"),
+                    np.zeros((2000, 3008), np.uint8))
+    return data.find_split(root, "validation"), "synthetic 3008x2000 JPEGs"
+
+
+def _epoch_seconds(dataset, epoch, value):
+    epoch.assign(value)
+    start = time.perf_counter()
+    for _ in dataset:
+        pass
+    return time.perf_counter() - start
+
+
+def run_pipeline_benchmark(sample_dir=None, image_size=DEFAULT_IMAGE_SIZE, repeat=4,
+                           batch_size=8, workdir=None):
+    """Input-pipeline images/s (no model): first epoch, full vs reduced-scale decode,
+    then cached epochs; plus the pixel difference reduced-scale decoding makes."""
+    workdir = workdir or tempfile.mkdtemp(prefix="lesionseg-bench-")
+    examples, source = sample_examples(sample_dir, workdir)
+    examples = examples * repeat  # more images per epoch, each decoded as if new
+    result = {"source": source, "images_per_epoch": len(examples), "image_size": image_size}
+    for reduced in (False, True):
+        epoch = tf.Variable(0, dtype=tf.int64)
+        dataset = data.make_dataset(examples, image_size=image_size, batch_size=batch_size,
+                                    is_training=True, epoch=epoch, cache="memory",
+                                    reduced_decode=reduced)
+        used = len(examples) // batch_size * batch_size
+        first = _epoch_seconds(dataset, epoch, 0)
+        cached = min(_epoch_seconds(dataset, epoch, e) for e in (1, 2, 3))
+        name = "reduced" if reduced else "full"
+        result[f"first_epoch_{name}_decode_images_per_s"] = len(examples) / first
+        if reduced:
+            result["cached_epoch_images_per_s"] = used / cached
+    result["reduced_decode_speedup"] = (result["first_epoch_reduced_decode_images_per_s"]
+                                        / result["first_epoch_full_decode_images_per_s"])
+    differences = []
+    for example in examples[:len(examples) // repeat]:
+        full = data.resize_image(data.decode_image(example.image_path), image_size)
+        reduced = data.decode_resized_jpeg(example.image_path, image_size)
+        differences.append(float(np.mean(np.abs(
+            full.numpy().astype(np.float32) - reduced.numpy().astype(np.float32)))))
+    result["reduced_decode_mean_abs_difference"] = float(np.mean(differences))
+    result["reduced_decode_max_image_mean_abs_difference"] = float(np.max(differences))
+    return result
+
+
+def format_pipeline(result):
+    return "\n".join([
+        f"input pipeline, {result['images_per_epoch']} images per epoch from {result['source']}, "
+        f"resized to {result['image_size']}, no model",
+        f"  first epoch, full decode     {result['first_epoch_full_decode_images_per_s']:8.1f} images/s",
+        f"  first epoch, reduced decode  {result['first_epoch_reduced_decode_images_per_s']:8.1f} images/s"
+        f"   ({result['reduced_decode_speedup']:.2f}x)",
+        f"  cached epochs                {result['cached_epoch_images_per_s']:8.1f} images/s",
+        f"  reduced vs full decode: mean |difference| {result['reduced_decode_mean_abs_difference']:.2f}"
+        f" grey levels (worst image {result['reduced_decode_max_image_mean_abs_difference']:.2f})"])
+
+
 if __name__ == "__main__":
     from absl import app, flags
 
+    _SECTIONS = flags.DEFINE_list("sections", ["train", "pipeline", "predict"],
+                                  "Which benchmarks to run.")
     _SAVED_MODEL = flags.DEFINE_string(
         "saved_model", None, "Export to time; default: an untrained 448x448 model.")
-    _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per stage (median reported).")
+    _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
+    _TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
+    _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 6, "Timed training steps.")
+    _MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none",
+                                         ["none", "float16", "bfloat16"], "Training precision.")
+    _JIT_COMPILE = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
+                                     "XLA for the training step.")
+    _COMPARE_TORCH = flags.DEFINE_bool(
+        "compare_torch", False, "Also time the same network in PyTorch (needs torch).")
+    _SAMPLE_DIR = flags.DEFINE_string(
+        "sample_dir", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "shared", "isic2017_sample"),
+        "Real ISIC sample in the official layout; synthetic JPEGs when absent.")
     _OUTPUT = flags.DEFINE_string("output", "benchmark.json", "Where the JSON goes.")
 
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        result = {"predict": run_predict_benchmark(_SAVED_MODEL.value, _REPEATS.value)}
-        print(format_predict(result["predict"]))
+        result = {}
+        if "train" in _SECTIONS.value:
+            result["train"] = run_train_benchmark(
+                batch_size=_TRAIN_BATCH_SIZE.value, steps=_TRAIN_STEPS.value,
+                mixed_precision=_MIXED_PRECISION.value,
+                jit_compile={"auto": "auto", "true": True, "false": False}[_JIT_COMPILE.value],
+                compare_torch=_COMPARE_TORCH.value)
+            print(format_train(result["train"]), flush=True)
+        if "pipeline" in _SECTIONS.value:
+            result["pipeline"] = run_pipeline_benchmark(_SAMPLE_DIR.value)
+            print(format_pipeline(result["pipeline"]), flush=True)
+            if "train" in result:
+                ratio = (result["pipeline"]["cached_epoch_images_per_s"]
+                         / result["train"]["images_per_s"])
+                result["cached_pipeline_over_training"] = ratio
+                print(f"cached pipeline / training throughput: {ratio:.1f}x")
+        if "predict" in _SECTIONS.value:
+            result["predict"] = run_predict_benchmark(_SAVED_MODEL.value, _REPEATS.value)
+            print(format_predict(result["predict"]), flush=True)
         with open(_OUTPUT.value, "w") as f:
             json.dump(result, f, indent=2)
         print(f"written: {_OUTPUT.value}")

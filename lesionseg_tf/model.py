@@ -105,5 +105,6 @@ def build_model(image_size=None, name="lesionseg"):
     x = inputs
     for spec in TABLE_1:
         x = conv_block(x, spec)
-    logits = DepthToSpace(UPSCALE, name="depth_to_space")(x)
+    # float32 even under a mixed-precision policy: the logits feed the softmax and the loss.
+    logits = DepthToSpace(UPSCALE, name="depth_to_space", dtype="float32")(x)
     return LesionSegNet(inputs=inputs, outputs=logits, name=name)

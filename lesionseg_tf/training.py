@@ -75,7 +75,7 @@ def check_run_dir(model_dir, config, *, overwrite=False):
 
 
 RUN_FILES = (BEST_CHECKPOINT, EXPORT_DIR, BACKUP_DIR, RESULT_FILE, "logs", "training_log.csv",
-             "early_stopping.json")
+             "early_stopping.json")  # not cache/: it is keyed by content and stays valid
 
 
 def clear_run(model_dir):
@@ -121,9 +121,30 @@ def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples)
     return splits["training"], splits["validation"], problems
 
 
+CACHE_CHOICES = ("memory", "disk", "none")
+PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
+                      "bfloat16": "mixed_bfloat16"}
+
+
+def dataset_cache(cache, model_dir, split, examples, image_size):
+    """The `cache` argument of `data.make_dataset` for a `--cache` choice."""
+    if cache == "none":
+        return None
+    if cache == "memory":
+        return "memory"
+    folder = os.path.join(model_dir, "cache")
+    os.makedirs(folder, exist_ok=True)
+    prefix = os.path.join(folder, f"{split}-{data.cache_name(examples, image_size)}")
+    # A run killed while writing the cache leaves a lock file that would stop the next.
+    for name in os.listdir(folder):
+        if name.startswith(os.path.basename(prefix)) and name.endswith(".lockfile"):
+            os.remove(os.path.join(folder, name))
+    return prefix
+
+
 def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1e-3,
           max_epochs=200, patience=20, seed=0, train_examples=None, val_examples=None,
-          verbose=1):
+          cache="memory", jit_compile="auto", mixed_precision="none", verbose=1):
     """Trains LesionSeg on the ISIC training split, monitoring the validation split.
 
     Writes under `model_dir`: `best.keras` (whole model of the best validation
@@ -134,6 +155,12 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
 
     Args:
       train_examples, val_examples: the pairs to use; default: all of each split.
+      cache: keep the decoded, resized images "memory" or on "disk" (under
+        `model_dir/cache`), or "none".
+      jit_compile: XLA for the training step: "auto" (on where a GPU is visible,
+        as Keras decides), True or False.
+      mixed_precision: "none", "float16" or "bfloat16" compute; variables, logits
+        and the loss stay float32.
 
     Returns:
       `{"val_jaccard": float, "best_epoch": int, "epochs_run": int, "export_dir": str}`.
@@ -150,17 +177,24 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
 
     os.makedirs(model_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    model = build_model()
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
+    try:
+        model = build_model()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     model.augment_seed = seed
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[PerImageJaccard()])
+        metrics=[PerImageJaccard()], jit_compile=jit_compile)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds = data.make_dataset(train_examples, image_size=image_size, batch_size=batch_size,
-                                 is_training=True, seed=seed, epoch=epoch)
-    val_ds = data.make_dataset(val_examples, image_size=image_size, batch_size=batch_size,
-                               is_training=False)
+    train_ds = data.make_dataset(
+        train_examples, image_size=image_size, batch_size=batch_size, is_training=True,
+        seed=seed, epoch=epoch,
+        cache=dataset_cache(cache, model_dir, "training", train_examples, image_size))
+    val_ds = data.make_dataset(
+        val_examples, image_size=image_size, batch_size=batch_size, is_training=False,
+        cache=dataset_cache(cache, model_dir, "validation", val_examples, image_size))
     best_path = os.path.join(model_dir, BEST_CHECKPOINT)
     best = callbacks.BestAndEarlyStop(
         monitor=MONITOR, patience=patience, best_path=best_path,

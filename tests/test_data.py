@@ -1,11 +1,12 @@
 import os
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data
+from lesionseg_tf import data, synthetic
 
 
 def test_finds_exactly_the_pairs(tiny_isic):
@@ -119,3 +120,84 @@ def test_evaluation_dataset_keeps_order_and_remainder(tiny_isic):
         mask = data.decode_mask(example.mask_path)
         expected = data.mask_to_label(data.resize_mask(mask, 32)).numpy()
         np.testing.assert_array_equal(label, expected)
+
+
+def as_arrays(dataset):
+    images, labels = zip(*[(i.numpy(), l.numpy()) for i, l in dataset])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+@pytest.mark.parametrize("is_training", [True, False])
+def test_cached_and_uncached_pipelines_agree(tiny_isic, tmp_path, is_training):
+    examples = data.find_split(tiny_isic, "training")
+    epoch = tf.Variable(0, dtype=tf.int64)
+    kwargs = dict(image_size=32, batch_size=2, is_training=is_training, seed=5, epoch=epoch)
+    plain = data.make_dataset(examples, **kwargs)
+    in_memory = data.make_dataset(examples, cache="memory", **kwargs)
+    on_disk = data.make_dataset(examples, cache=str(tmp_path / "cache"), **kwargs)
+    for e in (0, 1, 2):  # the second and later passes read the caches
+        epoch.assign(e)
+        expected = as_arrays(plain)
+        for cached in (in_memory, on_disk):
+            got = as_arrays(cached)
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_cache_means_no_second_decode(tiny_isic, tmp_path):
+    root = tmp_path / "isic"
+    shutil.copytree(tiny_isic, root)
+    examples = data.find_split(str(root), "training")
+    epoch = tf.Variable(0, dtype=tf.int64)
+    dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True,
+                                seed=0, epoch=epoch, cache="memory")
+    first = as_arrays(dataset)
+    for e in examples:  # the sources are gone: only the cache can serve epoch 2
+        os.remove(e.image_path)
+        os.remove(e.mask_path)
+    epoch.assign(1)
+    second = as_arrays(dataset)
+    assert second[0].shape == first[0].shape
+    assert not np.array_equal(second[0], first[0])  # a new order, from the cache
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only(tiny_isic):
+    examples = data.find_split(tiny_isic, "training")
+
+    def labels(seed, at_epoch):
+        epoch = tf.Variable(at_epoch, dtype=tf.int64)
+        ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True,
+                               seed=seed, epoch=epoch, cache="memory")
+        return as_arrays(ds)[1]
+
+    np.testing.assert_array_equal(labels(1, 3), labels(1, 3))
+    assert not np.array_equal(labels(1, 3), labels(1, 4))
+    assert not np.array_equal(labels(1, 3), labels(2, 3))
+
+
+def test_reduced_scale_decode_stays_close(tmp_path):
+    rng = np.random.default_rng(0)
+    differences = []
+    for i, (height, width) in enumerate([(600, 800), (1000, 1500), (530, 530)]):
+        image, _ = synthetic.render_example(rng, height, width)
+        path = str(tmp_path / f"{i}.jpg")
+        cv2.imwrite(path, image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        full = data.resize_image(data.decode_image(path), 64).numpy().astype(float)
+        reduced = data.decode_resized_jpeg(path, 64).numpy().astype(float)
+        assert reduced.shape == (64, 64, 3)
+        differences.append(np.abs(full - reduced).mean())
+    assert max(differences) < 2.0  # mean absolute difference in grey levels
+
+
+@pytest.mark.parametrize("global_seed", [0, 7])
+def test_epoch_order_ignores_the_global_seed(tiny_isic, global_seed):
+    examples = data.find_split(tiny_isic, "training")
+    tf.random.set_seed(global_seed)
+    try:
+        ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=2)
+        got = as_arrays(ds)[1]
+    finally:
+        tf.random.set_seed(None)
+    expected = as_arrays(data.make_dataset(examples, image_size=32, batch_size=8,
+                                           is_training=True, seed=2))[1]
+    np.testing.assert_array_equal(got, expected)
