@@ -173,9 +173,9 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=6,
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[PerImageJaccard()], jit_compile=jit_compile)
-    model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
+    model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)  # warm up
     start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
     forward, per_image = conv_flops(image_size)
     images_per_s = steps * batch_size / seconds

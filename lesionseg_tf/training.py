@@ -201,6 +201,7 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         state_path=os.path.join(model_dir, "early_stopping.json"))
     nan_guard = callbacks.StopOnNaN()
     history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose,
+                        shuffle=False,  # the dataset orders each epoch itself
                         callbacks=[
                             callbacks.EpochVariable(epoch),
                             nan_guard,
