@@ -45,6 +45,11 @@ _JIT_COMPILE = flags.DEFINE_enum(
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "none", ["none", "float16", "bfloat16"],
     "Compute in half precision on GPUs (variables, logits and loss stay float32).")
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker"],
+    "tf.distribute strategy. auto: MirroredStrategy when more than one GPU is visible; "
+    "multi_worker: MultiWorkerMirroredStrategy configured by TF_CONFIG. --batch_size is the "
+    "global batch, split over the replicas.")
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "generate_synthetic", False,
     "If --data_dir does not exist, first write a small synthetic dataset in the ISIC layout "
@@ -62,11 +67,14 @@ def main(argv):
     # Imported here so that --help answers without loading TensorFlow.
     import tensorflow as tf
 
-    from lesionseg_tf import synthetic, training
+    from lesionseg_tf import distribute, synthetic, training
 
     config = {name: flags.FLAGS[name].value for name in _RUN_FLAGS}
     model_dir = _MODEL_DIR.value
     try:
+        # First: a multi-worker strategy must exist before TensorFlow's runtime starts.
+        strategy = distribute.make_strategy(_STRATEGY.value)
+        chief = distribute.is_chief(strategy)
         training.check_config(
             image_size=_IMAGE_SIZE.value, batch_size=_BATCH_SIZE.value,
             learning_rate=_LEARNING_RATE.value, max_epochs=_MAX_EPOCHS.value,
@@ -87,14 +95,16 @@ def main(argv):
               file=sys.stderr)
     if resuming:
         logging.info("resuming the interrupted run in %s", model_dir)
-    else:  # nothing to resume: a finished run the user asked to overwrite, or debris
+    elif chief:  # nothing to resume: a finished run the user asked to overwrite, or debris
         training.clear_run(model_dir)
 
     if _DETERMINISTIC.value:
         tf.config.experimental.enable_op_determinism()
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, training.FLAGS_FILE), "w") as f:
-        json.dump({**config, "model_dir": model_dir}, f, indent=2)
+    if chief:
+        os.makedirs(model_dir, exist_ok=True)
+        with open(os.path.join(model_dir, training.FLAGS_FILE), "w") as f:
+            json.dump({**config, "model_dir": model_dir, "strategy": _STRATEGY.value}, f,
+                      indent=2)
     try:
         result = training.train(
             data_dir=_DATA_DIR.value, model_dir=model_dir, image_size=_IMAGE_SIZE.value,
@@ -102,12 +112,13 @@ def main(argv):
             max_epochs=_MAX_EPOCHS.value, patience=_PATIENCE.value, seed=_SEED.value,
             train_examples=train_examples, val_examples=val_examples, cache=_CACHE.value,
             jit_compile={"auto": "auto", "true": True, "false": False}[_JIT_COMPILE.value],
-            mixed_precision=_MIXED_PRECISION.value)
-    except training.TrainingError as e:
+            mixed_precision=_MIXED_PRECISION.value, strategy=strategy)
+    except (training.TrainingError, ValueError) as e:
         sys.exit(f"train.py: {e}")
     print(f"validation per-image mean Jaccard: {result['val_jaccard']:.4f} "
           f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
-          f"SavedModel: {result['export_dir']}")
+          + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)"))
+    print(f"final weights sha256: {result['weights_sha256']}")
 
 
 if __name__ == "__main__":

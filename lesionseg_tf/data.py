@@ -262,7 +262,15 @@ def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch
 
     dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=is_training)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    if is_training:  # flat_map hides the length, which Keras uses to count the steps
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(used // batch_size))
+    # Under a multi-worker strategy, each worker keeps its own share of every global
+    # batch (the order above is the same on all workers), so no two workers train
+    # on the same example in an epoch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def cache_name(examples, image_size, reduced_decode=True):

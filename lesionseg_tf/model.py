@@ -51,7 +51,7 @@ TABLE_1 = (
 )
 
 
-def conv_block(x, spec):
+def conv_block(x, spec, sync_batch_norm=False):
     """Mirror padding -> 'valid' convolution -> [batch norm] -> [ReLU]."""
     pad = spec.dilation * (spec.kernel - 1) // 2
     if pad:
@@ -60,7 +60,8 @@ def conv_block(x, spec):
         spec.filters, spec.kernel, strides=spec.stride, dilation_rate=spec.dilation,
         padding="valid", use_bias=not spec.batch_norm, name=spec.name)(x)
     if spec.batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{spec.name}_bn")(x)
+        x = keras.layers.BatchNormalization(name=f"{spec.name}_bn",
+                                            synchronized=sync_batch_norm)(x)
     if spec.relu:
         x = keras.layers.ReLU(name=f"{spec.name}_relu")(x)
     return x
@@ -83,17 +84,49 @@ class LesionSegNet(keras.Model):
     def train_step(self, data):
         images, masks = data
         step = tf.cast(self.optimizer.iterations, tf.int64)
-        seed = tf.stack([tf.constant(self.augment_seed, tf.int64), step])
+        # Each replica of a distributed run draws its own transforms.
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        seed = tf.stack([tf.constant(self.augment_seed, tf.int64), step * 1024 + replica])
         images, masks = augment.random_dihedral(images, masks, seed)
-        return super().train_step((images, masks))
+        return self._reducible(super().train_step((images, masks)))
+
+    def test_step(self, data):
+        return self._reducible(super().test_step(data))
+
+    def _reducible(self, logs):
+        # Keras 3.15 averages a multi-worker step's logs with a reduction over axis 0,
+        # which scalars lack; give them that axis (the mean over it is the value).
+        if isinstance(self._distribute_strategy,
+                      tf.distribute.MultiWorkerMirroredStrategy):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy, Keras 3.15 builds the metrics and optimizer
+        # from the first batch, taken from the epoch's own iterator (so the first
+        # epoch loses a batch) and reduced as one nested value, which
+        # MultiWorkerMirroredStrategy cannot do. Only shapes and dtypes are needed,
+        # and they are known: (images [b, h, w, 3] float32, labels [b, h, w, 1] int32).
+        strategy = self._distribute_strategy
+        if strategy is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        image_shape = tuple(self.inputs[0].shape)
+        specs = (tf.TensorSpec(image_shape, tf.float32),
+                 tf.TensorSpec(image_shape[:-1] + (1,), tf.int32))
+        with strategy.scope():
+            self._symbolic_build(data_batch=specs)
+        return None
 
 
-def build_model(image_size=None, name="lesionseg"):
+def build_model(image_size=None, name="lesionseg", sync_batch_norm=False):
     """Builds the Table-1 network.
 
     Args:
       image_size: side of the square input, or None to accept any height and
         width divisible by 4 (the weights do not depend on it).
+      sync_batch_norm: compute batch-norm statistics over the global batch of a
+        distributed run (all replicas), as one device would over the same batch;
+        this also keeps the moving statistics identical on every replica.
 
     Returns:
       A `LesionSegNet` mapping `[batch, H, W, 3]` float32 standardized images to
@@ -104,7 +137,7 @@ def build_model(image_size=None, name="lesionseg"):
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
     for spec in TABLE_1:
-        x = conv_block(x, spec)
+        x = conv_block(x, spec, sync_batch_norm)
     # float32 even under a mixed-precision policy: the logits feed the softmax and the loss.
     logits = DepthToSpace(UPSCALE, name="depth_to_space", dtype="float32")(x)
     return LesionSegNet(inputs=inputs, outputs=logits, name=name)

@@ -10,12 +10,13 @@ Running the same command again continues from the last completed epoch.
 import json
 import os
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import callbacks, data, export, preflight
+from lesionseg_tf import callbacks, data, distribute, export, preflight
 from lesionseg_tf.metrics import PerImageJaccard
 from lesionseg_tf.model import UPSCALE, build_model
 
@@ -144,7 +145,8 @@ def dataset_cache(cache, model_dir, split, examples, image_size):
 
 def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1e-3,
           max_epochs=200, patience=20, seed=0, train_examples=None, val_examples=None,
-          cache="memory", jit_compile="auto", mixed_precision="none", verbose=1):
+          cache="memory", jit_compile="auto", mixed_precision="none", strategy=None,
+          verbose=1):
     """Trains LesionSeg on the ISIC training split, monitoring the validation split.
 
     Writes under `model_dir`: `best.keras` (whole model of the best validation
@@ -161,6 +163,11 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         as Keras decides), True or False.
       mixed_precision: "none", "float16" or "bfloat16" compute; variables, logits
         and the loss stay float32.
+      strategy: a `tf.distribute.Strategy` (`distribute.make_strategy`); default:
+        the current one. `batch_size` is the global batch, split evenly over its
+        replicas. Only the chief worker writes to `model_dir`; the others write
+        to a temporary folder they remove, after taking the chief's resume state
+        from `model_dir` (which must then be on a shared filesystem).
 
     Returns:
       `{"val_jaccard": float, "best_epoch": int, "epochs_run": int, "export_dir": str}`.
@@ -175,30 +182,73 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
     logging.info("%d training and %d validation images from %s",
                  len(train_examples), len(val_examples), data_dir)
 
-    os.makedirs(model_dir, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"batch_size {batch_size} does not split evenly over {replicas} "
+                         "replicas")
+    logging.info("global batch %d = %d replica(s) x %d", batch_size, replicas,
+                 batch_size // replicas)
+    chief = distribute.is_chief(strategy)
+    write_dir = model_dir if chief else _worker_dir(model_dir)
     try:
-        model = build_model()
+        result = _fit_and_export(
+            strategy=strategy, write_dir=write_dir, image_size=image_size,
+            batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
+            patience=patience, seed=seed, train_examples=train_examples,
+            val_examples=val_examples, cache=cache, jit_compile=jit_compile,
+            mixed_precision=mixed_precision, verbose=verbose)
     finally:
-        keras.mixed_precision.set_global_policy("float32")
-    model.augment_seed = seed
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[PerImageJaccard()], jit_compile=jit_compile)
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    if chief:
+        callbacks.write_atomically(os.path.join(model_dir, RESULT_FILE),
+                                   json.dumps(result, indent=2))
+    return result
+
+
+def _worker_dir(model_dir):
+    """A non-chief worker's private folder, seeded with the chief's resume state."""
+    folder = tempfile.mkdtemp(prefix="lesionseg-worker-")
+    if os.path.isdir(os.path.join(model_dir, BACKUP_DIR)):
+        shutil.copytree(os.path.join(model_dir, BACKUP_DIR), os.path.join(folder, BACKUP_DIR))
+    for name in ("early_stopping.json", BEST_CHECKPOINT):
+        if os.path.exists(os.path.join(model_dir, name)):
+            shutil.copy(os.path.join(model_dir, name), folder)
+    return folder
+
+
+def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rate, max_epochs,
+                    patience, seed, train_examples, val_examples, cache, jit_compile,
+                    mixed_precision, verbose):
+    os.makedirs(write_dir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
+        try:
+            # With several replicas, batch statistics over the global batch (as one
+            # device would compute them for the paper's batch of 32).
+            model = build_model(sync_batch_norm=strategy.num_replicas_in_sync > 1)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        model.augment_seed = seed
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[PerImageJaccard()], jit_compile=jit_compile)
+    # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
     train_ds = data.make_dataset(
         train_examples, image_size=image_size, batch_size=batch_size, is_training=True,
         seed=seed, epoch=epoch,
-        cache=dataset_cache(cache, model_dir, "training", train_examples, image_size))
+        cache=dataset_cache(cache, write_dir, "training", train_examples, image_size))
     val_ds = data.make_dataset(
         val_examples, image_size=image_size, batch_size=batch_size, is_training=False,
-        cache=dataset_cache(cache, model_dir, "validation", val_examples, image_size))
-    best_path = os.path.join(model_dir, BEST_CHECKPOINT)
+        cache=dataset_cache(cache, write_dir, "validation", val_examples, image_size))
+    best_path = os.path.join(write_dir, BEST_CHECKPOINT)
     best = callbacks.BestAndEarlyStop(
         monitor=MONITOR, patience=patience, best_path=best_path,
-        state_path=os.path.join(model_dir, "early_stopping.json"))
+        state_path=os.path.join(write_dir, "early_stopping.json"))
     nan_guard = callbacks.StopOnNaN()
     history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose,
                         shuffle=False,  # the dataset orders each epoch itself
@@ -207,11 +257,11 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
                             nan_guard,
                             best,
                             keras.callbacks.CSVLogger(
-                                os.path.join(model_dir, "training_log.csv"), append=True),
-                            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+                                os.path.join(write_dir, "training_log.csv"), append=True),
+                            keras.callbacks.TensorBoard(os.path.join(write_dir, "logs")),
                             # Last, so that it backs up an epoch only once the others are done.
                             keras.callbacks.BackupAndRestore(
-                                os.path.join(model_dir, BACKUP_DIR), double_checkpoint=True),
+                                os.path.join(write_dir, BACKUP_DIR), double_checkpoint=True),
                         ])
     if nan_guard.where is not None:
         kept = (f" (the best model so far is in {best_path})" if os.path.exists(best_path)
@@ -223,7 +273,7 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
 
     model.load_weights(best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(val_ds, return_dict=True, verbose=0)
-    export_dir = export.export_saved_model(model, os.path.join(model_dir, EXPORT_DIR),
+    export_dir = export.export_saved_model(model, os.path.join(write_dir, EXPORT_DIR),
                                            image_size=image_size)
     sample_images, _ = next(iter(val_ds.take(1)))
     export.check_export(export_dir, model, sample_images[:2].numpy())
@@ -233,5 +283,6 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         "epochs_run": (history.epoch[-1] + 1) if history.epoch else 0,
         "export_dir": export_dir,
     }
-    callbacks.write_atomically(os.path.join(model_dir, RESULT_FILE), json.dumps(result, indent=2))
+    result["weights_sha256"] = distribute.weights_digest(model)
     return result
+

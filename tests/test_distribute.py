@@ -1,0 +1,168 @@
+"""tf.distribute: two workers on localhost, and MirroredStrategy on CPU devices."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lesionseg_tf import synthetic
+from tests.conftest import REPO_ROOT, run_script
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(args, count=2):
+    """Starts `count` processes `python ARGS...` as one TF_CONFIG cluster."""
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(count)]}
+    processes = []
+    for index in range(count):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT,
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=600)
+        results.append((process.returncode, stdout, stderr))
+    return results
+
+
+@pytest.fixture(scope="module")
+def small_isic(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("dist_isic"))
+    synthetic.write_synthetic_isic(root, num_training=8, num_validation=4, num_test=1, seed=2,
+                                   widths=(48, 80))
+    return root
+
+
+def digest_line(stdout):
+    return [l for l in stdout.splitlines() if l.startswith("final weights sha256:")][0]
+
+
+def test_two_workers_train_identically_and_only_the_chief_writes(small_isic, tmp_path):
+    model_dir = tmp_path / "run"
+    results = start_workers(["train.py", "--strategy=multi_worker", f"--data_dir={small_isic}",
+                             f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
+                             "--max_epochs=2", "--patience=2"])
+    for returncode, _, stderr in results:
+        assert returncode == 0, stderr[-3000:]
+    (_, chief_out, chief_err), (_, worker_out, worker_err) = results
+    assert digest_line(chief_out) == digest_line(worker_out)  # bit-identical weights
+    assert "global batch 4 = 2 replica(s) x 2" in chief_err
+    assert "not the chief" in worker_out
+    loaded = tf.saved_model.load(str(model_dir / "export"))
+    mask = loaded.signatures["serving_default"](image=tf.zeros([40, 52, 3], tf.uint8))["mask"]
+    assert mask.shape == (40, 52)
+    with open(model_dir / "result.json") as f:
+        assert json.load(f)["epochs_run"] == 2
+    worker_dirs = set(re.findall(r"(/\S*?lesionseg-worker-[^/\s]+)", worker_err))
+    assert worker_dirs  # the worker wrote to a folder of its own...
+    assert not any(os.path.exists(d) for d in worker_dirs)  # ...and removed it
+    assert not [n for n in os.listdir(model_dir) if n.startswith("lesionseg-worker-")]
+
+
+SHARD_SCRIPT = """
+import json, sys
+from lesionseg_tf import data, distribute
+strategy = distribute.make_strategy("multi_worker")
+import tensorflow as tf
+examples = data.find_split(sys.argv[1], "training")
+epoch = tf.Variable(int(sys.argv[2]), dtype=tf.int64)
+dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True, seed=0,
+                            epoch=epoch)
+seen = []
+for images, labels in strategy.experimental_distribute_dataset(dataset):
+    for local in strategy.experimental_local_results(labels):
+        seen += [int(x) for x in tf.reduce_sum(local, axis=[1, 2, 3]).numpy()]
+print("SEEN", json.dumps(seen))
+"""
+
+
+def test_workers_see_disjoint_shares_of_each_epoch(tmp_path):
+    # Each mask has a different number of lesion pixels, which identifies the example.
+    import cv2
+    root = tmp_path / "isic"
+    images, masks = (root / name for name in ("ISIC-2017_Training_Data",
+                                              "ISIC-2017_Training_Part1_GroundTruth"))
+    images.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for i in range(8):
+        cv2.imwrite(str(images / f"ISIC_{i:07d}.jpg"), np.full((32, 32, 3), 128, np.uint8))
+        mask = np.zeros((32, 32), np.uint8)
+        mask.flat[: i + 1] = 255
+        cv2.imwrite(str(masks / f"ISIC_{i:07d}_segmentation.png"), mask)
+    for epoch in (0, 1):
+        results = start_workers(["-c", SHARD_SCRIPT, str(root), str(epoch)])
+        seen = []
+        for returncode, stdout, stderr in results:
+            assert returncode == 0, stderr[-3000:]
+            seen.append(json.loads(stdout.split("SEEN", 1)[1]))
+        assert len(seen[0]) == len(seen[1]) == 4
+        assert not set(seen[0]) & set(seen[1])  # no example on both workers
+        assert sorted(seen[0] + seen[1]) == list(range(1, 9))  # together, the whole epoch
+
+
+MIRRORED_SCRIPT = """
+import sys
+import tensorflow as tf
+from absl import logging
+logging.set_verbosity(logging.INFO)
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from lesionseg_tf import data, distribute, training
+strategy = distribute.make_strategy("mirrored")
+examples = data.find_split(sys.argv[1], "training")
+dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True)
+images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
+shapes = [tuple(t.shape) for t in strategy.experimental_local_results(images)]
+print("REPLICAS", strategy.num_replicas_in_sync, "SHAPES", shapes)
+result = training.train(data_dir=sys.argv[1], model_dir=sys.argv[2], image_size=32,
+                        batch_size=4, max_epochs=1, strategy=strategy, verbose=0)
+print("TRAINED", result["epochs_run"])
+"""
+
+
+def test_mirrored_splits_the_global_batch_over_two_cpu_devices(small_isic, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, small_isic,
+                             str(tmp_path / "run")], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REPLICAS 2 SHAPES [(2, 32, 32, 3), (2, 32, 32, 3)]" in result.stdout
+    assert "global batch 4 = 2 replica(s) x 2" in result.stderr
+    assert "TRAINED 1" in result.stdout
+
+
+def test_train_py_mirrored_on_one_cpu_device(small_isic, tmp_path):
+    result = run_script("train.py", "--strategy=mirrored", f"--data_dir={small_isic}",
+                        f"--model_dir={tmp_path / 'run'}", "--image_size=32", "--batch_size=4",
+                        "--max_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "global batch 4 = 1 replica(s) x 4" in result.stderr
+    assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
+
+
+def test_multi_worker_without_tf_config_is_one_line(small_isic, tmp_path):
+    env_free = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, "train.py", "--strategy=multi_worker", f"--data_dir={small_isic}",
+         f"--model_dir={tmp_path / 'run'}"], cwd=REPO_ROOT, capture_output=True, text=True,
+        env=dict(env_free, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT), timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "needs the TF_CONFIG environment variable" in result.stderr.splitlines()[-1]
