@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -166,3 +168,42 @@ def test_multi_worker_without_tf_config_is_one_line(small_isic, tmp_path):
         env=dict(env_free, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT), timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "needs the TF_CONFIG environment variable" in result.stderr.splitlines()[-1]
+
+
+def test_two_workers_resume_after_both_are_killed(small_isic, tmp_path):
+    model_dir = tmp_path / "run"
+    args = ["train.py", "--strategy=multi_worker", f"--data_dir={small_isic}",
+            f"--model_dir={model_dir}", "--image_size=32", "--batch_size=2", "--max_epochs=5",
+            "--patience=5"]
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT,
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    backup_meta = model_dir / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while not backup_meta.exists() and time.time() < deadline:
+        assert all(p.poll() is None for p in processes), "a worker ended before the kill"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    for process in processes:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    with open(backup_meta) as f:
+        resumed_at = json.load(f)["epoch"]
+    assert 1 <= resumed_at < 5
+
+    results = start_workers(args)
+    for returncode, _, stderr in results:
+        assert returncode == 0, stderr[-3000:]
+        assert "resuming the interrupted run" in stderr
+    (_, chief_out, _), (_, worker_out, _) = results
+    assert digest_line(chief_out) == digest_line(worker_out)
+    assert "of 5);" in chief_out
+    with open(model_dir / "training_log.csv") as f:
+        epochs = {line.split(",")[0] for line in f.readlines()[1:]}
+    assert epochs == {"0", "1", "2", "3", "4"}
+    assert not (model_dir / "backup").exists()
