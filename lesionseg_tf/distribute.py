@@ -37,7 +37,9 @@ def make_strategy(name):
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if name == "auto":
-        return tf.distribute.MirroredStrategy(gpus) if len(gpus) > 1 else tf.distribute.get_strategy()
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy(gpus)
+        return tf.distribute.get_strategy()
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
     return tf.distribute.MirroredStrategy(

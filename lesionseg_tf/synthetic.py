@@ -23,7 +23,8 @@ from lesionseg_tf.data import SPLIT_FOLDERS
 DEFAULT_WIDTHS = (480, 1280)
 ASPECT_RATIOS = (4 / 3, 3 / 2, 1.0, 5 / 4)
 SKIN_TONES = np.array([[228, 186, 160], [214, 160, 130], [238, 200, 180], [190, 135, 105]], float)
-PIGMENTS = np.array([[92, 58, 42], [140, 92, 66], [60, 38, 34], [120, 70, 70], [170, 120, 95]], float)
+PIGMENTS = np.array([[92, 58, 42], [140, 92, 66], [60, 38, 34], [120, 70, 70], [170, 120, 95]],
+                    float)
 MARKER_COLOURS = np.array([[60, 70, 170], [110, 50, 140], [40, 120, 90]], float)
 FIRST_ID = 9_000_000  # keeps synthetic ids apart from the real ones (ISIC_00xxxxx)
 

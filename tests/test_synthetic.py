@@ -28,7 +28,8 @@ def test_lesion_is_darker_than_skin():
     image, mask = synthetic.render_example(np.random.default_rng(3), 120, 160)
     grey = image.astype(float).mean(-1)
     centre = grey[mask > 0].mean()
-    ring = cv2.dilate(mask, np.ones((15, 15), np.uint8)) - cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    ring = (cv2.dilate(mask, np.ones((15, 15), np.uint8))
+            - cv2.dilate(mask, np.ones((5, 5), np.uint8)))
     assert centre < grey[ring > 0].mean() - 20
 
 
