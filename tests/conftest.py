@@ -19,9 +19,14 @@ def tiny_isic(tmp_path_factory):
     return str(root)
 
 
+def script_env(**extra):
+    """The environment the tests start the project's scripts in."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT, **extra)
+
+
 def run_script(script, *args, timeout=600):
     """Runs one of the top-level scripts in a fresh interpreter, as a user would."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    env = script_env()
     return subprocess.run([sys.executable, *script.split(), *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

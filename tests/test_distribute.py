@@ -10,11 +10,9 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from lesionseg_tf import synthetic
-from tests.conftest import REPO_ROOT, run_script
+from tests.conftest import REPO_ROOT, run_script, script_env
 
 
 def free_ports(count):
@@ -27,39 +25,33 @@ def free_ports(count):
     return ports
 
 
-def start_workers(args, count=2):
+def spawn_workers(args, count=2, quiet=False):
     """Starts `count` processes `python ARGS...` as one TF_CONFIG cluster."""
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(count)]}
-    processes = []
-    for index in range(count):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT,
-                   TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
+    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return [subprocess.Popen(
+        [sys.executable, *args], cwd=REPO_ROOT, stdout=output, stderr=output, text=True,
+        env=script_env(TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})))
+        for index in range(count)]
+
+
+def start_workers(args, count=2):
+    """Runs the cluster to the end: `[(returncode, stdout, stderr)]` per worker."""
     results = []
-    for process in processes:
+    for process in spawn_workers(args, count):
         stdout, stderr = process.communicate(timeout=600)
         results.append((process.returncode, stdout, stderr))
     return results
-
-
-@pytest.fixture(scope="module")
-def small_isic(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("dist_isic"))
-    synthetic.write_synthetic_isic(root, num_training=8, num_validation=4, num_test=1, seed=2,
-                                   widths=(48, 80))
-    return root
 
 
 def digest_line(stdout):
     return [l for l in stdout.splitlines() if l.startswith("final weights sha256:")][0]
 
 
-def test_two_workers_train_identically_and_only_the_chief_writes(small_isic, tmp_path):
+def test_two_workers_train_identically_and_only_the_chief_writes(tiny_isic, tmp_path):
     model_dir = tmp_path / "run"
-    results = start_workers(["train.py", "--strategy=multi_worker", f"--data_dir={small_isic}",
+    results = start_workers(["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
                              f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
                              "--max_epochs=2", "--patience=2"])
     for returncode, _, stderr in results:
@@ -140,9 +132,9 @@ print("TRAINED", result["epochs_run"])
 """
 
 
-def test_mirrored_splits_the_global_batch_over_two_cpu_devices(small_isic, tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, small_isic,
+def test_mirrored_splits_the_global_batch_over_two_cpu_devices(tiny_isic, tmp_path):
+    env = script_env()
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, tiny_isic,
                              str(tmp_path / "run")], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -151,8 +143,8 @@ def test_mirrored_splits_the_global_batch_over_two_cpu_devices(small_isic, tmp_p
     assert "TRAINED 1" in result.stdout
 
 
-def test_train_py_mirrored_on_one_cpu_device(small_isic, tmp_path):
-    result = run_script("train.py", "--strategy=mirrored", f"--data_dir={small_isic}",
+def test_train_py_mirrored_on_one_cpu_device(tiny_isic, tmp_path):
+    result = run_script("train.py", "--strategy=mirrored", f"--data_dir={tiny_isic}",
                         f"--model_dir={tmp_path / 'run'}", "--image_size=32", "--batch_size=4",
                         "--max_epochs=2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -160,29 +152,22 @@ def test_train_py_mirrored_on_one_cpu_device(small_isic, tmp_path):
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
 
 
-def test_multi_worker_without_tf_config_is_one_line(small_isic, tmp_path):
+def test_multi_worker_without_tf_config_is_one_line(tiny_isic, tmp_path):
     env_free = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     result = subprocess.run(
-        [sys.executable, "train.py", "--strategy=multi_worker", f"--data_dir={small_isic}",
+        [sys.executable, "train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
          f"--model_dir={tmp_path / 'run'}"], cwd=REPO_ROOT, capture_output=True, text=True,
         env=dict(env_free, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT), timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "needs the TF_CONFIG environment variable" in result.stderr.splitlines()[-1]
 
 
-def test_two_workers_resume_after_both_are_killed(small_isic, tmp_path):
+def test_two_workers_resume_after_both_are_killed(tiny_isic, tmp_path):
     model_dir = tmp_path / "run"
-    args = ["train.py", "--strategy=multi_worker", f"--data_dir={small_isic}",
+    args = ["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
             f"--model_dir={model_dir}", "--image_size=32", "--batch_size=2", "--max_epochs=5",
             "--patience=5"]
-    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    processes = []
-    for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT,
-                   TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    processes = spawn_workers(args, quiet=True)
     backup_meta = model_dir / "backup" / "training_metadata.json"
     deadline = time.time() + 300
     while not backup_meta.exists() and time.time() < deadline:

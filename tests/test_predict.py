@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from lesionseg_tf import data, inference, synthetic
-from tests.conftest import REPO_ROOT, run_script
+from tests.conftest import REPO_ROOT, run_script, script_env
 
 BIN = os.path.dirname(sys.executable)
 
@@ -183,7 +183,7 @@ def test_killing_predict_leaves_no_partial_mask(export_dir, tmp_path):
     for i in range(1, 60):
         os.link(folder / "ISIC_9100000.jpg", folder / f"ISIC_91{i:05d}.jpg")
     out = tmp_path / "out"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    env = script_env()
     process = subprocess.Popen(
         [sys.executable, "predict.py", f"--saved_model={export_dir}", f"--input={folder}",
          f"--output_dir={out}"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -208,7 +208,7 @@ def test_killing_the_export_never_leaves_a_partial_one(tmp_path):
               "model = build_model()\n"
               "while True:\n"
               "    export.export_saved_model(model, sys.argv[1], image_size=32)\n")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    env = script_env()
     rng = np.random.default_rng(0)
     for _ in range(3):
         process = subprocess.Popen([sys.executable, "-c", script, str(target)], cwd=REPO_ROOT,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lesionseg_tf import synthetic
-from tests.conftest import REPO_ROOT, run_script
+from tests.conftest import REPO_ROOT, run_script, script_env
 
 EPOCHS = 5
 
@@ -60,7 +60,7 @@ def test_two_deterministic_runs_are_bit_identical(uninterrupted, resume_data, tm
 
 def test_sigkill_mid_epoch_then_resume(uninterrupted, resume_data, tmp_path):
     model_dir = tmp_path / "killed"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    env = script_env()
     process = subprocess.Popen(
         [sys.executable, "train.py", *train_args(resume_data, model_dir)], cwd=REPO_ROOT,
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
