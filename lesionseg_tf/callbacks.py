@@ -15,13 +15,7 @@ import tempfile
 import keras
 from absl import logging
 
-
-def write_atomically(path, text):
-    """Writes text to `path` through a temporary file renamed into place."""
-    handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(path))
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
+from lesionseg_tf import files
 
 
 class BestAndEarlyStop(keras.callbacks.Callback):
@@ -86,7 +80,7 @@ class BestAndEarlyStop(keras.callbacks.Callback):
         self._history[str(epoch)] = {"best": self.best, "best_epoch": self.best_epoch,
                                      "wait": self.wait}
         self._history = {k: v for k, v in self._history.items() if int(k) >= epoch - 2}
-        write_atomically(self.state_path, json.dumps(self._history))
+        files.write_atomically(self.state_path, json.dumps(self._history))
 
 
 class EpochVariable(keras.callbacks.Callback):

@@ -1,8 +1,5 @@
 """Full-resolution prediction with an exported SavedModel (paper section 3.4)."""
 
-import os
-import tempfile
-
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -68,21 +65,6 @@ def encode_png(mask):
     if not ok:
         raise ValueError("PNG encoding failed")
     return encoded.tobytes()
-
-
-def write_atomically(path, payload):
-    """Writes bytes to `path` through a temporary file renamed into place, so a
-    reader (or the ISIC scorer) never sees a partial file under the final name."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def overlay(image, predicted, truth=None, max_side=2000):

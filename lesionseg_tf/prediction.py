@@ -7,7 +7,7 @@ import re
 import cv2
 import keras
 
-from lesionseg_tf import data, inference
+from lesionseg_tf import data, files, inference
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
@@ -110,7 +110,7 @@ def run(jobs, segmenter, *, overlay=False, on_error=print, max_pixels=data.DEFAU
         try:
             image = data.read_image_file(job.image_path, max_pixels)
             mask = segmenter.segment(image, **options)
-            inference.write_atomically(job.mask_path, inference.encode_png(mask))
+            files.write_atomically(job.mask_path, inference.encode_png(mask))
             if overlay:
                 os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
                 truth = data.read_mask_file(job.truth_path) if job.truth_path else None
@@ -118,7 +118,7 @@ def run(jobs, segmenter, *, overlay=False, on_error=print, max_pixels=data.DEFAU
                 ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 if not ok:
                     raise ValueError(f"{job.overlay_path}: JPEG encoding failed")
-                inference.write_atomically(job.overlay_path, encoded.tobytes())
+                files.write_atomically(job.overlay_path, encoded.tobytes())
         except (ValueError, OSError) as e:
             failures.append(job.image_path)
             on_error(str(e))

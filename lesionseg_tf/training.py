@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import callbacks, data, distribute, export, preflight
+from lesionseg_tf import callbacks, data, distribute, export, files, preflight
 from lesionseg_tf.metrics import PerImageJaccard
 from lesionseg_tf.model import UPSCALE, build_model
 
@@ -202,7 +202,7 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
     if chief:
-        callbacks.write_atomically(os.path.join(model_dir, RESULT_FILE),
+        files.write_atomically(os.path.join(model_dir, RESULT_FILE),
                                    json.dumps(result, indent=2))
     return result
 

@@ -222,3 +222,19 @@ def test_killing_the_export_never_leaves_a_partial_one(tmp_path):
         if target.exists():  # absent is acceptable (between two renames); partial is not
             segmenter = inference.Segmenter(str(target))
             assert segmenter.segment(np.zeros((40, 50, 3), np.uint8)).shape == (40, 50)
+
+
+def test_write_atomically_leaves_old_or_new_never_partial(tmp_path, monkeypatch):
+    from lesionseg_tf import files
+    target = tmp_path / "mask.png"
+    files.write_atomically(str(target), b"old")
+    files.write_atomically(str(target), "new text")
+    assert target.read_bytes() == b"new text"
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        files.write_atomically(str(target), b"half")
+    assert target.read_bytes() == b"new text" and os.listdir(tmp_path) == ["mask.png"]
