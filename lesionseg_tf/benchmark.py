@@ -172,20 +172,13 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=6,
     """Training images/s of the Keras model (as `training.train` compiles it) on
     in-memory data, with the achieved and the matrix-multiply GFLOP/s."""
     from lesionseg_tf import training  # pylint: disable=import-outside-toplevel
-    from lesionseg_tf.metrics import PerImageJaccard  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(0)
     images = rng.normal(size=(batch_size, image_size, image_size, 3)).astype(np.float32)
     labels = (rng.random((batch_size, image_size, image_size, 1)) > 0.7).astype(np.int32)
     dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    keras.mixed_precision.set_global_policy(training.PRECISION_POLICIES[mixed_precision])
-    try:
-        model = build_model()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[PerImageJaccard()], jit_compile=jit_compile)
+    model = training.compiled_model(learning_rate=1e-3, jit_compile=jit_compile,
+                                    mixed_precision=mixed_precision)
     model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)  # warm up
     start = time.perf_counter()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)

@@ -31,7 +31,6 @@ class Problem:
 class Report:
     """What `check_split` found. `good` are the examples without errors."""
     good: list
-    bad: list
     problems: list
 
     @property
@@ -97,13 +96,14 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS, workers=
       A `Report`.
     """
     problems = [Problem(path, message) for path, message in orphans]
-    good, bad = [], []
+    good = []
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         found = pool.map(lambda e: check_example(e, max_pixels), examples)
         for example, example_problems in zip(examples, found):
             problems += example_problems
-            (bad if any(p.is_error for p in example_problems) else good).append(example)
-    return Report(good=good, bad=bad, problems=problems)
+            if not any(p.is_error for p in example_problems):
+                good.append(example)
+    return Report(good=good, problems=problems)
 
 
 if __name__ == "__main__":

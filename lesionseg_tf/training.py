@@ -122,9 +122,29 @@ def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples)
     return splits["training"], splits["validation"], problems
 
 
-CACHE_CHOICES = ("memory", "disk", "none")
 PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
                       "bfloat16": "mixed_bfloat16"}
+
+
+def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
+                   sync_batch_norm=False):
+    """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
+    cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
+
+    Args:
+      mixed_precision: "none", "float16" or "bfloat16" compute (`PRECISION_POLICIES`);
+        the global policy is restored to float32 afterwards.
+    """
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
+    try:
+        model = build_model(sync_batch_norm=sync_batch_norm)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[PerImageJaccard()], jit_compile=jit_compile)
+    return model
 
 
 def dataset_cache(cache, model_dir, split, examples, image_size):
@@ -224,18 +244,12 @@ def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rat
     os.makedirs(write_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
-        try:
-            # With several replicas, batch statistics over the global batch (as one
-            # device would compute them for the paper's batch of 32).
-            model = build_model(sync_batch_norm=strategy.num_replicas_in_sync > 1)
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
+        # With several replicas, batch statistics over the global batch (as one
+        # device would compute them for the paper's batch of 32).
+        model = compiled_model(learning_rate=learning_rate, jit_compile=jit_compile,
+                               mixed_precision=mixed_precision,
+                               sync_batch_norm=strategy.num_replicas_in_sync > 1)
         model.augment_seed = seed
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[PerImageJaccard()], jit_compile=jit_compile)
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
     train_ds = data.make_dataset(
