@@ -29,17 +29,29 @@ _PRED_DIR = flags.DEFINE_string(
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where per_image.csv and summary.json go; default "
     "<model_dir>/evaluation/<split> beside the SavedModel, or <pred_dir>_evaluation/<split>.")
+_BOOTSTRAP = flags.DEFINE_integer(
+    "bootstrap", 2000, "Bootstrap resamples (over images, seeded) for the 95% confidence "
+    "interval of every per-image mean; 0 skips them.")
+_FIGURES = flags.DEFINE_bool(
+    "figures", False, "Also write a per-image Jaccard histogram and a contact sheet of the "
+    "best, median and worst images (PNG) beside summary.json.")
 _SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lesionseg_tf import data, evaluation, inference
+    from lesionseg_tf import console
 
     def fail(message):
         print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
 
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
+    from lesionseg_tf import data, evaluation, inference
+
+    if _BOOTSTRAP.value < 0:
+        raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
     try:
         examples = data.find_split(_DATA_DIR.value, _SPLIT.value)
         if _PRED_DIR.value:
@@ -65,19 +77,29 @@ def main(argv):
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
 
-    rows, failed = evaluation.evaluate(examples, predict, on_error=fail)
+    rows, failed = evaluation.evaluate(examples, predict, on_error=fail,
+                                       progress=console.make_progress(len(examples)))
     if failed:
         sys.exit(f"evaluate.py: {len(failed)} of {len(examples)} images could not be scored; "
                  "no summary written")
     summary = evaluation.summarize(rows)
+    intervals = None
+    if _BOOTSTRAP.value:
+        from lesionseg_tf import metrics
+        intervals = metrics.bootstrap_intervals(rows, samples=_BOOTSTRAP.value, seed=0)
     output_dir = _OUTPUT_DIR.value or evaluation.default_output_dir(
         saved_model=_SAVED_MODEL.value, pred_dir=_PRED_DIR.value, split=_SPLIT.value)
     config = {name: flags.FLAGS[name].value for name in (
-        "data_dir", "split", "saved_model", "pred_dir", "tta", "largest_component", "fill_holes")}
-    evaluation.write_report(rows, summary, output_dir, config)
-    print(evaluation.format_table(
-        summary, f"ISIC 2017 {_SPLIT.value} split, {source}"))
+        "data_dir", "split", "saved_model", "pred_dir", "tta", "largest_component", "fill_holes",
+        "bootstrap")}
+    evaluation.write_report(rows, summary, output_dir, config, intervals=intervals)
+    title = f"ISIC 2017 {_SPLIT.value} split, {source}"
+    print(evaluation.format_table(summary, title, intervals))
     print(f"per-image scores and summary: {output_dir}")
+    if _FIGURES.value:
+        for path in evaluation.write_figures(rows, examples, predict, output_dir,
+                                             title=f"ISIC 2017 {_SPLIT.value} split"):
+            print(f"figure: {path}")
 
 
 if __name__ == "__main__":

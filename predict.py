@@ -38,6 +38,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _INPUT.value:
         raise app.UsageError("--input is required: an image or a folder of images")
+    from lesionseg_tf import console
+
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
     from lesionseg_tf import inference, prediction
 
     try:
@@ -50,7 +54,7 @@ def main(argv):
     start = time.perf_counter()
     failures = prediction.run(
         jobs, segmenter, overlay=_OVERLAY.value, max_pixels=_MAX_IMAGE_PIXELS.value,
-        **_SEGMENT_OPTIONS(),
+        progress=console.make_progress(len(jobs)), **_SEGMENT_OPTIONS(),
         on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start
     written = len(jobs) - len(failures)

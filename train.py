@@ -21,9 +21,20 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", 448, "Network input side (paper
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size (paper: 32).")
 _LEARNING_RATE = flags.DEFINE_float(
     "learning_rate", 1e-3, "Adam learning rate (the paper gives none; Adam's default).")
+_LR_SCHEDULE = flags.DEFINE_enum(
+    "lr_schedule", "constant", ["constant", "cosine"],
+    "constant (the paper's), or cosine decay to zero over --max_epochs.")
 _MAX_EPOCHS = flags.DEFINE_integer("max_epochs", 200, "Upper bound on training epochs.")
 _PATIENCE = flags.DEFINE_integer(
-    "patience", 20, "Epochs without a better validation Jaccard before training stops.")
+    "patience", 20, "Epochs without a better selection Jaccard before training stops.")
+_SELECT_ON = flags.DEFINE_enum(
+    "select_on", "holdout", ["holdout", "validation"],
+    "Which pairs pick the best epoch and stop training: a held-out part of the training split "
+    "(the validation split is then never read: the paper's validation score was blind), or "
+    "the validation split (its score is then optimistic).")
+_HOLDOUT_FRACTION = flags.DEFINE_float(
+    "holdout_fraction", 0.1, "Share of the training split held out for --select_on=holdout, "
+    "drawn from --seed; the ids go to <model_dir>/holdout_ids.txt.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed for weights, data order and augmentation.")
 _DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", False, "Deterministic TensorFlow ops: two runs with the same flags give "
@@ -56,15 +67,22 @@ _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "there (the quick start).")
 
 # The flags that define a run: resuming with other values is refused.
-_RUN_FLAGS = ("data_dir", "image_size", "batch_size", "learning_rate", "max_epochs",
-              "patience", "seed", "deterministic", "skip_bad_examples", "max_image_pixels",
-              "mixed_precision")
+_RUN_FLAGS = ("data_dir", "image_size", "batch_size", "learning_rate", "lr_schedule",
+              "max_epochs", "patience", "select_on", "holdout_fraction", "seed", "deterministic",
+              "skip_bad_examples", "max_image_pixels", "mixed_precision")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help answers without loading TensorFlow.
+    from lesionseg_tf import console
+
+    notes, no_cuda_driver = console.import_tensorflow()
+    for line in notes:
+        print(line, file=sys.stderr)
+    if no_cuda_driver:
+        logging.info("no CUDA driver on this machine: training on the CPU")
     import tensorflow as tf
 
     from lesionseg_tf import distribute, synthetic, training
@@ -84,10 +102,11 @@ def main(argv):
             synthetic.write_synthetic_isic(_DATA_DIR.value, num_training=64, num_validation=16,
                                            num_test=16, seed=_SEED.value)
         resuming = training.check_run_dir(model_dir, config, overwrite=_OVERWRITE.value)
-        train_examples, val_examples, problems = training.preflight_data(
+        train_examples, selection_examples, problems = training.preflight_data(
             _DATA_DIR.value, batch_size=_BATCH_SIZE.value,
             max_image_pixels=_MAX_IMAGE_PIXELS.value,
-            skip_bad_examples=_SKIP_BAD_EXAMPLES.value)
+            skip_bad_examples=_SKIP_BAD_EXAMPLES.value, select_on=_SELECT_ON.value,
+            holdout_fraction=_HOLDOUT_FRACTION.value, seed=_SEED.value)
     except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")
     for problem in problems:
@@ -95,7 +114,7 @@ def main(argv):
               file=sys.stderr)
     if resuming:
         logging.info("resuming the interrupted run in %s", model_dir)
-    elif chief:  # nothing to resume: a finished run the user asked to overwrite, or debris
+    elif chief:  # a fresh start: --overwrite, or no epoch of a run was completed here
         training.clear_run(model_dir)
 
     if _DETERMINISTIC.value:
@@ -105,17 +124,23 @@ def main(argv):
         with open(os.path.join(model_dir, training.FLAGS_FILE), "w") as f:
             json.dump({**config, "model_dir": model_dir, "strategy": _STRATEGY.value}, f,
                       indent=2)
+        if _SELECT_ON.value == "holdout":
+            with open(os.path.join(model_dir, training.HOLDOUT_FILE), "w") as f:
+                f.writelines(f"{e.image_id}\n" for e in selection_examples)
     try:
         result = training.train(
             data_dir=_DATA_DIR.value, model_dir=model_dir, image_size=_IMAGE_SIZE.value,
             batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
-            max_epochs=_MAX_EPOCHS.value, patience=_PATIENCE.value, seed=_SEED.value,
-            train_examples=train_examples, val_examples=val_examples, cache=_CACHE.value,
+            lr_schedule=_LR_SCHEDULE.value, max_epochs=_MAX_EPOCHS.value,
+            patience=_PATIENCE.value, seed=_SEED.value, train_examples=train_examples,
+            selection_examples=selection_examples, selected_on=_SELECT_ON.value,
+            cache=_CACHE.value, verbose=1 if sys.stdout.isatty() else 2,
             jit_compile={"auto": "auto", "true": True, "false": False}[_JIT_COMPILE.value],
             mixed_precision=_MIXED_PRECISION.value, strategy=strategy)
     except (training.TrainingError, ValueError) as e:
         sys.exit(f"train.py: {e}")
-    print(f"validation per-image mean Jaccard: {result['val_jaccard']:.4f} "
+    selected_on = {"holdout": "held-out", "validation": "validation"}[result["selected_on"]]
+    print(f"{selected_on} per-image mean Jaccard: {result['selection_jaccard']:.4f} "
           f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
           + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)"))
     print(f"final weights sha256: {result['weights_sha256']}")

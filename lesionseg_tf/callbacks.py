@@ -1,21 +1,29 @@
 """Training callbacks that survive a crash (paper section 3.3's early stopping, made resumable).
 
-Keras' `BackupAndRestore` brings back the weights, the optimizer state and the
-epoch counter after a crash, but not the state of `ModelCheckpoint` and
-`EarlyStopping`: after a restart they would forget the best score so far.
-`BestAndEarlyStop` keeps that state in a file saved at every epoch end, keyed by
-epoch, so a resumed run continues exactly where the last completed epoch left it.
+A run is checkpointed once per epoch, after everything else of that epoch is on
+disk, by `EpochBackup`: the weights with the optimizer state, and in the same
+atomically replaced `state.json` the epoch count and `BestAndEarlyStop`'s state
+(best score, best epoch, epochs without improvement, whether training stopped).
+A run killed at any moment resumes from the last epoch whose backup is complete;
+`truncate_logs` drops whatever the logs gained after it, so every epoch is
+logged exactly once.
 """
 
+import csv
+import glob
+import io
 import json
 import math
 import os
 import tempfile
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from lesionseg_tf import files
+
+BACKUP_STATE = "state.json"
 
 
 class BestAndEarlyStop(keras.callbacks.Callback):
@@ -23,40 +31,27 @@ class BestAndEarlyStop(keras.callbacks.Callback):
 
     The whole model of the best epoch (by `monitor`, higher is better) is saved
     to `best_path` under a temporary name and renamed into place, so a crash
-    never leaves a partial checkpoint. Its state (best value, best epoch, epochs
-    without improvement) is written to `state_path` after every epoch and read
-    back when training starts at a later epoch.
+    never leaves a partial checkpoint. `state()` and `restore()` carry the rest
+    across a restart (through `EpochBackup`).
     """
 
-    def __init__(self, *, monitor, patience, best_path, state_path):
+    def __init__(self, *, monitor, patience, best_path):
         super().__init__()
         self.monitor = monitor
         self.patience = patience
         self.best_path = best_path
-        self.state_path = state_path
         self.best = -math.inf
         self.best_epoch = -1
         self.wait = 0
-        self._history = {}
-        self._started = False
+        self.stopped = False
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._started:
-            return
-        self._started = True
-        if epoch == 0 or not os.path.exists(self.state_path):
-            return
-        with open(self.state_path) as f:
-            self._history = json.load(f)
-        state = self._history.get(str(epoch - 1))
-        if state is None:
-            raise RuntimeError(f"{self.state_path} has no state for epoch {epoch}, where "
-                               "training resumes; remove the model directory's backup/ "
-                               "folder to start over")
-        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
-        logging.info("resuming at epoch %d: best %s %.4f at epoch %d, %d epochs without "
-                     "improvement", epoch + 1, self.monitor, self.best, self.best_epoch + 1,
-                     self.wait)
+    def state(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped": self.stopped}
+
+    def restore(self, state):
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.wait, self.stopped = state["wait"], state["stopped"]
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -74,13 +69,136 @@ class BestAndEarlyStop(keras.callbacks.Callback):
         else:
             self.wait += 1
             if self.wait >= self.patience:
+                self.stopped = True
                 self.model.stop_training = True
-        # Keep the last few epochs' states: a crash after this write but before the
-        # weights backup makes the run resume one epoch earlier than this state.
-        self._history[str(epoch)] = {"best": self.best, "best_epoch": self.best_epoch,
-                                     "wait": self.wait}
-        self._history = {k: v for k, v in self._history.items() if int(k) >= epoch - 2}
-        files.write_atomically(self.state_path, json.dumps(self._history))
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Backs up the training state at the end of every epoch; put it last.
+
+    Writes `epoch-<n>.weights.h5` (weights and optimizer state after n completed
+    epochs) under a temporary name, renames it into place, then replaces
+    `state.json` (`{"epoch": n, "weights": name, "early_stopping": {...}}`) in
+    one rename, and only then removes the previous weights file. Whenever the
+    process dies, `state.json` names a complete weights file of the epoch it
+    states. An epoch whose loss is not finite is not backed up.
+    """
+
+    def __init__(self, backup_dir, early_stopping):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.early_stopping = early_stopping
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{epoch + 1}.weights.h5"
+        temporary = os.path.join(self.backup_dir, f".partial-{name}")
+        self.model.save_weights(temporary, overwrite=True)
+        os.replace(temporary, os.path.join(self.backup_dir, name))
+        files.write_atomically(
+            os.path.join(self.backup_dir, BACKUP_STATE),
+            json.dumps({"epoch": epoch + 1, "weights": name,
+                        "early_stopping": self.early_stopping.state()}))
+        for path in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
+            if os.path.basename(path) != name:
+                os.remove(path)
+
+
+def read_backup(backup_dir):
+    """The `state.json` of an `EpochBackup` folder, or None when there is none."""
+    path = os.path.join(backup_dir, BACKUP_STATE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def restore_backup(model, backup_dir, state):
+    """Loads the weights and optimizer state `state` (from `read_backup`) names."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(backup_dir, state["weights"]))
+
+
+class EpochSummaries(keras.callbacks.Callback):
+    """TensorBoard scalars, one point per epoch and metric: `epoch_<metric>` in
+    `log_dir/train` and `log_dir/validation` (Keras' layout), plus the learning
+    rate. Flushed at every epoch end, so they are on disk before the backup."""
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+        self._writers = {}
+
+    def _writer(self, run):
+        if run not in self._writers:
+            self._writers[run] = tf.summary.create_file_writer(os.path.join(self.log_dir, run))
+        return self._writers[run]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        train["learning_rate"] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+        validation = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
+        for run, values in (("train", train), ("validation", validation)):
+            if not values:
+                continue
+            writer = self._writer(run)
+            with writer.as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(f"epoch_{name}", float(value), step=epoch)
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def truncate_logs(csv_path, log_dir, epochs):
+    """Drops what the logs hold of epochs from `epochs` on (0-based), which a
+    resumed run trains and logs again: the CSV rows, and the TensorBoard events
+    of those steps (event files rewritten in place, atomically).
+
+    Returns:
+      The number of CSV rows and TensorBoard events dropped.
+    """
+    dropped = 0
+    if os.path.exists(csv_path):
+        with open(csv_path, newline="") as f:
+            rows = list(csv.reader(f))
+        if rows:
+            header, body = rows[0], rows[1:]
+            column = header.index("epoch")
+            kept = [row for row in body if int(row[column]) < epochs]
+            if len(kept) != len(body):
+                dropped += len(body) - len(kept)
+                text = io.StringIO()
+                csv.writer(text, lineterminator="\n").writerows([header] + kept)
+                files.write_atomically(csv_path, text.getvalue())
+    for path in sorted(glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*"))):
+        records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+        kept = []
+        for record in records:
+            event = tf.compat.v1.Event.FromString(record)
+            if event.HasField("summary") and event.step >= epochs:
+                continue
+            kept.append(record)
+        if len(kept) != len(records):
+            dropped += len(records) - len(kept)
+            handle, temporary = tempfile.mkstemp(prefix=".partial-",
+                                                 dir=os.path.dirname(path))
+            os.close(handle)
+            with tf.io.TFRecordWriter(temporary) as writer:
+                for record in kept:
+                    writer.write(record)
+            os.replace(temporary, path)
+    if dropped:
+        logging.info("dropped %d log entries of epochs not in the backup", dropped)
+    return dropped
 
 
 class EpochVariable(keras.callbacks.Callback):

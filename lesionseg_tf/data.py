@@ -6,6 +6,7 @@ import os
 import re
 import warnings
 
+import numpy as np
 import tensorflow as tf
 from PIL import Image
 
@@ -124,6 +125,27 @@ def find_split(data_dir, split):
                            f"{os.path.join(data_dir, SPLIT_FOLDERS[split][0])} "
                            f"({_layout_hint(split)})")
     return examples
+
+
+def split_holdout(examples, *, fraction, seed):
+    """Splits a training split into `(training, held-out)` examples for model
+    selection (section 3.3's early stopping without the blind validation split).
+
+    The held-out share is `round(fraction * len(examples))` pairs (at least 1),
+    drawn from `seed` alone over the examples sorted by image id, so the same
+    files and seed always hold out the same images. Both lists keep id order.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"holdout fraction must be between 0 and 1, got {fraction}")
+    ordered = sorted(examples, key=lambda e: e.image_id)
+    count = max(1, round(fraction * len(ordered)))
+    if count >= len(ordered):
+        raise DatasetError(f"{len(ordered)} training pairs cannot spare {count} for a held-out "
+                           "part; lower the holdout fraction or add data")
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(len(ordered))[:count].tolist())
+    return ([e for i, e in enumerate(ordered) if i not in held],
+            [e for i, e in enumerate(ordered) if i in held])
 
 
 def _image_id(path):

@@ -1,10 +1,11 @@
 """Scoring a split the way the ISIC 2017 challenge did (`isic-challenge-scoring` semantics)."""
 
 import csv
+import io
 import json
 import os
 
-from lesionseg_tf import data, metrics
+from lesionseg_tf import data, files, metrics
 
 CSV_COLUMNS = ("image_id", "height", "width", "tp", "fp", "tn", "fn") + metrics.METRIC_NAMES
 TABLE_ROWS = (
@@ -72,41 +73,52 @@ def default_output_dir(*, saved_model, pred_dir, split):
     return os.path.join(model_dir, "evaluation", split)
 
 
-def write_report(rows, summary, output_dir, config):
-    """Writes `per_image.csv` and `summary.json` (with `config`) to `output_dir`."""
+def write_report(rows, summary, output_dir, config, *, intervals=None):
+    """Writes `per_image.csv` and `summary.json` (with `config`, and the bootstrap
+    `intervals` of `metrics.bootstrap_intervals` when given) to `output_dir`."""
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "per_image.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows({k: row[k] for k in CSV_COLUMNS} for row in rows)
-    with open(os.path.join(output_dir, "summary.json"), "w") as f:
-        json.dump({"summary": summary, "config": config}, f, indent=2)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: row[k] for k in CSV_COLUMNS} for row in rows)
+    files.write_atomically(os.path.join(output_dir, "per_image.csv"), text.getvalue())
+    report = {"summary": summary, "config": config}
+    if intervals is not None:
+        report["confidence_95"] = intervals
+    files.write_atomically(os.path.join(output_dir, "summary.json"),
+                           json.dumps(report, indent=2))
 
 
-def format_table(summary, title):
+def format_table(summary, title, intervals=None):
+    """The summary as a text table; per-image means get their 95% interval beside
+    them when `intervals` (from `metrics.bootstrap_intervals`) is given."""
     width = max(len(label) for _, label in TABLE_ROWS)
     lines = [title, "-" * (width + 10)]
-    lines += [f"{label:<{width}}  {summary[key]:.4f}" for key, label in TABLE_ROWS]
+    for key, label in TABLE_ROWS:
+        line = f"{label:<{width}}  {summary[key]:.4f}"
+        if intervals and key in intervals:
+            low, high = intervals[key]
+            line += f"  (95% CI {low:.4f}-{high:.4f})"
+        lines.append(line)
     lines.append(f"{'images':<{width}}  {summary['images']}")
     return "\n".join(lines)
 
 
 
-def evaluate(examples, predict, *, on_error=print):
-    """Scores every example, with a progress bar.
+def evaluate(examples, predict, *, on_error, progress=None):
+    """Scores every example.
 
     Args:
       examples: `data.Example`s of the split.
       predict: `example -> (prediction [H, W] uint8, name for messages)`.
       on_error: called with one line per example that could not be scored.
+      progress: an object whose `update(done)` is called after each example
+        (`console.make_progress`), or None.
 
     Returns:
       `(rows, failed image ids)`.
     """
-    import keras  # pylint: disable=import-outside-toplevel
-
     rows, failed = [], []
-    progress = keras.utils.Progbar(len(examples), unit_name="image")
     for done, example in enumerate(examples, 1):
         try:
             truth = data.read_mask_file(example.mask_path)
@@ -115,5 +127,45 @@ def evaluate(examples, predict, *, on_error=print):
         except (ValueError, OSError) as e:
             failed.append(example.image_id)
             on_error(str(e))
-        progress.update(done)
+        if progress is not None:
+            progress.update(done)
     return rows, failed
+
+
+PAPER_JACCARD = 0.642  # the paper's ISIC 2017 validation score (section 4)
+
+
+def write_figures(rows, examples, predict, output_dir, *, title):
+    """Writes the per-image Jaccard histogram and a contact sheet of the best,
+    median and worst images (predicted outline green, true outline magenta)
+    beside the report.
+
+    Args:
+      rows: per-image rows of `evaluate`.
+      examples: the scored `data.Example`s.
+      predict: the same `example -> (prediction, name)` that `evaluate` used.
+
+    Returns:
+      The paths written.
+    """
+    from lesionseg_tf import figures, inference  # pylint: disable=import-outside-toplevel
+
+    jaccards = [row["jaccard"] for row in rows]
+    paths = [figures.jaccard_histogram(
+        jaccards, os.path.join(output_dir, figures.HISTOGRAM_FILE), title=title,
+        reference=PAPER_JACCARD, reference_label=f"paper {PAPER_JACCARD}")]
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["jaccard"], rows[i]["image_id"]))
+    picks = (("best", order[-1]), ("median", order[len(order) // 2]), ("worst", order[0]))
+    by_id = {e.image_id: e for e in examples}
+    panels = []
+    for label, index in picks:
+        example = by_id[rows[index]["image_id"]]
+        image = data.read_image_file(example.image_path)
+        prediction, _ = predict(example)
+        picture = inference.overlay(image, prediction, data.read_mask_file(example.mask_path),
+                                    max_side=600)
+        panels.append((f"{label}: {example.image_id}, Jaccard {rows[index]['jaccard']:.3f}",
+                       picture[..., ::-1]))
+    paths.append(figures.contact_sheet(
+        panels, os.path.join(output_dir, figures.CONTACT_SHEET_FILE), title=title))
+    return paths

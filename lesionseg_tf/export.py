@@ -14,6 +14,7 @@ from lesionseg_tf import data, postprocess
 SEGMENT_ENDPOINT = "segment"  # also serving_default
 LOGITS_ENDPOINT = "logits"
 INFO_FILE = os.path.join("assets.extra", "lesionseg.json")
+STAGING_PREFIX = ".export-"
 
 
 def export_saved_model(model, export_dir, *, image_size):
@@ -48,7 +49,7 @@ def export_saved_model(model, export_dir, *, image_size):
     def logits(images):
         return {"logits": model(images, training=False)}
 
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -64,6 +65,10 @@ def export_saved_model(model, export_dir, *, image_size):
         _replace_dir(written, export_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    # The new export is in place: staging folders of exports killed before are debris.
+    for name in os.listdir(parent):
+        if name.startswith(STAGING_PREFIX) and os.path.isdir(os.path.join(parent, name)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     return export_dir
 
 

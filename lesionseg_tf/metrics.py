@@ -109,3 +109,33 @@ def summarize(per_image_counts):
     summary["pooled_mean_iou"] = (lesion_iou + background_iou) / 2
     summary["images"] = len(rows)
     return summary
+
+
+def bootstrap_intervals(rows, *, samples=2000, seed=0, confidence=0.95):
+    """Percentile bootstrap confidence intervals of the per-image means.
+
+    Images are resampled with replacement `samples` times (seeded), and each
+    metric's mean is taken over every resample; the interval is the central
+    `confidence` share of those means. With 150 validation images it is several
+    points wide, which is what a comparison with a published mean must allow for.
+
+    Args:
+      rows: per-image dicts holding each of `METRIC_NAMES`.
+
+    Returns:
+      `{metric: [low, high]}` for each of `METRIC_NAMES`.
+    """
+    if not rows:
+        raise ValueError("no images to bootstrap")
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    values = np.array([[row[name] for name in METRIC_NAMES] for row in rows], np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.empty((samples, len(METRIC_NAMES)))
+    for start in range(0, samples, 500):  # bounded memory for large splits
+        stop = min(samples, start + 500)
+        picks = rng.integers(0, len(rows), size=(stop - start, len(rows)))
+        means[start:stop] = values[picks].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
+    return {name: [float(low[i]), float(high[i])] for i, name in enumerate(METRIC_NAMES)}

@@ -5,8 +5,6 @@ import os
 import re
 
 import cv2
-import keras
-
 from lesionseg_tf import data, files, inference
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -94,18 +92,20 @@ def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=F
     return jobs
 
 
-def run(jobs, segmenter, *, overlay=False, on_error=print, max_pixels=data.DEFAULT_MAX_PIXELS,
-        **options):
-    """Predicts every job's mask (and overlay), with a progress bar.
+def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=data.DEFAULT_MAX_PIXELS,
+        progress=None, **options):
+    """Predicts every job's mask (and overlay).
 
     A job that fails (unreadable image, unreadable truth) is reported through
     `on_error` as one line naming the file; the others still run.
+
+    `progress.update(done)` is called after each job when `progress` is given
+    (`console.make_progress`).
 
     Returns:
       The image paths that failed.
     """
     failures = []
-    progress = keras.utils.Progbar(len(jobs), unit_name="image")
     for done, job in enumerate(jobs, 1):
         try:
             image = data.read_image_file(job.image_path, max_pixels)
@@ -122,5 +122,6 @@ def run(jobs, segmenter, *, overlay=False, on_error=print, max_pixels=data.DEFAU
         except (ValueError, OSError) as e:
             failures.append(job.image_path)
             on_error(str(e))
-        progress.update(done)
+        if progress is not None:
+            progress.update(done)
     return failures

@@ -1,10 +1,12 @@
 """Training (paper section 3.3): Adam, per-pixel softmax cross-entropy, early stopping
-on the validation per-image mean Jaccard, then a SavedModel export.
+on the per-image mean Jaccard of a selection set, then a SavedModel export.
 
-A run survives being killed: `BackupAndRestore` keeps the weights, optimizer state
-and epoch counter, `callbacks.BestAndEarlyStop` the best score and patience, and
-the input order of every epoch depends only on the seed and the epoch number.
-Running the same command again continues from the last completed epoch.
+A run survives being killed at any moment: `callbacks.EpochBackup` keeps the
+weights, optimizer state, epoch counter and early-stopping state of the last
+completed epoch until `result.json` is written, and the input order of every
+epoch depends only on the seed and the epoch number. Running the same command
+again continues from the last completed epoch, or finishes a run whose training
+was complete.
 """
 
 import json
@@ -25,6 +27,8 @@ EXPORT_DIR = "export"
 BACKUP_DIR = "backup"
 FLAGS_FILE = "flags.json"
 RESULT_FILE = "result.json"
+LOG_FILE = "training_log.csv"
+HOLDOUT_FILE = "holdout_ids.txt"
 MONITOR = "val_jaccard"
 
 
@@ -48,35 +52,42 @@ def check_config(*, image_size, batch_size, learning_rate, max_epochs, patience,
 
 
 def check_run_dir(model_dir, config, *, overwrite=False):
-    """Decides whether `model_dir` starts a run or resumes one.
+    """Decides whether `model_dir` starts a run or continues one.
 
     Returns:
-      True when an interrupted run with the same flags is there to resume.
+      True when a run with the same flags has completed epochs to continue from
+      (its `backup/`); it may also have finished training and only need its
+      evaluation and export. False means a fresh start: `overwrite`, or nothing
+      of a completed epoch in the folder.
 
     Raises:
-      ValueError: the folder holds a finished run (unless `overwrite`), or an
-        interrupted run whose flags differ from `config`.
+      ValueError: the folder holds a finished run (`result.json`) and not
+        `overwrite`, or a run to continue whose flags differ from `config`.
     """
-    backup = os.path.join(model_dir, BACKUP_DIR)
-    flags_path = os.path.join(model_dir, FLAGS_FILE)
-    if os.path.isdir(backup) and os.path.exists(flags_path):
-        with open(flags_path) as f:
-            previous = json.load(f)
-        changed = sorted(k for k in config if previous.get(k) != config[k])
-        if changed:
-            raise ValueError(
-                f"{model_dir} holds an interrupted run with other flags (" + ", ".join(
-                    f"{k}: {previous.get(k)!r} then, {config[k]!r} now" for k in changed)
-                + "); rerun with the same flags to resume, or choose another --model_dir")
-        return True
-    if os.path.exists(os.path.join(model_dir, RESULT_FILE)) and not overwrite:
+    if overwrite:
+        return False
+    if os.path.exists(os.path.join(model_dir, RESULT_FILE)):
         raise ValueError(f"{model_dir} holds a finished run ({RESULT_FILE}); choose another "
                          "--model_dir, or pass --overwrite to train it again from scratch")
-    return False
+    if callbacks.read_backup(os.path.join(model_dir, BACKUP_DIR)) is None:
+        return False
+    flags_path = os.path.join(model_dir, FLAGS_FILE)
+    previous = {}
+    if os.path.exists(flags_path):
+        with open(flags_path) as f:
+            previous = json.load(f)
+    changed = sorted(k for k in config if previous.get(k) != config[k])
+    if changed:
+        raise ValueError(
+            f"{model_dir} holds an interrupted run with other flags (" + ", ".join(
+                f"{k}: {previous.get(k)!r} then, {config[k]!r} now" for k in changed)
+            + "); rerun with the same flags to resume, choose another --model_dir, or pass "
+            "--overwrite to start again from scratch")
+    return True
 
 
-RUN_FILES = (BEST_CHECKPOINT, EXPORT_DIR, BACKUP_DIR, RESULT_FILE, "logs", "training_log.csv",
-             "early_stopping.json")  # not cache/: it is keyed by content and stays valid
+RUN_FILES = (BEST_CHECKPOINT, EXPORT_DIR, EXPORT_DIR + ".old", BACKUP_DIR, RESULT_FILE, "logs",
+             LOG_FILE, HOLDOUT_FILE)  # not cache/: it is keyed by content and stays valid
 
 
 def clear_run(model_dir):
@@ -89,20 +100,37 @@ def clear_run(model_dir):
             os.remove(path)
 
 
-def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples):
-    """Finds and checks both splits before training (`preflight.check_split`).
+SELECT_ON = ("holdout", "validation")
+
+
+def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples,
+                   select_on="holdout", holdout_fraction=0.1, seed=0):
+    """Finds and checks the data before training (`preflight.check_split`), and
+    chooses the selection set: the pairs whose per-image Jaccard picks the best
+    epoch and stops training (section 3.3).
+
+    With `select_on="holdout"` (the default) the selection set is a share
+    `holdout_fraction` of the training split, drawn from `seed`
+    (`data.split_holdout`), and the validation split is never read: the
+    organizers scored the paper's validation number blind. With "validation"
+    it is the validation split, which makes a validation score optimistic.
 
     Returns:
-      `(training examples, validation examples, problems)`: the examples to use
+      `(training examples, selection examples, problems)`: the examples to use
       and every problem found (warnings, and with `skip_bad_examples` the errors
       of the examples left out).
 
     Raises:
+      ValueError: an unknown `select_on` or a `holdout_fraction` outside (0, 1).
       data.DatasetError: listing every error found, unless `skip_bad_examples`;
         or too few usable examples.
     """
+    if select_on not in SELECT_ON:
+        raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}, got {select_on!r}")
+    if select_on == "holdout" and not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
     splits, problems = {}, []
-    for split in ("training", "validation"):
+    for split in ("training", "validation") if select_on == "validation" else ("training",):
         examples, orphans = data.scan_split(data_dir, split)
         report = preflight.check_split(examples, orphans, max_pixels=max_image_pixels)
         problems += report.problems
@@ -115,15 +143,40 @@ def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples)
         raise data.DatasetError(
             f"{len(errors)} problem(s) in {data_dir}:\n{lines}\n"
             "fix them, or pass --skip_bad_examples to train on the other pairs")
-    if len(splits["training"]) < batch_size:
+    if select_on == "holdout":
+        train_examples, selection = data.split_holdout(
+            splits["training"], fraction=holdout_fraction, seed=seed)
+    else:
+        train_examples, selection = splits["training"], splits["validation"]
+    if len(train_examples) < batch_size:
         raise data.DatasetError(
-            f"training split of {data_dir} has {len(splits['training'])} usable images, fewer "
-            f"than one batch of {batch_size}; lower --batch_size")
-    return splits["training"], splits["validation"], problems
+            f"training split of {data_dir} leaves {len(train_examples)} usable images for "
+            f"training, fewer than one batch of {batch_size}; lower --batch_size"
+            + (" or --holdout_fraction" if select_on == "holdout" else ""))
+    return train_examples, selection, problems
 
 
 PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
                       "bfloat16": "mixed_bfloat16"}
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=None):
+    """Adam's learning rate (section 3.3 names Adam and no schedule).
+
+    "constant" is the paper's; "cosine" decays it to zero over `decay_steps`
+    optimizer steps (the whole run), which settles the weights in the last
+    epochs instead of leaving them at full step size.
+    """
+    if schedule == "constant":
+        return learning_rate
+    if schedule == "cosine":
+        if not decay_steps or decay_steps < 1:
+            raise ValueError(f"a cosine schedule needs decay_steps >= 1, got {decay_steps}")
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
 
 
 def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
@@ -132,6 +185,7 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
 
     Args:
+      learning_rate: a float or a schedule (`learning_rate_schedule`).
       mixed_precision: "none", "float16" or "bfloat16" compute (`PRECISION_POLICIES`);
         the global policy is restored to float32 afterwards.
     """
@@ -164,19 +218,27 @@ def dataset_cache(cache, model_dir, split, examples, image_size):
 
 
 def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1e-3,
-          max_epochs=200, patience=20, seed=0, train_examples=None, val_examples=None,
-          cache="memory", jit_compile="auto", mixed_precision="none", strategy=None,
-          verbose=1):
-    """Trains LesionSeg on the ISIC training split, monitoring the validation split.
+          lr_schedule="constant", max_epochs=200, patience=20, seed=0, train_examples=None,
+          selection_examples=None, selected_on="holdout", cache="memory", jit_compile="auto",
+          mixed_precision="none", strategy=None, verbose=1):
+    """Trains LesionSeg (section 3.3), selecting epochs on `selection_examples`.
 
-    Writes under `model_dir`: `best.keras` (whole model of the best validation
-    epoch), `logs/` (TensorBoard), `training_log.csv`, `backup/` while running,
-    and at the end `export/` (SavedModel of the best weights, reload-checked) and
-    `result.json`. If `backup/` holds an interrupted run, it continues from the
-    last completed epoch.
+    Writes under `model_dir`: `best.keras` (whole model of the best selection
+    epoch), `logs/` (TensorBoard), `training_log.csv`, `backup/` (the last
+    completed epoch: see `callbacks.EpochBackup`), and at the end `export/`
+    (SavedModel of the best weights, reload-checked) and `result.json`; then
+    `backup/` is removed. If `backup/` holds an interrupted run, it continues
+    from the last completed epoch, or, when training was complete, goes straight
+    to the evaluation and export; the logs lose what they gained after the backup.
 
     Args:
-      train_examples, val_examples: the pairs to use; default: all of each split.
+      train_examples, selection_examples: the pairs to train on and to select
+        the best epoch with (`preflight_data`); default: the training and the
+        validation split.
+      selected_on: what `selection_examples` are ("holdout" or "validation"),
+        for the result.
+      lr_schedule: "constant" or "cosine" (`learning_rate_schedule`; the cosine
+        decays over `max_epochs`).
       cache: keep the decoded, resized images "memory" or on "disk" (under
         `model_dir/cache`), or "none".
       jit_compile: XLA for the training step: "auto" (on where a GPU is visible,
@@ -188,9 +250,11 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         replicas. Only the chief worker writes to `model_dir`; the others write
         to a temporary folder they remove, after taking the chief's resume state
         from `model_dir` (which must then be on a shared filesystem).
+      verbose: Keras' `fit` verbosity (1 a progress bar, 2 one line per epoch).
 
     Returns:
-      `{"val_jaccard": float, "best_epoch": int, "epochs_run": int, "export_dir": str}`.
+      `{"selection_jaccard": float, "selected_on": str, "best_epoch": int,
+      "epochs_run": int, "export_dir": str, "weights_sha256": str}`.
 
     Raises:
       TrainingError: the loss became NaN or infinite.
@@ -198,9 +262,9 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
     check_config(image_size=image_size, batch_size=batch_size, learning_rate=learning_rate,
                  max_epochs=max_epochs, patience=patience)
     train_examples = train_examples or data.find_split(data_dir, "training")
-    val_examples = val_examples or data.find_split(data_dir, "validation")
-    logging.info("%d training and %d validation images from %s",
-                 len(train_examples), len(val_examples), data_dir)
+    selection_examples = selection_examples or data.find_split(data_dir, "validation")
+    logging.info("%d training and %d selection (%s) images from %s", len(train_examples),
+                 len(selection_examples), selected_on, data_dir)
 
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -214,16 +278,20 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
     try:
         result = _fit_and_export(
             strategy=strategy, write_dir=write_dir, image_size=image_size,
-            batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
-            patience=patience, seed=seed, train_examples=train_examples,
-            val_examples=val_examples, cache=cache, jit_compile=jit_compile,
-            mixed_precision=mixed_precision, verbose=verbose)
+            batch_size=batch_size, learning_rate=learning_rate, lr_schedule=lr_schedule,
+            max_epochs=max_epochs, patience=patience, seed=seed,
+            train_examples=train_examples, selection_examples=selection_examples,
+            cache=cache, jit_compile=jit_compile, mixed_precision=mixed_precision,
+            verbose=verbose)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+    result["selected_on"] = selected_on
     if chief:
         files.write_atomically(os.path.join(model_dir, RESULT_FILE),
-                                   json.dumps(result, indent=2))
+                               json.dumps(result, indent=2))
+        # The run is complete only now: until here, a rerun continues from the backup.
+        shutil.rmtree(os.path.join(model_dir, BACKUP_DIR), ignore_errors=True)
     return result
 
 
@@ -232,23 +300,25 @@ def _worker_dir(model_dir):
     folder = tempfile.mkdtemp(prefix="lesionseg-worker-")
     if os.path.isdir(os.path.join(model_dir, BACKUP_DIR)):
         shutil.copytree(os.path.join(model_dir, BACKUP_DIR), os.path.join(folder, BACKUP_DIR))
-    for name in ("early_stopping.json", BEST_CHECKPOINT):
-        if os.path.exists(os.path.join(model_dir, name)):
-            shutil.copy(os.path.join(model_dir, name), folder)
+    if os.path.exists(os.path.join(model_dir, BEST_CHECKPOINT)):
+        shutil.copy(os.path.join(model_dir, BEST_CHECKPOINT), folder)
     return folder
 
 
-def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rate, max_epochs,
-                    patience, seed, train_examples, val_examples, cache, jit_compile,
-                    mixed_precision, verbose):
+def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rate, lr_schedule,
+                    max_epochs, patience, seed, train_examples, selection_examples, cache,
+                    jit_compile, mixed_precision, verbose):
     os.makedirs(write_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
+    steps_per_epoch = len(train_examples) // batch_size
     with strategy.scope():
         # With several replicas, batch statistics over the global batch (as one
         # device would compute them for the paper's batch of 32).
-        model = compiled_model(learning_rate=learning_rate, jit_compile=jit_compile,
-                               mixed_precision=mixed_precision,
-                               sync_batch_norm=strategy.num_replicas_in_sync > 1)
+        model = compiled_model(
+            learning_rate=learning_rate_schedule(
+                learning_rate, schedule=lr_schedule, decay_steps=max_epochs * steps_per_epoch),
+            jit_compile=jit_compile, mixed_precision=mixed_precision,
+            sync_batch_norm=strategy.num_replicas_in_sync > 1)
         model.augment_seed = seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
@@ -256,27 +326,42 @@ def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rat
         train_examples, image_size=image_size, batch_size=batch_size, is_training=True,
         seed=seed, epoch=epoch,
         cache=dataset_cache(cache, write_dir, "training", train_examples, image_size))
-    val_ds = data.make_dataset(
-        val_examples, image_size=image_size, batch_size=batch_size, is_training=False,
-        cache=dataset_cache(cache, write_dir, "validation", val_examples, image_size))
+    selection_ds = data.make_dataset(
+        selection_examples, image_size=image_size, batch_size=batch_size, is_training=False,
+        cache=dataset_cache(cache, write_dir, "selection", selection_examples, image_size))
     best_path = os.path.join(write_dir, BEST_CHECKPOINT)
-    best = callbacks.BestAndEarlyStop(
-        monitor=MONITOR, patience=patience, best_path=best_path,
-        state_path=os.path.join(write_dir, "early_stopping.json"))
+    backup_dir = os.path.join(write_dir, BACKUP_DIR)
+    best = callbacks.BestAndEarlyStop(monitor=MONITOR, patience=patience, best_path=best_path)
+
+    state = callbacks.read_backup(backup_dir)
+    initial_epoch = 0
+    if state is not None:
+        with strategy.scope():
+            callbacks.restore_backup(model, backup_dir, state)
+        best.restore(state["early_stopping"])
+        initial_epoch = state["epoch"]
+        callbacks.truncate_logs(os.path.join(write_dir, LOG_FILE), os.path.join(write_dir, "logs"),
+                                initial_epoch)
+        logging.info("resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
+                     "without improvement", initial_epoch, max_epochs, MONITOR, best.best,
+                     best.best_epoch + 1, best.wait)
+    finished = initial_epoch >= max_epochs or best.stopped
     nan_guard = callbacks.StopOnNaN()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs, verbose=verbose,
-                        shuffle=False,  # the dataset orders each epoch itself
-                        callbacks=[
-                            callbacks.EpochVariable(epoch),
-                            nan_guard,
-                            best,
-                            keras.callbacks.CSVLogger(
-                                os.path.join(write_dir, "training_log.csv"), append=True),
-                            keras.callbacks.TensorBoard(os.path.join(write_dir, "logs")),
-                            # Last, so that it backs up an epoch only once the others are done.
-                            keras.callbacks.BackupAndRestore(
-                                os.path.join(write_dir, BACKUP_DIR), double_checkpoint=True),
-                        ])
+    if finished:
+        logging.info("training was complete; evaluating and exporting the best epoch")
+    else:
+        model.fit(train_ds, validation_data=selection_ds, epochs=max_epochs,
+                  initial_epoch=initial_epoch, verbose=verbose,
+                  shuffle=False,  # the dataset orders each epoch itself
+                  callbacks=[
+                      callbacks.EpochVariable(epoch),
+                      nan_guard,
+                      best,
+                      keras.callbacks.CSVLogger(os.path.join(write_dir, LOG_FILE), append=True),
+                      callbacks.EpochSummaries(os.path.join(write_dir, "logs")),
+                      # Last: an epoch is backed up only once all it writes is on disk.
+                      callbacks.EpochBackup(backup_dir, best),
+                  ])
     if nan_guard.where is not None:
         kept = (f" (the best model so far is in {best_path})" if os.path.exists(best_path)
                 else "")
@@ -286,17 +371,15 @@ def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rat
             "(e.g. 1e-4), check the data, or rerun with --deterministic to reproduce it")
 
     model.load_weights(best_path)  # the best epoch's weights, also after a resume
-    scores = model.evaluate(val_ds, return_dict=True, verbose=0)
+    scores = model.evaluate(selection_ds, return_dict=True, verbose=0)
     export_dir = export.export_saved_model(model, os.path.join(write_dir, EXPORT_DIR),
                                            image_size=image_size)
-    sample_images, _ = next(iter(val_ds.take(1)))
+    sample_images, _ = next(iter(selection_ds.take(1)))
     export.check_export(export_dir, model, sample_images[:2].numpy())
-    result = {
-        "val_jaccard": float(scores["jaccard"]),
+    return {
+        "selection_jaccard": float(scores["jaccard"]),
         "best_epoch": best.best_epoch + 1,
-        "epochs_run": (history.epoch[-1] + 1) if history.epoch else 0,
+        "epochs_run": callbacks.read_backup(backup_dir)["epoch"],
         "export_dir": export_dir,
+        "weights_sha256": distribute.weights_digest(model),
     }
-    result["weights_sha256"] = distribute.weights_digest(model)
-    return result
-

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from lesionseg_tf import synthetic
+from lesionseg_tf import data, synthetic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_WIDTHS = (48, 96)
@@ -35,10 +35,20 @@ TRAINED_EPOCHS = 6
 
 
 @pytest.fixture(scope="session")
-def trained_run(tiny_isic, tmp_path_factory):
-    """train.py run once on the tiny tree: `(model_dir, completed process)`."""
+def training_only_isic(tiny_isic, tmp_path_factory):
+    """The tiny tree's training split alone: no validation or test folders."""
+    root = tmp_path_factory.mktemp("isic_training_only")
+    for name in data.SPLIT_FOLDERS["training"]:
+        os.symlink(os.path.join(tiny_isic, name), root / name)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def trained_run(training_only_isic, tmp_path_factory):
+    """train.py run once on the tiny tree's training split alone (selecting on a
+    held-out part, the default): `(model_dir, completed process)`."""
     model_dir = str(tmp_path_factory.mktemp("run"))
-    result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={model_dir}",
+    result = run_script("train.py", f"--data_dir={training_only_isic}", f"--model_dir={model_dir}",
                         "--image_size=32", "--batch_size=4", f"--max_epochs={TRAINED_EPOCHS}",
                         f"--patience={TRAINED_EPOCHS}", "--seed=3")
     assert result.returncode == 0, result.stderr[-3000:]

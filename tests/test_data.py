@@ -24,6 +24,21 @@ def test_finds_exactly_the_pairs(tiny_isic):
     assert len(data.find_split(tiny_isic, "test")) == 4
 
 
+def test_holdout_split_is_a_seeded_partition():
+    examples = [data.Example(f"ISIC_{i:07d}", f"{i}.jpg", f"{i}.png") for i in range(200)]
+    train, held = data.split_holdout(examples[::-1], fraction=0.1, seed=5)
+    assert len(held) == 20 and len(train) == 180
+    assert sorted(train + held, key=lambda e: e.image_id) == examples
+    assert [e.image_id for e in held] == sorted(e.image_id for e in held)
+    # The same seed draws the same pairs whatever the input order; another seed others.
+    assert data.split_holdout(examples, fraction=0.1, seed=5)[1] == held
+    assert data.split_holdout(examples, fraction=0.1, seed=6)[1] != held
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        data.split_holdout(examples, fraction=1.0, seed=0)
+    with pytest.raises(data.DatasetError, match="cannot spare"):
+        data.split_holdout(examples[:1], fraction=0.5, seed=0)
+
+
 @pytest.fixture
 def isic_copy(tiny_isic, tmp_path):
     copy = str(tmp_path / "isic")

@@ -143,13 +143,17 @@ def test_mirrored_splits_the_global_batch_over_two_cpu_devices(tiny_isic, tmp_pa
     assert "TRAINED 1" in result.stdout
 
 
-def test_train_py_mirrored_on_one_cpu_device(tiny_isic, tmp_path):
+def test_train_py_mirrored_on_one_cpu_device_selecting_on_validation(tiny_isic, tmp_path):
     result = run_script("train.py", "--strategy=mirrored", f"--data_dir={tiny_isic}",
                         f"--model_dir={tmp_path / 'run'}", "--image_size=32", "--batch_size=4",
-                        "--max_epochs=2")
+                        "--max_epochs=2", "--select_on=validation")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "global batch 4 = 1 replica(s) x 4" in result.stderr
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
+    # All 8 training pairs train; the 4 validation pairs select.
+    assert "8 training and 4 selection (validation) images" in result.stderr
+    assert "validation per-image mean Jaccard:" in result.stdout
+    assert not (tmp_path / "run" / "holdout_ids.txt").exists()
 
 
 def test_multi_worker_without_tf_config_is_one_line(tiny_isic, tmp_path):

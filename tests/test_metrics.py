@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from lesionseg_tf import metrics
 from lesionseg_tf.metrics import PerImageJaccard
 
 
@@ -165,3 +166,31 @@ def test_default_report_folder_is_beside_the_model_or_the_predictions():
     assert evaluation.default_output_dir(saved_model="runs/a/export", pred_dir="sub/",
                                          split="validation") == os.path.join(
         "sub_evaluation", "validation")
+
+
+def _rows(jaccards):
+    return [{name: (j if name in ("jaccard", "threshold_jaccard", "dice") else 1.0)
+             for name in metrics.METRIC_NAMES} for j in jaccards]
+
+
+def test_bootstrap_interval_matches_the_normal_approximation():
+    values = np.random.default_rng(0).beta(5, 2, size=150)
+    intervals = metrics.bootstrap_intervals(_rows(values), samples=4000, seed=1)
+    low, high = intervals["jaccard"]
+    half_width = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
+    assert low < values.mean() < high
+    assert abs((high - low) / 2 - half_width) < 0.1 * half_width
+    assert abs((low + high) / 2 - values.mean()) < 0.2 * half_width
+    assert intervals["accuracy"] == [1.0, 1.0]  # a constant has no spread
+
+
+def test_bootstrap_is_seeded_and_narrows_with_more_images():
+    values = np.random.default_rng(2).uniform(size=600)
+    a = metrics.bootstrap_intervals(_rows(values[:150]), samples=500, seed=3)
+    assert a == metrics.bootstrap_intervals(_rows(values[:150]), samples=500, seed=3)
+    assert a != metrics.bootstrap_intervals(_rows(values[:150]), samples=500, seed=4)
+    b = metrics.bootstrap_intervals(_rows(values), samples=500, seed=3)
+    width = lambda interval: interval[1] - interval[0]  # noqa: E731
+    assert width(b["jaccard"]) < 0.7 * width(a["jaccard"])
+    with pytest.raises(ValueError, match="no images"):
+        metrics.bootstrap_intervals([], samples=10)

@@ -31,6 +31,9 @@ def predictions(export_dir, tiny_isic, tmp_path_factory):
     result = run_script("predict.py", f"--saved_model={export_dir}", f"--input={images}",
                         f"--output_dir={out}", "--overlay")
     assert result.returncode == 0, result.stderr[-3000:]
+    # Not a terminal: plain progress lines, no progress bar.
+    assert "\r" not in result.stdout and "\x1b" not in result.stdout
+    assert "4/4 images" in result.stdout
     return out
 
 
@@ -61,18 +64,30 @@ def official_jaccard(truth_dir, pred_dir):
 def test_official_cli_agrees_with_evaluate(predictions, export_dir, tiny_isic, tmp_path):
     truth_dir = os.path.join(tiny_isic, "ISIC-2017_Validation_Part1_GroundTruth")
     official = official_jaccard(truth_dir, predictions)
-    for extra in ([f"--saved_model={export_dir}"], [f"--pred_dir={predictions}"]):
+    for extra in ([f"--saved_model={export_dir}", "--bootstrap=0"],
+                  [f"--pred_dir={predictions}", "--figures"]):
         out = tmp_path / extra[0].split("=")[0].strip("-")
         result = run_script("evaluate.py", f"--data_dir={tiny_isic}", f"--output_dir={out}",
                             *extra)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Jaccard (IoU), per-image mean" in result.stdout
+        assert "\r" not in result.stdout and "4/4 images" in result.stdout
         with open(out / "summary.json") as f:
-            summary = json.load(f)["summary"]
+            report = json.load(f)
+        summary = report["summary"]
         assert abs(summary["jaccard"] - official) <= 1e-9, extra
         assert f"{official:.4f}" in result.stdout
         with open(out / "per_image.csv") as f:
             assert len(f.readlines()) == 1 + summary["images"] == 5
+        if "--figures" in extra:  # with the default 2000 resamples and figures
+            low, high = report["confidence_95"]["jaccard"]
+            assert low <= summary["jaccard"] <= high
+            assert f"(95% CI {low:.4f}-{high:.4f})" in result.stdout
+            for name in ("jaccard_histogram.png", "best_median_worst.png"):
+                picture = cv2.imread(str(out / name))
+                assert picture is not None and picture.shape[1] > 300, name
+        else:
+            assert "confidence_95" not in report and "95% CI" not in result.stdout
 
 
 def test_serving_signature_agrees_with_python_path(export_dir, tiny_isic):

@@ -1,15 +1,16 @@
 """Crash safety and repeatability of training (train.py as a user runs it)."""
 
 import csv
+import glob
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from lesionseg_tf import synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
@@ -58,39 +59,70 @@ def test_two_deterministic_runs_are_bit_identical(uninterrupted, resume_data, tm
     assert log_rows(uninterrupted) == log_rows(tmp_path / "again")
 
 
-def test_sigkill_mid_epoch_then_resume(uninterrupted, resume_data, tmp_path):
-    model_dir = tmp_path / "killed"
-    env = script_env()
-    process = subprocess.Popen(
-        [sys.executable, "train.py", *train_args(resume_data, model_dir)], cwd=REPO_ROOT,
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    backup_meta = model_dir / "backup" / "training_metadata.json"
-    deadline = time.time() + 300
-    while not backup_meta.exists() and time.time() < deadline:  # an epoch has completed
-        assert process.poll() is None, "training ended before it could be killed"
-        time.sleep(0.02)
-    time.sleep(0.3)  # into the next epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    completed = len(log_rows(model_dir))
-    assert 1 <= completed < EPOCHS, "the kill did not land inside the run"
-    assert (model_dir / "backup").is_dir() and not (model_dir / "export").exists()
+def tensorboard_points(model_dir):
+    """Every (run, tag, step, value) of the run's TensorBoard event files, sorted:
+    a point logged twice appears twice."""
+    points = []
+    for path in glob.glob(os.path.join(model_dir, "logs", "*", "events.out.tfevents.*")):
+        run = os.path.basename(os.path.dirname(path))
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                points.append((run, value.tag, event.step,
+                               float(tf.make_ndarray(value.tensor))))
+    return sorted(points)
 
-    result = run_script("train.py", *train_args(resume_data, model_dir))
+
+def csv_epochs(model_dir):
+    with open(os.path.join(model_dir, "training_log.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+# Where each killed run dies (0-based epochs), in order, in one model folder.
+KILLS = (("csv", 0), ("mid_epoch", 1), ("checkpoint", 2), ("backup", EPOCHS - 1),
+         ("before_export", 0), ("during_export", 0))
+
+
+def test_killed_at_every_point_ends_as_an_uninterrupted_run(uninterrupted, resume_data,
+                                                           tmp_path):
+    model_dir = tmp_path / "killed"
+    args = train_args(resume_data, model_dir)
+    for point, epoch in KILLS:
+        killed = subprocess.run(
+            [sys.executable, os.path.join("tests", "crash_train.py"), point, str(epoch), "--",
+             *args], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
+            timeout=600)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-3000:])
+        if point == "backup":  # training complete: what follows must not train again
+            assert (model_dir / "backup").is_dir()
+        if point.endswith("export"):
+            assert "Epoch " not in killed.stdout, f"trained again after the last epoch ({point})"
+            assert "training was complete" in killed.stderr
+    assert glob.glob(str(model_dir / ".export-*")), "the killed export left no staging folder"
+
+    result = run_script("train.py", *args)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "resuming the interrupted run" in result.stderr
-    assert f"of {EPOCHS});" in result.stdout  # epoch count carried over
-    assert not (model_dir / "backup").exists()
-    # Every epoch's loss and scores, and the best weights, equal the uninterrupted run's.
+    assert "Epoch " not in result.stdout and "training was complete" in result.stderr
+    assert f"of {EPOCHS});" in result.stdout
+    # Each epoch once, with the values of the uninterrupted run.
+    assert csv_epochs(model_dir) == list(range(EPOCHS))
     assert log_rows(model_dir) == log_rows(uninterrupted)
+    points = tensorboard_points(model_dir)
+    assert points == tensorboard_points(uninterrupted)
+    assert len({(run, tag, step) for run, tag, step, _ in points}) == len(points)
+    assert {step for _, _, step, _ in points} == set(range(EPOCHS))
     for a, b in zip(weights(uninterrupted), weights(model_dir), strict=True):
         np.testing.assert_array_equal(a, b)
+    # The run is complete: the backup and the killed export's staging folder are gone.
+    assert not (model_dir / "backup").exists()
+    assert not glob.glob(str(model_dir / ".export-*"))
     assert os.path.isfile(model_dir / "export" / "saved_model.pb")
 
 
 def test_resuming_with_other_flags_is_refused(resume_data, tmp_path):
     model_dir = tmp_path / "run"
     (model_dir / "backup").mkdir(parents=True)
+    (model_dir / "backup" / "state.json").write_text('{"epoch": 1}')
     (model_dir / "flags.json").write_text('{"seed": 1}')
     result = run_script("train.py", *train_args(resume_data, model_dir))
     assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -14,13 +15,33 @@ from lesionseg_tf import data, export
 from tests.conftest import TRAINED_EPOCHS, run_script
 
 
-def test_prints_the_validation_jaccard(trained_run):
+def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
+        trained_run, training_only_isic):
     model_dir, result = trained_run
-    assert "validation per-image mean Jaccard:" in result.stdout
+    assert "held-out per-image mean Jaccard:" in result.stdout
     with open(os.path.join(model_dir, "result.json")) as f:
         summary = json.load(f)
-    assert 0.0 <= summary["val_jaccard"] <= 1.0 and summary["epochs_run"] == TRAINED_EPOCHS
-    assert f"{summary['val_jaccard']:.4f}" in result.stdout
+    assert summary["selected_on"] == "holdout" and summary["epochs_run"] == TRAINED_EPOCHS
+    assert 0.0 <= summary["selection_jaccard"] <= 1.0
+    assert f"{summary['selection_jaccard']:.4f}" in result.stdout
+    # The held-out ids are written, and they are the seed's draw (--seed=3, 10%).
+    with open(os.path.join(model_dir, "holdout_ids.txt")) as f:
+        written = f.read().split()
+    _, held_out = data.split_holdout(data.find_split(training_only_isic, "training"),
+                                     fraction=0.1, seed=3)
+    assert written == [e.image_id for e in held_out] and len(written) == 1
+    assert "1 selection (holdout) images" in result.stderr
+
+
+def test_log_reads_well_in_a_file(trained_run):
+    _, result = trained_run
+    output = result.stdout + result.stderr
+    assert "\x1b" not in output and "\r" not in output and "\b" not in output
+    assert max(len(line) for line in output.splitlines()) < 300
+    # One line per epoch, not a progress bar, and none of TensorFlow's routine chatter.
+    assert sum(line.startswith(("1/1 - ", "1/1 ")) for line in result.stdout.splitlines()) \
+        == TRAINED_EPOCHS
+    assert "absl::InitializeLog" not in output and "cpu_feature_guard" not in output
 
 
 def test_writes_checkpoint_logs_and_config(trained_run):
@@ -31,7 +52,8 @@ def test_writes_checkpoint_logs_and_config(trained_run):
     assert glob.glob(os.path.join(model_dir, "logs", "validation", "events.out.tfevents.*"))
     with open(os.path.join(model_dir, "training_log.csv")) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == TRAINED_EPOCHS and "val_jaccard" in rows[0]
+    assert [int(row["epoch"]) for row in rows] == list(range(TRAINED_EPOCHS))
+    assert "val_jaccard" in rows[0]
     with open(os.path.join(model_dir, "flags.json")) as f:
         config = json.load(f)
     assert config["image_size"] == 32 and config["batch_size"] == 4 and config["seed"] == 3
@@ -88,3 +110,16 @@ def test_divergence_stops_with_advice(tiny_isic, tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert "the loss became NaN or infinite at epoch 1" in last and "--learning_rate" in last
     assert not (tmp_path / "r" / "export").exists()
+
+
+def test_learning_curves_command(trained_run, tmp_path):
+    model_dir, _ = trained_run
+    out = tmp_path / "curves.png"
+    result = run_script("-m lesionseg_tf.figures", f"--run_dir={model_dir}", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"learning curves: {out}" in result.stdout
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape[1] > 600
+    result = run_script("-m lesionseg_tf.figures", f"--run_dir={tmp_path / 'nothing'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "no training log" in result.stderr.splitlines()[-1]

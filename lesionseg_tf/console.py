@@ -1,0 +1,102 @@
+"""What the scripts show a person: progress that reads well in a terminal and in a
+log file, and TensorFlow's start-up without its routine chatter.
+
+Imported by the scripts before TensorFlow; it imports neither TensorFlow nor Keras
+at module level.
+"""
+
+import os
+import re
+import sys
+import tempfile
+import time
+
+# Native start-up lines TensorFlow writes on every machine, which say nothing
+# about this run: absl's pre-initialization notice and the CPU-instruction note.
+_ROUTINE = (
+    re.compile(r"All log messages before absl::InitializeLog\(\) is called"),
+    re.compile(r"cpu_feature_guard\.cc.*This TensorFlow binary is optimized"),
+    re.compile(r"^To enable the following instructions:"),
+)
+# No CUDA driver installed: a machine without a GPU. Only then is the failure to
+# initialize CUDA that follows expected; on a machine with a driver it is kept.
+_NO_DRIVER = re.compile(r"cudart_stub\.cc.*Could not find cuda drivers")
+_CUINIT = re.compile(r"failed call to cuInit")
+
+
+def quiet_start_lines(text):
+    """Filters TensorFlow's native start-up output.
+
+    Returns:
+      `(kept lines, no_cuda_driver)`: every line that is not routine, and
+      whether TensorFlow found no CUDA driver (so it runs on the CPU). A CUDA
+      initialization failure is routine only when there is no driver at all:
+      with a driver it can be a real GPU problem, and it is kept.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    no_driver = any(_NO_DRIVER.search(line) for line in lines)
+    kept = [line for line in lines
+            if not any(p.search(line) for p in _ROUTINE)
+            and not _NO_DRIVER.search(line)
+            and not (no_driver and _CUINIT.search(line))]
+    return kept, no_driver
+
+
+def import_tensorflow():
+    """Imports TensorFlow (and Keras) and lists the devices with the process's
+    native standard error captured, then filters it with `quiet_start_lines`;
+    TensorFlow's Python logger is set to warnings and above.
+
+    Only physical devices are listed, so TensorFlow's runtime is not started
+    (a multi-worker strategy must still be created after this).
+
+    Returns:
+      `(kept lines, no_cuda_driver)` for the script to print.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import keras  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+            tf.config.list_physical_devices()
+            # TensorFlow's own Python INFO lines (SavedModel writing, signature
+            # renaming) are routine too; its warnings and errors still show.
+            tf.get_logger().setLevel("WARNING")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode("utf-8", errors="replace")
+    return quiet_start_lines(text)
+
+
+class LineProgress:
+    """Progress as plain lines, for a log file: one line every `every` items and
+    at the end, with the count and the rate (`update(done)` as Keras' Progbar)."""
+
+    def __init__(self, total, *, unit, stream, every):
+        self.total, self.unit, self.stream, self.every = total, unit, stream, every
+        self._start = time.perf_counter()
+
+    def update(self, done):
+        if done % self.every and done != self.total:
+            return
+        elapsed = time.perf_counter() - self._start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        print(f"{done}/{self.total} {self.unit}s, {rate:.2f} {self.unit}s/s, "
+              f"{elapsed:.0f} s", file=self.stream, flush=True)
+
+
+def make_progress(total, *, unit="image", stream=None, every=None):
+    """A progress reporter with `update(done)`: Keras' bar in a terminal, else
+    `LineProgress` (by default a line per tenth of the work, at least every 50)."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        import keras  # pylint: disable=import-outside-toplevel
+
+        return keras.utils.Progbar(total, unit_name=unit)
+    every = every or max(1, min(50, -(-total // 10)))
+    return LineProgress(total, unit=unit, stream=stream, every=every)

@@ -1,0 +1,42 @@
+"""What the scripts print: TensorFlow's routine start-up lines filtered, plain progress."""
+
+import io
+
+from lesionseg_tf import console
+
+NO_GPU_START = """\
+WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+I0000 00:00:1795663636.732142    3154 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
+E0000 00:00:1795663638.897309    3154 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)
+I0000 00:00:1795663487.015109    2172 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use available CPU instructions in performance-critical operations.
+To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.
+"""
+
+
+def test_routine_start_up_lines_are_dropped_on_a_machine_without_a_driver():
+    kept, no_driver = console.quiet_start_lines(NO_GPU_START + "W0000 something unusual\n")
+    assert no_driver
+    assert kept == ["W0000 something unusual"]
+
+
+def test_a_cuda_failure_with_a_driver_installed_is_kept():
+    text = "\n".join(line for line in NO_GPU_START.splitlines() if "cudart_stub" not in line)
+    kept, no_driver = console.quiet_start_lines(text)
+    assert not no_driver
+    assert len(kept) == 1 and "failed call to cuInit" in kept[0]
+
+
+def test_line_progress_prints_every_n_and_the_last():
+    stream = io.StringIO()
+    progress = console.make_progress(25, stream=stream, every=10)
+    for done in range(1, 26):
+        progress.update(done)
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["10/25", "20/25", "25/25"]
+    assert all("images/s" in line for line in lines)
+
+
+def test_default_line_interval_is_a_tenth_capped_at_50():
+    assert console.make_progress(150, stream=io.StringIO()).every == 15
+    assert console.make_progress(2000, stream=io.StringIO()).every == 50
+    assert console.make_progress(3, stream=io.StringIO()).every == 1
