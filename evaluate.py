@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 from absl import app, flags
 
 import common_flags
+import console
 
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "ISIC2017", "Folder holding the unpacked ISIC 2017 Task 1 archives.")
@@ -41,8 +42,6 @@ _SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lesionseg_tf import console
-
     def fail(message):
         print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
 

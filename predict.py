@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 from absl import app, flags, logging
 
 import common_flags
+import console
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
@@ -38,8 +39,6 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _INPUT.value:
         raise app.UsageError("--input is required: an image or a folder of images")
-    from lesionseg_tf import console
-
     for line in console.import_tensorflow()[0]:
         print(line, file=sys.stderr)
     from lesionseg_tf import inference, prediction

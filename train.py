@@ -13,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from absl import app, flags, logging
 
+import console
+
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", "ISIC2017", "Folder holding the unpacked ISIC 2017 Task 1 archives.")
 _MODEL_DIR = flags.DEFINE_string(
@@ -76,8 +78,6 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help answers without loading TensorFlow.
-    from lesionseg_tf import console
-
     notes, no_cuda_driver = console.import_tensorflow()
     for line in notes:
         print(line, file=sys.stderr)

@@ -2,7 +2,7 @@
 
 import io
 
-from lesionseg_tf import console
+import console
 
 NO_GPU_START = """\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR

@@ -42,6 +42,7 @@ def test_log_reads_well_in_a_file(trained_run):
     assert sum(line.startswith(("1/1 - ", "1/1 ")) for line in result.stdout.splitlines()) \
         == TRAINED_EPOCHS
     assert "absl::InitializeLog" not in output and "cpu_feature_guard" not in output
+    assert "signature_serialization" not in output  # TensorFlow's own INFO lines
 
 
 def test_writes_checkpoint_logs_and_config(trained_run):
@@ -108,7 +109,7 @@ def test_divergence_stops_with_advice(tiny_isic, tmp_path):
                         "--learning_rate=1e30")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert "the loss became NaN or infinite at epoch 1" in last and "--learning_rate" in last
+    assert "the loss became NaN or infinite at epoch " in last and "--learning_rate" in last
     assert not (tmp_path / "r" / "export").exists()
 
 

@@ -1,10 +1,12 @@
 """What the scripts show a person: progress that reads well in a terminal and in a
 log file, and TensorFlow's start-up without its routine chatter.
 
-Imported by the scripts before TensorFlow; it imports neither TensorFlow nor Keras
-at module level.
+Not a script and not part of the library: train.py, predict.py and evaluate.py call
+`import_tensorflow` before they import `lesionseg_tf` (whose import loads
+TensorFlow), so this module imports neither TensorFlow nor the library at module level.
 """
 
+import logging
 import os
 import re
 import sys
@@ -45,7 +47,7 @@ def quiet_start_lines(text):
 def import_tensorflow():
     """Imports TensorFlow (and Keras) and lists the devices with the process's
     native standard error captured, then filters it with `quiet_start_lines`;
-    TensorFlow's Python logger is set to warnings and above.
+    TensorFlow's and Keras' own INFO log lines are dropped from then on.
 
     Only physical devices are listed, so TensorFlow's runtime is not started
     (a multi-worker strategy must still be created after this).
@@ -62,15 +64,38 @@ def import_tensorflow():
             import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
             tf.config.list_physical_devices()
-            # TensorFlow's own Python INFO lines (SavedModel writing, signature
-            # renaming) are routine too; its warnings and errors still show.
-            tf.get_logger().setLevel("WARNING")
+            import keras as keras_module  # pylint: disable=import-outside-toplevel,reimported
+
+            _quiet_library_info(os.path.dirname(tf.__file__),
+                                os.path.dirname(keras_module.__file__))
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         capture.seek(0)
         text = capture.read().decode("utf-8", errors="replace")
     return quiet_start_lines(text)
+
+
+class _LibraryInfoFilter(logging.Filter):
+    """Drops INFO (and lower) records logged from inside the given folders."""
+
+    def __init__(self, folders):
+        super().__init__()
+        self.folders = tuple(os.path.join(folder, "") for folder in folders)
+
+    def filter(self, record):
+        return record.levelno >= logging.WARNING or not record.pathname.startswith(self.folders)
+
+
+def _quiet_library_info(*folders):
+    """TensorFlow's and Keras' own INFO lines (SavedModel writing, signature
+    renaming) are routine too: drop them, keep their warnings and errors, and keep
+    every line of this project's. They log through absl and Python logging alike."""
+    from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+
+    quiet = _LibraryInfoFilter(folders)
+    absl_logging.get_absl_handler().addFilter(quiet)
+    logging.getLogger("tensorflow").addFilter(quiet)
 
 
 class LineProgress:

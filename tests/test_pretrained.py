@@ -1,0 +1,68 @@
+"""The shipped model (pretrained/lesionseg_isic2017) on the shipped example photographs,
+through the README's first command."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+
+from lesionseg_tf import data, evaluation
+from tests.conftest import REPO_ROOT, run_script
+
+PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
+EXAMPLES = os.path.join(REPO_ROOT, "examples")
+# Per-image mean Jaccard of the shipped model on examples/, measured when it was
+# committed (MODEL_CARD.md); a change to the export, pre- or post-processing that
+# costs more than 0.05 fails.
+MEASURED_JACCARD = None
+TOLERANCE = 0.05
+
+
+def test_readme_command_segments_the_examples_as_measured(tmp_path):
+    out = tmp_path / "example_predictions"
+    result = run_script("predict.py", f"--saved_model={os.path.join(PRETRAINED, 'export')}",
+                        f"--input={os.path.join(EXAMPLES, 'ISIC-2017_Validation_Data')}",
+                        f"--output_dir={out}", "--overlay")
+    assert result.returncode == 0, result.stderr[-3000:]
+    examples = data.find_split(EXAMPLES, "validation")
+    assert len(examples) == 3
+    rows = []
+    for example in examples:
+        mask = data.read_mask_file(str(out / f"{example.image_id}_segmentation.png"))
+        assert set(np.unique(mask)) <= {0, 255}
+        rows.append(evaluation.score_image(example.image_id,
+                                           data.read_mask_file(example.mask_path), mask))
+        overlay = cv2.imread(str(out / "overlays" / f"{example.image_id}_overlay.jpg"))
+        assert overlay is not None and overlay.shape[:2] == mask.shape
+    jaccard = evaluation.summarize(rows)["jaccard"]
+    assert jaccard >= MEASURED_JACCARD - TOLERANCE, jaccard
+
+
+def test_model_card_and_run_files_are_shipped():
+    for name in ("MODEL_CARD.md", "flags.json", "holdout_ids.txt", "training_log.csv",
+                 "lesionseg.weights.h5", os.path.join("export", "saved_model.pb")):
+        assert os.path.isfile(os.path.join(PRETRAINED, name)), name
+    with open(os.path.join(PRETRAINED, "flags.json")) as f:
+        flags = json.load(f)
+    assert flags["select_on"] == "holdout"  # selected without validation ground truth
+    with open(os.path.join(PRETRAINED, "holdout_ids.txt")) as f:
+        held_out = set(f.read().split())
+    validation = {e.image_id for e in data.find_split(EXAMPLES, "validation")}
+    assert not held_out & validation
+    size = sum(os.path.getsize(os.path.join(folder, name))
+               for folder, _, names in os.walk(PRETRAINED) for name in names)
+    assert size < 25 * 2**20, size
+
+
+def test_shipped_weights_are_the_exported_model():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from lesionseg_tf.model import build_model  # pylint: disable=import-outside-toplevel
+
+    model = build_model()
+    model.load_weights(os.path.join(PRETRAINED, "lesionseg.weights.h5"))
+    images = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype(np.float32)
+    exported = tf.saved_model.load(os.path.join(PRETRAINED, "export"))
+    np.testing.assert_allclose(exported.logits(tf.constant(images))["logits"].numpy(),
+                               np.asarray(model(images, training=False)), atol=1e-4)
