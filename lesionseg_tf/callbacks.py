@@ -213,18 +213,33 @@ class EpochVariable(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or infinite, remembering where."""
+    """Stops training at the first execution whose loss is NaN or infinite.
+
+    Keras calls `on_train_batch_end` once per execution of `steps_per_execution`
+    steps, so the loss is read on the host once per execution, never per step
+    when executions are longer; `where` records the epoch and the steps that
+    execution covered. Keras' logged loss is the epoch's running mean, which
+    stays non-finite once a step's loss was.
+    """
 
     def __init__(self):
         super().__init__()
         self.where = None
+        self.host_reads = 0
         self._epoch = 0
+        self._first_step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first_step = batch
+
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.where = (self._epoch + 1, batch + 1)
+        if loss is None:
+            return
+        self.host_reads += 1
+        if not math.isfinite(float(loss)):
+            self.where = (self._epoch + 1, self._first_step + 1, batch + 1)
             self.model.stop_training = True

@@ -99,11 +99,33 @@ def read_info(export_dir):
         return json.load(f)
 
 
-def check_export(export_dir, model, images, atol=1e-4):
+# Unit roundoff of each compute precision: the relative error of one rounding.
+UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "bfloat16": 2.0 ** -8, "float16": 2.0 ** -11}
+FLOAT32_ATOL = 1e-4
+
+
+def export_tolerance(compute_dtype, largest_logit):
+    """How far the reloaded export's logits may be from the in-memory model's.
+
+    The export computes in the model's own precision (a mixed-precision model
+    keeps its half-precision compute, float32 weights and float32 logits), so the
+    two differ only by how the reloaded graph orders and fuses the same rounded
+    operations. In float32 that is far below 1e-4. In half precision a few
+    roundings of the output's size: 8 units of roundoff of the largest logit
+    (bfloat16, 8 significant bits: 3% of it; float16, 11 bits: 0.4%).
+    """
+    if compute_dtype == "float32":
+        return FLOAT32_ATOL
+    return 8 * UNIT_ROUNDOFF[compute_dtype] * max(1.0, float(largest_logit))
+
+
+def check_export(export_dir, model, images, atol=None):
     """Reloads the export and checks it reproduces `model` on `images`.
 
     Args:
       images: `[batch, H, W, 3]` float32.
+      atol: the largest absolute logit difference allowed; default
+        `export_tolerance` of the model's compute precision.
 
     Returns:
       The largest absolute difference of the logits.
@@ -114,8 +136,14 @@ def check_export(export_dir, model, images, atol=1e-4):
     loaded = tf.saved_model.load(export_dir)
     expected = np.asarray(model(images, training=False))
     got = loaded.logits(tf.constant(images, tf.float32))["logits"].numpy()
+    if got.dtype != np.float32:
+        raise AssertionError(f"SavedModel {export_dir} returns {got.dtype} logits, not float32")
     difference = float(np.max(np.abs(expected - got)))
+    compute_dtype = model.get_layer("conv1_1").compute_dtype
+    if atol is None:
+        atol = export_tolerance(compute_dtype, np.max(np.abs(expected)))
     if difference > atol:
         raise AssertionError(f"SavedModel {export_dir} differs from the trained model: "
-                             f"max |logit difference| = {difference:.3g}")
+                             f"max |logit difference| = {difference:.3g} (allowed {atol:.3g} "
+                             f"in {compute_dtype})")
     return difference

@@ -37,12 +37,13 @@ class TrainingError(RuntimeError):
 
 
 def check_config(*, image_size, batch_size, learning_rate, max_epochs, patience,
-                 max_image_pixels=data.DEFAULT_MAX_PIXELS):
+                 max_image_pixels=data.DEFAULT_MAX_PIXELS, steps_per_execution=1):
     """Refuses settings that cannot train (ValueError), before any data is read."""
     if image_size <= 0 or image_size % UPSCALE:
         raise ValueError(f"image_size must be a positive multiple of {UPSCALE}, got {image_size}")
     for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
-                        ("max_image_pixels", max_image_pixels)):
+                        ("max_image_pixels", max_image_pixels),
+                        ("steps_per_execution", steps_per_execution)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if patience < 0:
@@ -156,6 +157,7 @@ def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples,
     return train_examples, selection, problems
 
 
+DEFAULT_STEPS_PER_EXECUTION = 8
 PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
                       "bfloat16": "mixed_bfloat16"}
 
@@ -180,7 +182,7 @@ def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=No
 
 
 def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
-                   sync_batch_norm=False):
+                   sync_batch_norm=False, steps_per_execution=1):
     """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
 
@@ -197,7 +199,8 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[PerImageJaccard()], jit_compile=jit_compile)
+        metrics=[PerImageJaccard()], jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution)
     return model
 
 
@@ -220,7 +223,8 @@ def dataset_cache(cache, model_dir, split, examples, image_size):
 def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1e-3,
           lr_schedule="constant", max_epochs=200, patience=20, seed=0, train_examples=None,
           selection_examples=None, selected_on="holdout", cache="memory", jit_compile="auto",
-          mixed_precision="none", strategy=None, verbose=1):
+          mixed_precision="none", steps_per_execution=DEFAULT_STEPS_PER_EXECUTION,
+          strategy=None, verbose=1):
     """Trains LesionSeg (section 3.3), selecting epochs on `selection_examples`.
 
     Writes under `model_dir`: `best.keras` (whole model of the best selection
@@ -245,6 +249,8 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         as Keras decides), True or False.
       mixed_precision: "none", "float16" or "bfloat16" compute; variables, logits
         and the loss stay float32.
+      steps_per_execution: training steps Keras runs per call into the graph
+        (and per host read of the loss by the NaN guard); epochs stay whole.
       strategy: a `tf.distribute.Strategy` (`distribute.make_strategy`); default:
         the current one. `batch_size` is the global batch, split evenly over its
         replicas. Only the chief worker writes to `model_dir`; the others write
@@ -282,7 +288,7 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
             max_epochs=max_epochs, patience=patience, seed=seed,
             train_examples=train_examples, selection_examples=selection_examples,
             cache=cache, jit_compile=jit_compile, mixed_precision=mixed_precision,
-            verbose=verbose)
+            steps_per_execution=steps_per_execution, verbose=verbose)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
@@ -307,7 +313,7 @@ def _worker_dir(model_dir):
 
 def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rate, lr_schedule,
                     max_epochs, patience, seed, train_examples, selection_examples, cache,
-                    jit_compile, mixed_precision, verbose):
+                    jit_compile, mixed_precision, steps_per_execution, verbose):
     os.makedirs(write_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     steps_per_epoch = len(train_examples) // batch_size
@@ -318,7 +324,8 @@ def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rat
             learning_rate=learning_rate_schedule(
                 learning_rate, schedule=lr_schedule, decay_steps=max_epochs * steps_per_epoch),
             jit_compile=jit_compile, mixed_precision=mixed_precision,
-            sync_batch_norm=strategy.num_replicas_in_sync > 1)
+            sync_batch_norm=strategy.num_replicas_in_sync > 1,
+            steps_per_execution=steps_per_execution)
         model.augment_seed = seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
@@ -365,10 +372,12 @@ def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rat
     if nan_guard.where is not None:
         kept = (f" (the best model so far is in {best_path})" if os.path.exists(best_path)
                 else "")
+        epoch_number, first, last = nan_guard.where
+        steps = f"step {first}" if first == last else f"steps {first}-{last}"
         raise TrainingError(
-            f"the loss became NaN or infinite at epoch {nan_guard.where[0]}, batch "
-            f"{nan_guard.where[1]}; training stopped{kept}. Try a lower --learning_rate "
-            "(e.g. 1e-4), check the data, or rerun with --deterministic to reproduce it")
+            f"the loss became NaN or infinite at epoch {epoch_number}, {steps}; training "
+            f"stopped{kept}. Try a lower --learning_rate (e.g. 1e-4), check the data, or rerun "
+            "with --deterministic to reproduce it")
 
     model.load_weights(best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(selection_ds, return_dict=True, verbose=0)
@@ -382,4 +391,9 @@ def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rat
         "epochs_run": callbacks.read_backup(backup_dir)["epoch"],
         "export_dir": export_dir,
         "weights_sha256": distribute.weights_digest(model),
+        # What the model really ran with, whatever was asked for.
+        "compute_dtype": model.get_layer("conv1_1").compute_dtype,
+        "loss_scaling": isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer),
+        "jit_compile": bool(model.jit_compile),
+        "steps_per_execution": int(model.steps_per_execution),
     }

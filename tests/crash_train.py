@@ -3,7 +3,7 @@
     python tests/crash_train.py POINT EPOCH -- <train.py flags>
 
 POINT (EPOCH is 0-based where it applies):
-  mid_epoch      after the second training batch of EPOCH
+  mid_epoch      after the first execution (of --steps_per_execution steps) of EPOCH
   checkpoint     after the best-model callback of EPOCH (whether or not it saved)
   csv            after the CSV row of EPOCH
   backup         after the backup of EPOCH
@@ -58,7 +58,7 @@ def main():
         _kill_after(callbacks.EpochVariable, "on_epoch_begin",
                     lambda self, e, *rest: state.update(epoch=e) and False)
         _kill_after(callbacks.StopOnNaN, "on_train_batch_end",
-                    lambda self, batch, *rest: state["epoch"] == epoch and batch == 1)
+                    lambda self, batch, *rest: state["epoch"] == epoch)
     elif point == "checkpoint":
         _kill_after(callbacks.BestAndEarlyStop, "on_epoch_end", at_epoch)
     elif point == "csv":

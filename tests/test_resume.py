@@ -29,7 +29,7 @@ def resume_data(tmp_path_factory):
 def train_args(data_dir, model_dir):
     return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--image_size=32",
             "--batch_size=2", f"--max_epochs={EPOCHS}", f"--patience={EPOCHS}", "--seed=11",
-            "--deterministic"]
+            "--deterministic", "--steps_per_execution=3"]  # 7 steps: executions of 3, 3, 1
 
 
 @pytest.fixture(scope="module")
