@@ -167,10 +167,12 @@ def matmul_gflops(dtype="float32", size=4096, repeats=10):
     return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=6,
-                        mixed_precision="none", jit_compile="auto", compare_torch=False):
+def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=8,
+                        mixed_precision="none", jit_compile="auto", compare_torch=False,
+                        steps_per_execution=1):
     """Training images/s of the Keras model (as `training.train` compiles it) on
-    in-memory data, with the achieved and the matrix-multiply GFLOP/s."""
+    in-memory data, with the achieved and the matrix-multiply GFLOP/s. `steps` is
+    rounded up to whole executions of `steps_per_execution` steps."""
     from lesionseg_tf import training  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(0)
@@ -178,8 +180,11 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=6,
     labels = (rng.random((batch_size, image_size, image_size, 1)) > 0.7).astype(np.int32)
     dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
     model = training.compiled_model(learning_rate=1e-3, jit_compile=jit_compile,
-                                    mixed_precision=mixed_precision)
-    model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)  # warm up
+                                    mixed_precision=mixed_precision,
+                                    steps_per_execution=steps_per_execution)
+    steps = -(-steps // steps_per_execution) * steps_per_execution
+    model.fit(dataset, epochs=1, steps_per_epoch=steps_per_execution, verbose=0,
+              shuffle=False)  # warm up: traces the execution
     start = time.perf_counter()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
@@ -191,6 +196,7 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=6,
     result = {
         "image_size": image_size, "batch_size": batch_size, "steps": steps,
         "mixed_precision": mixed_precision, "jit_compile": str(model.jit_compile),
+        "steps_per_execution": steps_per_execution,
         "devices": [d.device_type for d in tf.config.list_physical_devices()],
         "forward_gflop_per_image": forward / 1e9, "train_gflop_per_image": per_image / 1e9,
         "images_per_s": images_per_s, "achieved_gflops": achieved, "matmul_gflops": peak,
@@ -246,7 +252,8 @@ def torch_train_images_per_s(image_size, batch_size, steps):
 def format_train(result):
     lines = [f"training at {result['image_size']}x{result['image_size']}, batch "
              f"{result['batch_size']}, mixed precision {result['mixed_precision']}, "
-             f"XLA {result['jit_compile']}, devices {result['devices']}",
+             f"XLA {result['jit_compile']}, {result['steps_per_execution']} step(s) per "
+             f"execution, devices {result['devices']}",
              f"  images/s                {result['images_per_s']:10.2f}",
              f"  GFLOP per image (train) {result['train_gflop_per_image']:10.1f}"
              f"   (forward {result['forward_gflop_per_image']:.1f})",
@@ -282,6 +289,22 @@ def _epoch_seconds(dataset, epoch, value):
     for _ in dataset:
         pass
     return time.perf_counter() - start
+
+
+# Below this ratio of cached-pipeline to training throughput, the input pipeline
+# cannot keep the accelerator fed with margin: the run is input-bound.
+INPUT_BOUND_RATIO = 1.5
+
+
+def verdict(train_images_per_s, pipeline_images_per_s):
+    """One line: training and cached-pipeline images/s, and which one bounds the run."""
+    ratio = pipeline_images_per_s / train_images_per_s
+    line = (f"verdict: training {train_images_per_s:.1f} images/s, cached input pipeline "
+            f"{pipeline_images_per_s:.1f} images/s ({ratio:.1f}x): ")
+    if ratio >= INPUT_BOUND_RATIO:
+        return line + "compute-bound; the input pipeline is not the limit"
+    return line + ("input-bound; keep --cache=memory (or --cache=disk), give tf.data more CPU "
+                   "cores, and store the images pre-resized to the training size")
 
 
 def run_pipeline_benchmark(sample_dir=None, image_size=DEFAULT_IMAGE_SIZE, repeat=4,
@@ -341,7 +364,10 @@ if __name__ == "__main__":
         "saved_model", None, "Export to time; default: an untrained 448x448 model.")
     _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
     _TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
-    _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 6, "Timed training steps.")
+    _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8, "Timed training steps.")
+    _STEPS_PER_EXECUTION = flags.DEFINE_list(
+        "steps_per_execution", ["8"], "Training steps per execution; several values are "
+        "each measured, in this run (e.g. 1,8).")
     _MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none",
                                          ["none", "float16", "bfloat16"], "Training precision.")
     _JIT_COMPILE = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
@@ -359,12 +385,18 @@ if __name__ == "__main__":
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         result = {}
         if "train" in _SECTIONS.value:
-            result["train"] = run_train_benchmark(
-                batch_size=_TRAIN_BATCH_SIZE.value, steps=_TRAIN_STEPS.value,
-                mixed_precision=_MIXED_PRECISION.value,
-                jit_compile={"auto": "auto", "true": True, "false": False}[_JIT_COMPILE.value],
-                compare_torch=_COMPARE_TORCH.value)
-            print(format_train(result["train"]), flush=True)
+            runs = []
+            for steps_per_execution in _STEPS_PER_EXECUTION.value:
+                runs.append(run_train_benchmark(
+                    batch_size=_TRAIN_BATCH_SIZE.value, steps=_TRAIN_STEPS.value,
+                    mixed_precision=_MIXED_PRECISION.value,
+                    jit_compile={"auto": "auto", "true": True,
+                                 "false": False}[_JIT_COMPILE.value],
+                    compare_torch=_COMPARE_TORCH.value and not runs,
+                    steps_per_execution=int(steps_per_execution)))
+                print(format_train(runs[-1]), flush=True)
+            result["train"] = max(runs, key=lambda r: r["images_per_s"])
+            result["train_runs"] = runs
         if "pipeline" in _SECTIONS.value:
             result["pipeline"] = run_pipeline_benchmark(_SAMPLE_DIR.value)
             print(format_pipeline(result["pipeline"]), flush=True)
@@ -372,12 +404,14 @@ if __name__ == "__main__":
                 ratio = (result["pipeline"]["cached_epoch_images_per_s"]
                          / result["train"]["images_per_s"])
                 result["cached_pipeline_over_training"] = ratio
-                print(f"cached pipeline / training throughput: {ratio:.1f}x")
         if "predict" in _SECTIONS.value:
             result["predict"] = run_predict_benchmark(_SAVED_MODEL.value, _REPEATS.value)
             print(format_predict(result["predict"]), flush=True)
         with open(_OUTPUT.value, "w") as f:
             json.dump(result, f, indent=2)
         print(f"written: {_OUTPUT.value}")
+        if "train" in result and "pipeline" in result:
+            print(verdict(result["train"]["images_per_s"],
+                          result["pipeline"]["cached_epoch_images_per_s"]))
 
     app.run(main)

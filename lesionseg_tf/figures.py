@@ -7,12 +7,15 @@ evaluate.py --figures writes the other two beside its summary.json.
 """
 
 import csv
+import io
+import json
 import os
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
+from matplotlib.ticker import MaxNLocator  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
 from lesionseg_tf import files  # noqa: E402  pylint: disable=wrong-import-position
@@ -25,8 +28,6 @@ LEARNING_CURVES_FILE = "learning_curves.png"
 def _save(figure, path):
     """Writes a figure as PNG atomically (a reader never sees half a file)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    import io  # pylint: disable=import-outside-toplevel
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
@@ -95,6 +96,7 @@ def learning_curves(csv_path, path, *, title, selection_label="held-out"):
         axis.axvline(log["epoch"][best], color="grey", linestyle=":",
                      label=f"best {selection_label} epoch ({log['epoch'][best]})")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     loss_axis.set_yscale("log")
@@ -116,8 +118,6 @@ def main(argv):
     selected_on = "held-out"
     flags_path = os.path.join(run_dir, "flags.json")
     if os.path.exists(flags_path):
-        import json  # pylint: disable=import-outside-toplevel
-
         with open(flags_path) as f:
             if json.load(f).get("select_on") == "validation":
                 selected_on = "validation"

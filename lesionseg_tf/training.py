@@ -279,6 +279,13 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
                          "replicas")
     logging.info("global batch %d = %d replica(s) x %d", batch_size, replicas,
                  batch_size // replicas)
+    if steps_per_execution > 1 and strategy is not tf.distribute.get_strategy():
+        # Keras 3.15's multi-step loop fails under tf.distribute strategies ("You must
+        # feed a value for placeholder tensor ..." in multi_step_on_iterator).
+        logging.warning("--steps_per_execution=%d is not supported by Keras 3.15 under "
+                        "tf.distribute strategies; running one step per execution",
+                        steps_per_execution)
+        steps_per_execution = 1
     chief = distribute.is_chief(strategy)
     write_dir = model_dir if chief else _worker_dir(model_dir)
     try:

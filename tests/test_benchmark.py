@@ -22,3 +22,19 @@ def test_train_benchmark_runs_and_reports_consistent_figures():
         result["images_per_s"] * result["train_gflop_per_image"])
     assert result["ratio_to_matmul"] == pytest.approx(
         result["achieved_gflops"] / result["matmul_gflops"])
+
+
+def test_train_benchmark_rounds_steps_to_whole_executions(monkeypatch):
+    monkeypatch.setattr(benchmark, "matmul_gflops", lambda dtype: 1.0)  # timed above
+    result = benchmark.run_train_benchmark(image_size=32, batch_size=2, steps=3,
+                                           steps_per_execution=2)
+    assert result["steps"] == 4 and result["steps_per_execution"] == 2
+
+
+def test_verdict_line():
+    compute = benchmark.verdict(100.0, 900.0)
+    assert compute.startswith("verdict: training 100.0 images/s, cached input pipeline 900.0")
+    assert "(9.0x): compute-bound" in compute and "\n" not in compute
+    starved = benchmark.verdict(1500.0, 1000.0)
+    assert "(0.7x): input-bound" in starved and "--cache" in starved
+    assert "input-bound" in benchmark.verdict(100.0, 149.0)

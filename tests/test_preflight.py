@@ -110,9 +110,9 @@ def test_skip_bad_examples_trains_on_the_rest(corrupted, tmp_path):
     root, named = corrupted
     result = run_script("train.py", f"--data_dir={root}", f"--model_dir={tmp_path / 'run'}",
                         "--image_size=32", "--batch_size=2", "--max_epochs=1",
-                        "--skip_bad_examples")
+                        "--skip_bad_examples", "--select_on=validation")  # 2 good pairs: no holdout
     assert result.returncode == 0, result.stderr[-3000:]
     skipped = [l for l in result.stderr.splitlines() if l.endswith("(skipped)")]
     assert len(skipped) == 8
-    assert "2 training and 4 validation images" in result.stderr
+    assert "2 training and 4 selection (validation) images" in result.stderr
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
