@@ -288,6 +288,8 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         steps_per_execution = 1
     chief = distribute.is_chief(strategy)
     write_dir = model_dir if chief else _worker_dir(model_dir)
+    if not chief:
+        logging.info("not the chief worker: writing to %s, removed at the end", write_dir)
     try:
         result = _fit_and_export(
             strategy=strategy, write_dir=write_dir, image_size=image_size,

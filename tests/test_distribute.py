@@ -53,7 +53,10 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tiny_isic, tmp_
     model_dir = tmp_path / "run"
     results = start_workers(["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
                              f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
-                             "--max_epochs=2", "--patience=2"])
+                             "--max_epochs=2", "--patience=2",
+                             # 4 selection pairs to share between the 2 workers (a held-out
+                             # tenth of 8 is 1 pair, which leaves one worker none).
+                             "--select_on=validation"])
     for returncode, _, stderr in results:
         assert returncode == 0, stderr[-3000:]
     (_, chief_out, chief_err), (_, worker_out, worker_err) = results
@@ -170,9 +173,10 @@ def test_two_workers_resume_after_both_are_killed(tiny_isic, tmp_path):
     model_dir = tmp_path / "run"
     args = ["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
             f"--model_dir={model_dir}", "--image_size=32", "--batch_size=2", "--max_epochs=5",
+            "--select_on=validation",
             "--patience=5"]
     processes = spawn_workers(args, quiet=True)
-    backup_meta = model_dir / "backup" / "training_metadata.json"
+    backup_meta = model_dir / "backup" / "state.json"
     deadline = time.time() + 300
     while not backup_meta.exists() and time.time() < deadline:
         assert all(p.poll() is None for p in processes), "a worker ended before the kill"
@@ -193,6 +197,6 @@ def test_two_workers_resume_after_both_are_killed(tiny_isic, tmp_path):
     assert digest_line(chief_out) == digest_line(worker_out)
     assert "of 5);" in chief_out
     with open(model_dir / "training_log.csv") as f:
-        epochs = {line.split(",")[0] for line in f.readlines()[1:]}
-    assert epochs == {"0", "1", "2", "3", "4"}
+        epochs = [line.split(",")[0] for line in f.readlines()[1:]]
+    assert epochs == ["0", "1", "2", "3", "4"]  # each epoch once
     assert not (model_dir / "backup").exists()
