@@ -68,6 +68,7 @@ def main(argv):
         else:
             segmenter = inference.Segmenter(_SAVED_MODEL.value)
             options = _SEGMENT_OPTIONS()
+            segmenter.check_options(tta=options["tta"])
 
             def predict(example):
                 image = data.read_image_file(example.image_path, _MAX_IMAGE_PIXELS.value)

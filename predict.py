@@ -47,6 +47,7 @@ def main(argv):
         jobs = prediction.plan(_INPUT.value, _OUTPUT_DIR.value, truth_dir=_TRUTH_DIR.value,
                                allow_writing_into_sources=_OVERWRITE_SOURCES.value)
         segmenter = inference.Segmenter(_SAVED_MODEL.value)
+        segmenter.check_options(tta=_SEGMENT_OPTIONS()["tta"])
     except (ValueError, OSError) as e:
         sys.exit(f"predict.py: {e}")
     os.makedirs(_OUTPUT_DIR.value, exist_ok=True)

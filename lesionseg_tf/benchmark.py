@@ -47,23 +47,42 @@ def write_test_jpeg(path, height, width, seed=0):
 
 
 def time_stages(segmenter, image_path, repeats):
-    """Median seconds of each prediction stage over `repeats` runs (after one warm-up)."""
-    stages = {name: [] for name in ("decode", "resize", "network", "postprocess", "png_encode")}
+    """Median seconds of predict.py's stages on one photograph over `repeats` runs
+    (after one warm-up): decode, the export's `segment` signature, PNG encoding.
+    The signature's own parts (resize + standardization, network, section 3.4
+    post-processing) are timed apart, each a `tf.function` of the library
+    function the export traces."""
+    size = segmenter.image_size
+    network = tf.saved_model.load(segmenter.export_dir).signatures[export.LOGITS_ENDPOINT]
+    preprocess = tf.function(lambda image: data.standardize(data.resize_image(image[tf.newaxis],
+                                                                              size)))
+    probability = tf.function(lambda inputs: postprocess.lesion_probability(
+        network(images=inputs)["logits"])[0])
+    to_mask = tf.function(postprocess.probability_to_mask)
+    stages = {name: [] for name in ("decode", "segment", "png_encode", "in_segment:resize",
+                                    "in_segment:network", "in_segment:postprocess")}
     for run in range(repeats + 1):
         ticks = [time.perf_counter()]
         image = data.read_image_file(image_path)
         ticks.append(time.perf_counter())
-        inputs = segmenter.preprocess(image).numpy()
-        ticks.append(time.perf_counter())
-        probability = segmenter.probability(inputs)
-        ticks.append(time.perf_counter())
-        mask = postprocess.probability_to_mask(probability, *image.shape[:2])
+        mask = segmenter.segment(image)
         ticks.append(time.perf_counter())
         inference.encode_png(mask)
         ticks.append(time.perf_counter())
+        image_tensor = tf.constant(image)
+        ticks.append(time.perf_counter())
+        inputs = preprocess(image_tensor).numpy()
+        ticks.append(time.perf_counter())
+        lesion = probability(tf.constant(inputs)).numpy()
+        ticks.append(time.perf_counter())
+        to_mask(tf.constant(lesion), tf.constant(image.shape[0]),
+                tf.constant(image.shape[1])).numpy()
+        ticks.append(time.perf_counter())
         if run:  # the first run traces the tf.functions
-            for name, start, end in zip(stages, ticks, ticks[1:]):
-                stages[name].append(end - start)
+            spans = [end - start for start, end in zip(ticks, ticks[1:])]
+            del spans[3]  # the host-to-tensor copy between the two halves
+            for name, seconds in zip(stages, spans):
+                stages[name].append(seconds)
     return {name: statistics.median(values) for name, values in stages.items()}
 
 
@@ -109,13 +128,13 @@ def run_predict_benchmark(saved_model=None, repeats=5, workdir=None):
     write_test_jpeg(largest_jpeg, *LARGEST_SIZE, seed=1)
     segmenter = inference.Segmenter(saved_model)
     stages = time_stages(segmenter, timing_jpeg, repeats)
-    total = sum(stages.values())
+    total = stages["decode"] + stages["segment"] + stages["png_encode"]
     return {
         "image": f"{TIMING_SIZE[1]}x{TIMING_SIZE[0]} JPEG",
         "network_input": segmenter.image_size,
         "stages_s": stages,
         "total_s": total,
-        "postprocess_share": stages["postprocess"] / total,
+        "postprocess_share": stages["in_segment:postprocess"] / total,
         "largest_image": f"{LARGEST_SIZE[1]}x{LARGEST_SIZE[0]} JPEG",
         "predict_peak_rss_bytes": peak_memory_of_predict(
             saved_model, largest_jpeg, os.path.join(workdir, "masks")),
@@ -124,11 +143,12 @@ def run_predict_benchmark(saved_model=None, repeats=5, workdir=None):
 
 def format_predict(result):
     lines = [f"prediction of one {result['image']} (network input {result['network_input']})",
-             f"{'stage':<14}{'seconds':>10}{'share':>9}"]
+             f"{'stage':<24}{'seconds':>10}{'share':>9}"]
     for name, seconds in result["stages_s"].items():
-        lines.append(f"{name:<14}{seconds:>10.4f}{seconds / result['total_s']:>9.1%}")
-    lines.append(f"{'total':<14}{result['total_s']:>10.4f}")
-    lines.append(f"post-processing share: {result['postprocess_share']:.1%}")
+        label = "  " + name.split(":")[1] if ":" in name else name
+        lines.append(f"{label:<24}{seconds:>10.4f}{seconds / result['total_s']:>9.1%}")
+    lines.append(f"{'total':<24}{result['total_s']:>10.4f}")
+    lines.append(f"section 3.4 post-processing share: {result['postprocess_share']:.1%}")
     lines.append(f"predict.py peak resident memory on a {result['largest_image']}: "
                  f"{result['predict_peak_rss_bytes'] / 2**30:.2f} GiB")
     return "\n".join(lines)
@@ -154,12 +174,26 @@ def conv_flops(image_size):
     return forward, training
 
 
-def matmul_gflops(dtype="float32", size=4096, repeats=10):
-    """Measured dense matrix-multiply rate of this machine, GFLOP/s."""
-    a = tf.random.normal([size, size], dtype=tf.float32)
-    a = tf.cast(a, dtype)
+def matmul_gflops(dtype="float32", max_size=4096, seconds=2.0):
+    """Measured dense matrix-multiply rate of this machine, GFLOP/s.
+
+    The matrix side doubles from 512 up to `max_size` while one multiply takes
+    under a tenth of `seconds`, and the timed multiplies are as many as fit in
+    `seconds` (1 to 10): a precision the machine emulates (bfloat16 on most CPUs)
+    costs seconds, not the half hour of a fixed 4096 x 10.
+    """
     step = tf.function(lambda x: tf.linalg.matmul(x, x))
-    step(a).numpy()
+    size = 512
+    while True:
+        a = tf.cast(tf.random.normal([size, size], dtype=tf.float32), dtype)
+        step(a).numpy()  # traces, and warms up
+        start = time.perf_counter()
+        step(a).numpy()
+        once = time.perf_counter() - start
+        if once >= seconds / 10 or size >= max_size:
+            break
+        size *= 2
+    repeats = int(min(10, max(1, seconds // max(once, 1e-9))))
     start = time.perf_counter()
     for _ in range(repeats):
         result = step(a)
@@ -296,11 +330,16 @@ def _epoch_seconds(dataset, epoch, value):
 INPUT_BOUND_RATIO = 1.5
 
 
+def _figure(value):
+    """Three significant digits, without an exponent: 0.0375, 5.3, 592, 15774."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def verdict(train_images_per_s, pipeline_images_per_s):
     """One line: training and cached-pipeline images/s, and which one bounds the run."""
     ratio = pipeline_images_per_s / train_images_per_s
-    line = (f"verdict: training {train_images_per_s:.1f} images/s, cached input pipeline "
-            f"{pipeline_images_per_s:.1f} images/s ({ratio:.1f}x): ")
+    line = (f"verdict: training {_figure(train_images_per_s)} images/s, cached input pipeline "
+            f"{_figure(pipeline_images_per_s)} images/s ({_figure(ratio)}x): ")
     if ratio >= INPUT_BOUND_RATIO:
         return line + "compute-bound; the input pipeline is not the limit"
     return line + ("input-bound; keep --cache=memory (or --cache=disk), give tf.data more CPU "
@@ -364,6 +403,8 @@ if __name__ == "__main__":
         "saved_model", None, "Export to time; default: an untrained 448x448 model.")
     _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
     _TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
+    _TRAIN_IMAGE_SIZE = flags.DEFINE_integer(
+        "train_image_size", DEFAULT_IMAGE_SIZE, "Training input side (the paper's 448).")
     _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8, "Timed training steps.")
     _STEPS_PER_EXECUTION = flags.DEFINE_list(
         "steps_per_execution", ["8"], "Training steps per execution; several values are "
@@ -388,7 +429,7 @@ if __name__ == "__main__":
             runs = []
             for steps_per_execution in _STEPS_PER_EXECUTION.value:
                 runs.append(run_train_benchmark(
-                    batch_size=_TRAIN_BATCH_SIZE.value, steps=_TRAIN_STEPS.value,
+                    image_size=_TRAIN_IMAGE_SIZE.value, batch_size=_TRAIN_BATCH_SIZE.value, steps=_TRAIN_STEPS.value,
                     mixed_precision=_MIXED_PRECISION.value,
                     jit_compile={"auto": "auto", "true": True,
                                  "false": False}[_JIT_COMPILE.value],

@@ -12,6 +12,7 @@ import tensorflow as tf
 from lesionseg_tf import data, postprocess
 
 SEGMENT_ENDPOINT = "segment"  # also serving_default
+SEGMENT_TTA_ENDPOINT = "segment_tta"
 LOGITS_ENDPOINT = "logits"
 INFO_FILE = os.path.join("assets.extra", "lesionseg.json")
 STAGING_PREFIX = ".export-"
@@ -24,8 +25,11 @@ def export_saved_model(model, export_dir, *, image_size):
       `segment` (also `serving_default`): `image`, one `[H, W, 3]` uint8 RGB
         photograph of any size -> `mask`, `[H, W]` uint8 0/255: resize to
         `image_size`, per-image standardization, the network, then the paper's
-        post-processing (`postprocess.probability_to_mask_tf`), all in the graph,
-        so a client needs nothing from this project.
+        post-processing (`postprocess.probability_to_mask`), all in the graph,
+        so a client needs nothing from this project. predict.py and evaluate.py
+        call this signature.
+      `segment_tta`: the same with the probability averaged over the 8
+        rotations/flips of the input (test-time augmentation, not in the paper).
       `logits`: `images`, `[batch, h, w, 3]` float32 standardized (h, w divisible
         by 4) -> `logits`, `[batch, h, w, 2]` float32: the raw network.
     `assets.extra/lesionseg.json` records `image_size`.
@@ -40,21 +44,30 @@ def export_saved_model(model, export_dir, *, image_size):
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
 
-    def segment(image):
+    def network(images):
+        return model(images, training=False)
+
+    def mask(image, tta):
         height, width = tf.shape(image)[0], tf.shape(image)[1]
         inputs = data.standardize(data.resize_image(image[tf.newaxis], image_size))
-        probability = postprocess.lesion_probability(model(inputs, training=False))[0]
-        return {"mask": postprocess.probability_to_mask_tf(probability, height, width)}
+        if tta:
+            probability = postprocess.tta_lesion_probability(network, inputs)[0]
+        else:
+            probability = postprocess.lesion_probability(network(inputs))[0]
+        return {"mask": postprocess.probability_to_mask(probability, height, width)}
 
     def logits(images):
-        return {"logits": model(images, training=False)}
+        return {"logits": network(images)}
 
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint(SEGMENT_ENDPOINT, segment, input_signature=[
-            tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
+        photograph = [tf.TensorSpec([None, None, 3], tf.uint8, name="image")]
+        archive.add_endpoint(SEGMENT_ENDPOINT, lambda image: mask(image, tta=False),
+                             input_signature=photograph)
+        archive.add_endpoint(SEGMENT_TTA_ENDPOINT, lambda image: mask(image, tta=True),
+                             input_signature=photograph)
         archive.add_endpoint(LOGITS_ENDPOINT, logits, input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
         written = os.path.join(staging, "saved_model")
@@ -147,3 +160,59 @@ def check_export(export_dir, model, images, atol=None):
                              f"max |logit difference| = {difference:.3g} (allowed {atol:.3g} "
                              f"in {compute_dtype})")
     return difference
+
+
+WEIGHT_FILES = ("best.keras", "lesionseg.weights.h5")
+
+
+def load_run_model(run_dir):
+    """The model of a train.py run folder (`best.keras`) or of a shipped model
+    folder (`lesionseg.weights.h5` + `flags.json`), and its input size.
+
+    Raises:
+      FileNotFoundError: the folder holds neither.
+    """
+    from lesionseg_tf import model as model_lib  # pylint: disable=import-outside-toplevel
+
+    with open(os.path.join(run_dir, "flags.json")) as f:
+        image_size = int(json.load(f)["image_size"])
+    best, weights = (os.path.join(run_dir, name) for name in WEIGHT_FILES)
+    if os.path.isfile(best):
+        return keras.models.load_model(best, safe_mode=True), image_size
+    if os.path.isfile(weights):
+        model = model_lib.build_model()
+        model.load_weights(weights)
+        return model, image_size
+    raise FileNotFoundError(f"{run_dir} holds neither {' nor '.join(WEIGHT_FILES)}")
+
+
+def main(argv):
+    """Re-exports a run folder's model with this version's graph:
+    `python -m lesionseg_tf.export --run_dir=RUN` writes RUN/export."""
+    from absl import app, flags, logging  # pylint: disable=import-outside-toplevel
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    run_dir = flags.FLAGS.run_dir
+    if not run_dir:
+        raise app.UsageError("--run_dir is required: a train.py run folder or a shipped model")
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's notes on each traced function
+    tf.get_logger().setLevel("WARNING")
+    try:
+        model, image_size = load_run_model(run_dir)
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"export: {e}") from None
+    export_dir = export_saved_model(model, os.path.join(run_dir, "export"),
+                                     image_size=image_size)
+    images = np.random.default_rng(0).normal(size=(2, image_size, image_size, 3))
+    difference = check_export(export_dir, model, images.astype(np.float32))
+    print(f"exported {export_dir} (image_size {image_size}; max |logit difference| "
+          f"{difference:.2g})")
+
+
+if __name__ == "__main__":
+    from absl import app as _app, flags as _flags
+
+    _flags.DEFINE_string("run_dir", None, "A train.py run folder (best.keras) or a shipped "
+                         "model folder (lesionseg.weights.h5); its export/ is replaced.")
+    _app.run(main)

@@ -4,59 +4,43 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from lesionseg_tf import data, export, postprocess
+from lesionseg_tf import export, postprocess
 
 
 class Segmenter:
     """Runs an export of `export.export_saved_model` on photographs of any size.
 
-    The network comes from the SavedModel's `logits` endpoint; pre-processing
-    (`data.resize_image`, `data.standardize`) and post-processing
-    (`postprocess.probability_to_mask`) are the library's, the same that training
-    and the serving signature use.
+    The mask comes from the SavedModel's `segment` signature (or `segment_tta`):
+    resizing, standardization, the network and section 3.4's post-processing all
+    run in the exported graph, the one a TF Serving client calls. Only the
+    options beyond the paper (`postprocess.refine`) run here, on its mask.
     """
 
     def __init__(self, export_dir):
+        self.export_dir = export_dir
         self.image_size = int(export.read_info(export_dir)["image_size"])
         try:
             self._module = tf.saved_model.load(export_dir)
-            logits_fn = self._module.signatures[export.LOGITS_ENDPOINT]
+            signatures = self._module.signatures
+            self._segment = {False: signatures[export.SEGMENT_ENDPOINT],
+                             True: signatures.get(export.SEGMENT_TTA_ENDPOINT)}
         except (tf.errors.OpError, KeyError, ValueError, OSError) as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"{export_dir}: cannot load the SavedModel ({reason})") from None
-        size = self.image_size
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
-        def preprocess(image):
-            return data.standardize(data.resize_image(image[tf.newaxis], size))
-
-        def logits(images):
-            return logits_fn(images=images)["logits"]
-
-        @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
-        def probability(inputs):
-            return postprocess.lesion_probability(logits(inputs))[0]
-
-        @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
-        def tta_probability(inputs):
-            return postprocess.tta_lesion_probability(logits, inputs)[0]
-
-        self.preprocess = preprocess
-        self._probability = probability
-        self._tta_probability = tta_probability
-
-    def probability(self, inputs, tta=False):
-        """`[1, s, s, 3]` network input -> `[s, s]` float32 lesion probability."""
-        fn = self._tta_probability if tta else self._probability
-        return fn(inputs).numpy()
+    def check_options(self, *, tta=False):
+        """Raises ValueError, before any work, when the export lacks a requested option."""
+        if tta and self._segment[True] is None:
+            raise ValueError(f"{self.export_dir} has no {export.SEGMENT_TTA_ENDPOINT} signature "
+                             "(exported by an older version); re-export it with "
+                             "python -m lesionseg_tf.export")
 
     def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
         """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
-        height, width = image.shape[:2]
-        probability = self.probability(self.preprocess(image), tta=tta)
-        return postprocess.probability_to_mask(
-            probability, height, width, keep_largest_component=keep_largest_component,
-            fill_mask_holes=fill_mask_holes)
+        self.check_options(tta=tta)
+        mask = self._segment[tta](image=tf.constant(image, tf.uint8))["mask"].numpy()
+        return postprocess.refine(mask, keep_largest_component=keep_largest_component,
+                                  fill_mask_holes=fill_mask_holes)
 
 
 def encode_png(mask):

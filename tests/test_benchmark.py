@@ -34,8 +34,12 @@ def test_train_benchmark_rounds_steps_to_whole_executions(monkeypatch):
 
 def test_verdict_line():
     compute = benchmark.verdict(100.0, 900.0)
-    assert compute.startswith("verdict: training 100.0 images/s, cached input pipeline 900.0")
-    assert "(9.0x): compute-bound" in compute and "\n" not in compute
+    assert compute.startswith("verdict: training 100 images/s, cached input pipeline 900 images/s "
+                              "(9x): compute-bound")
+    # A CPU's rate at 448 keeps its digits.
+    assert "training 0.0375 images/s, cached input pipeline 592 images/s (15787x)" in (
+        benchmark.verdict(0.0375, 592.0))
+    assert "\n" not in compute
     starved = benchmark.verdict(1500.0, 1000.0)
-    assert "(0.7x): input-bound" in starved and "--cache" in starved
+    assert "(0.667x): input-bound" in starved and "--cache" in starved
     assert "input-bound" in benchmark.verdict(100.0, 149.0)

@@ -49,25 +49,50 @@ def digest_line(stdout):
     return [l for l in stdout.splitlines() if l.startswith("final weights sha256:")][0]
 
 
-def test_two_workers_train_identically_and_only_the_chief_writes(tiny_isic, tmp_path):
+def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny_isic,
+                                                                           tmp_path):
     model_dir = tmp_path / "run"
-    results = start_workers(["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
-                             f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
-                             "--max_epochs=2", "--patience=2",
-                             # 4 selection pairs to share between the 2 workers (a held-out
-                             # tenth of 8 is 1 pair, which leaves one worker none).
-                             "--select_on=validation"])
+    args = ["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
+            f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4", "--max_epochs=3",
+            "--patience=3",
+            # 4 selection pairs to share between the 2 workers (a held-out tenth of 8 is
+            # 1 pair, which leaves one worker none).
+            "--select_on=validation"]
+    processes = spawn_workers(args, quiet=True)
+    backup_meta = model_dir / "backup" / "state.json"
+    deadline = time.time() + 300
+    while not backup_meta.exists() and time.time() < deadline:
+        assert all(p.poll() is None for p in processes), "a worker ended before the kill"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    for process in processes:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    with open(backup_meta) as f:
+        resumed_at = json.load(f)["epoch"]
+    assert 1 <= resumed_at < 3
+
+    results = start_workers(args)
     for returncode, _, stderr in results:
         assert returncode == 0, stderr[-3000:]
+        assert "resuming the interrupted run" in stderr
     (_, chief_out, chief_err), (_, worker_out, worker_err) = results
     assert digest_line(chief_out) == digest_line(worker_out)  # bit-identical weights
     assert "global batch 4 = 2 replica(s) x 2" in chief_err
+    # All 8 training pairs train; the 4 validation pairs select.
+    assert "8 training and 4 selection (validation) images" in chief_err
+    assert "validation per-image mean Jaccard:" in chief_out and "of 3);" in chief_out
     assert "not the chief" in worker_out
+    with open(model_dir / "training_log.csv") as f:
+        epochs = [line.split(",")[0] for line in f.readlines()[1:]]
+    assert epochs == ["0", "1", "2"]  # each epoch once
+    assert not (model_dir / "backup").exists()
+    assert not (model_dir / "holdout_ids.txt").exists()
     loaded = tf.saved_model.load(str(model_dir / "export"))
     mask = loaded.signatures["serving_default"](image=tf.zeros([40, 52, 3], tf.uint8))["mask"]
     assert mask.shape == (40, 52)
     with open(model_dir / "result.json") as f:
-        assert json.load(f)["epochs_run"] == 2
+        assert json.load(f)["epochs_run"] == 3
     worker_dirs = set(re.findall(r"(/\S*?lesionseg-worker-[^/\s]+)", worker_err))
     assert worker_dirs  # the worker wrote to a folder of its own...
     assert not any(os.path.exists(d) for d in worker_dirs)  # ...and removed it
@@ -80,14 +105,17 @@ from lesionseg_tf import data, distribute
 strategy = distribute.make_strategy("multi_worker")
 import tensorflow as tf
 examples = data.find_split(sys.argv[1], "training")
-epoch = tf.Variable(int(sys.argv[2]), dtype=tf.int64)
+epoch = tf.Variable(0, dtype=tf.int64)
 dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True, seed=0,
                             epoch=epoch)
-seen = []
-for images, labels in strategy.experimental_distribute_dataset(dataset):
-    for local in strategy.experimental_local_results(labels):
-        seen += [int(x) for x in tf.reduce_sum(local, axis=[1, 2, 3]).numpy()]
-print("SEEN", json.dumps(seen))
+distributed = strategy.experimental_distribute_dataset(dataset)
+for number in (0, 1):
+    epoch.assign(number)
+    seen = []
+    for images, labels in distributed:
+        for local in strategy.experimental_local_results(labels):
+            seen += [int(x) for x in tf.reduce_sum(local, axis=[1, 2, 3]).numpy()]
+    print("SEEN", json.dumps(seen))
 """
 
 
@@ -104,15 +132,18 @@ def test_workers_see_disjoint_shares_of_each_epoch(tmp_path):
         mask = np.zeros((32, 32), np.uint8)
         mask.flat[: i + 1] = 255
         cv2.imwrite(str(masks / f"ISIC_{i:07d}_segmentation.png"), mask)
+    results = start_workers(["-c", SHARD_SCRIPT, str(root)])
+    shares = []  # [worker][epoch]
+    for returncode, stdout, stderr in results:
+        assert returncode == 0, stderr[-3000:]
+        shares.append([json.loads(line.split("SEEN", 1)[1])
+                       for line in stdout.splitlines() if line.startswith("SEEN")])
     for epoch in (0, 1):
-        results = start_workers(["-c", SHARD_SCRIPT, str(root), str(epoch)])
-        seen = []
-        for returncode, stdout, stderr in results:
-            assert returncode == 0, stderr[-3000:]
-            seen.append(json.loads(stdout.split("SEEN", 1)[1]))
+        seen = [shares[0][epoch], shares[1][epoch]]
         assert len(seen[0]) == len(seen[1]) == 4
         assert not set(seen[0]) & set(seen[1])  # no example on both workers
         assert sorted(seen[0] + seen[1]) == list(range(1, 9))  # together, the whole epoch
+    assert shares[0][0] != shares[0][1]  # each epoch is drawn anew
 
 
 MIRRORED_SCRIPT = """
@@ -146,19 +177,6 @@ def test_mirrored_splits_the_global_batch_over_two_cpu_devices(tiny_isic, tmp_pa
     assert "TRAINED 1" in result.stdout
 
 
-def test_train_py_mirrored_on_one_cpu_device_selecting_on_validation(tiny_isic, tmp_path):
-    result = run_script("train.py", "--strategy=mirrored", f"--data_dir={tiny_isic}",
-                        f"--model_dir={tmp_path / 'run'}", "--image_size=32", "--batch_size=4",
-                        "--max_epochs=2", "--select_on=validation")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "global batch 4 = 1 replica(s) x 4" in result.stderr
-    assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
-    # All 8 training pairs train; the 4 validation pairs select.
-    assert "8 training and 4 selection (validation) images" in result.stderr
-    assert "validation per-image mean Jaccard:" in result.stdout
-    assert not (tmp_path / "run" / "holdout_ids.txt").exists()
-
-
 def test_multi_worker_without_tf_config_is_one_line(tiny_isic, tmp_path):
     env_free = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     result = subprocess.run(
@@ -167,36 +185,3 @@ def test_multi_worker_without_tf_config_is_one_line(tiny_isic, tmp_path):
         env=dict(env_free, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT), timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "needs the TF_CONFIG environment variable" in result.stderr.splitlines()[-1]
-
-
-def test_two_workers_resume_after_both_are_killed(tiny_isic, tmp_path):
-    model_dir = tmp_path / "run"
-    args = ["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
-            f"--model_dir={model_dir}", "--image_size=32", "--batch_size=2", "--max_epochs=5",
-            "--select_on=validation",
-            "--patience=5"]
-    processes = spawn_workers(args, quiet=True)
-    backup_meta = model_dir / "backup" / "state.json"
-    deadline = time.time() + 300
-    while not backup_meta.exists() and time.time() < deadline:
-        assert all(p.poll() is None for p in processes), "a worker ended before the kill"
-        time.sleep(0.02)
-    time.sleep(0.3)
-    for process in processes:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    with open(backup_meta) as f:
-        resumed_at = json.load(f)["epoch"]
-    assert 1 <= resumed_at < 5
-
-    results = start_workers(args)
-    for returncode, _, stderr in results:
-        assert returncode == 0, stderr[-3000:]
-        assert "resuming the interrupted run" in stderr
-    (_, chief_out, _), (_, worker_out, _) = results
-    assert digest_line(chief_out) == digest_line(worker_out)
-    assert "of 5);" in chief_out
-    with open(model_dir / "training_log.csv") as f:
-        epochs = [line.split(",")[0] for line in f.readlines()[1:]]
-    assert epochs == ["0", "1", "2", "3", "4"]  # each epoch once
-    assert not (model_dir / "backup").exists()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data, inference, synthetic
+from lesionseg_tf import data, export, inference, postprocess, synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
 
 BIN = os.path.dirname(sys.executable)
@@ -90,24 +90,32 @@ def test_official_cli_agrees_with_evaluate(predictions, export_dir, tiny_isic, t
             assert "confidence_95" not in report and "95% CI" not in result.stdout
 
 
-def test_serving_signature_agrees_with_python_path(export_dir, tiny_isic):
+def test_predict_writes_the_graph_mask_of_the_library_pipeline(predictions, export_dir,
+                                                              tiny_isic):
+    """predict.py's masks are the `segment` signature's, and the graph computes the
+    library's pipeline (resize, standardize, network, section 3.4), with and without
+    test-time augmentation."""
     loaded = tf.saved_model.load(export_dir)
-    serve = loaded.signatures["serving_default"]
-    segmenter = inference.Segmenter(export_dir)
-    equal = total = 0
-    sizes = set()
-    for split in ("validation", "test"):
-        for example in data.find_split(tiny_isic, split):
-            image = data.read_image_file(example.image_path)
-            sizes.add(image.shape[:2])
-            in_graph = serve(image=tf.constant(image))["mask"].numpy()
-            python = segmenter.segment(image)
-            assert in_graph.shape == python.shape == image.shape[:2]
-            assert in_graph.dtype == np.uint8 and set(np.unique(in_graph)) <= {0, 255}
-            equal += int(np.sum(in_graph == python))
-            total += python.size
-    assert len(sizes) >= 4
-    assert equal / total >= 0.995
+    network = loaded.signatures["logits"]
+    size = export.read_info(export_dir)["image_size"]
+    differing = total = 0
+    for example in data.find_split(tiny_isic, "validation"):
+        image = data.read_image_file(example.image_path)
+        height, width = image.shape[:2]
+        written = data.read_mask_file(
+            os.path.join(predictions, f"{example.image_id}_segmentation.png"))
+        served = loaded.signatures["serving_default"](image=tf.constant(image))["mask"]
+        np.testing.assert_array_equal(written, served.numpy())
+        inputs = data.standardize(data.resize_image(image[np.newaxis], size))
+        plain = postprocess.lesion_probability(network(images=inputs)["logits"])[0]
+        averaged = postprocess.tta_lesion_probability(
+            lambda batch: network(images=batch)["logits"], inputs)[0]
+        for name, probability in (("segment", plain), ("segment_tta", averaged)):
+            got = loaded.signatures[name](image=tf.constant(image))["mask"].numpy()
+            expected = postprocess.probability_to_mask(probability, height, width).numpy()
+            differing += int(np.sum(got != expected))  # float rounding at the threshold only
+            total += got.size
+    assert differing / total < 1e-3
 
 
 def test_saved_model_cli_lists_the_signatures(export_dir):
@@ -115,7 +123,7 @@ def test_saved_model_cli_lists_the_signatures(export_dir):
                              "--all"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for expected in ("signature_def['serving_default']", "signature_def['segment']",
-                     "signature_def['logits']", "dtype: DT_UINT8", "shape: (-1, -1, 3)"):
+                     "signature_def['segment_tta']", "signature_def['logits']", "dtype: DT_UINT8", "shape: (-1, -1, 3)"):
         assert expected in result.stdout, expected
 
 

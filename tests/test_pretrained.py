@@ -15,7 +15,7 @@ EXAMPLES = os.path.join(REPO_ROOT, "examples")
 # Per-image mean Jaccard of the shipped model on examples/, measured when it was
 # committed (MODEL_CARD.md); a change to the export, pre- or post-processing that
 # costs more than 0.05 fails.
-MEASURED_JACCARD = 0.7744
+MEASURED_JACCARD = 0.7733
 TOLERANCE = 0.05
 
 
