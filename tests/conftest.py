@@ -7,6 +7,7 @@ import pytest
 from lesionseg_tf import data, synthetic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 SMALL_WIDTHS = (48, 96)
 
 

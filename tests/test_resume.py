@@ -15,7 +15,7 @@ import tensorflow as tf
 from lesionseg_tf import synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
 
-EPOCHS = 5
+EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
