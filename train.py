@@ -111,7 +111,8 @@ def main(argv):
             _DATA_DIR.value, batch_size=_BATCH_SIZE.value,
             max_image_pixels=_MAX_IMAGE_PIXELS.value,
             skip_bad_examples=_SKIP_BAD_EXAMPLES.value, select_on=_SELECT_ON.value,
-            holdout_fraction=_HOLDOUT_FRACTION.value, seed=_SEED.value)
+            holdout_fraction=_HOLDOUT_FRACTION.value, seed=_SEED.value,
+            image_size=_IMAGE_SIZE.value)
     except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")
     for problem in problems:

@@ -288,7 +288,7 @@ def format_train(result):
              f"{result['batch_size']}, mixed precision {result['mixed_precision']}, "
              f"XLA {result['jit_compile']}, {result['steps_per_execution']} step(s) per "
              f"execution, devices {result['devices']}",
-             f"  images/s                {result['images_per_s']:10.2f}",
+             f"  images/s                {_figure(result['images_per_s']):>10}",
              f"  GFLOP per image (train) {result['train_gflop_per_image']:10.1f}"
              f"   (forward {result['forward_gflop_per_image']:.1f})",
              f"  achieved GFLOP/s        {result['achieved_gflops']:10.1f}",

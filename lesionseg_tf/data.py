@@ -4,7 +4,6 @@ import dataclasses
 import hashlib
 import os
 import re
-import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -21,8 +20,10 @@ IMAGE_PATTERN = re.compile(r"^(ISIC_\d{7})\.jpg$", re.IGNORECASE)
 MASK_PATTERN = re.compile(r"^(ISIC_\d{7})_[Ss]egmentation\.png$")
 LESION_THRESHOLD = 128  # ISIC scorer: lesion where value > 128
 DEFAULT_MAX_PIXELS = 100_000_000  # the largest ISIC image has 30 million
-_JPEG_END = b"\xff\xd9"
-_TAIL_BYTES = 1024  # some writers pad a few bytes after the end-of-image marker
+# The project's own pixel limit (`max_pixels`, checked from the header before any
+# decoding) replaces Pillow's decompression-bomb guard, which would otherwise refuse,
+# or warn about, images the user allowed with --max_image_pixels.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class DatasetError(ValueError):
@@ -314,8 +315,8 @@ def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, expect_jpeg=False)
     """Reads `(width, height)` from an image file's header, without decoding it.
 
     Raises:
-      ImageReadError: empty, not an image, not a JPEG when `expect_jpeg`,
-        truncated JPEG, or more than `max_pixels` pixels.
+      ImageReadError: empty, not an image, not a JPEG when `expect_jpeg`, or
+        more than `max_pixels` pixels.
     """
     try:
         size = os.path.getsize(path)
@@ -324,14 +325,9 @@ def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, expect_jpeg=False)
     if size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                image_format = image.format
-    except Image.DecompressionBombError:
-        raise ImageReadError(f"{path}: image is larger than Pillow allows; over the "
-                             f"limit of {max_pixels:,} pixels") from None
+        with Image.open(path) as image:
+            width, height = image.size
+            image_format = image.format
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from None
     if expect_jpeg and image_format != "JPEG":
@@ -340,12 +336,37 @@ def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, expect_jpeg=False)
         raise ImageReadError(
             f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
             f"{max_pixels:,} (raise --max_image_pixels if it is meant to be this big)")
-    if image_format == "JPEG":
-        with open(path, "rb") as f:
-            f.seek(max(0, size - _TAIL_BYTES))
-            if _JPEG_END not in f.read():
-                raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker)")
     return width, height
+
+
+_TRAINING_DECODERS = {}
+
+
+def training_decoder(image_size):
+    """`decode_resized_jpeg` for `image_size` as one traced function of a path
+    (made once per size; call it before using `check_jpeg_decodes` from threads)."""
+    if image_size not in _TRAINING_DECODERS:
+        _TRAINING_DECODERS[image_size] = tf.function(
+            lambda path: decode_resized_jpeg(path, image_size),
+            input_signature=[tf.TensorSpec([], tf.string)])
+    return _TRAINING_DECODERS[image_size]
+
+
+def check_jpeg_decodes(path, image_size):
+    """Decodes a JPEG as the training pipeline does (`decode_resized_jpeg`), so a
+    file whose header reads but whose data TensorFlow refuses (truncated, a bogus
+    Huffman table, ...) is found before training rather than in the middle of an
+    epoch. Bytes after the end-of-image marker are fine, as for the decoder.
+
+    Raises:
+      ImageReadError: TensorFlow cannot decode it.
+    """
+    try:
+        training_decoder(image_size)(tf.constant(path))
+    except tf.errors.OpError as e:
+        reason = re.sub(r"^\{\{[^}]*\}\}\s*", "", (e.message or "").strip().splitlines()[0])
+        raise ImageReadError(f"{path}: JPEG data does not decode (truncated or corrupt: "
+                             f"{reason or type(e).__name__})") from None
 
 
 def read_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):

@@ -93,6 +93,21 @@ class LesionSegNet(keras.Model):
     def test_step(self, data):
         return self._reducible(super().test_step(data))
 
+    def call(self, inputs, training=None, mask=None):
+        """The network, after checking that height and width are divisible by
+        `UPSCALE` (two stride-2 convolutions, undone by depth-to-space x4): any
+        other size would come back as a different size, not as an error."""
+        height, width = inputs.shape[1], inputs.shape[2]
+        if any(side is not None and side % UPSCALE for side in (height, width)):
+            raise ValueError(f"image height and width must be divisible by {UPSCALE}, got "
+                             f"{height}x{width}")
+        if height is None or width is None:  # known only when the graph runs
+            sides = tf.shape(inputs)[1:3]
+            tf.debugging.assert_equal(
+                sides % UPSCALE, tf.zeros_like(sides),
+                message=f"image height and width must be divisible by {UPSCALE}")
+        return super().call(inputs, training=training, mask=mask)
+
     def _reducible(self, logs):
         # Keras 3.15 averages a multi-worker step's logs with a reduction over axis 0,
         # which scalars lack; give them that axis (the mean over it is the value).

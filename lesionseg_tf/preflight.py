@@ -1,9 +1,11 @@
-"""Checking a dataset before training: every problem found, in seconds, in one report.
+"""Checking a dataset before training: every problem found, in one report.
 
-Images are checked from their headers (Pillow reads the first kilobytes only)
-and their last bytes; masks, small PNGs, are decoded in parallel because their
-values matter: a mask stored as 0/1 would train as all background under the
-ISIC rule (lesion where value > 128).
+Images are checked from their headers (Pillow reads the first kilobytes only),
+then decoded as the training pipeline decodes them (`data.check_jpeg_decodes`,
+at the training size: libjpeg's reduced-scale decoding still reads every byte),
+so that no file can stop an epoch halfway. Masks, small PNGs, are decoded
+because their values matter: a mask stored as 0/1 would train as all background
+under the ISIC rule (lesion where value > 128). All in parallel threads.
 """
 
 import concurrent.futures
@@ -15,6 +17,7 @@ import numpy as np
 
 from lesionseg_tf import data
 from lesionseg_tf.data import DEFAULT_MAX_PIXELS
+from lesionseg_tf.model import DEFAULT_IMAGE_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,15 +45,16 @@ class Report:
         return [p for p in self.problems if not p.is_error]
 
 
-def check_example(example, max_pixels=DEFAULT_MAX_PIXELS):
-    """All problems of one image/mask pair."""
+def check_example(example, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_IMAGE_SIZE):
+    """All problems of one image/mask pair (`image_size`: the training size)."""
     problems = []
     try:
-        image_size = data.read_image_header(example.image_path, max_pixels=max_pixels,
+        photo_size = data.read_image_header(example.image_path, max_pixels=max_pixels,
                                             expect_jpeg=True)
+        data.check_jpeg_decodes(example.image_path, image_size)
     except data.ImageReadError as e:
         problems.append(Problem(example.image_path, str(e).split(": ", 1)[1]))
-        image_size = None
+        photo_size = None
     path = example.mask_path
     if os.path.getsize(path) == 0:
         return problems + [Problem(path, "empty file (0 bytes)")]
@@ -64,10 +68,10 @@ def check_example(example, max_pixels=DEFAULT_MAX_PIXELS):
     if mask.dtype != np.uint8:
         return problems + [Problem(path, f"mask is {mask.dtype}, expected 8-bit")]
     height, width = mask.shape
-    if image_size is not None and image_size != (width, height):
+    if photo_size is not None and photo_size != (width, height):
         problems.append(Problem(path, f"mask is {width}x{height}, its image "
                                       f"{os.path.basename(example.image_path)} is "
-                                      f"{image_size[0]}x{image_size[1]}"))
+                                      f"{photo_size[0]}x{photo_size[1]}"))
     # float32 counts, ~5x faster than np.bincount; exact below 2**24 per value, and a
     # value's presence (count > 0) is always exact.
     values = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)
@@ -84,21 +88,25 @@ def check_example(example, max_pixels=DEFAULT_MAX_PIXELS):
     return problems
 
 
-def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS, workers=None):
+def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
+                image_size=DEFAULT_IMAGE_SIZE, workers=None):
     """Checks every pair of a split; collects every problem rather than stopping.
 
     Args:
       examples: `data.Example`s. orphans: `(path, message)` from `data.scan_split`.
       max_pixels: images above this are refused before they can exhaust memory.
-      workers: threads decoding masks (OpenCV releases the GIL); default: CPU count.
+      image_size: the training size, at which the images are test-decoded.
+      workers: threads decoding (OpenCV and TensorFlow release the GIL); default:
+        CPU count.
 
     Returns:
       A `Report`.
     """
     problems = [Problem(path, message) for path, message in orphans]
     good = []
+    data.training_decoder(image_size)  # traced once, before the threads share it
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        found = pool.map(lambda e: check_example(e, max_pixels), examples)
+        found = pool.map(lambda e: check_example(e, max_pixels, image_size), examples)
         for example, example_problems in zip(examples, found):
             problems += example_problems
             if not any(p.is_error for p in example_problems):
@@ -116,6 +124,8 @@ if __name__ == "__main__":
     _SPLITS = flags.DEFINE_list("splits", ["training", "validation"], "Splits to check.")
     _MAX_IMAGE_PIXELS = flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
                                              "Refuse images with more pixels than this.")
+    _IMAGE_SIZE = flags.DEFINE_integer("image_size", DEFAULT_IMAGE_SIZE,
+                                       "Training size the images are test-decoded at.")
 
     def main(argv):
         if len(argv) > 1:
@@ -127,7 +137,8 @@ if __name__ == "__main__":
                 examples, orphans = data.scan_split(_DATA_DIR.value, split)
             except data.DatasetError as e:
                 sys.exit(f"preflight: {e}")
-            report = check_split(examples, orphans, max_pixels=_MAX_IMAGE_PIXELS.value)
+            report = check_split(examples, orphans, max_pixels=_MAX_IMAGE_PIXELS.value,
+                                 image_size=_IMAGE_SIZE.value)
             for problem in report.problems:
                 print(problem)
             errors += len(report.errors)

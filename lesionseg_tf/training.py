@@ -20,7 +20,7 @@ from absl import logging
 
 from lesionseg_tf import callbacks, data, distribute, export, files, preflight
 from lesionseg_tf.metrics import PerImageJaccard
-from lesionseg_tf.model import UPSCALE, build_model
+from lesionseg_tf.model import DEFAULT_IMAGE_SIZE, UPSCALE, build_model
 
 BEST_CHECKPOINT = "best.keras"
 EXPORT_DIR = "export"
@@ -105,7 +105,8 @@ SELECT_ON = ("holdout", "validation")
 
 
 def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples,
-                   select_on="holdout", holdout_fraction=0.1, seed=0):
+                   select_on="holdout", holdout_fraction=0.1, seed=0,
+                   image_size=DEFAULT_IMAGE_SIZE):
     """Finds and checks the data before training (`preflight.check_split`), and
     chooses the selection set: the pairs whose per-image Jaccard picks the best
     epoch and stops training (section 3.3).
@@ -133,7 +134,8 @@ def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples,
     splits, problems = {}, []
     for split in ("training", "validation") if select_on == "validation" else ("training",):
         examples, orphans = data.scan_split(data_dir, split)
-        report = preflight.check_split(examples, orphans, max_pixels=max_image_pixels)
+        report = preflight.check_split(examples, orphans, max_pixels=max_image_pixels,
+                                       image_size=image_size)
         problems += report.problems
         splits[split] = report.good if skip_bad_examples else examples
         if not splits[split]:

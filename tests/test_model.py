@@ -70,6 +70,13 @@ def test_non_square_input_divisible_by_4(model):
     assert model(np.zeros((1, 48, 64, 3), np.float32)).shape == (1, 48, 64, 2)
 
 
+@pytest.mark.parametrize("shape", [(1, 30, 32, 3), (1, 32, 42, 3)])
+def test_any_size_model_refuses_sides_not_divisible_by_4(model, shape):
+    # Otherwise the logits come back at another size (28x32 for 30x32).
+    with pytest.raises(ValueError, match="divisible by 4, got"):
+        model(np.zeros(shape, np.float32))
+
+
 def test_fixed_size_model_and_bad_size():
     assert build_model(64).output_shape == (None, 64, 64, 2)
     with pytest.raises(ValueError, match="divisible by 4"):

@@ -118,6 +118,13 @@ def test_predict_writes_the_graph_mask_of_the_library_pipeline(predictions, expo
     assert differing / total < 1e-3
 
 
+def test_logits_signature_refuses_sides_not_divisible_by_4(export_dir):
+    loaded = tf.saved_model.load(export_dir)
+    assert loaded.logits(tf.zeros([1, 32, 48, 3]))["logits"].shape == (1, 32, 48, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="divisible by 4"):
+        loaded.logits(tf.zeros([1, 30, 32, 3]))
+
+
 def test_saved_model_cli_lists_the_signatures(export_dir):
     result = subprocess.run([os.path.join(BIN, "saved_model_cli"), "show", "--dir", export_dir,
                              "--all"], capture_output=True, text=True, timeout=300)

@@ -68,7 +68,7 @@ def test_report_names_every_problem(corrupted):
     assert len(report.errors) == 8 and len(report.warnings) == 1
     assert "anti-aliased" in str(report.warnings[0]) and named["anti-aliased mask"] in str(
         report.warnings[0])
-    assert "0/1-encoded" in text and "truncated JPEG" in text and "3 channels" in text
+    assert "0/1-encoded" in text and "does not decode (truncated" in text and "3 channels" in text
     assert "is 20x20, its image" in text and "empty file" in text
     assert [e.image_id for e in report.good] == [e.image_id for e in examples[6:]]
 
@@ -81,6 +81,60 @@ def test_pixel_limit(tiny_isic):
     assert preflight.check_example(example, max_pixels=width * height) == []
     with pytest.raises(data.ImageReadError, match="over the limit"):
         data.read_image_file(example.image_path, max_pixels=100)
+
+
+def jpeg_bytes(height=60, width=80):
+    image = (np.random.default_rng(0).random((height, width, 3)) * 255).astype(np.uint8)
+    return bytearray(cv2.imencode(".jpg", image)[1].tobytes())
+
+
+def write_checkable_pair(folder, image_bytes):
+    """An example whose JPEG holds `image_bytes`, with a good mask of its size."""
+    image_path, mask_path = folder / "ISIC_0000001.jpg", folder / "ISIC_0000001_seg.png"
+    image_path.write_bytes(bytes(image_bytes))
+    cv2.imwrite(str(mask_path), np.zeros((60, 80), np.uint8))
+    return data.Example("ISIC_0000001", str(image_path), str(mask_path))
+
+
+def test_jpeg_that_training_cannot_decode_is_found_before_training(tmp_path):
+    # The header reads (Pillow, OpenCV's size), but TensorFlow's decoder refuses the
+    # data: a Huffman table with 16 x 255 codes, then a scan naming a component
+    # the frame does not have.
+    for name, corrupt in (("bogus Huffman table", lambda b, dht, sos: b.__setitem__(
+            slice(dht + 5, dht + 21), bytes([255] * 16))),
+                          ("bad scan component", lambda b, dht, sos: b.__setitem__(sos + 5, 7))):
+        payload = jpeg_bytes()
+        corrupt(payload, payload.find(b"\xff\xc4"), payload.find(b"\xff\xda"))
+        folder = tmp_path / name.replace(" ", "_")
+        folder.mkdir()
+        example = write_checkable_pair(folder, payload)
+        assert data.read_image_header(example.image_path, expect_jpeg=True) == (80, 60)
+        problems = preflight.check_example(example, image_size=32)
+        assert len(problems) == 1, (name, problems)
+        assert "JPEG data does not decode" in problems[0].message, name
+        assert problems[0].path == example.image_path
+
+
+def test_bytes_after_the_end_of_image_marker_are_accepted(tmp_path):
+    # Some writers append data after the end-of-image marker; the decoder ignores it.
+    example = write_checkable_pair(tmp_path, jpeg_bytes() + bytes(4096))
+    assert preflight.check_example(example, image_size=32) == []
+    assert data.read_image_file(example.image_path).shape == (60, 80, 3)
+
+
+def test_pixel_limit_is_the_projects_not_pillows(tmp_path):
+    # A JPEG header declaring 20000 x 10000 = 200 million pixels: over Pillow's own
+    # decompression-bomb limit (2 x 89.5 million), which must neither refuse it
+    # when the user allows it nor stand in for the project's message.
+    payload = jpeg_bytes()
+    frame = payload.find(b"\xff\xc0")
+    payload[frame + 5:frame + 9] = (10000).to_bytes(2, "big") + (20000).to_bytes(2, "big")
+    path = tmp_path / "ISIC_0000002.jpg"
+    path.write_bytes(bytes(payload))
+    assert data.read_image_header(str(path), max_pixels=300_000_000) == (20000, 10000)
+    with pytest.raises(data.ImageReadError,
+                       match="20000x10000 is 200,000,000 pixels, over the limit of 100,000,000"):
+        data.read_image_header(str(path))
 
 
 def test_png_named_jpg_is_refused(tmp_path):
