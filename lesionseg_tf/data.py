@@ -348,7 +348,7 @@ def training_decoder(image_size):
     if image_size not in _TRAINING_DECODERS:
         _TRAINING_DECODERS[image_size] = tf.function(
             lambda path: decode_resized_jpeg(path, image_size),
-            input_signature=[tf.TensorSpec([], tf.string)])
+            input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
     return _TRAINING_DECODERS[image_size]
 
 
