@@ -1,4 +1,4 @@
-"""Flags that predict.py and evaluate.py share, defined once so they cannot drift.
+"""Flags that the scripts share, defined once so they cannot drift.
 
 Not a script: it only defines flags, for the scripts' modules to call at import.
 """
@@ -25,3 +25,23 @@ def define_postprocess_flags():
                 "fill_mask_holes": fill.value}
 
     return segment_options, max_pixels
+
+
+# The choices of --dataset and --split; tests hold them to lesionseg_tf.datasets
+# (which is not imported here, so that --help answers without loading TensorFlow).
+DATASETS = ("isic2016", "isic2017", "isic2018", "ph2", "folders")
+SPLITS = ("training", "validation", "test", "all")
+
+
+def define_dataset_flag():
+    """`--dataset`: the layout to read, recognized from the folder names unless given."""
+    return flags.DEFINE_enum(
+        "dataset", None, list(DATASETS),
+        "Force this dataset layout instead of recognizing it from the folder names.")
+
+
+def define_split_flag(default):
+    """`--split`: training, validation, test, or all (every pair of the tree)."""
+    return flags.DEFINE_enum(
+        "split", default, list(SPLITS), "Which split: training, validation, test, or all "
+        "(every pair; the only split of PH2 and of a flat images/ + masks/ folder).")

@@ -1,8 +1,9 @@
-"""Scores LesionSeg on an ISIC 2017 split with the challenge's metrics.
+"""Scores LesionSeg on a dataset split with the ISIC challenges' metrics.
 
     python evaluate.py                       # runs/lesionseg/export on ISIC2017 validation
     python evaluate.py --split=test
     python evaluate.py --pred_dir=predictions --split=test   # score existing masks
+    python evaluate.py --data_dir=PH2 --split=all            # another dataset, recognized
 
 Prints the per-image-averaged Jaccard (the ISIC 2017 ranking metric), thresholded
 Jaccard, Dice, accuracy, sensitivity, specificity and the pixel-pooled two-class
@@ -20,9 +21,10 @@ import common_flags
 import console
 
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", "ISIC2017", "Folder holding the unpacked ISIC 2017 Task 1 archives.")
-_SPLIT = flags.DEFINE_enum("split", "validation", ["training", "validation", "test"],
-                           "Which split to score.")
+    "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
+    "archives, PH2, or images/ + masks/ folders (recognized by their names).")
+_DATASET = common_flags.define_dataset_flag()
+_SPLIT = common_flags.define_split_flag("validation")
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
 _PRED_DIR = flags.DEFINE_string(
@@ -47,12 +49,14 @@ def main(argv):
 
     for line in console.import_tensorflow()[0]:
         print(line, file=sys.stderr)
-    from lesionseg_tf import data, evaluation, inference
+    from lesionseg_tf import data, datasets, evaluation, inference
 
     if _BOOTSTRAP.value < 0:
         raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
     try:
-        examples = data.find_split(_DATA_DIR.value, _SPLIT.value)
+        dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
+        print(dataset.summary(), flush=True)
+        examples = dataset.find(_SPLIT.value)
         if _PRED_DIR.value:
             paths, problems = evaluation.match_predictions(examples, _PRED_DIR.value)
             if problems:
@@ -76,6 +80,12 @@ def main(argv):
             source = _SAVED_MODEL.value
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
+    overlap, ids_file = ([], None) if _PRED_DIR.value else evaluation.training_overlap(
+        examples, _SAVED_MODEL.value)
+    if overlap:
+        fail(f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
+             f"({ids_file}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
+             "the scores below are optimistic")
 
     rows, failed = evaluation.evaluate(examples, predict, on_error=fail,
                                        progress=console.make_progress(len(examples)))
@@ -92,13 +102,14 @@ def main(argv):
     config = {name: flags.FLAGS[name].value for name in (
         "data_dir", "split", "saved_model", "pred_dir", "tta", "largest_component", "fill_holes",
         "bootstrap")}
+    config.update(dataset=dataset.layout.name, images_trained_on=len(overlap))
     evaluation.write_report(rows, summary, output_dir, config, intervals=intervals)
-    title = f"ISIC 2017 {_SPLIT.value} split, {source}"
+    name = f"{dataset.layout.title}, {_SPLIT.value} split"
+    title = f"{name}, {source}"
     print(evaluation.format_table(summary, title, intervals))
     print(f"per-image scores and summary: {output_dir}")
     if _FIGURES.value:
-        for path in evaluation.write_figures(rows, examples, predict, output_dir,
-                                             title=f"ISIC 2017 {_SPLIT.value} split"):
+        for path in evaluation.write_figures(rows, examples, predict, output_dir, title=name):
             print(f"figure: {path}")
 
 

@@ -1,9 +1,11 @@
 """Segments photographs at full resolution with an exported LesionSeg model.
 
     python predict.py --input=ISIC2017/ISIC-2017_Test_v2_Data --output_dir=predictions
+    python predict.py --input="PH2/PH2 Dataset images" --output_dir=ph2_predictions
 
-Writes ISIC_<id>_segmentation.png (single-channel 8-bit, 0/255, the photograph's
-size) per image: a folder of them is a valid ISIC Task 1 submission.
+Writes <stem>_segmentation.png (single-channel 8-bit, 0/255, the photograph's size)
+per photograph, <stem> its file name without the extension: a folder of them for
+ISIC photographs is a valid ISIC Task 1 submission.
 """
 
 import os
@@ -20,14 +22,15 @@ import console
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
 _INPUT = flags.DEFINE_string(
-    "input", None, "One image, or a folder of images (ISIC superpixel files are skipped).")
+    "input", None, "One image, a folder of images (ISIC superpixel files are skipped), or a "
+    "dataset's top or image folder (any layout train.py reads, PH2's nested folders too).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Where the masks are written.")
 _OVERLAY = flags.DEFINE_bool(
     "overlay", False, "Also write overlays/<id>_overlay.jpg: the photograph with the predicted "
     "outline (green) and, where a ground-truth mask is known, the true one (magenta).")
 _TRUTH_DIR = flags.DEFINE_string(
-    "truth_dir", None, "Ground-truth masks for the overlays; found by itself for a folder of "
-    "the ISIC layout.")
+    "truth_dir", None, "Ground-truth masks for the overlays; found by themselves for a folder "
+    "of a dataset layout.")
 _SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
 _OVERWRITE_SOURCES = flags.DEFINE_bool(
     "allow_writing_into_sources", False,

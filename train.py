@@ -1,6 +1,8 @@
-"""Trains LesionSeg on ISIC 2017 Task 1 and exports a SavedModel.
+"""Trains LesionSeg on ISIC 2017 Task 1 (or ISIC 2016/2018, PH2, your own folders)
+and exports a SavedModel.
 
     python train.py --data_dir=ISIC2017 --model_dir=runs/lesionseg
+    python train.py --data_dir=clinic --init_from=pretrained/lesionseg_isic2017  # fine-tune
 
 If the run is killed, the same command continues it from the last completed epoch.
 """
@@ -13,10 +15,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from absl import app, flags, logging
 
+import common_flags
 import console
 
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", "ISIC2017", "Folder holding the unpacked ISIC 2017 Task 1 archives.")
+    "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
+    "archives, PH2, or images/ + masks/ folders (recognized by their names). Trains on the "
+    "training split, or on every pair of a layout without splits.")
+_DATASET = common_flags.define_dataset_flag()
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Start from these weights (fine-tuning), with a fresh optimizer: a run "
+    "folder, a shipped model such as pretrained/lesionseg_isic2017, or a .keras/.weights.h5 "
+    "file.")
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", "runs/lesionseg", "Where checkpoints, logs and the export are written.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 448, "Network input side (paper: 448).")
@@ -73,9 +83,9 @@ _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "there (the quick start).")
 
 # The flags that define a run: resuming with other values is refused.
-_RUN_FLAGS = ("data_dir", "image_size", "batch_size", "learning_rate", "lr_schedule",
-              "max_epochs", "patience", "select_on", "holdout_fraction", "seed", "deterministic",
-              "skip_bad_examples", "max_image_pixels", "mixed_precision")
+_RUN_FLAGS = ("data_dir", "dataset", "init_from", "image_size", "batch_size", "learning_rate",
+              "lr_schedule", "max_epochs", "patience", "select_on", "holdout_fraction", "seed",
+              "deterministic", "skip_bad_examples", "max_image_pixels", "mixed_precision")
 
 
 def main(argv):
@@ -89,7 +99,7 @@ def main(argv):
         logging.info("no CUDA driver on this machine: training on the CPU")
     import tensorflow as tf
 
-    from lesionseg_tf import distribute, synthetic, training
+    from lesionseg_tf import datasets, distribute, synthetic, training
 
     config = {name: flags.FLAGS[name].value for name in _RUN_FLAGS}
     model_dir = _MODEL_DIR.value
@@ -104,11 +114,14 @@ def main(argv):
             steps_per_execution=_STEPS_PER_EXECUTION.value)
         if _GENERATE_SYNTHETIC.value and not os.path.exists(_DATA_DIR.value):
             logging.info("writing a synthetic ISIC-layout dataset to %s", _DATA_DIR.value)
-            synthetic.write_synthetic_isic(_DATA_DIR.value, num_training=64, num_validation=16,
+            synthetic.write_synthetic_dataset(_DATA_DIR.value, num_training=64, num_validation=16,
                                            num_test=16, seed=_SEED.value)
         resuming = training.check_run_dir(model_dir, config, overwrite=_OVERWRITE.value)
+        init_from = _INIT_FROM.value and training.init_weights_file(_INIT_FROM.value)
+        dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
+        print(dataset.summary(), flush=True)
         train_examples, selection_examples, problems = training.preflight_data(
-            _DATA_DIR.value, batch_size=_BATCH_SIZE.value,
+            dataset, batch_size=_BATCH_SIZE.value,
             max_image_pixels=_MAX_IMAGE_PIXELS.value,
             skip_bad_examples=_SKIP_BAD_EXAMPLES.value, select_on=_SELECT_ON.value,
             holdout_fraction=_HOLDOUT_FRACTION.value, seed=_SEED.value,
@@ -130,6 +143,9 @@ def main(argv):
         with open(os.path.join(model_dir, training.FLAGS_FILE), "w") as f:
             json.dump({**config, "model_dir": model_dir, "strategy": _STRATEGY.value}, f,
                       indent=2)
+        # The ids trained on, for evaluate.py to warn when it scores any of them.
+        with open(os.path.join(model_dir, training.TRAINING_IDS_FILE), "w") as f:
+            f.writelines(f"{e.image_id}\n" for e in train_examples)
         if _SELECT_ON.value == "holdout":
             with open(os.path.join(model_dir, training.HOLDOUT_FILE), "w") as f:
                 f.writelines(f"{e.image_id}\n" for e in selection_examples)
@@ -143,7 +159,8 @@ def main(argv):
             cache=_CACHE.value, verbose=1 if sys.stdout.isatty() else 2,
             jit_compile={"auto": "auto", "true": True, "false": False}[_JIT_COMPILE.value],
             mixed_precision=_MIXED_PRECISION.value,
-            steps_per_execution=_STEPS_PER_EXECUTION.value, strategy=strategy)
+            steps_per_execution=_STEPS_PER_EXECUTION.value, strategy=strategy,
+            init_from=init_from)
     except (training.TrainingError, ValueError) as e:
         sys.exit(f"train.py: {e}")
     selected_on = {"holdout": "held-out", "validation": "validation"}[result["selected_on"]]

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lesionseg_tf import data, export, inference, postprocess, synthetic
+from lesionseg_tf import data, datasets, export, inference, postprocess, synthetic
 from lesionseg_tf.model import DEFAULT_IMAGE_SIZE, build_model
 
 TIMING_SIZE = (2848, 4288)  # height, width: a common ISIC 2017 photograph size
@@ -304,9 +304,10 @@ def format_train(result):
 def sample_examples(sample_dir, workdir, count=12):
     """The real sample's validation pairs, or synthetic 3008x2000 ones if it is absent."""
     if sample_dir and os.path.isdir(sample_dir):
-        return data.find_split(sample_dir, "validation"), f"real ISIC sample ({sample_dir})"
+        return datasets.find_split(sample_dir, "validation"), f"real ISIC sample ({sample_dir})"
     root = os.path.join(workdir, "synthetic")
-    image_dir, mask_dir = (os.path.join(root, name) for name in data.SPLIT_FOLDERS["validation"])
+    image_dir, mask_dir = (os.path.join(root, name)
+                           for name in datasets.ISIC2017.folders["validation"])
     os.makedirs(image_dir, exist_ok=True)
     os.makedirs(mask_dir, exist_ok=True)
     for i in range(count):
@@ -314,7 +315,7 @@ def sample_examples(sample_dir, workdir, count=12):
         write_test_jpeg(os.path.join(image_dir, f"{image_id}.jpg"), 2000, 3008, seed=i)
         cv2.imwrite(os.path.join(mask_dir, f"{image_id}_segmentation.png"),
                     np.zeros((2000, 3008), np.uint8))
-    return data.find_split(root, "validation"), "synthetic 3008x2000 JPEGs"
+    return datasets.find_split(root, "validation"), "synthetic 3008x2000 JPEGs"
 
 
 def _epoch_seconds(dataset, epoch, value):

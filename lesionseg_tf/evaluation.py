@@ -39,9 +39,14 @@ def summarize(rows):
     return metrics.summarize([{k: row[k] for k in ("tp", "fp", "tn", "fn")} for row in rows])
 
 
+PREDICTION_EXTENSIONS = (".png", ".bmp")
+
+
 def match_predictions(examples, pred_dir):
-    """Finds each example's predicted mask as the ISIC scorer does: the one file in
-    `pred_dir` whose name contains the image's 7-digit number.
+    """Finds each example's predicted mask by its image id (the file stem), on every
+    dataset layout: a PNG or BMP named `<id>.png` or `<id>_<anything>.png`, such as
+    predict.py's `<id>_segmentation.png`. A file that two ids could claim (`a_b.png`
+    for `a` and `a_b`) goes to the longer id.
 
     Returns:
       `(paths, problems)`: image id -> path, and one message per image with no
@@ -49,19 +54,49 @@ def match_predictions(examples, pred_dir):
     """
     if not os.path.isdir(pred_dir):
         raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
-    names = sorted(n for n in os.listdir(pred_dir) if not n.startswith("."))
+    ids = {example.image_id for example in examples}
+    candidates = {}
+    for name in sorted(os.listdir(pred_dir)):
+        stem, extension = os.path.splitext(name)
+        if name.startswith(".") or extension.lower() not in PREDICTION_EXTENSIONS:
+            continue
+        owners = [prefix for prefix in [stem[:i] for i, c in enumerate(stem) if c == "_"] + [stem]
+                  if prefix in ids]
+        if owners:
+            candidates.setdefault(max(owners, key=len), []).append(name)
     paths, problems = {}, []
     for example in examples:
-        number = example.image_id.split("_")[1]
-        candidates = [n for n in names if number in os.path.splitext(n)[0]]
-        if not candidates:
+        found = candidates.get(example.image_id, [])
+        if not found:
             problems.append(f"{pred_dir}: no prediction for {example.image_id}")
-        elif len(candidates) > 1:
+        elif len(found) > 1:
             problems.append(f"{pred_dir}: several predictions for {example.image_id}: "
-                            f"{', '.join(candidates)}")
+                            f"{', '.join(found)}")
         else:
-            paths[example.image_id] = os.path.join(pred_dir, candidates[0])
+            paths[example.image_id] = os.path.join(pred_dir, found[0])
     return paths, problems
+
+
+TRAINING_IDS_FILE = "training_ids.txt"  # written by train.py beside export/
+
+
+def training_overlap(examples, saved_model):
+    """The ids of `examples` that the model of `saved_model` was trained on.
+
+    ISIC editions share many images, so a model trained on one edition and scored
+    on another may have seen them. train.py records its training ids in the run
+    folder (`<run>/training_ids.txt` beside `<run>/export`).
+
+    Returns:
+      `(sorted ids in both, path of the ids file)`; `([], None)` when the run
+      folder records none.
+    """
+    path = os.path.join(os.path.dirname(os.path.normpath(saved_model)), TRAINING_IDS_FILE)
+    if not os.path.isfile(path):
+        return [], None
+    with open(path) as f:
+        trained = {line.strip() for line in f if line.strip()}
+    return sorted(e.image_id for e in examples if e.image_id in trained), path
 
 
 def default_output_dir(*, saved_model, pred_dir, split):

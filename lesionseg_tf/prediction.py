@@ -5,11 +5,10 @@ import os
 import re
 
 import cv2
-from lesionseg_tf import data, files, inference
+from lesionseg_tf import data, datasets, files, inference
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_EXTENSIONS = datasets.PHOTO_EXTENSIONS
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
-_ISIC_ID = re.compile(r"ISIC_\d{7}")
 # Overlays go to a subfolder so that the output folder itself stays a valid ISIC
 # submission (the scorer matches every file whose name holds the image number).
 OVERLAY_FOLDER = "overlays"
@@ -29,20 +28,15 @@ def _list_images(folder):
             and not n.startswith(".")]
 
 
-def _default_truth_dir(input_dir):
-    """The ground-truth folder beside an ISIC image folder, if there is one."""
-    name = os.path.basename(os.path.normpath(input_dir))
-    for images, masks in data.SPLIT_FOLDERS.values():
-        if name == images:
-            candidate = os.path.join(os.path.dirname(os.path.normpath(input_dir)), masks)
-            if os.path.isdir(candidate):
-                return candidate
-    return None
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def _truth_for(stem, truth_dir):
-    for suffix in ("_segmentation.png", "_Segmentation.png"):
-        path = os.path.join(truth_dir, stem + suffix)
+    """A ground-truth mask in a folder given by hand: the ISIC names, or the stem's."""
+    for name in (f"{stem}_segmentation.png", f"{stem}_Segmentation.png", f"{stem}.png",
+                 f"{stem}.bmp"):
+        path = os.path.join(truth_dir, name)
         if os.path.isfile(path):
             return path
     return None
@@ -51,44 +45,49 @@ def _truth_for(stem, truth_dir):
 def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=False):
     """Lists what predict.py will do, refusing bad requests before any work.
 
+    A folder is a dataset's top folder or one of its image folders (any layout
+    of `datasets`: the photographs of PH2's nested folders, the ground truth
+    found beside them), or else a plain folder of photographs. Each photograph's
+    mask is written as `<stem>_segmentation.png`.
+
     Raises:
       ValueError / FileNotFoundError: no such input, no images, two inputs that
         would write the same mask, or an output folder that is a source folder.
     """
     if os.path.isdir(input_path):
-        images = _list_images(input_path)
-        if not images:
+        found = datasets.photographs_in(input_path)
+        if found is None:
+            found = [(_stem(path), path, None) for path in _list_images(input_path)]
+        if not found:
             raise ValueError(f"{input_path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
-        truth_dir = truth_dir or _default_truth_dir(input_path)
         sources = [input_path]
     elif os.path.isfile(input_path):
-        images = [input_path]
+        found = [(_stem(input_path), input_path, None)]
         sources = [os.path.dirname(os.path.abspath(input_path))]
     else:
         raise FileNotFoundError(f"{input_path}: no such file or folder")
     if truth_dir:
         if not os.path.isdir(truth_dir):
             raise FileNotFoundError(f"ground-truth folder {truth_dir} does not exist")
+        found = [(stem, path, _truth_for(stem, truth_dir)) for stem, path, _ in found]
         sources.append(truth_dir)
+    sources += sorted({os.path.dirname(truth) for _, _, truth in found if truth})
     if not allow_writing_into_sources:
         for source in sources:
             if os.path.realpath(source) == os.path.realpath(output_dir):
                 raise ValueError(f"--output_dir {output_dir} is the source folder {source}; "
                                  "choose another (or pass --allow_writing_into_sources)")
     jobs, claimed = [], {}
-    for image_path in images:
-        stem = os.path.splitext(os.path.basename(image_path))[0]
-        match = _ISIC_ID.search(stem)
-        key = match.group(0) if match else stem
-        if key in claimed:
-            raise ValueError(f"{image_path} and {claimed[key]} would both write "
-                             f"{key}_segmentation.png")
-        claimed[key] = image_path
+    for stem, image_path, truth_path in found:
+        if stem in claimed:
+            raise ValueError(f"{image_path} and {claimed[stem]} would both write "
+                             f"{stem}_segmentation.png")
+        claimed[stem] = image_path
         jobs.append(Job(
             image_path=image_path,
-            mask_path=os.path.join(output_dir, f"{key}_segmentation.png"),
-            overlay_path=os.path.join(output_dir, OVERLAY_FOLDER, f"{key}_overlay.jpg"),
-            truth_path=_truth_for(key, truth_dir) if truth_dir else None))
+            mask_path=os.path.join(output_dir, f"{stem}_segmentation.png"),
+            overlay_path=os.path.join(output_dir, OVERLAY_FOLDER, f"{stem}_overlay.jpg"),
+            truth_path=truth_path))
     return jobs
 
 

@@ -1,18 +1,18 @@
 """Checking a dataset before training: every problem found, in one report.
 
 Images are checked from their headers (Pillow reads the first kilobytes only),
-then decoded as the training pipeline decodes them (`data.check_jpeg_decodes`,
+then decoded as the training pipeline decodes them (`data.check_image_decodes`,
 at the training size: libjpeg's reduced-scale decoding still reads every byte),
-so that no file can stop an epoch halfway. Masks, small PNGs, are decoded
-because their values matter: a mask stored as 0/1 would train as all background
-under the ISIC rule (lesion where value > 128). All in parallel threads.
+so that no file can stop an epoch halfway. Masks, small PNGs or BMPs, are read
+as training reads them (`data.read_mask_file`) because their values matter: a
+mask stored as 0/1 would train as all background under the ISIC rule (lesion
+where value > 128). All in parallel threads.
 """
 
 import concurrent.futures
 import dataclasses
 import os
 
-import cv2
 import numpy as np
 
 from lesionseg_tf import data
@@ -50,31 +50,24 @@ def check_example(example, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_IMA
     problems = []
     try:
         photo_size = data.read_image_header(example.image_path, max_pixels=max_pixels,
-                                            expect_jpeg=True)
-        data.check_jpeg_decodes(example.image_path, image_size)
+                                            match_extension=True)
+        data.check_image_decodes(example.image_path, image_size)
     except data.ImageReadError as e:
         problems.append(Problem(example.image_path, str(e).split(": ", 1)[1]))
         photo_size = None
     path = example.mask_path
-    if os.path.getsize(path) == 0:
-        return problems + [Problem(path, "empty file (0 bytes)")]
-    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        return problems + [Problem(path, "cannot decode mask (not a PNG, or truncated)")]
-    if mask.ndim == 3:
-        problems.append(Problem(path, f"mask has {mask.shape[2]} channels; masks must be "
-                                      "single-channel 8-bit (0 background, 255 lesion)"))
-        return problems
-    if mask.dtype != np.uint8:
-        return problems + [Problem(path, f"mask is {mask.dtype}, expected 8-bit")]
+    try:
+        if os.path.getsize(path) == 0:
+            raise data.ImageReadError(f"{path}: empty file (0 bytes)")
+        mask = data.read_mask_file(path)  # as training and evaluation read it
+    except (data.ImageReadError, OSError) as e:
+        return problems + [Problem(path, str(e).split(": ", 1)[-1])]
     height, width = mask.shape
     if photo_size is not None and photo_size != (width, height):
         problems.append(Problem(path, f"mask is {width}x{height}, its image "
                                       f"{os.path.basename(example.image_path)} is "
                                       f"{photo_size[0]}x{photo_size[1]}"))
-    # float32 counts, ~5x faster than np.bincount; exact below 2**24 per value, and a
-    # value's presence (count > 0) is always exact.
-    values = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    values = data.mask_histogram(mask)
     present = np.flatnonzero(values)
     if present.max() == 1:
         problems.append(Problem(path, "mask values are 0/1: it looks 0/1-encoded and would "
@@ -93,7 +86,7 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
     """Checks every pair of a split; collects every problem rather than stopping.
 
     Args:
-      examples: `data.Example`s. orphans: `(path, message)` from `data.scan_split`.
+      examples: `data.Example`s. orphans: `(path, message)` from `datasets.Dataset.scan`.
       max_pixels: images above this are refused before they can exhaust memory.
       image_size: the training size, at which the images are test-decoded.
       workers: threads decoding (OpenCV and TensorFlow release the GIL); default:
@@ -120,8 +113,13 @@ if __name__ == "__main__":
 
     from absl import app, flags
 
-    _DATA_DIR = flags.DEFINE_string("data_dir", "ISIC2017", "Unpacked ISIC 2017 archives.")
-    _SPLITS = flags.DEFINE_list("splits", ["training", "validation"], "Splits to check.")
+    from lesionseg_tf import datasets
+
+    _DATA_DIR = flags.DEFINE_string("data_dir", "ISIC2017", "A dataset's top folder.")
+    _DATASET = flags.DEFINE_enum("dataset", None, list(datasets.LAYOUT_NAMES),
+                                 "Force this layout instead of recognizing it.")
+    _SPLIT = flags.DEFINE_enum("split", datasets.ALL, list(datasets.SPLIT_CHOICES),
+                               "Split to check; all: each split there is.")
     _MAX_IMAGE_PIXELS = flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
                                              "Refuse images with more pixels than this.")
     _IMAGE_SIZE = flags.DEFINE_integer("image_size", DEFAULT_IMAGE_SIZE,
@@ -130,13 +128,17 @@ if __name__ == "__main__":
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        try:
+            dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
+            splits = ([_SPLIT.value] if _SPLIT.value != datasets.ALL or not dataset.has_splits
+                      else dataset.splits)
+            scans = {split: dataset.scan(split) for split in splits}
+        except data.DatasetError as e:
+            sys.exit(f"preflight: {e}")
+        print(dataset.summary())
         errors = 0
-        for split in _SPLITS.value:
+        for split, (examples, orphans) in scans.items():
             start = time.perf_counter()
-            try:
-                examples, orphans = data.scan_split(_DATA_DIR.value, split)
-            except data.DatasetError as e:
-                sys.exit(f"preflight: {e}")
             report = check_split(examples, orphans, max_pixels=_MAX_IMAGE_PIXELS.value,
                                  image_size=_IMAGE_SIZE.value)
             for problem in report.problems:

@@ -1,14 +1,18 @@
-"""Synthetic dermoscopy-like data written in the exact ISIC 2017 Task 1 layout.
+"""Synthetic dermoscopy-like data written in the exact layout of a dataset this
+project reads: ISIC 2016, 2017 (the default) or 2018 Task 1, PH2, or plain
+`images/` + `masks/` folders.
 
 For the tests and the no-download quick start. Each photograph has a skin-toned
 background under uneven illumination, sometimes the dark circular vignette of
 a dermatoscope, one pigmented lesion with an irregular border and colour
 variegation, hairs crossing it and sometimes an ink marker. The mask is the
 lesion's exact 0/255 outline; hairs over the lesion count as lesion, as in the
-ISIC ground truth. The image folders also get the decoy superpixel PNGs and
-metadata CSV the real archives hold.
+ISIC ground truth. The folders also get the decoys the real archives hold (ISIC
+2017's superpixel PNGs and metadata CSV, ISIC 2018's LICENSE.txt and
+ATTRIBUTION.txt, PH2's `_roi` folders and text file).
 
     python -m lesionseg_tf.synthetic --out_dir=synthetic_isic
+    python -m lesionseg_tf.synthetic --out_dir=synthetic_ph2 --layout=ph2
 """
 
 import csv
@@ -17,7 +21,9 @@ import os
 import cv2
 import numpy as np
 
-from lesionseg_tf.data import SPLIT_FOLDERS
+from PIL import Image
+
+from lesionseg_tf import datasets
 
 # Width ranges of the generated photographs; heights follow from the aspect ratio.
 DEFAULT_WIDTHS = (480, 1280)
@@ -115,16 +121,89 @@ def _superpixels(height, width):
 
 
 def _write(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     if not cv2.imwrite(path, array):
         raise OSError(f"could not write {path}")
 
 
-def write_synthetic_isic(out_dir, *, num_training=16, num_validation=8, num_test=8, seed=0,
-                         widths=DEFAULT_WIDTHS):
-    """Writes a synthetic dataset in the ISIC 2017 Task 1 folder layout.
+def _draw(rng, widths):
+    width = int(rng.integers(widths[0], widths[1] + 1))
+    height = max(16, round(width / ASPECT_RATIOS[rng.integers(len(ASPECT_RATIOS))]))
+    if rng.random() < 0.3:  # some portrait photographs
+        height, width = width, height
+    return render_example(rng, height, width)
+
+
+def _write_isic(out_dir, layout, counts, rng, widths):
+    next_id = FIRST_ID
+    written = {}
+    for split, count in counts.items():
+        if split not in layout.folders:
+            continue
+        image_dir, mask_dir = (os.path.join(out_dir, name) for name in layout.folders[split])
+        os.makedirs(image_dir, exist_ok=True)
+        os.makedirs(mask_dir, exist_ok=True)
+        rows = []
+        for _ in range(count):
+            image_id = f"ISIC_{next_id:07d}"
+            next_id += 1
+            image, mask = _draw(rng, widths)
+            _write(os.path.join(image_dir, f"{image_id}.jpg"), image[..., ::-1])
+            _write(os.path.join(mask_dir, f"{image_id}{layout.mask_suffix}.png"), mask)
+            if layout.name == "isic2017":
+                _write(os.path.join(image_dir, f"{image_id}_superpixels.png"),
+                       _superpixels(*mask.shape))
+            rows.append((image_id, int(rng.integers(20, 85)), rng.choice(["male", "female"])))
+        if layout.name == "isic2017":
+            with open(os.path.join(image_dir, f"{layout.folders[split][0]}_metadata.csv"), "w",
+                      newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["image_id", "age_approximate", "sex"])
+                writer.writerows(rows)
+        elif layout.name == "isic2018":
+            for name in ("LICENSE.txt", "ATTRIBUTION.txt"):
+                with open(os.path.join(image_dir, name), "w") as f:
+                    f.write("synthetic images, no licence needed\n")
+        written[split] = count
+    return written
+
+
+def _write_ph2(out_dir, total, rng, widths):
+    root = os.path.join(out_dir, datasets.Ph2Layout.FOLDER)
+    for number in range(1, total + 1):
+        case = f"IMD{number:03d}"
+        image, mask = _draw(rng, widths)
+        _write(os.path.join(root, case, f"{case}_Dermoscopic_Image", f"{case}.bmp"),
+               image[..., ::-1])
+        # Binary masks: 1-bit BMPs (which read as 0/255) and 8-bit ones.
+        mask_path = os.path.join(root, case, f"{case}_lesion", f"{case}_lesion.bmp")
+        os.makedirs(os.path.dirname(mask_path), exist_ok=True)
+        Image.fromarray(mask).convert("1" if number % 2 else "L").save(mask_path)
+        _write(os.path.join(root, case, f"{case}_roi", f"{case}_R1_Label4.bmp"),
+               255 - mask)  # a decoy: region-of-interest masks are not lesion masks
+    with open(os.path.join(out_dir, "PH2_dataset.txt"), "w") as f:
+        f.write("synthetic PH2-layout data\n")
+    return {datasets.ALL: total}
+
+
+def _write_folders(out_dir, total, rng, widths):
+    for number in range(total):
+        name = f"clinic photo {number:03d}"  # a clinic's own names, spaces and all
+        image, mask = _draw(rng, widths)
+        extension = ".png" if number % 3 == 2 else ".jpg"
+        _write(os.path.join(out_dir, "images", name + extension), image[..., ::-1])
+        _write(os.path.join(out_dir, "masks", name + ".png"), mask)
+    return {datasets.ALL: total}
+
+
+def write_synthetic_dataset(out_dir, *, layout="isic2017", num_training=16, num_validation=8,
+                            num_test=8, seed=0, widths=DEFAULT_WIDTHS):
+    """Writes a synthetic dataset in the folder layout of a real one.
 
     Args:
       out_dir: created if missing; existing files of the same names are replaced.
+      layout: one of `datasets.LAYOUT_NAMES`. ISIC 2016 has no validation split;
+        PH2 and the folders have no splits and get all the pairs.
       num_training, num_validation, num_test: image/mask pairs per split.
       seed: everything drawn depends on it alone.
       widths: `(min, max)` image width in pixels.
@@ -132,33 +211,17 @@ def write_synthetic_isic(out_dir, *, num_training=16, num_validation=8, num_test
     Returns:
       `{split: number of pairs written}`.
     """
+    if layout not in datasets.LAYOUT_NAMES:
+        raise ValueError(f"unknown layout {layout!r}; choose one of "
+                         f"{', '.join(datasets.LAYOUT_NAMES)}")
     rng = np.random.default_rng(seed)
     counts = {"training": num_training, "validation": num_validation, "test": num_test}
-    next_id = FIRST_ID
-    for split, count in counts.items():
-        image_dir, mask_dir = (os.path.join(out_dir, name) for name in SPLIT_FOLDERS[split])
-        os.makedirs(image_dir, exist_ok=True)
-        os.makedirs(mask_dir, exist_ok=True)
-        rows = []
-        for _ in range(count):
-            image_id = f"ISIC_{next_id:07d}"
-            next_id += 1
-            width = int(rng.integers(widths[0], widths[1] + 1))
-            height = max(16, round(width / ASPECT_RATIOS[rng.integers(len(ASPECT_RATIOS))]))
-            if rng.random() < 0.3:  # some portrait photographs
-                height, width = width, height
-            image, mask = render_example(rng, height, width)
-            _write(os.path.join(image_dir, f"{image_id}.jpg"), image[..., ::-1])
-            _write(os.path.join(image_dir, f"{image_id}_superpixels.png"),
-                   _superpixels(height, width))
-            _write(os.path.join(mask_dir, f"{image_id}_segmentation.png"), mask)
-            rows.append((image_id, int(rng.integers(20, 85)), rng.choice(["male", "female"])))
-        with open(os.path.join(image_dir, f"{SPLIT_FOLDERS[split][0]}_metadata.csv"), "w",
-                  newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["image_id", "age_approximate", "sex"])
-            writer.writerows(rows)
-    return counts
+    if layout == "ph2":
+        return _write_ph2(out_dir, sum(counts.values()), rng, widths)
+    if layout == "folders":
+        return _write_folders(out_dir, sum(counts.values()), rng, widths)
+    return _write_isic(out_dir, datasets.LAYOUTS[datasets.LAYOUT_NAMES.index(layout)], counts,
+                       rng, widths)
 
 
 if __name__ == "__main__":
@@ -169,13 +232,15 @@ if __name__ == "__main__":
     _NUM_VALIDATION = flags.DEFINE_integer("num_validation", 8, "Validation pairs.")
     _NUM_TEST = flags.DEFINE_integer("num_test", 8, "Test pairs.")
     _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+    _LAYOUT = flags.DEFINE_enum("layout", "isic2017", list(datasets.LAYOUT_NAMES),
+                                "Folder layout of the dataset written.")
     flags.mark_flag_as_required("out_dir")
 
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        counts = write_synthetic_isic(
-            _OUT_DIR.value, num_training=_NUM_TRAINING.value,
+        counts = write_synthetic_dataset(
+            _OUT_DIR.value, layout=_LAYOUT.value, num_training=_NUM_TRAINING.value,
             num_validation=_NUM_VALIDATION.value, num_test=_NUM_TEST.value, seed=_SEED.value)
         logging.info("wrote %s to %s", counts, _OUT_DIR.value)
 

@@ -18,7 +18,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import callbacks, data, distribute, export, files, preflight
+from lesionseg_tf import callbacks, data, datasets, distribute, export, files, preflight
+from lesionseg_tf.evaluation import TRAINING_IDS_FILE
 from lesionseg_tf.metrics import PerImageJaccard
 from lesionseg_tf.model import DEFAULT_IMAGE_SIZE, UPSCALE, build_model
 
@@ -87,8 +88,9 @@ def check_run_dir(model_dir, config, *, overwrite=False):
     return True
 
 
+# Not cache/: it is keyed by content and stays valid.
 RUN_FILES = (BEST_CHECKPOINT, EXPORT_DIR, EXPORT_DIR + ".old", BACKUP_DIR, RESULT_FILE, "logs",
-             LOG_FILE, HOLDOUT_FILE)  # not cache/: it is keyed by content and stays valid
+             LOG_FILE, HOLDOUT_FILE, TRAINING_IDS_FILE)
 
 
 def clear_run(model_dir):
@@ -104,18 +106,23 @@ def clear_run(model_dir):
 SELECT_ON = ("holdout", "validation")
 
 
-def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples,
+def preflight_data(dataset, *, batch_size, max_image_pixels, skip_bad_examples,
                    select_on="holdout", holdout_fraction=0.1, seed=0,
                    image_size=DEFAULT_IMAGE_SIZE):
     """Finds and checks the data before training (`preflight.check_split`), and
     chooses the selection set: the pairs whose per-image Jaccard picks the best
     epoch and stops training (section 3.3).
 
-    With `select_on="holdout"` (the default) the selection set is a share
-    `holdout_fraction` of the training split, drawn from `seed`
-    (`data.split_holdout`), and the validation split is never read: the
-    organizers scored the paper's validation number blind. With "validation"
-    it is the validation split, which makes a validation score optimistic.
+    Training uses the training split, or every pair of a layout without splits
+    (PH2, a flat folder: `datasets.Dataset.training_split`). With
+    `select_on="holdout"` (the default) the selection set is a share
+    `holdout_fraction` of those pairs, drawn from `seed` (`data.split_holdout`),
+    and the validation split is never read: the organizers scored the paper's
+    validation number blind. With "validation" it is the validation split, which
+    makes a validation score optimistic.
+
+    Args:
+      dataset: a `datasets.Dataset` (`datasets.open_dataset`).
 
     Returns:
       `(training examples, selection examples, problems)`: the examples to use
@@ -124,39 +131,60 @@ def preflight_data(data_dir, *, batch_size, max_image_pixels, skip_bad_examples,
 
     Raises:
       ValueError: an unknown `select_on` or a `holdout_fraction` outside (0, 1).
-      data.DatasetError: listing every error found, unless `skip_bad_examples`;
-        or too few usable examples.
+      data.DatasetError: a split that is not there (naming those that are); every
+        error found, unless `skip_bad_examples`; or too few usable examples.
     """
     if select_on not in SELECT_ON:
         raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}, got {select_on!r}")
     if select_on == "holdout" and not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
+    train_split = dataset.training_split()
+    wanted = (train_split, "validation") if select_on == "validation" else (train_split,)
+    scans = {split: dataset.scan(split) for split in wanted}  # all missing splits first
     splits, problems = {}, []
-    for split in ("training", "validation") if select_on == "validation" else ("training",):
-        examples, orphans = data.scan_split(data_dir, split)
+    for split, (examples, orphans) in scans.items():
         report = preflight.check_split(examples, orphans, max_pixels=max_image_pixels,
                                        image_size=image_size)
         problems += report.problems
         splits[split] = report.good if skip_bad_examples else examples
         if not splits[split]:
-            raise data.DatasetError(f"{split} split of {data_dir} has no usable image/mask pairs")
+            raise data.DatasetError(f"{split} split of {dataset.root} has no usable image/mask "
+                                    "pairs")
     errors = [p for p in problems if p.is_error]
     if errors and not skip_bad_examples:
         lines = "\n".join(str(p) for p in problems)
         raise data.DatasetError(
-            f"{len(errors)} problem(s) in {data_dir}:\n{lines}\n"
+            f"{len(errors)} problem(s) in {dataset.root}:\n{lines}\n"
             "fix them, or pass --skip_bad_examples to train on the other pairs")
     if select_on == "holdout":
         train_examples, selection = data.split_holdout(
-            splits["training"], fraction=holdout_fraction, seed=seed)
+            splits[train_split], fraction=holdout_fraction, seed=seed)
     else:
-        train_examples, selection = splits["training"], splits["validation"]
+        train_examples, selection = splits[train_split], splits["validation"]
     if len(train_examples) < batch_size:
         raise data.DatasetError(
-            f"training split of {data_dir} leaves {len(train_examples)} usable images for "
-            f"training, fewer than one batch of {batch_size}; lower --batch_size"
+            f"{train_split} split of {dataset.root} leaves {len(train_examples)} usable images "
+            f"for training, fewer than one batch of {batch_size}; lower --batch_size"
             + (" or --holdout_fraction" if select_on == "holdout" else ""))
     return train_examples, selection, problems
+
+
+def init_weights_file(init_from):
+    """The weights file `--init_from` names: a file (`.keras`, `.weights.h5`), or a
+    run folder's `best.keras` or a shipped model's `lesionseg.weights.h5`.
+
+    Raises:
+      FileNotFoundError: none of these is there.
+    """
+    if os.path.isfile(init_from) and init_from.endswith((".keras", ".weights.h5")):
+        return init_from
+    if os.path.isdir(init_from):
+        for name in export.WEIGHT_FILES:
+            if os.path.isfile(os.path.join(init_from, name)):
+                return os.path.join(init_from, name)
+    raise FileNotFoundError(
+        f"--init_from {init_from}: expected a .keras or .weights.h5 file, or a folder holding "
+        f"{' or '.join(export.WEIGHT_FILES)} (a train.py run or a shipped model)")
 
 
 DEFAULT_STEPS_PER_EXECUTION = 8
@@ -226,7 +254,7 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
           lr_schedule="constant", max_epochs=200, patience=20, seed=0, train_examples=None,
           selection_examples=None, selected_on="holdout", cache="memory", jit_compile="auto",
           mixed_precision="none", steps_per_execution=DEFAULT_STEPS_PER_EXECUTION,
-          strategy=None, verbose=1):
+          strategy=None, init_from=None, verbose=1):
     """Trains LesionSeg (section 3.3), selecting epochs on `selection_examples`.
 
     Writes under `model_dir`: `best.keras` (whole model of the best selection
@@ -258,6 +286,9 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         replicas. Only the chief worker writes to `model_dir`; the others write
         to a temporary folder they remove, after taking the chief's resume state
         from `model_dir` (which must then be on a shared filesystem).
+      init_from: a weights file (`init_weights_file`) a fresh run starts from
+        instead of random weights, with a fresh optimizer (fine-tuning); a resumed
+        run continues from its own backup.
       verbose: Keras' `fit` verbosity (1 a progress bar, 2 one line per epoch).
 
     Returns:
@@ -269,8 +300,10 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
     """
     check_config(image_size=image_size, batch_size=batch_size, learning_rate=learning_rate,
                  max_epochs=max_epochs, patience=patience)
-    train_examples = train_examples or data.find_split(data_dir, "training")
-    selection_examples = selection_examples or data.find_split(data_dir, "validation")
+    if not (train_examples and selection_examples):
+        dataset = datasets.open_dataset(data_dir)
+        train_examples = train_examples or dataset.find(dataset.training_split())
+        selection_examples = selection_examples or dataset.find("validation")
     logging.info("%d training and %d selection (%s) images from %s", len(train_examples),
                  len(selection_examples), selected_on, data_dir)
 
@@ -299,7 +332,7 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
             max_epochs=max_epochs, patience=patience, seed=seed,
             train_examples=train_examples, selection_examples=selection_examples,
             cache=cache, jit_compile=jit_compile, mixed_precision=mixed_precision,
-            steps_per_execution=steps_per_execution, verbose=verbose)
+            steps_per_execution=steps_per_execution, init_from=init_from, verbose=verbose)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
@@ -310,6 +343,17 @@ def train(*, data_dir, model_dir, image_size=448, batch_size=32, learning_rate=1
         # The run is complete only now: until here, a rerun continues from the backup.
         shutil.rmtree(os.path.join(model_dir, BACKUP_DIR), ignore_errors=True)
     return result
+
+
+def _initial_weights(path):
+    """The model weights of a `.keras` or `.weights.h5` file, without any optimizer
+    state it may hold (read into an uncompiled model)."""
+    if path.endswith(".keras"):
+        source = keras.models.load_model(path, compile=False, safe_mode=True)
+    else:
+        source = build_model()
+        source.load_weights(path)
+    return source.get_weights()
 
 
 def _worker_dir(model_dir):
@@ -324,7 +368,7 @@ def _worker_dir(model_dir):
 
 def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rate, lr_schedule,
                     max_epochs, patience, seed, train_examples, selection_examples, cache,
-                    jit_compile, mixed_precision, steps_per_execution, verbose):
+                    jit_compile, mixed_precision, steps_per_execution, init_from, verbose):
     os.makedirs(write_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     steps_per_epoch = len(train_examples) // batch_size
@@ -363,6 +407,10 @@ def _fit_and_export(*, strategy, write_dir, image_size, batch_size, learning_rat
         logging.info("resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
                      "without improvement", initial_epoch, max_epochs, MONITOR, best.best,
                      best.best_epoch + 1, best.wait)
+    elif init_from:
+        with strategy.scope():
+            model.set_weights(_initial_weights(init_from))  # the optimizer starts afresh
+        logging.info("starting from the weights of %s", init_from)
     finished = initial_epoch >= max_epochs or best.stopped
     nan_guard = callbacks.StopOnNaN()
     if finished:

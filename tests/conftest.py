@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from lesionseg_tf import data, synthetic
+from lesionseg_tf import datasets, synthetic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -15,7 +15,7 @@ SMALL_WIDTHS = (48, 96)
 def tiny_isic(tmp_path_factory):
     """A small synthetic ISIC tree, shared read-only by the tests that only read it."""
     root = tmp_path_factory.mktemp("isic")
-    synthetic.write_synthetic_isic(str(root), num_training=8, num_validation=4, num_test=4,
+    synthetic.write_synthetic_dataset(str(root), num_training=8, num_validation=4, num_test=4,
                                    seed=1, widths=SMALL_WIDTHS)
     return str(root)
 
@@ -39,7 +39,7 @@ TRAINED_EPOCHS = 6
 def training_only_isic(tiny_isic, tmp_path_factory):
     """The tiny tree's training split alone: no validation or test folders."""
     root = tmp_path_factory.mktemp("isic_training_only")
-    for name in data.SPLIT_FOLDERS["training"]:
+    for name in datasets.ISIC2017.folders["training"]:
         os.symlink(os.path.join(tiny_isic, name), root / name)
     return str(root)
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data, synthetic
+from lesionseg_tf import data, datasets, synthetic
 
 
 def test_finds_exactly_the_pairs(tiny_isic):
-    examples = data.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, "training")
     image_dir = os.path.join(tiny_isic, "ISIC-2017_Training_Data")
     # The folder also holds superpixel PNGs and a metadata CSV, which are not examples.
     assert any(n.endswith("_superpixels.png") for n in os.listdir(image_dir))
@@ -20,8 +20,8 @@ def test_finds_exactly_the_pairs(tiny_isic):
     for e in examples:
         assert e.image_path == os.path.join(image_dir, e.image_id + ".jpg")
         assert os.path.basename(e.mask_path) == e.image_id + "_segmentation.png"
-    assert len(data.find_split(tiny_isic, "validation")) == 4
-    assert len(data.find_split(tiny_isic, "test")) == 4
+    assert len(datasets.find_split(tiny_isic, "validation")) == 4
+    assert len(datasets.find_split(tiny_isic, "test")) == 4
 
 
 def test_holdout_split_is_a_seeded_partition():
@@ -51,7 +51,7 @@ def test_accepts_the_2016_mask_spelling(isic_copy):
     name = sorted(os.listdir(mask_dir))[0]
     os.rename(os.path.join(mask_dir, name),
               os.path.join(mask_dir, name.replace("_segmentation", "_Segmentation")))
-    assert len(data.find_split(isic_copy, "validation")) == 4
+    assert len(datasets.find_split(isic_copy, "validation")) == 4
 
 
 def test_image_without_mask_is_named(isic_copy):
@@ -59,7 +59,7 @@ def test_image_without_mask_is_named(isic_copy):
     victim = sorted(os.listdir(mask_dir))[2]
     os.remove(os.path.join(mask_dir, victim))
     with pytest.raises(data.DatasetError) as error:
-        data.find_split(isic_copy, "training")
+        datasets.find_split(isic_copy, "training")
     message = str(error.value)
     assert victim.replace("_segmentation.png", "") in message
     assert "have no mask" in message and "ISIC_<7 digits>_segmentation.png" in message
@@ -70,24 +70,24 @@ def test_mask_without_image_is_named(isic_copy):
     victim = sorted(n for n in os.listdir(image_dir) if n.endswith(".jpg"))[0]
     os.remove(os.path.join(image_dir, victim))
     with pytest.raises(data.DatasetError, match=f"have no image.*{victim[:-4]}"):
-        data.find_split(isic_copy, "test")
+        datasets.find_split(isic_copy, "test")
 
 
 def test_missing_split_and_missing_dir(isic_copy, tmp_path):
     shutil.rmtree(os.path.join(isic_copy, "ISIC-2017_Validation_Data"))
     with pytest.raises(data.DatasetError, match="ISIC-2017_Validation_Data is missing"):
-        data.find_split(isic_copy, "validation")
+        datasets.find_split(isic_copy, "validation")
     with pytest.raises(data.DatasetError, match="does not exist"):
-        data.find_split(str(tmp_path / "nowhere"), "training")
+        datasets.find_split(str(tmp_path / "nowhere"), "training")
     with pytest.raises(data.DatasetError, match="unknown split"):
-        data.find_split(isic_copy, "train")
+        datasets.find_split(isic_copy, "train")
 
 
 def test_empty_split_is_an_error(tmp_path):
-    for folder in data.SPLIT_FOLDERS["training"]:
+    for folder in datasets.ISIC2017.folders["training"]:
         os.makedirs(tmp_path / folder)
-    with pytest.raises(data.DatasetError, match="no ISIC images"):
-        data.find_split(str(tmp_path), "training")
+    with pytest.raises(data.DatasetError, match="training split: no images found in"):
+        datasets.find_split(str(tmp_path), "training")
 
 
 def test_resize_mask_stays_binary():
@@ -103,7 +103,7 @@ def test_mask_to_label_uses_the_isic_threshold():
 
 
 def test_training_dataset(tiny_isic):
-    examples = data.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, "training")
     dataset = data.make_dataset(examples, image_size=32, batch_size=3, is_training=True, seed=0)
     batches = list(dataset)
     assert len(batches) == 2  # 8 examples, last partial batch dropped
@@ -116,7 +116,7 @@ def test_training_dataset(tiny_isic):
 
 
 def test_training_order_is_shuffled_and_seeded(tiny_isic):
-    examples = data.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, "training")
 
     def first_labels(seed):
         ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=seed)
@@ -127,12 +127,12 @@ def test_training_order_is_shuffled_and_seeded(tiny_isic):
 
 
 def test_evaluation_dataset_keeps_order_and_remainder(tiny_isic):
-    examples = data.find_split(tiny_isic, "validation")
+    examples = datasets.find_split(tiny_isic, "validation")
     dataset = data.make_dataset(examples, image_size=32, batch_size=3, is_training=False)
     labels = np.concatenate([l.numpy() for _, l in dataset])
     assert labels.shape == (4, 32, 32, 1)
     for label, example in zip(labels, examples):
-        mask = data.decode_mask(example.mask_path)
+        mask = data.load_mask(tf.constant(example.mask_path))
         expected = data.mask_to_label(data.resize_mask(mask, 32)).numpy()
         np.testing.assert_array_equal(label, expected)
 
@@ -144,7 +144,7 @@ def as_arrays(dataset):
 
 @pytest.mark.parametrize("is_training", [True, False])
 def test_cached_and_uncached_pipelines_agree(tiny_isic, tmp_path, is_training):
-    examples = data.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, "training")
     epoch = tf.Variable(0, dtype=tf.int64)
     kwargs = dict(image_size=32, batch_size=2, is_training=is_training, seed=5, epoch=epoch)
     plain = data.make_dataset(examples, **kwargs)
@@ -162,7 +162,7 @@ def test_cached_and_uncached_pipelines_agree(tiny_isic, tmp_path, is_training):
 def test_cache_means_no_second_decode(tiny_isic, tmp_path):
     root = tmp_path / "isic"
     shutil.copytree(tiny_isic, root)
-    examples = data.find_split(str(root), "training")
+    examples = datasets.find_split(str(root), "training")
     epoch = tf.Variable(0, dtype=tf.int64)
     dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True,
                                 seed=0, epoch=epoch, cache="memory")
@@ -177,7 +177,7 @@ def test_cache_means_no_second_decode(tiny_isic, tmp_path):
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only(tiny_isic):
-    examples = data.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, "training")
 
     def labels(seed, at_epoch):
         epoch = tf.Variable(at_epoch, dtype=tf.int64)
@@ -206,7 +206,7 @@ def test_reduced_scale_decode_stays_close(tmp_path):
 
 @pytest.mark.parametrize("global_seed", [0, 7])
 def test_epoch_order_ignores_the_global_seed(tiny_isic, global_seed):
-    examples = data.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, "training")
     tf.random.set_seed(global_seed)
     try:
         ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=2)

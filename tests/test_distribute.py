@@ -101,10 +101,10 @@ def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny
 
 SHARD_SCRIPT = """
 import json, sys
-from lesionseg_tf import data, distribute
+from lesionseg_tf import data, datasets, distribute
 strategy = distribute.make_strategy("multi_worker")
 import tensorflow as tf
-examples = data.find_split(sys.argv[1], "training")
+examples = datasets.find_split(sys.argv[1], "training")
 epoch = tf.Variable(0, dtype=tf.int64)
 dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True, seed=0,
                             epoch=epoch)
@@ -153,9 +153,9 @@ from absl import logging
 logging.set_verbosity(logging.INFO)
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from lesionseg_tf import data, distribute, training
+from lesionseg_tf import data, datasets, distribute, training
 strategy = distribute.make_strategy("mirrored")
-examples = data.find_split(sys.argv[1], "training")
+examples = datasets.find_split(sys.argv[1], "training")
 dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True)
 images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
 shapes = [tuple(t.shape) for t in strategy.experimental_local_results(images)]

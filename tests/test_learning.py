@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import augment, data, synthetic, training
+from lesionseg_tf import augment, data, datasets, synthetic, training
 from lesionseg_tf.model import LesionSegNet, build_model
 
 # Measured with this test's settings: the trained model scores 0.54 on the 12
@@ -16,9 +16,9 @@ REQUIRED_MARGIN = 0.25
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("learn_isic"))
-    synthetic.write_synthetic_isic(root, num_training=60, num_validation=1, num_test=1, seed=7,
+    synthetic.write_synthetic_dataset(root, num_training=60, num_validation=1, num_test=1, seed=7,
                                    widths=(48, 64))
-    train, held_out = data.split_holdout(data.find_split(root, "training"), fraction=0.2, seed=0)
+    train, held_out = data.split_holdout(datasets.find_split(root, "training"), fraction=0.2, seed=0)
     model_dir = str(tmp_path_factory.mktemp("learn_run"))
     result = training.train(data_dir=root, model_dir=model_dir, image_size=32, batch_size=8,
                             max_epochs=12, patience=12, seed=0, train_examples=train,

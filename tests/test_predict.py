@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data, export, inference, postprocess, synthetic
+from lesionseg_tf import data, datasets, export, inference, postprocess, synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
 
 BIN = os.path.dirname(sys.executable)
@@ -38,7 +38,7 @@ def predictions(export_dir, tiny_isic, tmp_path_factory):
 
 
 def test_masks_are_a_valid_isic_submission(predictions, tiny_isic):
-    examples = data.find_split(tiny_isic, "validation")
+    examples = datasets.find_split(tiny_isic, "validation")
     names = sorted(n for n in os.listdir(predictions) if n.endswith(".png"))
     assert names == [f"{e.image_id}_segmentation.png" for e in examples]
     for example in examples:
@@ -99,7 +99,7 @@ def test_predict_writes_the_graph_mask_of_the_library_pipeline(predictions, expo
     network = loaded.signatures["logits"]
     size = export.read_info(export_dir)["image_size"]
     differing = total = 0
-    for example in data.find_split(tiny_isic, "validation"):
+    for example in datasets.find_split(tiny_isic, "validation"):
         image = data.read_image_file(example.image_path)
         height, width = image.shape[:2]
         written = data.read_mask_file(
@@ -175,7 +175,7 @@ def test_missing_saved_model_is_one_line(tiny_isic, tmp_path):
 def test_evaluate_reports_bad_files_one_line_each(export_dir, tiny_isic, tmp_path):
     root = tmp_path / "isic"
     shutil.copytree(tiny_isic, root)
-    examples = data.find_split(str(root), "validation")
+    examples = datasets.find_split(str(root), "validation")
     open(examples[0].mask_path, "wb").close()  # zero-byte truth
     with open(examples[1].image_path, "wb") as f:
         f.write(os.urandom(3000))  # not an image

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lesionseg_tf import data, preflight
+from lesionseg_tf import data, datasets, preflight
 from tests.conftest import run_script
 
 
@@ -22,7 +22,7 @@ def corrupted(tmp_path_factory, tiny_isic):
     shutil.copytree(tiny_isic, root)
     images = os.path.join(root, "ISIC-2017_Training_Data")
     masks = os.path.join(root, "ISIC-2017_Training_Part1_GroundTruth")
-    ids = [e.image_id for e in data.find_split(root, "training")]
+    ids = [e.image_id for e in datasets.find_split(root, "training")]
 
     def image(i):
         return os.path.join(images, f"{ids[i]}.jpg")
@@ -58,7 +58,7 @@ def corrupted(tmp_path_factory, tiny_isic):
 
 def test_report_names_every_problem(corrupted):
     root, named = corrupted
-    examples, orphans = data.scan_split(root, "training")
+    examples, orphans = datasets.open_dataset(root).scan("training")
     start = time.perf_counter()
     report = preflight.check_split(examples, orphans)
     assert time.perf_counter() - start < 10
@@ -68,13 +68,13 @@ def test_report_names_every_problem(corrupted):
     assert len(report.errors) == 8 and len(report.warnings) == 1
     assert "anti-aliased" in str(report.warnings[0]) and named["anti-aliased mask"] in str(
         report.warnings[0])
-    assert "0/1-encoded" in text and "does not decode (truncated" in text and "3 channels" in text
+    assert "0/1-encoded" in text and "does not decode as training decodes it (truncated" in text and "3 channels" in text
     assert "is 20x20, its image" in text and "empty file" in text
     assert [e.image_id for e in report.good] == [e.image_id for e in examples[6:]]
 
 
 def test_pixel_limit(tiny_isic):
-    example = data.find_split(tiny_isic, "validation")[0]
+    example = datasets.find_split(tiny_isic, "validation")[0]
     width, height = data.read_image_header(example.image_path)
     problems = preflight.check_example(example, max_pixels=width * height - 1)
     assert len(problems) == 1 and "over the limit" in problems[0].message
@@ -108,10 +108,10 @@ def test_jpeg_that_training_cannot_decode_is_found_before_training(tmp_path):
         folder = tmp_path / name.replace(" ", "_")
         folder.mkdir()
         example = write_checkable_pair(folder, payload)
-        assert data.read_image_header(example.image_path, expect_jpeg=True) == (80, 60)
+        assert data.read_image_header(example.image_path, match_extension=True) == (80, 60)
         problems = preflight.check_example(example, image_size=32)
         assert len(problems) == 1, (name, problems)
-        assert "JPEG data does not decode" in problems[0].message, name
+        assert "data does not decode as training decodes it" in problems[0].message, name
         assert problems[0].path == example.image_path
 
 
@@ -141,8 +141,8 @@ def test_png_named_jpg_is_refused(tmp_path):
     path = str(tmp_path / "ISIC_0000001.jpg")
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
     os.rename(tmp_path / "x.png", path)
-    with pytest.raises(data.ImageReadError, match="is a PNG file, expected a JPEG"):
-        data.read_image_header(path, expect_jpeg=True)
+    with pytest.raises(data.ImageReadError, match=r"is a PNG file, expected a JPEG \(its name ends .jpg\)"):
+        data.read_image_header(path, match_extension=True)
     assert data.read_image_header(path) == (8, 8)
 
 

@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from lesionseg_tf import data, evaluation
+from lesionseg_tf import data, datasets, evaluation
 from tests.conftest import REPO_ROOT, run_script
 
 PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
@@ -25,7 +25,7 @@ def test_readme_command_segments_the_examples_as_measured(tmp_path):
                         f"--input={os.path.join(EXAMPLES, 'ISIC-2017_Validation_Data')}",
                         f"--output_dir={out}", "--overlay")
     assert result.returncode == 0, result.stderr[-3000:]
-    examples = data.find_split(EXAMPLES, "validation")
+    examples = datasets.find_split(EXAMPLES, "validation")
     assert len(examples) == 3
     rows = []
     for example in examples:
@@ -48,7 +48,7 @@ def test_model_card_and_run_files_are_shipped():
     assert flags["select_on"] == "holdout"  # selected without validation ground truth
     with open(os.path.join(PRETRAINED, "holdout_ids.txt")) as f:
         held_out = set(f.read().split())
-    validation = {e.image_id for e in data.find_split(EXAMPLES, "validation")}
+    validation = {e.image_id for e in datasets.find_split(EXAMPLES, "validation")}
     assert not held_out & validation
     size = sum(os.path.getsize(os.path.join(folder, name))
                for folder, _, names in os.walk(PRETRAINED) for name in names)

@@ -4,16 +4,16 @@ import os
 import cv2
 import numpy as np
 
-from lesionseg_tf import data, synthetic
+from lesionseg_tf import datasets, synthetic
 from tests.conftest import run_script
 
 
 def test_tree_has_the_isic_layout_and_exact_masks(tiny_isic):
-    for split, (image_folder, mask_folder) in data.SPLIT_FOLDERS.items():
+    for split, (image_folder, mask_folder) in datasets.ISIC2017.folders.items():
         image_dir = os.path.join(tiny_isic, image_folder)
         mask_dir = os.path.join(tiny_isic, mask_folder)
         assert os.path.isfile(os.path.join(image_dir, f"{image_folder}_metadata.csv"))
-        for example in data.find_split(tiny_isic, split):
+        for example in datasets.find_split(tiny_isic, split):
             image = cv2.imread(example.image_path, cv2.IMREAD_UNCHANGED)
             mask = cv2.imread(example.mask_path, cv2.IMREAD_UNCHANGED)
             assert image.ndim == 3 and image.shape[2] == 3
@@ -35,7 +35,7 @@ def test_lesion_is_darker_than_skin():
 
 def test_same_seed_same_data(tmp_path):
     for name in ("a", "b"):
-        synthetic.write_synthetic_isic(str(tmp_path / name), num_training=2, num_validation=1,
+        synthetic.write_synthetic_dataset(str(tmp_path / name), num_training=2, num_validation=1,
                                        num_test=1, seed=7, widths=(40, 60))
     files = sorted(glob.glob(str(tmp_path / "a" / "*" / "*")))
     assert len(files) == 2 * 4 + 3 + 4  # images + superpixels, csvs, masks
@@ -51,7 +51,7 @@ def test_command_line_default_set(tmp_path):
     assert result.returncode == 0, result.stderr
     sizes = []
     for split, minimum in (("training", 16), ("validation", 8), ("test", 8)):
-        examples = data.find_split(out, split)
+        examples = datasets.find_split(out, split)
         assert len(examples) >= minimum
         sizes += [cv2.imread(e.image_path).shape[:2] for e in examples]
     widths = [w for _, w in sizes]

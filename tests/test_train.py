@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data, export, figures
+from lesionseg_tf import data, datasets, export, figures
 from tests.conftest import TRAINED_EPOCHS, run_script
 
 
@@ -27,7 +27,7 @@ def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
     # The held-out ids are written, and they are the seed's draw (--seed=3, 10%).
     with open(os.path.join(model_dir, "holdout_ids.txt")) as f:
         written = f.read().split()
-    _, held_out = data.split_holdout(data.find_split(training_only_isic, "training"),
+    _, held_out = data.split_holdout(datasets.find_split(training_only_isic, "training"),
                                      fraction=0.1, seed=3)
     assert written == [e.image_id for e in held_out] and len(written) == 1
     assert "1 selection (holdout) images" in result.stderr
@@ -63,7 +63,7 @@ def test_writes_checkpoint_logs_and_config(trained_run):
 def test_export_reproduces_the_best_model(trained_run, tiny_isic):
     model_dir, _ = trained_run
     best = keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True)
-    examples = data.find_split(tiny_isic, "validation")
+    examples = datasets.find_split(tiny_isic, "validation")
     images, _ = next(iter(data.make_dataset(examples, image_size=32, batch_size=4,
                                             is_training=False)))
     loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
