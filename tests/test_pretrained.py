@@ -40,7 +40,8 @@ def test_readme_command_segments_the_examples_as_measured(tmp_path):
 
 
 def test_model_card_and_run_files_are_shipped():
-    for name in ("MODEL_CARD.md", "flags.json", "holdout_ids.txt", "training_log.csv",
+    for name in ("MODEL_CARD.md", "flags.json", "holdout_ids.txt", "training_ids.txt",
+                 "training_log.csv",
                  "lesionseg.weights.h5", os.path.join("export", "saved_model.pb")):
         assert os.path.isfile(os.path.join(PRETRAINED, name)), name
     with open(os.path.join(PRETRAINED, "flags.json")) as f:
