@@ -47,8 +47,9 @@ def main(argv):
     from lesionseg_tf import inference, prediction
 
     try:
-        jobs = prediction.plan(_INPUT.value, _OUTPUT_DIR.value, truth_dir=_TRUTH_DIR.value,
-                               allow_writing_into_sources=_OVERWRITE_SOURCES.value)
+        jobs, found = prediction.plan(_INPUT.value, _OUTPUT_DIR.value, truth_dir=_TRUTH_DIR.value,
+                                      allow_writing_into_sources=_OVERWRITE_SOURCES.value)
+        print(found, flush=True)
         segmenter = inference.Segmenter(_SAVED_MODEL.value)
         segmenter.check_options(tta=_SEGMENT_OPTIONS()["tta"])
     except (ValueError, OSError) as e:

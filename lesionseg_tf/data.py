@@ -238,8 +238,9 @@ def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, match_extension=Fa
     """Reads `(width, height)` from an image file's header, without decoding it.
 
     Raises:
-      ImageReadError: empty, not an image, with `match_extension` not the format
-        its name ends with (`EXTENSION_FORMATS`), or more than `max_pixels` pixels.
+      ImageReadError: empty, not an image, a colour-palette BMP (which TensorFlow
+        decodes wrongly), with `match_extension` not the format its name ends with
+        (`EXTENSION_FORMATS`), or more than `max_pixels` pixels.
     """
     try:
         size = os.path.getsize(path)
@@ -250,9 +251,12 @@ def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, match_extension=Fa
     try:
         with Image.open(path) as image:
             width, height = image.size
-            image_format = image.format
+            image_format, mode = image.format, image.mode
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from None
+    if image_format == "BMP" and mode == "P":
+        raise ImageReadError(f"{path}: is a colour-palette BMP, which TensorFlow's decoder would "
+                             "read as grey palette indices; save it as a 24-bit BMP or a PNG")
     extension = os.path.splitext(path)[1].lower()
     if match_extension and image_format != EXTENSION_FORMATS.get(extension):
         raise ImageReadError(f"{path}: is a {image_format} file, expected a "

@@ -358,8 +358,8 @@ def photographs_in(folder):
     dataset's top folder (every split) or one split's image folder.
 
     Returns:
-      `[(image_id, image_path, mask_path or None)]` sorted by id, or None when
-      `folder` is neither (a plain folder of photographs).
+      `(layout title, [(image_id, image_path, mask_path or None)] sorted by id)`,
+      or None when `folder` is neither (a plain folder of photographs).
     """
     def listing(files_of_splits):
         rows = []
@@ -371,11 +371,11 @@ def photographs_in(folder):
     found = _detect(folder, LAYOUTS)
     if len(found) == 1:
         layout, root = found[0]
-        return listing(layout.split_files(root).values())
+        return layout.title, listing(layout.split_files(root).values())
     parent = os.path.dirname(os.path.abspath(folder))
     for layout, root in _detect(parent, LAYOUTS):
         for split_files in layout.split_files(root).values():
             if (split_files.images is not None and os.path.isdir(split_files.image_dir)
                     and os.path.samefile(split_files.image_dir, folder)):
-                return listing([split_files])
+                return layout.title, listing([split_files])
     return None

@@ -50,13 +50,19 @@ def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=F
     found beside them), or else a plain folder of photographs. Each photograph's
     mask is written as `<stem>_segmentation.png`.
 
+    Returns:
+      `(jobs, one line saying what was found)`.
+
     Raises:
       ValueError / FileNotFoundError: no such input, no images, two inputs that
         would write the same mask, or an output folder that is a source folder.
     """
+    where = input_path
     if os.path.isdir(input_path):
-        found = datasets.photographs_in(input_path)
-        if found is None:
+        layout = datasets.photographs_in(input_path)
+        if layout is not None:
+            where, found = f"{layout[0]} ({input_path})", layout[1]
+        else:
             found = [(_stem(path), path, None) for path in _list_images(input_path)]
         if not found:
             raise ValueError(f"{input_path}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
@@ -88,7 +94,8 @@ def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=F
             mask_path=os.path.join(output_dir, f"{stem}_segmentation.png"),
             overlay_path=os.path.join(output_dir, OVERLAY_FOLDER, f"{stem}_overlay.jpg"),
             truth_path=truth_path))
-    return jobs
+    known = sum(job.truth_path is not None for job in jobs)
+    return jobs, f"{where}: {len(jobs)} photograph(s), {known} with ground truth"
 
 
 def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=data.DEFAULT_MAX_PIXELS,

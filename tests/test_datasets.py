@@ -165,6 +165,19 @@ def test_bmp_and_png_photographs_train_as_they_read(trees):
             np.testing.assert_array_equal(got, expected)
 
 
+def test_colour_palette_bmp_photographs_are_refused_not_misread(tmp_path):
+    # TensorFlow's BMP decoder returns the palette indices of such a file as grey.
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:4], rgb[4:] = (200, 30, 10), (10, 180, 60)
+    path = str(tmp_path / "IMD001.bmp")
+    Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=4).save(path)
+    for read in (data.read_image_file, data.read_image_header):
+        with pytest.raises(data.ImageReadError, match="IMD001.bmp: is a colour-palette BMP"):
+            read(path)
+    Image.fromarray(rgb).save(path)  # 24-bit: read as it is
+    np.testing.assert_array_equal(data.read_image_file(path), rgb)
+
+
 def test_every_layout_trains_a_step_and_is_scored(trees):
     """Discovery, one training step and the evaluation on each layout, in one model."""
     model = training.compiled_model(learning_rate=1e-3, jit_compile=False)
@@ -194,8 +207,11 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
 
 def test_predict_finds_photographs_and_truth_in_every_layout(trees, tmp_path):
     for layout, root in trees.items():
-        jobs = prediction.plan(root, str(tmp_path / layout))
+        jobs, found = prediction.plan(root, str(tmp_path / layout))
         examples = {e.image_id: e for e in datasets.find_split(root, datasets.ALL)}
+        title = datasets.open_dataset(root).layout.title
+        assert found == f"{title} ({root}): {len(examples)} photograph(s), {len(examples)} with " \
+                        "ground truth", layout
         assert len(jobs) == len(examples), layout
         for job in jobs:
             stem = os.path.splitext(os.path.basename(job.image_path))[0]
@@ -203,11 +219,11 @@ def test_predict_finds_photographs_and_truth_in_every_layout(trees, tmp_path):
             assert job.truth_path == examples[stem].mask_path
     # One split's image folder: its photographs, the truth found beside them.
     images = os.path.join(trees["isic2018"], "ISIC2018_Task1-2_Test_Input")
-    jobs = prediction.plan(images, str(tmp_path / "test"))
+    jobs, _ = prediction.plan(images, str(tmp_path / "test"))
     assert [j.truth_path for j in jobs] == [
         e.mask_path for e in datasets.find_split(trees["isic2018"], "test")]
-    assert prediction.plan(os.path.join(trees["folders"], "images"), str(tmp_path / "f"))[
-        0].truth_path.startswith(os.path.join(trees["folders"], "masks"))
+    jobs, _ = prediction.plan(os.path.join(trees["folders"], "images"), str(tmp_path / "f"))
+    assert jobs[0].truth_path.startswith(os.path.join(trees["folders"], "masks"))
 
 
 def test_predictions_are_matched_by_stem(tmp_path):
