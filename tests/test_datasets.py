@@ -11,7 +11,7 @@ from PIL import Image
 
 from lesionseg_tf import data, datasets, evaluation, inference, prediction, preflight, synthetic
 from lesionseg_tf import training
-from tests.conftest import REPO_ROOT, run_script
+from tests.conftest import REPO_ROOT
 
 PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
 SUMMARIES = {
@@ -251,53 +251,46 @@ def test_shipped_training_ids_are_the_training_split_without_the_holdout():
     assert trained == sorted(trained)
 
 
-def test_evaluate_warns_when_it_scores_training_images(trees, tmp_path):
-    """An ISIC 2016 tree reusing ids the shipped model was trained on (as the
-    editions do): evaluate.py names the overlap, and still scores."""
+def test_overlap_with_the_shipped_training_ids(trees, tmp_path):
+    """An ISIC 2016 tree reusing an id the shipped model was trained on (as the
+    editions do) is found to overlap (evaluate.py's warning: test_predict.py)."""
     with open(os.path.join(PRETRAINED, "training_ids.txt")) as f:
         trained = f.read().split()
     root = tmp_path / "isic2016"
     shutil.copytree(trees["isic2016"], root)
-    test_images = root / "ISBI2016_ISIC_Part1_Test_Data"
-    test_masks = root / "ISBI2016_ISIC_Part1_Test_GroundTruth"
-    for example, new_id in zip(datasets.find_split(str(root), "test"), trained[:1]):
-        os.rename(example.image_path, test_images / f"{new_id}.jpg")
-        os.rename(example.mask_path, test_masks / f"{new_id}_Segmentation.png")
-    out = tmp_path / "report"
-    result = run_script("evaluate.py", f"--data_dir={root}", "--split=test", "--bootstrap=0",
-                        f"--saved_model={os.path.join(PRETRAINED, 'export')}",
-                        f"--output_dir={out}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines()[0] == "ISIC 2016 Part 1: 4 training, 2 test pairs"
-    assert (f"warning: 1 of the 2 images scored were trained on "
-            f"({os.path.join(PRETRAINED, 'training_ids.txt')}: {trained[0]})") in result.stderr
-    assert "ISIC 2016 Part 1, test split" in result.stdout
-    report = (out / "summary.json").read_text()
-    assert '"dataset": "isic2016"' in report and '"images_trained_on": 1' in report
+    example = datasets.find_split(str(root), "test")[0]
+    os.rename(example.image_path, root / "ISBI2016_ISIC_Part1_Test_Data" / f"{trained[5]}.jpg")
+    os.rename(example.mask_path,
+              root / "ISBI2016_ISIC_Part1_Test_GroundTruth" / f"{trained[5]}_Segmentation.png")
+    export_dir = os.path.join(PRETRAINED, "export")
+    overlap, ids_file = evaluation.training_overlap(datasets.find_split(str(root), datasets.ALL),
+                                                    export_dir)
+    assert overlap == [trained[5]] and ids_file == os.path.join(PRETRAINED, "training_ids.txt")
+    assert evaluation.training_overlap(datasets.find_split(trees["isic2016"], datasets.ALL),
+                                       export_dir) == ([], ids_file)
+    assert evaluation.training_overlap([], str(tmp_path / "export")) == ([], None)
 
 
 def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
-    model_dir = tmp_path / "run"
-    result = run_script("train.py", f"--data_dir={trees['folders']}", f"--model_dir={model_dir}",
-                        f"--init_from={PRETRAINED}", "--image_size=32", "--batch_size=2",
-                        "--max_epochs=1", "--learning_rate=1e-7", "--holdout_fraction=0.25")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[0] == SUMMARIES["folders"]
-    assert "starting from the weights of" in result.stderr
-    with open(model_dir / "training_ids.txt") as f:
-        trained = f.read().splitlines()  # the ids hold spaces
-    with open(model_dir / "holdout_ids.txt") as f:
-        held_out = f.read().splitlines()
-    assert sorted(trained + held_out) == [
-        e.image_id for e in datasets.find_split(trees["folders"], datasets.ALL)]
+    model_dir = str(tmp_path / "run")
+    dataset = datasets.open_dataset(trees["folders"])
+    train_examples, selection, _ = training.preflight_data(
+        dataset, batch_size=2, max_image_pixels=data.DEFAULT_MAX_PIXELS,
+        skip_bad_examples=False, holdout_fraction=0.25, image_size=32)
+    training.train(data_dir=trees["folders"], model_dir=model_dir, image_size=32, batch_size=2,
+                   learning_rate=1e-7, max_epochs=1, train_examples=train_examples,
+                   selection_examples=selection, jit_compile=False, verbose=0,
+                   init_from=training.init_weights_file(PRETRAINED))
     # Started from the shipped weights (a learning rate of 1e-7 barely moves them) with a
     # fresh optimizer (3 steps: 6 training pairs in batches of 2).
     import keras  # pylint: disable=import-outside-toplevel
 
-    tuned = keras.models.load_model(str(model_dir / "best.keras"))
+    tuned = keras.models.load_model(os.path.join(model_dir, "best.keras"))
     shipped = training.build_model()
     shipped.load_weights(os.path.join(PRETRAINED, "lesionseg.weights.h5"))
     kernel = tuned.get_layer("conv2_2").kernel.numpy()
     assert np.abs(kernel - shipped.get_layer("conv2_2").kernel.numpy()).max() < 1e-4
     assert np.abs(kernel).max() > 1e-2
     assert int(tuned.optimizer.iterations.numpy()) == 3
+    with pytest.raises(FileNotFoundError, match="expected a .keras or .weights.h5 file"):
+        training.init_weights_file(str(tmp_path))

@@ -172,7 +172,8 @@ def test_missing_saved_model_is_one_line(tiny_isic, tmp_path):
     assert "is not a SavedModel" in result.stderr.strip().splitlines()[-1]
 
 
-def test_evaluate_reports_bad_files_one_line_each(export_dir, tiny_isic, tmp_path):
+def test_evaluate_reports_bad_files_and_trained_on_images_one_line_each(export_dir, tiny_isic,
+                                                                       tmp_path):
     root = tmp_path / "isic"
     shutil.copytree(tiny_isic, root)
     examples = datasets.find_split(str(root), "validation")
@@ -180,13 +181,21 @@ def test_evaluate_reports_bad_files_one_line_each(export_dir, tiny_isic, tmp_pat
     with open(examples[1].image_path, "wb") as f:
         f.write(os.urandom(3000))  # not an image
     out = tmp_path / "report"
+    # --split=all: the 7 training pairs the model was trained on are among the 16 scored.
     result = run_script("evaluate.py", f"--data_dir={root}", f"--saved_model={export_dir}",
-                        f"--output_dir={out}")
+                        f"--output_dir={out}", "--split=all")
     assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stdout.splitlines()[0] == "ISIC 2017 Task 1: 8 training, 4 validation, 4 test pairs"
     errors = [l for l in result.stderr.splitlines() if l.startswith("evaluate.py: ")]
+    with open(os.path.join(os.path.dirname(export_dir), "training_ids.txt")) as f:
+        trained = f.read().splitlines()
+    assert len(trained) == 7
+    assert errors[0] == (f"evaluate.py: warning: 7 of the 16 images scored were trained on "
+                         f"({os.path.join(os.path.dirname(export_dir), 'training_ids.txt')}: "
+                         f"{', '.join(trained[:3])}, ...); the scores below are optimistic")
     assert any(os.path.basename(examples[0].mask_path) in l for l in errors)
     assert any(os.path.basename(examples[1].image_path) in l for l in errors)
-    assert "2 of 4 images could not be scored" in errors[-1]
+    assert "2 of 16 images could not be scored" in errors[-1]
     assert not out.exists()
 
 

@@ -27,10 +27,14 @@ def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
     # The held-out ids are written, and they are the seed's draw (--seed=3, 10%).
     with open(os.path.join(model_dir, "holdout_ids.txt")) as f:
         written = f.read().split()
-    _, held_out = data.split_holdout(datasets.find_split(training_only_isic, "training"),
-                                     fraction=0.1, seed=3)
+    trained, held_out = data.split_holdout(datasets.find_split(training_only_isic, "training"),
+                                           fraction=0.1, seed=3)
     assert written == [e.image_id for e in held_out] and len(written) == 1
     assert "1 selection (holdout) images" in result.stderr
+    # The dataset in one line first; the ids trained on recorded for evaluate.py.
+    assert result.stdout.splitlines()[0] == "ISIC 2017 Task 1: 8 training pairs"
+    with open(os.path.join(model_dir, "training_ids.txt")) as f:
+        assert f.read().splitlines() == [e.image_id for e in trained]
 
 
 def test_log_reads_well_in_a_file(trained_run):
