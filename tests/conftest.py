@@ -1,3 +1,5 @@
+import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -45,12 +47,41 @@ def training_only_isic(tiny_isic, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained_run(training_only_isic, tmp_path_factory):
+def trained_run(training_only_isic, tmp_path_factory, worker_id):
     """train.py run once on the tiny tree's training split alone (selecting on a
-    held-out part, the default): `(model_dir, completed process)`."""
-    model_dir = str(tmp_path_factory.mktemp("run"))
-    result = run_script("train.py", f"--data_dir={training_only_isic}", f"--model_dir={model_dir}",
-                        "--image_size=32", "--batch_size=4", f"--max_epochs={TRAINED_EPOCHS}",
-                        f"--patience={TRAINED_EPOCHS}", "--seed=3")
+    held-out part, the default): `(model_dir, completed process)`.
+
+    Trained once per test session, not once per pytest-xdist worker: the first
+    worker that needs it trains under a file lock, the others wait and read it
+    (the workers' tiny trees are identical: same seed).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # this session's, not older ones
+    model_dir, record = shared / "trained_run", shared / "trained_run.json"
+    with open(shared / "trained_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            result = run_script("train.py", f"--data_dir={training_only_isic}",
+                                f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
+                                f"--max_epochs={TRAINED_EPOCHS}", f"--patience={TRAINED_EPOCHS}",
+                                "--seed=3")
+            record.write_text(json.dumps({"args": result.args, "returncode": result.returncode,
+                                          "stdout": result.stdout, "stderr": result.stderr}))
+    result = subprocess.CompletedProcess(**json.loads(record.read_text()))
     assert result.returncode == 0, result.stderr[-3000:]
-    return model_dir, result
+    return str(model_dir), result
+
+
+# The modules that take longest, first: pytest-xdist's --dist loadfile hands modules to
+# the workers in collection order, and starting with the long ones balances the two
+# workers (longest-first scheduling).
+SLOWEST_MODULES = ("test_resume.py", "test_distribute.py", "test_predict.py",
+                   "test_accelerators.py", "test_learning.py", "test_preflight.py",
+                   "test_datasets.py", "test_train.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = os.path.basename(str(item.fspath))
+        return SLOWEST_MODULES.index(name) if name in SLOWEST_MODULES else len(SLOWEST_MODULES)
+    items.sort(key=rank)  # stable: each module's own order is kept
