@@ -115,7 +115,7 @@ def main(argv):
         if _GENERATE_SYNTHETIC.value and not os.path.exists(_DATA_DIR.value):
             logging.info("writing a synthetic ISIC-layout dataset to %s", _DATA_DIR.value)
             synthetic.write_synthetic_dataset(_DATA_DIR.value, num_training=64, num_validation=16,
-                                           num_test=16, seed=_SEED.value)
+                                              num_test=16, seed=_SEED.value)
         resuming = training.check_run_dir(model_dir, config, overwrite=_OVERWRITE.value)
         init_from = _INIT_FROM.value and training.init_weights_file(_INIT_FROM.value)
         dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)

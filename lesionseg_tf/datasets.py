@@ -169,7 +169,8 @@ class FolderLayout:
 
 LAYOUTS = (
     IsicLayout("isic2016", "ISIC 2016 Part 1", {
-        "training": ("ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth"),
+        "training": ("ISBI2016_ISIC_Part1_Training_Data",
+                     "ISBI2016_ISIC_Part1_Training_GroundTruth"),
         "test": ("ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth")},
         mask_suffix="_Segmentation"),
     IsicLayout("isic2017", "ISIC 2017 Task 1", {

@@ -18,7 +18,7 @@ def tiny_isic(tmp_path_factory):
     """A small synthetic ISIC tree, shared read-only by the tests that only read it."""
     root = tmp_path_factory.mktemp("isic")
     synthetic.write_synthetic_dataset(str(root), num_training=8, num_validation=4, num_test=4,
-                                   seed=1, widths=SMALL_WIDTHS)
+                                      seed=1, widths=SMALL_WIDTHS)
     return str(root)
 
 

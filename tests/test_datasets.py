@@ -292,5 +292,8 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     assert np.abs(kernel - shipped.get_layer("conv2_2").kernel.numpy()).max() < 1e-4
     assert np.abs(kernel).max() > 1e-2
     assert int(tuned.optimizer.iterations.numpy()) == 3
-    with pytest.raises(FileNotFoundError, match="expected a .keras or .weights.h5 file"):
+    # A wrong --init_from is refused before any data is read (train.py: one line).
+    with pytest.raises(FileNotFoundError, match=f"--init_from {tmp_path}: expected a .keras or "
+                                                ".weights.h5 file, or a folder holding best.keras "
+                                                "or lesionseg.weights.h5"):
         training.init_weights_file(str(tmp_path))

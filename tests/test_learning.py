@@ -17,8 +17,9 @@ REQUIRED_MARGIN = 0.25
 def learned(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("learn_isic"))
     synthetic.write_synthetic_dataset(root, num_training=60, num_validation=1, num_test=1, seed=7,
-                                   widths=(48, 64))
-    train, held_out = data.split_holdout(datasets.find_split(root, "training"), fraction=0.2, seed=0)
+                                      widths=(48, 64))
+    train, held_out = data.split_holdout(datasets.find_split(root, "training"), fraction=0.2,
+                                         seed=0)
     model_dir = str(tmp_path_factory.mktemp("learn_run"))
     result = training.train(data_dir=root, model_dir=model_dir, image_size=32, batch_size=8,
                             max_epochs=12, patience=12, seed=0, train_examples=train,

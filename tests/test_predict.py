@@ -185,7 +185,8 @@ def test_evaluate_reports_bad_files_and_trained_on_images_one_line_each(export_d
     result = run_script("evaluate.py", f"--data_dir={root}", f"--saved_model={export_dir}",
                         f"--output_dir={out}", "--split=all")
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stdout.splitlines()[0] == "ISIC 2017 Task 1: 8 training, 4 validation, 4 test pairs"
+    summary = "ISIC 2017 Task 1: 8 training, 4 validation, 4 test pairs"
+    assert result.stdout.splitlines()[0] == summary
     errors = [l for l in result.stderr.splitlines() if l.startswith("evaluate.py: ")]
     with open(os.path.join(os.path.dirname(export_dir), "training_ids.txt")) as f:
         trained = f.read().splitlines()

@@ -141,7 +141,8 @@ def test_png_named_jpg_is_refused(tmp_path):
     path = str(tmp_path / "ISIC_0000001.jpg")
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
     os.rename(tmp_path / "x.png", path)
-    with pytest.raises(data.ImageReadError, match=r"is a PNG file, expected a JPEG \(its name ends .jpg\)"):
+    with pytest.raises(data.ImageReadError,
+                       match=r"is a PNG file, expected a JPEG \(its name ends .jpg\)"):
         data.read_image_header(path, match_extension=True)
     assert data.read_image_header(path) == (8, 8)
 

@@ -22,7 +22,7 @@ EPOCHS = 4
 def resume_data(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("resume_isic"))
     synthetic.write_synthetic_dataset(root, num_training=16, num_validation=4, num_test=1, seed=4,
-                                   widths=(48, 80))
+                                      widths=(48, 80))
     return root
 
 

@@ -36,7 +36,7 @@ def test_lesion_is_darker_than_skin():
 def test_same_seed_same_data(tmp_path):
     for name in ("a", "b"):
         synthetic.write_synthetic_dataset(str(tmp_path / name), num_training=2, num_validation=1,
-                                       num_test=1, seed=7, widths=(40, 60))
+                                          num_test=1, seed=7, widths=(40, 60))
     files = sorted(glob.glob(str(tmp_path / "a" / "*" / "*")))
     assert len(files) == 2 * 4 + 3 + 4  # images + superpixels, csvs, masks
     for f in files:
