@@ -55,6 +55,9 @@ def import_tensorflow():
     Returns:
       `(kept lines, no_cuda_driver)` for the script to print.
     """
+    # Keras imports scikit-learn at start-up whenever it is installed (isic-challenge-scoring
+    # installs it), for wrappers the scripts never use: 1.5 s of every script's start here.
+    sys.modules.setdefault("sklearn", None)
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
