@@ -14,12 +14,12 @@ import dataclasses
 import os
 import re
 
-from lesionseg_tf.data import DatasetError, Example
+from lesionseg_tf.data import EXTENSION_FORMATS, DatasetError, Example
 
 SPLITS = ("training", "validation", "test")
 ALL = "all"
 SPLIT_CHOICES = SPLITS + (ALL,)
-PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+PHOTO_EXTENSIONS = tuple(EXTENSION_FORMATS)  # JPEG, PNG, BMP
 MASK_EXTENSIONS = (".png", ".bmp")
 
 ISIC_IMAGE = re.compile(r"^(ISIC_\d{7})\.jpg$", re.IGNORECASE)

@@ -5,7 +5,7 @@ import io
 import json
 import os
 
-from lesionseg_tf import data, files, metrics
+from lesionseg_tf import data, datasets, files, metrics
 
 CSV_COLUMNS = ("image_id", "height", "width", "tp", "fp", "tn", "fn") + metrics.METRIC_NAMES
 TABLE_ROWS = (
@@ -39,9 +39,6 @@ def summarize(rows):
     return metrics.summarize([{k: row[k] for k in ("tp", "fp", "tn", "fn")} for row in rows])
 
 
-PREDICTION_EXTENSIONS = (".png", ".bmp")
-
-
 def match_predictions(examples, pred_dir):
     """Finds each example's predicted mask by its image id (the file stem), on every
     dataset layout: a PNG or BMP named `<id>.png` or `<id>_<anything>.png`, such as
@@ -58,7 +55,7 @@ def match_predictions(examples, pred_dir):
     candidates = {}
     for name in sorted(os.listdir(pred_dir)):
         stem, extension = os.path.splitext(name)
-        if name.startswith(".") or extension.lower() not in PREDICTION_EXTENSIONS:
+        if name.startswith(".") or extension.lower() not in datasets.MASK_EXTENSIONS:
             continue
         owners = [prefix for prefix in [stem[:i] for i, c in enumerate(stem) if c == "_"] + [stem]
                   if prefix in ids]
