@@ -54,7 +54,12 @@ def split_holdout(examples, *, fraction, seed):
 
 def decode_image(path):
     """Reads a photograph (JPEG, PNG or BMP): `[H, W, 3]` uint8 RGB."""
-    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return _decode_whole(tf.io.read_file(path))
+
+
+def _decode_whole(raw):
+    """A JPEG, PNG, BMP or GIF's bytes (a GIF's first frame) -> `[H, W, 3]` uint8 RGB."""
+    return tf.io.decode_image(raw, channels=3, expand_animations=False)
 
 
 def load_mask(path):
@@ -124,8 +129,7 @@ def decode_resized_image(path, image_size):
     return tf.cond(
         tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff"),
         lambda: _resized_jpeg(raw, image_size),
-        lambda: resize_image(tf.io.decode_image(raw, channels=3, expand_animations=False),
-                             image_size))
+        lambda: resize_image(_decode_whole(raw), image_size))
 
 
 def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch=None,
@@ -314,7 +318,7 @@ def read_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):
     """
     read_image_header(path, max_pixels=max_pixels)
     try:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = decode_image(path)
     except tf.errors.OpError as e:
         reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
         raise ImageReadError(f"{path}: cannot decode image ({reason})") from None
