@@ -33,11 +33,17 @@ DATASETS = ("isic2016", "isic2017", "isic2018", "ph2", "folders")
 SPLITS = ("training", "validation", "test", "all")
 
 
-def define_dataset_flag():
-    """`--dataset`: the layout to read, recognized from the folder names unless given."""
-    return flags.DEFINE_enum(
+def define_dataset_flags(data_dir_help=""):
+    """`--data_dir`, and `--dataset`: the layout to read, recognized from the folder
+    names unless given. `data_dir_help` is added to `--data_dir`'s help."""
+    data_dir = flags.DEFINE_string(
+        "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
+        "archives, PH2, or images/ + masks/ folders (recognized by their names)."
+        + (" " + data_dir_help if data_dir_help else ""))
+    dataset = flags.DEFINE_enum(
         "dataset", None, list(DATASETS),
         "Force this dataset layout instead of recognizing it from the folder names.")
+    return data_dir, dataset
 
 
 def define_split_flag(default):

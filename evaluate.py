@@ -20,10 +20,7 @@ from absl import app, flags
 import common_flags
 import console
 
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
-    "archives, PH2, or images/ + masks/ folders (recognized by their names).")
-_DATASET = common_flags.define_dataset_flag()
+_DATA_DIR, _DATASET = common_flags.define_dataset_flags()
 _SPLIT = common_flags.define_split_flag("validation")
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
@@ -39,6 +36,9 @@ _FIGURES = flags.DEFINE_bool(
     "figures", False, "Also write a per-image Jaccard histogram and a contact sheet of the "
     "best, median and worst images (PNG) beside summary.json.")
 _SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
+
+# The shared flags are listed by --help as this script's own.
+flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):

@@ -36,6 +36,9 @@ _OVERWRITE_SOURCES = flags.DEFINE_bool(
     "allow_writing_into_sources", False,
     "Allow --output_dir to be the input or ground-truth folder.")
 
+# The shared flags are listed by --help as this script's own.
+flags.adopt_module_key_flags(common_flags)
+
 
 def main(argv):
     if len(argv) > 1:

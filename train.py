@@ -18,11 +18,8 @@ from absl import app, flags, logging
 import common_flags
 import console
 
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
-    "archives, PH2, or images/ + masks/ folders (recognized by their names). Trains on the "
-    "training split, or on every pair of a layout without splits.")
-_DATASET = common_flags.define_dataset_flag()
+_DATA_DIR, _DATASET = common_flags.define_dataset_flags(
+    "Trains on the training split, or on every pair of a layout without splits.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Start from these weights (fine-tuning), with a fresh optimizer: a run "
     "folder, a shipped model such as pretrained/lesionseg_isic2017, or a .keras/.weights.h5 "
@@ -86,6 +83,9 @@ _GENERATE_SYNTHETIC = flags.DEFINE_bool(
 _RUN_FLAGS = ("data_dir", "dataset", "init_from", "image_size", "batch_size", "learning_rate",
               "lr_schedule", "max_epochs", "patience", "select_on", "holdout_fraction", "seed",
               "deterministic", "skip_bad_examples", "max_image_pixels", "mixed_precision")
+
+# The shared flags are listed by --help as this script's own.
+flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
