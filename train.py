@@ -43,8 +43,11 @@ _SELECT_ON = flags.DEFINE_enum(
     "the validation split (its score is then optimistic).")
 _HOLDOUT_FRACTION = flags.DEFINE_float(
     "holdout_fraction", 0.1, "Share of the training split held out for --select_on=holdout, "
-    "drawn from --seed; the ids go to <model_dir>/holdout_ids.txt.")
+    "drawn from --holdout_seed; the ids go to <model_dir>/holdout_ids.txt.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed for weights, data order and augmentation.")
+_HOLDOUT_SEED = flags.DEFINE_integer(
+    "holdout_seed", None, "Seed of the held-out draw (default: --seed). Fix it to compare "
+    "seeds on the same selection pairs.")
 _DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", False, "Deterministic TensorFlow ops: two runs with the same flags give "
     "bit-identical weights on the same hardware (slower on GPUs).")
@@ -82,7 +85,8 @@ _GENERATE_SYNTHETIC = flags.DEFINE_bool(
 # The flags that define a run: resuming with other values is refused.
 _RUN_FLAGS = ("data_dir", "dataset", "init_from", "image_size", "batch_size", "learning_rate",
               "lr_schedule", "max_epochs", "patience", "select_on", "holdout_fraction", "seed",
-              "deterministic", "skip_bad_examples", "max_image_pixels", "mixed_precision")
+              "holdout_seed", "deterministic", "skip_bad_examples", "max_image_pixels",
+              "mixed_precision")
 
 # The shared flags are listed by --help as this script's own.
 flags.adopt_module_key_flags(common_flags)
@@ -102,6 +106,8 @@ def main(argv):
     from lesionseg_tf import datasets, distribute, synthetic, training
 
     config = {name: flags.FLAGS[name].value for name in _RUN_FLAGS}
+    if config["holdout_seed"] is None:
+        config["holdout_seed"] = _SEED.value
     model_dir = _MODEL_DIR.value
     try:
         # First: a multi-worker strategy must exist before TensorFlow's runtime starts.
@@ -124,7 +130,7 @@ def main(argv):
             dataset, batch_size=_BATCH_SIZE.value,
             max_image_pixels=_MAX_IMAGE_PIXELS.value,
             skip_bad_examples=_SKIP_BAD_EXAMPLES.value, select_on=_SELECT_ON.value,
-            holdout_fraction=_HOLDOUT_FRACTION.value, seed=_SEED.value,
+            holdout_fraction=_HOLDOUT_FRACTION.value, seed=config["holdout_seed"],
             image_size=_IMAGE_SIZE.value)
     except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")

@@ -64,7 +64,7 @@ def trained_run(training_only_isic, tmp_path_factory, worker_id):
             result = run_script("train.py", f"--data_dir={training_only_isic}",
                                 f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
                                 f"--max_epochs={TRAINED_EPOCHS}", f"--patience={TRAINED_EPOCHS}",
-                                "--seed=3")
+                                "--seed=3", "--holdout_seed=4")
             record.write_text(json.dumps({"args": result.args, "returncode": result.returncode,
                                           "stdout": result.stdout, "stderr": result.stderr}))
     result = subprocess.CompletedProcess(**json.loads(record.read_text()))

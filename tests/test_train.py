@@ -24,12 +24,16 @@ def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
     assert summary["selected_on"] == "holdout" and summary["epochs_run"] == TRAINED_EPOCHS
     assert 0.0 <= summary["selection_jaccard"] <= 1.0
     assert f"{summary['selection_jaccard']:.4f}" in result.stdout
-    # The held-out ids are written, and they are the seed's draw (--seed=3, 10%).
+    # The held-out ids are written, and they are --holdout_seed's draw (4, 10%), not
+    # --seed's (3 holds out another pair).
     with open(os.path.join(model_dir, "holdout_ids.txt")) as f:
         written = f.read().split()
-    trained, held_out = data.split_holdout(datasets.find_split(training_only_isic, "training"),
-                                           fraction=0.1, seed=3)
+    pairs = datasets.find_split(training_only_isic, "training")
+    trained, held_out = data.split_holdout(pairs, fraction=0.1, seed=4)
     assert written == [e.image_id for e in held_out] and len(written) == 1
+    assert written != [e.image_id for e in data.split_holdout(pairs, fraction=0.1, seed=3)[1]]
+    with open(os.path.join(model_dir, "flags.json")) as f:
+        assert json.load(f)["holdout_seed"] == 4
     assert "1 selection (holdout) images" in result.stderr
     # The dataset in one line first; the ids trained on recorded for evaluate.py.
     assert result.stdout.splitlines()[0] == "ISIC 2017 Task 1: 8 training pairs"
