@@ -1,9 +1,104 @@
-"""Flags that the scripts share, defined once so they cannot drift.
+"""The flags of the project's commands, each defined once here (train.py, predict.py,
+evaluate.py and the tools in tools/ call these at import), with their choices and
+defaults taken from the library.
 
-Not a script: it only defines flags, for the scripts' modules to call at import.
+Not a script and not part of the library. It loads the two library modules it
+needs, `lesionseg_tf/config.py` and `lesionseg_tf/datasets.py`, which import no
+TensorFlow, without running the package's `__init__` (which loads TensorFlow to
+register the Keras layers), so `--help` and a bad flag answer in a second.
 """
 
+import importlib.util
+import os
+import sys
+
 from absl import flags
+
+_PACKAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lesionseg_tf")
+
+
+def library_module(name):
+    """`lesionseg_tf.<name>`, for a module that imports nothing of TensorFlow or of
+    the rest of the package. Registered under its own name, so the package, when it
+    loads later, uses this same module object."""
+    full_name = f"lesionseg_tf.{name}"
+    if full_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(full_name,
+                                                      os.path.join(_PACKAGE, f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[full_name]
+            raise
+    return sys.modules[full_name]
+
+
+config = library_module("config")
+datasets = library_module("datasets")
+
+
+def define_dataset_flags(data_dir_help=""):
+    """`--data_dir`, and `--dataset`: the layout to read, recognized from the folder
+    names unless given. `data_dir_help` is added to `--data_dir`'s help."""
+    data_dir = flags.DEFINE_string(
+        "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
+        "archives, PH2, or images/ + masks/ folders (recognized by their names)."
+        + (" " + data_dir_help if data_dir_help else ""))
+    dataset = flags.DEFINE_enum(
+        "dataset", None, list(datasets.LAYOUT_NAMES),
+        "Force this dataset layout instead of recognizing it from the folder names.")
+    return data_dir, dataset
+
+
+def define_split_flag(default, extra_help=""):
+    """`--split`: training, validation, test, or all (every pair of the tree)."""
+    return flags.DEFINE_enum(
+        "split", default, list(datasets.SPLIT_CHOICES), "Which split: training, validation, "
+        "test, or all (every pair; the only split of PH2 and of a flat images/ + masks/ "
+        "folder)." + (" " + extra_help if extra_help else ""))
+
+
+def define_max_image_pixels():
+    return flags.DEFINE_integer("max_image_pixels", config.DEFAULT_MAX_PIXELS,
+                                "Refuse images with more pixels than this.")
+
+
+def define_image_size(default, help_text):
+    return flags.DEFINE_integer("image_size", default, help_text)
+
+
+def define_saved_model(default="runs/lesionseg/export",
+                       help_text="SavedModel exported by train.py."):
+    return flags.DEFINE_string("saved_model", default, help_text)
+
+
+def define_output_dir(default, help_text):
+    return flags.DEFINE_string("output_dir", default, help_text)
+
+
+def define_output(default, help_text):
+    return flags.DEFINE_string("output", default, help_text)
+
+
+def define_run_dir(help_text):
+    return flags.DEFINE_string("run_dir", None, help_text)
+
+
+def define_seed(help_text):
+    return flags.DEFINE_integer("seed", 0, help_text)
+
+
+def define_compute_flags():
+    """`--jit_compile` (the words of `config.JIT_COMPILE`) and `--mixed_precision`."""
+    jit_compile = flags.DEFINE_enum(
+        "jit_compile", "auto", list(config.JIT_COMPILE),
+        "XLA-compile the training step; auto: on where a GPU is visible.")
+    mixed_precision = flags.DEFINE_enum(
+        "mixed_precision", "none", list(config.PRECISIONS),
+        "Compute in half precision on GPUs (variables, logits and loss stay float32).")
+    return jit_compile, mixed_precision
 
 
 def define_postprocess_flags():
@@ -17,37 +112,10 @@ def define_postprocess_flags():
     largest = flags.DEFINE_bool(
         "largest_component", False, "Keep only the largest lesion region (not in the paper).")
     fill = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
-    max_pixels = flags.DEFINE_integer(
-        "max_image_pixels", 100_000_000, "Refuse images with more pixels than this.")
+    max_pixels = define_max_image_pixels()
 
     def segment_options():
         return {"tta": tta.value, "keep_largest_component": largest.value,
                 "fill_mask_holes": fill.value}
 
     return segment_options, max_pixels
-
-
-# The choices of --dataset and --split; tests hold them to lesionseg_tf.datasets
-# (which is not imported here, so that --help answers without loading TensorFlow).
-DATASETS = ("isic2016", "isic2017", "isic2018", "ph2", "folders")
-SPLITS = ("training", "validation", "test", "all")
-
-
-def define_dataset_flags(data_dir_help=""):
-    """`--data_dir`, and `--dataset`: the layout to read, recognized from the folder
-    names unless given. `data_dir_help` is added to `--data_dir`'s help."""
-    data_dir = flags.DEFINE_string(
-        "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
-        "archives, PH2, or images/ + masks/ folders (recognized by their names)."
-        + (" " + data_dir_help if data_dir_help else ""))
-    dataset = flags.DEFINE_enum(
-        "dataset", None, list(DATASETS),
-        "Force this dataset layout instead of recognizing it from the folder names.")
-    return data_dir, dataset
-
-
-def define_split_flag(default):
-    """`--split`: training, validation, test, or all (every pair of the tree)."""
-    return flags.DEFINE_enum(
-        "split", default, list(SPLITS), "Which split: training, validation, test, or all "
-        "(every pair; the only split of PH2 and of a flat images/ + masks/ folder).")

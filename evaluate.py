@@ -22,12 +22,11 @@ import console
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags()
 _SPLIT = common_flags.define_split_flag("validation")
-_SAVED_MODEL = flags.DEFINE_string(
-    "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
+_SAVED_MODEL = common_flags.define_saved_model()
 _PRED_DIR = flags.DEFINE_string(
     "pred_dir", None, "Score this folder of predicted masks instead of running a model.")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Where per_image.csv and summary.json go; default "
+_OUTPUT_DIR = common_flags.define_output_dir(
+    None, "Where per_image.csv and summary.json go; default "
     "<model_dir>/evaluation/<split> beside the SavedModel, or <pred_dir>_evaluation/<split>.")
 _BOOTSTRAP = flags.DEFINE_integer(
     "bootstrap", 2000, "Bootstrap resamples (over images, seeded) for the 95% confidence "
@@ -49,7 +48,7 @@ def main(argv):
 
     for line in console.import_tensorflow()[0]:
         print(line, file=sys.stderr)
-    from lesionseg_tf import data, datasets, evaluation, inference
+    from lesionseg_tf import datasets, evaluation, images, inference
 
     if _BOOTSTRAP.value < 0:
         raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
@@ -67,7 +66,7 @@ def main(argv):
 
             def predict(example):
                 path = paths[example.image_id]
-                return data.read_mask_file(path), path
+                return images.read_mask_file(path), path
             source = _PRED_DIR.value
         else:
             segmenter = inference.Segmenter(_SAVED_MODEL.value)
@@ -75,7 +74,7 @@ def main(argv):
             segmenter.check_options(tta=options["tta"])
 
             def predict(example):
-                image = data.read_image_file(example.image_path, _MAX_IMAGE_PIXELS.value)
+                image = images.read_image_file(example.image_path, _MAX_IMAGE_PIXELS.value)
                 return segmenter.segment(image, **options), example.image_path
             source = _SAVED_MODEL.value
     except (ValueError, OSError) as e:

@@ -19,12 +19,11 @@ from absl import app, flags, logging
 import common_flags
 import console
 
-_SAVED_MODEL = flags.DEFINE_string(
-    "saved_model", "runs/lesionseg/export", "SavedModel exported by train.py.")
+_SAVED_MODEL = common_flags.define_saved_model()
 _INPUT = flags.DEFINE_string(
     "input", None, "One image, a folder of images (ISIC superpixel files are skipped), or a "
     "dataset's top or image folder (any layout train.py reads, PH2's nested folders too).")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Where the masks are written.")
+_OUTPUT_DIR = common_flags.define_output_dir("predictions", "Where the masks are written.")
 _OVERLAY = flags.DEFINE_bool(
     "overlay", False, "Also write overlays/<id>_overlay.jpg: the photograph with the predicted "
     "outline (green) and, where a ground-truth mask is known, the true one (magenta).")

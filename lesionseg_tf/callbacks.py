@@ -15,15 +15,13 @@ import io
 import json
 import math
 import os
-import tempfile
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from lesionseg_tf import files
-
-BACKUP_STATE = "state.json"
+from lesionseg_tf.run_dir import RunDir
 
 
 class BestAndEarlyStop(keras.callbacks.Callback):
@@ -61,11 +59,8 @@ class BestAndEarlyStop(keras.callbacks.Callback):
         loss = (logs or {}).get("loss", 0.0)
         if value > self.best and math.isfinite(float(loss)):  # never keep diverged weights
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
-            handle, temporary = tempfile.mkstemp(
-                prefix=".partial-", suffix=".keras", dir=os.path.dirname(self.best_path))
-            os.close(handle)
-            self.model.save(temporary, overwrite=True)
-            os.replace(temporary, self.best_path)
+            with files.atomic_path(self.best_path) as temporary:
+                self.model.save(temporary)  # named .partial-<random>-best.keras
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -94,11 +89,10 @@ class EpochBackup(keras.callbacks.Callback):
             return
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"epoch-{epoch + 1}.weights.h5"
-        temporary = os.path.join(self.backup_dir, f".partial-{name}")
-        self.model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, os.path.join(self.backup_dir, name))
+        with files.atomic_path(os.path.join(self.backup_dir, name)) as temporary:
+            self.model.save_weights(temporary)
         files.write_atomically(
-            os.path.join(self.backup_dir, BACKUP_STATE),
+            os.path.join(self.backup_dir, RunDir.BACKUP_STATE),
             json.dumps({"epoch": epoch + 1, "weights": name,
                         "early_stopping": self.early_stopping.state()}))
         for path in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
@@ -106,17 +100,8 @@ class EpochBackup(keras.callbacks.Callback):
                 os.remove(path)
 
 
-def read_backup(backup_dir):
-    """The `state.json` of an `EpochBackup` folder, or None when there is none."""
-    path = os.path.join(backup_dir, BACKUP_STATE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def restore_backup(model, backup_dir, state):
-    """Loads the weights and optimizer state `state` (from `read_backup`) names."""
+    """Loads the weights and optimizer state `state` (`RunDir.backup_state`) names."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(backup_dir, state["weights"]))
@@ -159,9 +144,10 @@ class EpochSummaries(keras.callbacks.Callback):
 
 
 def truncate_logs(csv_path, log_dir, epochs):
-    """Drops what the logs hold of epochs from `epochs` on (0-based), which a
-    resumed run trains and logs again: the CSV rows, and the TensorBoard events
-    of those steps (event files rewritten in place, atomically).
+    """Keeps what the logs hold of the first `epochs` epochs and drops the rest, which
+    a resumed run trains and logs again: the CSV rows after epoch `epochs` (counted
+    from 1, as `EpochLog` writes them), and the TensorBoard events of those steps
+    (counted from 0, as Keras'). Files are rewritten atomically.
 
     Returns:
       The number of CSV rows and TensorBoard events dropped.
@@ -173,7 +159,7 @@ def truncate_logs(csv_path, log_dir, epochs):
         if rows:
             header, body = rows[0], rows[1:]
             column = header.index("epoch")
-            kept = [row for row in body if int(row[column]) < epochs]
+            kept = [row for row in body if int(row[column]) <= epochs]
             if len(kept) != len(body):
                 dropped += len(body) - len(kept)
                 text = io.StringIO()
@@ -189,20 +175,47 @@ def truncate_logs(csv_path, log_dir, epochs):
             kept.append(record)
         if len(kept) != len(records):
             dropped += len(records) - len(kept)
-            handle, temporary = tempfile.mkstemp(prefix=".partial-",
-                                                 dir=os.path.dirname(path))
-            os.close(handle)
-            with tf.io.TFRecordWriter(temporary) as writer:
-                for record in kept:
-                    writer.write(record)
-            os.replace(temporary, path)
+            with files.atomic_path(path) as temporary:
+                with tf.io.TFRecordWriter(temporary) as writer:
+                    for record in kept:
+                        writer.write(record)
     if dropped:
         logging.info("dropped %d log entries of epochs not in the backup", dropped)
     return dropped
 
 
+class EpochLog(keras.callbacks.Callback):
+    """`training_log.csv`: one row per epoch, the epoch counted from 1 (as
+    `result.json`'s `best_epoch`) and then every logged metric in name order,
+    lines ended by a newline alone. A row is appended and flushed at each epoch's
+    end, so the file never holds a partial row when the backup is taken."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        names = sorted(logs)
+        new_file = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        if not new_file:
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f))
+            if header[1:] != names:
+                raise ValueError(f"{self.path} logs {header[1:]}, this epoch {names}")
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        if new_file:
+            writer.writerow(["epoch"] + names)
+        writer.writerow([epoch + 1] + [repr(float(logs[name])) for name in names])
+        with open(self.path, "a", newline="") as f:
+            f.write(text.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+
+
 class EpochVariable(keras.callbacks.Callback):
-    """Writes the epoch number into a variable the input pipeline reads (`data.make_dataset`)."""
+    """Writes the epoch number into a variable the input pipeline reads (`pipeline.make_dataset`)."""
 
     def __init__(self, variable):
         super().__init__()

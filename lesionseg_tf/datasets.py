@@ -3,7 +3,7 @@ paper's, section 2) and 2018 Task 1, PH2, and plain `images/` + `masks/` folders
 
     dataset = datasets.open_dataset("ISIC2018")
     dataset.summary()          # 'ISIC 2018 Task 1: 2594 training, 100 validation, 1000 test pairs'
-    dataset.find("training")   # [data.Example, ...] sorted by image id
+    dataset.find("training")   # [Example, ...] sorted by image id
 
 An image id is the photograph's file stem (`ISIC_0000000`, `IMD002`, a clinic's own
 names). Splits are `training`, `validation` and `test` where a layout has them;
@@ -14,7 +14,24 @@ import dataclasses
 import os
 import re
 
-from lesionseg_tf.data import EXTENSION_FORMATS, DatasetError, Example
+import numpy as np
+
+
+# What a photograph's name says it is; the dataset check holds the file to it.
+EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
+
+
+class DatasetError(ValueError):
+    """The data directory does not hold a usable dataset or split; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """One image/mask pair of a split."""
+    image_id: str
+    image_path: str
+    mask_path: str
+
 
 SPLITS = ("training", "validation", "test")
 ALL = "all"
@@ -266,7 +283,7 @@ class Dataset:
         """The image/mask pairs of `split`, and the orphans.
 
         Returns:
-          `(examples, orphans)`: `data.Example`s sorted by image id, and one
+          `(examples, orphans)`: `Example`s sorted by image id, and one
           `(path, problem)` per photograph without a mask or mask without a
           photograph.
 
@@ -380,3 +397,24 @@ def photographs_in(folder):
                     and os.path.samefile(split_files.image_dir, folder)):
                 return layout.title, listing([split_files])
     return None
+
+
+def split_holdout(examples, *, fraction, seed):
+    """Splits a training split into `(training, held-out)` examples for model
+    selection (section 3.3's early stopping without the blind validation split).
+
+    The held-out share is `round(fraction * len(examples))` pairs (at least 1),
+    drawn from `seed` alone over the examples sorted by image id, so the same
+    files and seed always hold out the same images. Both lists keep id order.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"holdout fraction must be between 0 and 1, got {fraction}")
+    ordered = sorted(examples, key=lambda e: e.image_id)
+    count = max(1, round(fraction * len(ordered)))
+    if count >= len(ordered):
+        raise DatasetError(f"{len(ordered)} training pairs cannot spare {count} for a held-out "
+                           "part; lower the holdout fraction or add data")
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(len(ordered))[:count].tolist())
+    return ([e for i, e in enumerate(ordered) if i not in held],
+            [e for i, e in enumerate(ordered) if i in held])

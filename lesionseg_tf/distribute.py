@@ -7,7 +7,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+from lesionseg_tf.config import STRATEGIES
 
 
 def make_strategy(name):

@@ -5,7 +5,8 @@ import io
 import json
 import os
 
-from lesionseg_tf import data, datasets, files, metrics
+from lesionseg_tf import datasets, files, images, metrics
+from lesionseg_tf.run_dir import RunDir
 
 CSV_COLUMNS = ("image_id", "height", "width", "tp", "fp", "tn", "fn") + metrics.METRIC_NAMES
 TABLE_ROWS = (
@@ -74,9 +75,6 @@ def match_predictions(examples, pred_dir):
     return paths, problems
 
 
-TRAINING_IDS_FILE = "training_ids.txt"  # written by train.py beside export/
-
-
 def training_overlap(examples, saved_model):
     """The ids of `examples` that the model of `saved_model` was trained on.
 
@@ -88,12 +86,13 @@ def training_overlap(examples, saved_model):
       `(sorted ids in both, path of the ids file)`; `([], None)` when the run
       folder records none.
     """
-    path = os.path.join(os.path.dirname(os.path.normpath(saved_model)), TRAINING_IDS_FILE)
-    if not os.path.isfile(path):
+    run = RunDir.of_export(saved_model)
+    trained = run.read_ids(RunDir.TRAINING_IDS)
+    if trained is None:
         return [], None
-    with open(path) as f:
-        trained = {line.strip() for line in f if line.strip()}
-    return sorted(e.image_id for e in examples if e.image_id in trained), path
+    trained = set(trained)
+    return (sorted(e.image_id for e in examples if e.image_id in trained),
+            run.file(RunDir.TRAINING_IDS))
 
 
 def default_output_dir(*, saved_model, pred_dir, split):
@@ -101,8 +100,7 @@ def default_output_dir(*, saved_model, pred_dir, split):
     `<pred_dir>_evaluation/<split>` (outside the submission folder) for `pred_dir`."""
     if pred_dir:
         return os.path.join(os.path.normpath(pred_dir) + "_evaluation", split)
-    model_dir = os.path.dirname(os.path.normpath(saved_model))
-    return os.path.join(model_dir, "evaluation", split)
+    return RunDir.of_export(saved_model).evaluation_dir(split)
 
 
 def write_report(rows, summary, output_dir, config, *, intervals=None):
@@ -141,7 +139,7 @@ def evaluate(examples, predict, *, on_error, progress=None):
     """Scores every example.
 
     Args:
-      examples: `data.Example`s of the split.
+      examples: `datasets.Example`s of the split.
       predict: `example -> (prediction [H, W] uint8, name for messages)`.
       on_error: called with one line per example that could not be scored.
       progress: an object whose `update(done)` is called after each example
@@ -153,7 +151,7 @@ def evaluate(examples, predict, *, on_error, progress=None):
     rows, failed = [], []
     for done, example in enumerate(examples, 1):
         try:
-            truth = data.read_mask_file(example.mask_path)
+            truth = images.read_mask_file(example.mask_path)
             prediction, name = predict(example)
             rows.append(score_image(example.image_id, truth, prediction, name))
         except (ValueError, OSError) as e:
@@ -174,7 +172,7 @@ def write_figures(rows, examples, predict, output_dir, *, title):
 
     Args:
       rows: per-image rows of `evaluate`.
-      examples: the scored `data.Example`s.
+      examples: the scored `datasets.Example`s.
       predict: the same `example -> (prediction, name)` that `evaluate` used.
 
     Returns:
@@ -192,9 +190,9 @@ def write_figures(rows, examples, predict, output_dir, *, title):
     panels = []
     for label, index in picks:
         example = by_id[rows[index]["image_id"]]
-        image = data.read_image_file(example.image_path)
+        image = images.read_image_file(example.image_path)
         prediction, _ = predict(example)
-        picture = inference.overlay(image, prediction, data.read_mask_file(example.mask_path),
+        picture = inference.overlay(image, prediction, images.read_mask_file(example.mask_path),
                                     max_side=600)
         panels.append((f"{label}: {example.image_id}, Jaccard {rows[index]['jaccard']:.3f}",
                        picture[..., ::-1]))

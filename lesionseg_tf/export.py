@@ -2,20 +2,18 @@
 
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from lesionseg_tf import data, postprocess
+from lesionseg_tf import files, pipeline, postprocess
+from lesionseg_tf.run_dir import RunDir
 
 SEGMENT_ENDPOINT = "segment"  # also serving_default
 SEGMENT_TTA_ENDPOINT = "segment_tta"
 LOGITS_ENDPOINT = "logits"
 INFO_FILE = os.path.join("assets.extra", "lesionseg.json")
-STAGING_PREFIX = ".export-"
 
 
 def export_saved_model(model, export_dir, *, image_size):
@@ -35,21 +33,21 @@ def export_saved_model(model, export_dir, *, image_size):
     `assets.extra/lesionseg.json` records `image_size`.
 
     The SavedModel is written beside `export_dir` under a temporary name and
-    renamed into place, so a crash never leaves a partial export there.
+    renamed into place (`files.atomic_path`), so a crash never leaves a partial
+    export there.
 
     Returns:
       `export_dir` as an absolute path.
     """
     export_dir = os.path.abspath(export_dir)
-    parent = os.path.dirname(export_dir)
-    os.makedirs(parent, exist_ok=True)
+    os.makedirs(os.path.dirname(export_dir), exist_ok=True)
 
     def network(images):
         return model(images, training=False)
 
     def mask(image, tta):
         height, width = tf.shape(image)[0], tf.shape(image)[1]
-        inputs = data.standardize(data.resize_image(image[tf.newaxis], image_size))
+        inputs = pipeline.standardize(pipeline.resize_image(image[tf.newaxis], image_size))
         if tta:
             probability = postprocess.tta_lesion_probability(network, inputs)[0]
         else:
@@ -59,8 +57,7 @@ def export_saved_model(model, export_dir, *, image_size):
     def logits(images):
         return {"logits": network(images)}
 
-    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
-    try:
+    with files.atomic_path(export_dir) as written:
         archive = keras.export.ExportArchive()
         archive.track(model)
         photograph = [tf.TensorSpec([None, None, 3], tf.uint8, name="image")]
@@ -70,33 +67,11 @@ def export_saved_model(model, export_dir, *, image_size):
                              input_signature=photograph)
         archive.add_endpoint(LOGITS_ENDPOINT, logits, input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
-        written = os.path.join(staging, "saved_model")
         archive.write_out(written, verbose=False)
         os.makedirs(os.path.join(written, os.path.dirname(INFO_FILE)), exist_ok=True)
-        with open(os.path.join(written, INFO_FILE), "w") as f:
-            json.dump({"image_size": int(image_size), "paper": "arXiv:1703.03372"}, f)
-        _replace_dir(written, export_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    # The new export is in place: staging folders of exports killed before are debris.
-    for name in os.listdir(parent):
-        if name.startswith(STAGING_PREFIX) and os.path.isdir(os.path.join(parent, name)):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        files.write_atomically(os.path.join(written, INFO_FILE), json.dumps(
+            {"image_size": int(image_size), "paper": "arXiv:1703.03372"}))
     return export_dir
-
-
-def _replace_dir(source, target):
-    """Moves folder `source` to `target`, replacing what is there with two renames.
-
-    A crash between the renames leaves no `target` (never a partial one) and the
-    previous export in `target.old`, which the next export clears.
-    """
-    old = target + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(target):
-        os.replace(target, old)
-    os.replace(source, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_info(export_dir):
@@ -162,57 +137,22 @@ def check_export(export_dir, model, images, atol=None):
     return difference
 
 
-WEIGHT_FILES = ("best.keras", "lesionseg.weights.h5")
-
-
 def load_run_model(run_dir):
     """The model of a train.py run folder (`best.keras`) or of a shipped model
-    folder (`lesionseg.weights.h5` + `flags.json`), and its input size.
+    folder (`lesionseg.weights.h5`), and its input size (`RunDir`).
 
     Raises:
-      FileNotFoundError: the folder holds neither.
+      FileNotFoundError: the folder holds no model or no `flags.json`.
     """
     from lesionseg_tf import model as model_lib  # pylint: disable=import-outside-toplevel
 
-    with open(os.path.join(run_dir, "flags.json")) as f:
-        image_size = int(json.load(f)["image_size"])
-    best, weights = (os.path.join(run_dir, name) for name in WEIGHT_FILES)
-    if os.path.isfile(best):
-        return keras.models.load_model(best, safe_mode=True), image_size
-    if os.path.isfile(weights):
-        model = model_lib.build_model()
-        model.load_weights(weights)
-        return model, image_size
-    raise FileNotFoundError(f"{run_dir} holds neither {' nor '.join(WEIGHT_FILES)}")
-
-
-def main(argv):
-    """Re-exports a run folder's model with this version's graph:
-    `python -m lesionseg_tf.export --run_dir=RUN` writes RUN/export."""
-    from absl import app, flags, logging  # pylint: disable=import-outside-toplevel
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run_dir = flags.FLAGS.run_dir
-    if not run_dir:
-        raise app.UsageError("--run_dir is required: a train.py run folder or a shipped model")
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's notes on each traced function
-    tf.get_logger().setLevel("WARNING")
-    try:
-        model, image_size = load_run_model(run_dir)
-    except (OSError, ValueError, KeyError) as e:
-        raise SystemExit(f"export: {e}") from None
-    export_dir = export_saved_model(model, os.path.join(run_dir, "export"),
-                                     image_size=image_size)
-    images = np.random.default_rng(0).normal(size=(2, image_size, image_size, 3))
-    difference = check_export(export_dir, model, images.astype(np.float32))
-    print(f"exported {export_dir} (image_size {image_size}; max |logit difference| "
-          f"{difference:.2g})")
-
-
-if __name__ == "__main__":
-    from absl import app as _app, flags as _flags
-
-    _flags.DEFINE_string("run_dir", None, "A train.py run folder (best.keras) or a shipped "
-                         "model folder (lesionseg.weights.h5); its export/ is replaced.")
-    _app.run(main)
+    folder = RunDir(run_dir)
+    image_size = folder.image_size()
+    path = folder.weights_file()
+    if path is None:
+        raise FileNotFoundError(f"{run_dir} holds neither {' nor '.join(RunDir.WEIGHT_FILES)}")
+    if path.endswith(".keras"):
+        return keras.models.load_model(path, safe_mode=True), image_size
+    model = model_lib.build_model()
+    model.load_weights(path)
+    return model, image_size

@@ -1,14 +1,13 @@
 """Figures for a report: per-image Jaccard histogram, best/median/worst contact
 sheet, and a run's learning curves, written as PNG with matplotlib.
 
-    python -m lesionseg_tf.figures --run_dir=runs/lesionseg   # learning curves
+    python -m tools.learning_curves --run_dir=runs/lesionseg
 
 evaluate.py --figures writes the other two beside its summary.json.
 """
 
 import csv
 import io
-import json
 import os
 
 import matplotlib
@@ -22,7 +21,6 @@ from lesionseg_tf import files  # noqa: E402  pylint: disable=wrong-import-posit
 
 HISTOGRAM_FILE = "jaccard_histogram.png"
 CONTACT_SHEET_FILE = "best_median_worst.png"
-LEARNING_CURVES_FILE = "learning_curves.png"
 
 
 def _save(figure, path):
@@ -79,7 +77,9 @@ def read_training_log(csv_path):
     if not rows:
         raise ValueError(f"{csv_path}: no epochs logged yet")
     columns = {key: [float(row[key]) for row in rows] for key in rows[0]}
-    columns["epoch"] = [int(e) + 1 for e in columns["epoch"]]
+    epochs = [int(e) for e in columns["epoch"]]
+    # Logs written before epochs were counted from 1 here (Keras' CSVLogger) start at 0.
+    columns["epoch"] = [e + 1 for e in epochs] if epochs[0] == 0 else epochs
     return columns
 
 
@@ -104,35 +104,3 @@ def learning_curves(csv_path, path, *, title, selection_label="held-out"):
     jaccard_axis.legend(loc="lower right")
     figure.suptitle(title)
     return _save(figure, path)
-
-
-def main(argv):
-    # Flags are defined here so that importing the module defines none.
-    from absl import app, flags  # pylint: disable=import-outside-toplevel
-
-    del argv
-    run_dir = flags.FLAGS.run_dir
-    if not run_dir:
-        raise app.UsageError("--run_dir is required: a train.py run folder")
-    output = flags.FLAGS.output or os.path.join(run_dir, LEARNING_CURVES_FILE)
-    selected_on = "held-out"
-    flags_path = os.path.join(run_dir, "flags.json")
-    if os.path.exists(flags_path):
-        with open(flags_path) as f:
-            if json.load(f).get("select_on") == "validation":
-                selected_on = "validation"
-    try:
-        learning_curves(os.path.join(run_dir, "training_log.csv"), output,
-                        title=os.path.basename(os.path.normpath(run_dir)),
-                        selection_label=selected_on)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"figures: {e}") from None
-    print(f"learning curves: {output}")
-
-
-if __name__ == "__main__":
-    from absl import app as _app, flags as _flags
-
-    _flags.DEFINE_string("run_dir", None, "A train.py run folder (holding training_log.csv).")
-    _flags.DEFINE_string("output", None, "PNG to write; default <run_dir>/learning_curves.png.")
-    _app.run(main)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lesionseg_tf.data import LESION_THRESHOLD
+LESION_THRESHOLD = 128  # ISIC scorer: lesion where value > 128
 
 
 @keras.saving.register_keras_serializable(package="lesionseg_tf")

@@ -13,11 +13,10 @@ import keras
 import tensorflow as tf
 
 from lesionseg_tf import augment
+from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401 (the input side)
 from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
 
 NUM_CLASSES = 2  # background, lesion
-UPSCALE = 4  # depth-to-space block: two stride-2 convolutions undone
-DEFAULT_IMAGE_SIZE = 448  # paper section 3.2
 
 
 @dataclasses.dataclass(frozen=True)

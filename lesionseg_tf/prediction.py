@@ -5,7 +5,7 @@ import os
 import re
 
 import cv2
-from lesionseg_tf import data, datasets, files, inference
+from lesionseg_tf import datasets, files, images, inference
 
 IMAGE_EXTENSIONS = datasets.PHOTO_EXTENSIONS
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
@@ -98,7 +98,7 @@ def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=F
     return jobs, f"{where}: {len(jobs)} photograph(s), {known} with ground truth"
 
 
-def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=data.DEFAULT_MAX_PIXELS,
+def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=images.DEFAULT_MAX_PIXELS,
         progress=None, **options):
     """Predicts every job's mask (and overlay).
 
@@ -114,12 +114,12 @@ def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=data.DEFAULT_MAX
     failures = []
     for done, job in enumerate(jobs, 1):
         try:
-            image = data.read_image_file(job.image_path, max_pixels)
+            image = images.read_image_file(job.image_path, max_pixels)
             mask = segmenter.segment(image, **options)
             files.write_atomically(job.mask_path, inference.encode_png(mask))
             if overlay:
                 os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
-                truth = data.read_mask_file(job.truth_path) if job.truth_path else None
+                truth = images.read_mask_file(job.truth_path) if job.truth_path else None
                 picture = inference.overlay(image, mask, truth)
                 ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 if not ok:

@@ -1,10 +1,10 @@
 """Checking a dataset before training: every problem found, in one report.
 
 Images are checked from their headers (Pillow reads the first kilobytes only),
-then decoded as the training pipeline decodes them (`data.check_image_decodes`,
+then decoded as the training pipeline decodes them (`pipeline.check_image_decodes`,
 at the training size: libjpeg's reduced-scale decoding still reads every byte),
 so that no file can stop an epoch halfway. Masks, small PNGs or BMPs, are read
-as training reads them (`data.read_mask_file`) because their values matter: a
+as training reads them (`images.read_mask_file`) because their values matter: a
 mask stored as 0/1 would train as all background under the ISIC rule (lesion
 where value > 128). All in parallel threads.
 """
@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
-from lesionseg_tf import data
-from lesionseg_tf.data import DEFAULT_MAX_PIXELS
+from lesionseg_tf import images, pipeline
+from lesionseg_tf.images import DEFAULT_MAX_PIXELS
 from lesionseg_tf.model import DEFAULT_IMAGE_SIZE
 
 
@@ -49,25 +49,25 @@ def check_example(example, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_IMA
     """All problems of one image/mask pair (`image_size`: the training size)."""
     problems = []
     try:
-        photo_size = data.read_image_header(example.image_path, max_pixels=max_pixels,
+        photo_size = images.read_image_header(example.image_path, max_pixels=max_pixels,
                                             match_extension=True)
-        data.check_image_decodes(example.image_path, image_size)
-    except data.ImageReadError as e:
+        pipeline.check_image_decodes(example.image_path, image_size)
+    except images.ImageReadError as e:
         problems.append(Problem(example.image_path, str(e).split(": ", 1)[1]))
         photo_size = None
     path = example.mask_path
     try:
         if os.path.getsize(path) == 0:
-            raise data.ImageReadError(f"{path}: empty file (0 bytes)")
-        mask = data.read_mask_file(path)  # as training and evaluation read it
-    except (data.ImageReadError, OSError) as e:
+            raise images.ImageReadError(f"{path}: empty file (0 bytes)")
+        mask = images.read_mask_file(path)  # as training and evaluation read it
+    except (images.ImageReadError, OSError) as e:
         return problems + [Problem(path, str(e).split(": ", 1)[-1])]
     height, width = mask.shape
     if photo_size is not None and photo_size != (width, height):
         problems.append(Problem(path, f"mask is {width}x{height}, its image "
                                       f"{os.path.basename(example.image_path)} is "
                                       f"{photo_size[0]}x{photo_size[1]}"))
-    values = data.mask_histogram(mask)
+    values = images.mask_histogram(mask)
     present = np.flatnonzero(values)
     if present.max() == 1:
         problems.append(Problem(path, "mask values are 0/1: it looks 0/1-encoded and would "
@@ -86,7 +86,7 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
     """Checks every pair of a split; collects every problem rather than stopping.
 
     Args:
-      examples: `data.Example`s. orphans: `(path, message)` from `datasets.Dataset.scan`.
+      examples: `datasets.Example`s. orphans: `(path, message)` from `datasets.Dataset.scan`.
       max_pixels: images above this are refused before they can exhaust memory.
       image_size: the training size, at which the images are test-decoded.
       workers: threads decoding (OpenCV and TensorFlow release the GIL); default:
@@ -97,7 +97,7 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
     """
     problems = [Problem(path, message) for path, message in orphans]
     good = []
-    data.training_decoder(image_size)  # traced once, before the threads share it
+    pipeline.training_decoder(image_size)  # traced once, before the threads share it
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         found = pool.map(lambda e: check_example(e, max_pixels, image_size), examples)
         for example, example_problems in zip(examples, found):
@@ -105,47 +105,3 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
             if not any(p.is_error for p in example_problems):
                 good.append(example)
     return Report(good=good, problems=problems)
-
-
-if __name__ == "__main__":
-    import sys
-    import time
-
-    from absl import app, flags
-
-    from lesionseg_tf import datasets
-
-    _DATA_DIR = flags.DEFINE_string("data_dir", "ISIC2017", "A dataset's top folder.")
-    _DATASET = flags.DEFINE_enum("dataset", None, list(datasets.LAYOUT_NAMES),
-                                 "Force this layout instead of recognizing it.")
-    _SPLIT = flags.DEFINE_enum("split", datasets.ALL, list(datasets.SPLIT_CHOICES),
-                               "Split to check; all: each split there is.")
-    _MAX_IMAGE_PIXELS = flags.DEFINE_integer("max_image_pixels", DEFAULT_MAX_PIXELS,
-                                             "Refuse images with more pixels than this.")
-    _IMAGE_SIZE = flags.DEFINE_integer("image_size", DEFAULT_IMAGE_SIZE,
-                                       "Training size the images are test-decoded at.")
-
-    def main(argv):
-        if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        try:
-            dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
-            splits = ([_SPLIT.value] if _SPLIT.value != datasets.ALL or not dataset.has_splits
-                      else dataset.splits)
-            scans = {split: dataset.scan(split) for split in splits}
-        except data.DatasetError as e:
-            sys.exit(f"preflight: {e}")
-        print(dataset.summary())
-        errors = 0
-        for split, (examples, orphans) in scans.items():
-            start = time.perf_counter()
-            report = check_split(examples, orphans, max_pixels=_MAX_IMAGE_PIXELS.value,
-                                 image_size=_IMAGE_SIZE.value)
-            for problem in report.problems:
-                print(problem)
-            errors += len(report.errors)
-            print(f"{split}: {len(examples)} pairs checked in {time.perf_counter() - start:.1f} s:"
-                  f" {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
-        sys.exit(1 if errors else 0)
-
-    app.run(main)

@@ -222,26 +222,3 @@ def write_synthetic_dataset(out_dir, *, layout="isic2017", num_training=16, num_
         return _write_folders(out_dir, sum(counts.values()), rng, widths)
     return _write_isic(out_dir, datasets.LAYOUTS[datasets.LAYOUT_NAMES.index(layout)], counts,
                        rng, widths)
-
-
-if __name__ == "__main__":
-    from absl import app, flags, logging
-
-    _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to write the dataset into.")
-    _NUM_TRAINING = flags.DEFINE_integer("num_training", 16, "Training pairs.")
-    _NUM_VALIDATION = flags.DEFINE_integer("num_validation", 8, "Validation pairs.")
-    _NUM_TEST = flags.DEFINE_integer("num_test", 8, "Test pairs.")
-    _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-    _LAYOUT = flags.DEFINE_enum("layout", "isic2017", list(datasets.LAYOUT_NAMES),
-                                "Folder layout of the dataset written.")
-    flags.mark_flag_as_required("out_dir")
-
-    def main(argv):
-        if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        counts = write_synthetic_dataset(
-            _OUT_DIR.value, layout=_LAYOUT.value, num_training=_NUM_TRAINING.value,
-            num_validation=_NUM_VALIDATION.value, num_test=_NUM_TEST.value, seed=_SEED.value)
-        logging.info("wrote %s to %s", counts, _OUT_DIR.value)
-
-    app.run(main)

@@ -4,7 +4,6 @@ loss scaling), XLA, several steps per execution, and no per-step host reads."""
 import csv
 import json
 import math
-import os
 
 import keras
 import numpy as np

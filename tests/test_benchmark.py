@@ -1,6 +1,6 @@
 import pytest
 
-from lesionseg_tf import benchmark
+from tools import benchmark
 
 
 def test_flop_count_from_the_layers():

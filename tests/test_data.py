@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data, datasets, synthetic
+from lesionseg_tf import datasets, images, pipeline, synthetic
 
 
 def test_finds_exactly_the_pairs(tiny_isic):
@@ -25,18 +25,18 @@ def test_finds_exactly_the_pairs(tiny_isic):
 
 
 def test_holdout_split_is_a_seeded_partition():
-    examples = [data.Example(f"ISIC_{i:07d}", f"{i}.jpg", f"{i}.png") for i in range(200)]
-    train, held = data.split_holdout(examples[::-1], fraction=0.1, seed=5)
+    examples = [datasets.Example(f"ISIC_{i:07d}", f"{i}.jpg", f"{i}.png") for i in range(200)]
+    train, held = datasets.split_holdout(examples[::-1], fraction=0.1, seed=5)
     assert len(held) == 20 and len(train) == 180
     assert sorted(train + held, key=lambda e: e.image_id) == examples
     assert [e.image_id for e in held] == sorted(e.image_id for e in held)
     # The same seed draws the same pairs whatever the input order; another seed others.
-    assert data.split_holdout(examples, fraction=0.1, seed=5)[1] == held
-    assert data.split_holdout(examples, fraction=0.1, seed=6)[1] != held
+    assert datasets.split_holdout(examples, fraction=0.1, seed=5)[1] == held
+    assert datasets.split_holdout(examples, fraction=0.1, seed=6)[1] != held
     with pytest.raises(ValueError, match="between 0 and 1"):
-        data.split_holdout(examples, fraction=1.0, seed=0)
-    with pytest.raises(data.DatasetError, match="cannot spare"):
-        data.split_holdout(examples[:1], fraction=0.5, seed=0)
+        datasets.split_holdout(examples, fraction=1.0, seed=0)
+    with pytest.raises(datasets.DatasetError, match="cannot spare"):
+        datasets.split_holdout(examples[:1], fraction=0.5, seed=0)
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_image_without_mask_is_named(isic_copy):
     mask_dir = os.path.join(isic_copy, "ISIC-2017_Training_Part1_GroundTruth")
     victim = sorted(os.listdir(mask_dir))[2]
     os.remove(os.path.join(mask_dir, victim))
-    with pytest.raises(data.DatasetError) as error:
+    with pytest.raises(datasets.DatasetError) as error:
         datasets.find_split(isic_copy, "training")
     message = str(error.value)
     assert victim.replace("_segmentation.png", "") in message
@@ -69,42 +69,42 @@ def test_mask_without_image_is_named(isic_copy):
     image_dir = os.path.join(isic_copy, "ISIC-2017_Test_v2_Data")
     victim = sorted(n for n in os.listdir(image_dir) if n.endswith(".jpg"))[0]
     os.remove(os.path.join(image_dir, victim))
-    with pytest.raises(data.DatasetError, match=f"have no image.*{victim[:-4]}"):
+    with pytest.raises(datasets.DatasetError, match=f"have no image.*{victim[:-4]}"):
         datasets.find_split(isic_copy, "test")
 
 
 def test_missing_split_and_missing_dir(isic_copy, tmp_path):
     shutil.rmtree(os.path.join(isic_copy, "ISIC-2017_Validation_Data"))
-    with pytest.raises(data.DatasetError, match="ISIC-2017_Validation_Data is missing"):
+    with pytest.raises(datasets.DatasetError, match="ISIC-2017_Validation_Data is missing"):
         datasets.find_split(isic_copy, "validation")
-    with pytest.raises(data.DatasetError, match="does not exist"):
+    with pytest.raises(datasets.DatasetError, match="does not exist"):
         datasets.find_split(str(tmp_path / "nowhere"), "training")
-    with pytest.raises(data.DatasetError, match="unknown split"):
+    with pytest.raises(datasets.DatasetError, match="unknown split"):
         datasets.find_split(isic_copy, "train")
 
 
 def test_empty_split_is_an_error(tmp_path):
     for folder in datasets.ISIC2017.folders["training"]:
         os.makedirs(tmp_path / folder)
-    with pytest.raises(data.DatasetError, match="training split: no images found in"):
+    with pytest.raises(datasets.DatasetError, match="training split: no images found in"):
         datasets.find_split(str(tmp_path), "training")
 
 
 def test_resize_mask_stays_binary():
     mask = np.zeros((37, 53, 1), np.uint8)
     mask[10:30, 5:40] = 255
-    resized = data.resize_mask(mask, 16).numpy()
+    resized = pipeline.resize_mask(mask, 16).numpy()
     assert resized.shape == (16, 16, 1) and set(np.unique(resized)) == {0, 255}
 
 
 def test_mask_to_label_uses_the_isic_threshold():
-    labels = data.mask_to_label(np.array([0, 1, 128, 129, 255], np.uint8)).numpy()
+    labels = pipeline.mask_to_label(np.array([0, 1, 128, 129, 255], np.uint8)).numpy()
     np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1])
 
 
 def test_training_dataset(tiny_isic):
     examples = datasets.find_split(tiny_isic, "training")
-    dataset = data.make_dataset(examples, image_size=32, batch_size=3, is_training=True, seed=0)
+    dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3, is_training=True, seed=0)
     batches = list(dataset)
     assert len(batches) == 2  # 8 examples, last partial batch dropped
     images, labels = batches[0]
@@ -119,7 +119,7 @@ def test_training_order_is_shuffled_and_seeded(tiny_isic):
     examples = datasets.find_split(tiny_isic, "training")
 
     def first_labels(seed):
-        ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=seed)
+        ds = pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=seed)
         return next(iter(ds))[1].numpy()
 
     np.testing.assert_array_equal(first_labels(3), first_labels(3))
@@ -128,12 +128,12 @@ def test_training_order_is_shuffled_and_seeded(tiny_isic):
 
 def test_evaluation_dataset_keeps_order_and_remainder(tiny_isic):
     examples = datasets.find_split(tiny_isic, "validation")
-    dataset = data.make_dataset(examples, image_size=32, batch_size=3, is_training=False)
+    dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3, is_training=False)
     labels = np.concatenate([l.numpy() for _, l in dataset])
     assert labels.shape == (4, 32, 32, 1)
     for label, example in zip(labels, examples):
-        mask = data.load_mask(tf.constant(example.mask_path))
-        expected = data.mask_to_label(data.resize_mask(mask, 32)).numpy()
+        mask = pipeline.load_mask(tf.constant(example.mask_path))
+        expected = pipeline.mask_to_label(pipeline.resize_mask(mask, 32)).numpy()
         np.testing.assert_array_equal(label, expected)
 
 
@@ -147,9 +147,9 @@ def test_cached_and_uncached_pipelines_agree(tiny_isic, tmp_path, is_training):
     examples = datasets.find_split(tiny_isic, "training")
     epoch = tf.Variable(0, dtype=tf.int64)
     kwargs = dict(image_size=32, batch_size=2, is_training=is_training, seed=5, epoch=epoch)
-    plain = data.make_dataset(examples, **kwargs)
-    in_memory = data.make_dataset(examples, cache="memory", **kwargs)
-    on_disk = data.make_dataset(examples, cache=str(tmp_path / "cache"), **kwargs)
+    plain = pipeline.make_dataset(examples, **kwargs)
+    in_memory = pipeline.make_dataset(examples, cache="memory", **kwargs)
+    on_disk = pipeline.make_dataset(examples, cache=str(tmp_path / "cache"), **kwargs)
     for e in (0, 1, 2):  # the second and later passes read the caches
         epoch.assign(e)
         expected = as_arrays(plain)
@@ -164,7 +164,7 @@ def test_cache_means_no_second_decode(tiny_isic, tmp_path):
     shutil.copytree(tiny_isic, root)
     examples = datasets.find_split(str(root), "training")
     epoch = tf.Variable(0, dtype=tf.int64)
-    dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True,
+    dataset = pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=True,
                                 seed=0, epoch=epoch, cache="memory")
     first = as_arrays(dataset)
     for e in examples:  # the sources are gone: only the cache can serve epoch 2
@@ -181,7 +181,7 @@ def test_epoch_order_depends_on_seed_and_epoch_only(tiny_isic):
 
     def labels(seed, at_epoch):
         epoch = tf.Variable(at_epoch, dtype=tf.int64)
-        ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True,
+        ds = pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True,
                                seed=seed, epoch=epoch, cache="memory")
         return as_arrays(ds)[1]
 
@@ -197,8 +197,8 @@ def test_reduced_scale_decode_stays_close(tmp_path):
         image, _ = synthetic.render_example(rng, height, width)
         path = str(tmp_path / f"{i}.jpg")
         cv2.imwrite(path, image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-        full = data.resize_image(data.decode_image(path), 64).numpy().astype(float)
-        reduced = data.decode_resized_jpeg(path, 64).numpy().astype(float)
+        full = pipeline.resize_image(images.decode_image(path), 64).numpy().astype(float)
+        reduced = pipeline.decode_resized_jpeg(path, 64).numpy().astype(float)
         assert reduced.shape == (64, 64, 3)
         differences.append(np.abs(full - reduced).mean())
     assert max(differences) < 2.0  # mean absolute difference in grey levels
@@ -209,10 +209,10 @@ def test_epoch_order_ignores_the_global_seed(tiny_isic, global_seed):
     examples = datasets.find_split(tiny_isic, "training")
     tf.random.set_seed(global_seed)
     try:
-        ds = data.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=2)
+        ds = pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=2)
         got = as_arrays(ds)[1]
     finally:
         tf.random.set_seed(None)
-    expected = as_arrays(data.make_dataset(examples, image_size=32, batch_size=8,
+    expected = as_arrays(pipeline.make_dataset(examples, image_size=32, batch_size=8,
                                            is_training=True, seed=2))[1]
     np.testing.assert_array_equal(got, expected)

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from lesionseg_tf import data, datasets, evaluation, inference, prediction, preflight, synthetic
+from lesionseg_tf.config import RunConfig
+from lesionseg_tf import datasets, evaluation, images, inference, pipeline, prediction, preflight, synthetic
 from lesionseg_tf import training
 from tests.conftest import REPO_ROOT
 
@@ -36,13 +37,6 @@ def trees(tmp_path_factory):
     return found
 
 
-def test_flag_choices_are_the_datasets_module():
-    import common_flags  # pylint: disable=import-outside-toplevel
-
-    assert common_flags.DATASETS == datasets.LAYOUT_NAMES
-    assert common_flags.SPLITS == datasets.SPLIT_CHOICES
-
-
 @pytest.mark.parametrize("layout", datasets.LAYOUT_NAMES)
 def test_each_layout_is_recognized_with_its_pairs(trees, layout):
     dataset = datasets.open_dataset(trees[layout])
@@ -53,13 +47,13 @@ def test_each_layout_is_recognized_with_its_pairs(trees, layout):
     for example in examples:  # ids are file stems; each mask is its photograph's
         assert os.path.splitext(os.path.basename(example.image_path))[0] == example.image_id
         assert example.image_id in os.path.basename(example.mask_path)
-        mask = data.read_mask_file(example.mask_path)
+        mask = images.read_mask_file(example.mask_path)
         assert set(np.unique(mask)) == {0, 255}
-        assert mask.shape == data.read_image_file(example.image_path).shape[:2]
+        assert mask.shape == images.read_image_file(example.image_path).shape[:2]
     # Forcing the layout it is gives the same; forcing another is refused, naming it.
     assert datasets.open_dataset(trees[layout], dataset=layout).find(datasets.ALL) == examples
     other = "ph2" if layout != "ph2" else "isic2017"
-    with pytest.raises(data.DatasetError, match="does not hold the .* layout; looked for"):
+    with pytest.raises(datasets.DatasetError, match="does not hold the .* layout; looked for"):
         datasets.open_dataset(trees[layout], dataset=other)
 
 
@@ -74,11 +68,11 @@ def test_decoys_are_not_examples(trees):
 
 
 def test_splits_asked_for_and_missing_are_named(trees, tmp_path):
-    with pytest.raises(data.DatasetError,
+    with pytest.raises(datasets.DatasetError,
                        match="ISIC 2016 Part 1 in .* has no validation split; splits there: "
                              "training, test, all"):
         datasets.find_split(trees["isic2016"], "validation")
-    with pytest.raises(data.DatasetError, match="has no training split; splits there: all"):
+    with pytest.raises(datasets.DatasetError, match="has no training split; splits there: all"):
         datasets.find_split(trees["ph2"], "training")
     # An ISIC 2018 copy without validation ground truth is still recognized.
     copy = tmp_path / "isic2018"
@@ -87,7 +81,7 @@ def test_splits_asked_for_and_missing_are_named(trees, tmp_path):
     dataset = datasets.open_dataset(str(copy))
     assert dataset.summary() == ("ISIC 2018 Task 1: 4 training, 2 test pairs; "
                                  "2 validation images without ground truth")
-    with pytest.raises(data.DatasetError, match="no validation split with ground truth "
+    with pytest.raises(datasets.DatasetError, match="no validation split with ground truth "
                                                 r"\(.*ISIC2018_Task1_Validation_GroundTruth is "
                                                 "missing\\); splits there: training, test, all"):
         dataset.find("validation")
@@ -95,7 +89,7 @@ def test_splits_asked_for_and_missing_are_named(trees, tmp_path):
 
 
 def test_unknown_and_ambiguous_trees(trees, tmp_path):
-    with pytest.raises(data.DatasetError) as error:
+    with pytest.raises(datasets.DatasetError) as error:
         datasets.open_dataset(str(tmp_path))
     message = str(error.value)
     for layout in datasets.LAYOUTS:  # the error lists every layout looked for
@@ -105,11 +99,11 @@ def test_unknown_and_ambiguous_trees(trees, tmp_path):
     for layout in ("isic2017", "isic2018"):
         for name in os.listdir(trees[layout]):
             os.symlink(os.path.join(trees[layout], name), both / name)
-    with pytest.raises(data.DatasetError, match="several dataset layouts: ISIC 2017 Task 1 "
+    with pytest.raises(datasets.DatasetError, match="several dataset layouts: ISIC 2017 Task 1 "
                                                 r"\(--dataset=isic2017\), ISIC 2018"):
         datasets.open_dataset(str(both))
     assert len(datasets.find_split(str(both), "training", dataset="isic2018")) == 4
-    with pytest.raises(data.DatasetError, match="unknown split 'train'"):
+    with pytest.raises(datasets.DatasetError, match="unknown split 'train'"):
         datasets.find_split(trees["isic2017"], "train")
 
 
@@ -127,7 +121,7 @@ def test_plain_folders_with_splits_and_unique_stems(tmp_path):
     assert dataset.training_split() == "training"
     assert [e.image_id for e in dataset.find("test")] == ["test-0", "test-1"]
     cv2.imwrite(str(tmp_path / "test" / "images" / "test-1.png"), np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(data.DatasetError, match="test-1.bmp and .*test-1.png have the same stem"):
+    with pytest.raises(datasets.DatasetError, match="test-1.bmp and .*test-1.png have the same stem"):
         datasets.open_dataset(str(tmp_path))
 
 
@@ -137,18 +131,18 @@ def test_bmp_masks_are_read_as_0_and_255_and_other_values_refused(tmp_path):
     for mode in ("1", "L"):  # a 1-bit BMP reads as 0/255 too
         path = str(tmp_path / f"mask_{mode}.bmp")
         Image.fromarray(mask).convert(mode).save(path)
-        np.testing.assert_array_equal(data.read_mask_file(path), mask)
-        mask_tensor = data.load_mask(tf.constant(path))  # as training reads it
+        np.testing.assert_array_equal(images.read_mask_file(path), mask)
+        mask_tensor = pipeline.load_mask(tf.constant(path))  # as training reads it
         np.testing.assert_array_equal(mask_tensor.numpy()[..., 0], mask)
     for values, named in ((mask // 255, "0, 1"), (np.where(mask, 128, 0), "0, 128")):
         path = str(tmp_path / "odd.bmp")
         cv2.imwrite(path, values.astype(np.uint8))
-        with pytest.raises(data.ImageReadError, match=f"odd.bmp: BMP mask holds the values "
+        with pytest.raises(images.ImageReadError, match=f"odd.bmp: BMP mask holds the values "
                                                       f"{named}; a binary mask"):
-            data.read_mask_file(path)
+            images.read_mask_file(path)
         photo = str(tmp_path / "odd_photo.bmp")
         cv2.imwrite(photo, np.full((9, 11, 3), 90, np.uint8))
-        problems = preflight.check_example(data.Example("odd", photo, path), image_size=8)
+        problems = preflight.check_example(datasets.Example("odd", photo, path), image_size=8)
         assert [p.is_error for p in problems] == [True] and named in problems[0].message
 
 
@@ -157,8 +151,8 @@ def test_bmp_and_png_photographs_train_as_they_read(trees):
     examples = datasets.find_split(trees["folders"], datasets.ALL)
     assert {os.path.splitext(e.image_path)[1] for e in examples} == {".jpg", ".png"}
     for example in examples + datasets.find_split(trees["ph2"], datasets.ALL)[:2]:
-        expected = data.resize_image(data.read_image_file(example.image_path), 32).numpy()
-        got = data.decode_resized_image(tf.constant(example.image_path), 32).numpy()
+        expected = pipeline.resize_image(images.read_image_file(example.image_path), 32).numpy()
+        got = pipeline.decode_resized_image(tf.constant(example.image_path), 32).numpy()
         if example.image_path.endswith(".jpg"):
             assert np.abs(got.astype(int) - expected).mean() < 3
         else:
@@ -171,11 +165,11 @@ def test_colour_palette_bmp_photographs_are_refused_not_misread(tmp_path):
     rgb[:4], rgb[4:] = (200, 30, 10), (10, 180, 60)
     path = str(tmp_path / "IMD001.bmp")
     Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=4).save(path)
-    for read in (data.read_image_file, data.read_image_header):
-        with pytest.raises(data.ImageReadError, match="IMD001.bmp: is a colour-palette BMP"):
+    for read in (images.read_image_file, images.read_image_header):
+        with pytest.raises(images.ImageReadError, match="IMD001.bmp: is a colour-palette BMP"):
             read(path)
     Image.fromarray(rgb).save(path)  # 24-bit: read as it is
-    np.testing.assert_array_equal(data.read_image_file(path), rgb)
+    np.testing.assert_array_equal(images.read_image_file(path), rgb)
 
 
 def test_every_layout_trains_a_step_and_is_scored(trees):
@@ -185,11 +179,11 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
     for layout, root in trees.items():
         dataset = datasets.open_dataset(root)
         train_examples, selection, problems = training.preflight_data(
-            dataset, batch_size=2, max_image_pixels=data.DEFAULT_MAX_PIXELS,
-            skip_bad_examples=False, holdout_fraction=0.25, image_size=32)
+            dataset, RunConfig(data_dir=root, batch_size=2, holdout_fraction=0.25,
+                               image_size=32))
         assert problems == [] and len(train_examples) + len(selection) == len(
             dataset.find(dataset.training_split())), layout
-        history = model.fit(data.make_dataset(train_examples, image_size=32, batch_size=2,
+        history = model.fit(pipeline.make_dataset(train_examples, image_size=32, batch_size=2,
                                               is_training=True),
                             epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)
         assert np.isfinite(history.history["loss"][0]), layout
@@ -197,7 +191,7 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
         examples = dataset.find(datasets.ALL)
 
         def predict(example):
-            image = data.read_image_file(example.image_path)
+            image = images.read_image_file(example.image_path)
             return segmenter.segment(image), example.image_path
         rows, failed = evaluation.evaluate(examples, predict, on_error=pytest.fail)
         assert failed == [] and [r["image_id"] for r in rows] == [e.image_id for e in examples]
@@ -228,7 +222,7 @@ def test_predict_finds_photographs_and_truth_in_every_layout(trees, tmp_path):
 
 def test_predictions_are_matched_by_stem(tmp_path):
     ids = ["a", "a_b", "IMD002", "ISIC_0000001", "clinic photo 7"]
-    examples = [data.Example(i, f"{i}.jpg", f"{i}.png") for i in ids]
+    examples = [datasets.Example(i, f"{i}.jpg", f"{i}.png") for i in ids]
     for name in ("a_segmentation.png", "a_b_segmentation.png", "IMD002.bmp",
                  "ISIC_0000001_segmentation.png", "ISIC_0000001_old.png", "notes.txt",
                  "clinic photo 7_segmentation.png"):
@@ -273,14 +267,9 @@ def test_overlap_with_the_shipped_training_ids(trees, tmp_path):
 
 def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     model_dir = str(tmp_path / "run")
-    dataset = datasets.open_dataset(trees["folders"])
-    train_examples, selection, _ = training.preflight_data(
-        dataset, batch_size=2, max_image_pixels=data.DEFAULT_MAX_PIXELS,
-        skip_bad_examples=False, holdout_fraction=0.25, image_size=32)
-    training.train(data_dir=trees["folders"], model_dir=model_dir, image_size=32, batch_size=2,
-                   learning_rate=1e-7, max_epochs=1, train_examples=train_examples,
-                   selection_examples=selection, jit_compile=False, verbose=0,
-                   init_from=training.init_weights_file(PRETRAINED))
+    training.run(RunConfig(data_dir=trees["folders"], image_size=32, batch_size=2,
+                           learning_rate=1e-7, max_epochs=1, holdout_fraction=0.25,
+                           jit_compile="false", init_from=PRETRAINED), model_dir, verbose=0)
     # Started from the shipped weights (a learning rate of 1e-7 barely moves them) with a
     # fresh optimizer (3 steps: 6 training pairs in batches of 2).
     import keras  # pylint: disable=import-outside-toplevel

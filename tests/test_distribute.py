@@ -101,12 +101,12 @@ def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny
 
 SHARD_SCRIPT = """
 import json, sys
-from lesionseg_tf import data, datasets, distribute
+from lesionseg_tf import datasets, distribute, pipeline
 strategy = distribute.make_strategy("multi_worker")
 import tensorflow as tf
 examples = datasets.find_split(sys.argv[1], "training")
 epoch = tf.Variable(0, dtype=tf.int64)
-dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True, seed=0,
+dataset = pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=True, seed=0,
                             epoch=epoch)
 distributed = strategy.experimental_distribute_dataset(dataset)
 for number in (0, 1):
@@ -153,15 +153,16 @@ from absl import logging
 logging.set_verbosity(logging.INFO)
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from lesionseg_tf import data, datasets, distribute, training
+from lesionseg_tf import datasets, distribute, pipeline, training
 strategy = distribute.make_strategy("mirrored")
 examples = datasets.find_split(sys.argv[1], "training")
-dataset = data.make_dataset(examples, image_size=32, batch_size=4, is_training=True)
+dataset = pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=True)
 images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
 shapes = [tuple(t.shape) for t in strategy.experimental_local_results(images)]
 print("REPLICAS", strategy.num_replicas_in_sync, "SHAPES", shapes)
-result = training.train(data_dir=sys.argv[1], model_dir=sys.argv[2], image_size=32,
-                        batch_size=4, max_epochs=1, strategy=strategy, verbose=0)
+from lesionseg_tf.config import RunConfig
+config = RunConfig(data_dir=sys.argv[1], image_size=32, batch_size=4, max_epochs=1)
+result = training.run(config, sys.argv[2], strategy=strategy, verbose=0)
 print("TRAINED", result["epochs_run"])
 """
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import augment, data, datasets, synthetic, training
+from lesionseg_tf import augment, datasets, pipeline, synthetic, training
+from lesionseg_tf.config import RunConfig
 from lesionseg_tf.model import LesionSegNet, build_model
 
 # Measured with this test's settings: the trained model scores 0.54 on the 12
@@ -18,18 +19,18 @@ def learned(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("learn_isic"))
     synthetic.write_synthetic_dataset(root, num_training=60, num_validation=1, num_test=1, seed=7,
                                       widths=(48, 64))
-    train, held_out = data.split_holdout(datasets.find_split(root, "training"), fraction=0.2,
+    _, held_out = datasets.split_holdout(datasets.find_split(root, "training"), fraction=0.2,
                                          seed=0)
     model_dir = str(tmp_path_factory.mktemp("learn_run"))
-    result = training.train(data_dir=root, model_dir=model_dir, image_size=32, batch_size=8,
-                            max_epochs=12, patience=12, seed=0, train_examples=train,
-                            selection_examples=held_out, verbose=0)
+    config = RunConfig(data_dir=root, image_size=32, batch_size=8, max_epochs=12, patience=12,
+                       seed=0, holdout_fraction=0.2)
+    result = training.run(config, model_dir, verbose=0)
     return model_dir, held_out, result
 
 
 def test_training_beats_the_all_lesion_prediction_on_held_out_pairs(learned):
     _, held_out, result = learned
-    labels = np.concatenate([y.numpy() for _, y in data.make_dataset(
+    labels = np.concatenate([y.numpy() for _, y in pipeline.make_dataset(
         held_out, image_size=32, batch_size=len(held_out), is_training=False)])
     all_lesion = float(np.mean(labels.reshape(len(held_out), -1).mean(axis=1)))
     assert 0.05 < all_lesion < 0.7  # the baseline is a real one: lesions are part of the image

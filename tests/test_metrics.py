@@ -81,7 +81,7 @@ def make_pairs(rng):
 def test_parity_with_the_official_scorer(tmp_path):
     from isic_challenge_scoring.segmentation import SegmentationScore
 
-    from lesionseg_tf import data, evaluation
+    from lesionseg_tf import evaluation, images
 
     truth_dir, pred_dir = tmp_path / "truth", tmp_path / "pred"
     truth_dir.mkdir()
@@ -94,8 +94,8 @@ def test_parity_with_the_official_scorer(tmp_path):
         write_mask(truth_dir / f"{image_id}_segmentation.png", truth)
         write_mask(pred_dir / f"{image_id}_segmentation.png", prediction)
         rows.append(evaluation.score_image(
-            image_id, data.read_mask_file(str(truth_dir / f"{image_id}_segmentation.png")),
-            data.read_mask_file(str(pred_dir / f"{image_id}_segmentation.png"))))
+            image_id, images.read_mask_file(str(truth_dir / f"{image_id}_segmentation.png")),
+            images.read_mask_file(str(pred_dir / f"{image_id}_segmentation.png"))))
     ours = evaluation.summarize(rows)
     official = SegmentationScore.from_dir(truth_dir, pred_dir).macro_average
     for name in ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard",
@@ -134,18 +134,18 @@ def test_pooled_mean_iou_pools_pixels():
 
 
 def test_grey_rgb_prediction_is_converted_and_colour_refused(tmp_path):
-    from lesionseg_tf import data
+    from lesionseg_tf import images
     grey = np.zeros((6, 7), np.uint8)
     grey[2:4] = 255
     write_mask(tmp_path / "grey.png", np.dstack([grey] * 3))
-    np.testing.assert_array_equal(data.read_mask_file(str(tmp_path / "grey.png")), grey)
+    np.testing.assert_array_equal(images.read_mask_file(str(tmp_path / "grey.png")), grey)
     colour = np.dstack([grey, grey, 255 - grey])
     write_mask(tmp_path / "colour.png", colour)
-    with pytest.raises(data.ImageReadError, match="colour.png.*not single-channel"):
-        data.read_mask_file(str(tmp_path / "colour.png"))
+    with pytest.raises(images.ImageReadError, match="colour.png.*not single-channel"):
+        images.read_mask_file(str(tmp_path / "colour.png"))
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(data.ImageReadError, match="broken.png"):
-        data.read_mask_file(str(tmp_path / "broken.png"))
+    with pytest.raises(images.ImageReadError, match="broken.png"):
+        images.read_mask_file(str(tmp_path / "broken.png"))
 
 
 def test_size_mismatch_names_the_file_and_both_sizes():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data, datasets, export, inference, postprocess, synthetic
+from lesionseg_tf import datasets, export, images, inference, pipeline, postprocess, synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
 
 BIN = os.path.dirname(sys.executable)
@@ -100,13 +100,13 @@ def test_predict_writes_the_graph_mask_of_the_library_pipeline(predictions, expo
     size = export.read_info(export_dir)["image_size"]
     differing = total = 0
     for example in datasets.find_split(tiny_isic, "validation"):
-        image = data.read_image_file(example.image_path)
+        image = images.read_image_file(example.image_path)
         height, width = image.shape[:2]
-        written = data.read_mask_file(
+        written = images.read_mask_file(
             os.path.join(predictions, f"{example.image_id}_segmentation.png"))
         served = loaded.signatures["serving_default"](image=tf.constant(image))["mask"]
         np.testing.assert_array_equal(written, served.numpy())
-        inputs = data.standardize(data.resize_image(image[np.newaxis], size))
+        inputs = pipeline.standardize(pipeline.resize_image(image[np.newaxis], size))
         plain = postprocess.lesion_probability(network(images=inputs)["logits"])[0]
         averaged = postprocess.tta_lesion_probability(
             lambda batch: network(images=batch)["logits"], inputs)[0]

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lesionseg_tf import data, datasets, preflight
+from lesionseg_tf import datasets, images, preflight
 from tests.conftest import run_script
 
 
@@ -75,12 +75,12 @@ def test_report_names_every_problem(corrupted):
 
 def test_pixel_limit(tiny_isic):
     example = datasets.find_split(tiny_isic, "validation")[0]
-    width, height = data.read_image_header(example.image_path)
+    width, height = images.read_image_header(example.image_path)
     problems = preflight.check_example(example, max_pixels=width * height - 1)
     assert len(problems) == 1 and "over the limit" in problems[0].message
     assert preflight.check_example(example, max_pixels=width * height) == []
-    with pytest.raises(data.ImageReadError, match="over the limit"):
-        data.read_image_file(example.image_path, max_pixels=100)
+    with pytest.raises(images.ImageReadError, match="over the limit"):
+        images.read_image_file(example.image_path, max_pixels=100)
 
 
 def jpeg_bytes(height=60, width=80):
@@ -93,7 +93,7 @@ def write_checkable_pair(folder, image_bytes):
     image_path, mask_path = folder / "ISIC_0000001.jpg", folder / "ISIC_0000001_seg.png"
     image_path.write_bytes(bytes(image_bytes))
     cv2.imwrite(str(mask_path), np.zeros((60, 80), np.uint8))
-    return data.Example("ISIC_0000001", str(image_path), str(mask_path))
+    return datasets.Example("ISIC_0000001", str(image_path), str(mask_path))
 
 
 def test_jpeg_that_training_cannot_decode_is_found_before_training(tmp_path):
@@ -108,7 +108,7 @@ def test_jpeg_that_training_cannot_decode_is_found_before_training(tmp_path):
         folder = tmp_path / name.replace(" ", "_")
         folder.mkdir()
         example = write_checkable_pair(folder, payload)
-        assert data.read_image_header(example.image_path, match_extension=True) == (80, 60)
+        assert images.read_image_header(example.image_path, match_extension=True) == (80, 60)
         problems = preflight.check_example(example, image_size=32)
         assert len(problems) == 1, (name, problems)
         assert "data does not decode as training decodes it" in problems[0].message, name
@@ -119,7 +119,7 @@ def test_bytes_after_the_end_of_image_marker_are_accepted(tmp_path):
     # Some writers append data after the end-of-image marker; the decoder ignores it.
     example = write_checkable_pair(tmp_path, jpeg_bytes() + bytes(4096))
     assert preflight.check_example(example, image_size=32) == []
-    assert data.read_image_file(example.image_path).shape == (60, 80, 3)
+    assert images.read_image_file(example.image_path).shape == (60, 80, 3)
 
 
 def test_pixel_limit_is_the_projects_not_pillows(tmp_path):
@@ -131,20 +131,20 @@ def test_pixel_limit_is_the_projects_not_pillows(tmp_path):
     payload[frame + 5:frame + 9] = (10000).to_bytes(2, "big") + (20000).to_bytes(2, "big")
     path = tmp_path / "ISIC_0000002.jpg"
     path.write_bytes(bytes(payload))
-    assert data.read_image_header(str(path), max_pixels=300_000_000) == (20000, 10000)
-    with pytest.raises(data.ImageReadError,
+    assert images.read_image_header(str(path), max_pixels=300_000_000) == (20000, 10000)
+    with pytest.raises(images.ImageReadError,
                        match="20000x10000 is 200,000,000 pixels, over the limit of 100,000,000"):
-        data.read_image_header(str(path))
+        images.read_image_header(str(path))
 
 
 def test_png_named_jpg_is_refused(tmp_path):
     path = str(tmp_path / "ISIC_0000001.jpg")
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
     os.rename(tmp_path / "x.png", path)
-    with pytest.raises(data.ImageReadError,
+    with pytest.raises(images.ImageReadError,
                        match=r"is a PNG file, expected a JPEG \(its name ends .jpg\)"):
-        data.read_image_header(path, match_extension=True)
-    assert data.read_image_header(path) == (8, 8)
+        images.read_image_header(path, match_extension=True)
+    assert images.read_image_header(path) == (8, 8)
 
 
 def test_train_reports_all_before_training(corrupted, tmp_path):

@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from lesionseg_tf import data, datasets, evaluation
+from lesionseg_tf import datasets, evaluation, images
 from tests.conftest import REPO_ROOT, run_script
 
 PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
@@ -29,10 +29,10 @@ def test_readme_command_segments_the_examples_as_measured(tmp_path):
     assert len(examples) == 3
     rows = []
     for example in examples:
-        mask = data.read_mask_file(str(out / f"{example.image_id}_segmentation.png"))
+        mask = images.read_mask_file(str(out / f"{example.image_id}_segmentation.png"))
         assert set(np.unique(mask)) <= {0, 255}
         rows.append(evaluation.score_image(example.image_id,
-                                           data.read_mask_file(example.mask_path), mask))
+                                           images.read_mask_file(example.mask_path), mask))
         overlay = cv2.imread(str(out / "overlays" / f"{example.image_id}_overlay.jpg"))
         assert overlay is not None and overlay.shape[:2] == mask.shape
     jaccard = evaluation.summarize(rows)["jaccard"]

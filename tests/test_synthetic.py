@@ -47,7 +47,7 @@ def test_same_seed_same_data(tmp_path):
 
 def test_command_line_default_set(tmp_path):
     out = str(tmp_path / "synthetic")
-    result = run_script("-m lesionseg_tf.synthetic", f"--out_dir={out}")
+    result = run_script("-m tools.synthetic", f"--out_dir={out}")
     assert result.returncode == 0, result.stderr
     sizes = []
     for split, minimum in (("training", 16), ("validation", 8), ("test", 8)):

@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import stat
 
 import cv2
 import keras
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import data, datasets, export, figures
+from lesionseg_tf import datasets, export, figures, pipeline
 from tests.conftest import TRAINED_EPOCHS, run_script
 
 
@@ -29,9 +30,9 @@ def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
     with open(os.path.join(model_dir, "holdout_ids.txt")) as f:
         written = f.read().split()
     pairs = datasets.find_split(training_only_isic, "training")
-    trained, held_out = data.split_holdout(pairs, fraction=0.1, seed=4)
+    trained, held_out = datasets.split_holdout(pairs, fraction=0.1, seed=4)
     assert written == [e.image_id for e in held_out] and len(written) == 1
-    assert written != [e.image_id for e in data.split_holdout(pairs, fraction=0.1, seed=3)[1]]
+    assert written != [e.image_id for e in datasets.split_holdout(pairs, fraction=0.1, seed=3)[1]]
     with open(os.path.join(model_dir, "flags.json")) as f:
         assert json.load(f)["holdout_seed"] == 4
     assert "1 selection (holdout) images" in result.stderr
@@ -61,18 +62,37 @@ def test_writes_checkpoint_logs_and_config(trained_run):
     assert glob.glob(os.path.join(model_dir, "logs", "validation", "events.out.tfevents.*"))
     with open(os.path.join(model_dir, "training_log.csv")) as f:
         rows = list(csv.DictReader(f))
-    assert [int(row["epoch"]) for row in rows] == list(range(TRAINED_EPOCHS))
-    assert "val_jaccard" in rows[0]
+    # Epochs counted from 1, as result.json's best_epoch: the best row is that epoch.
+    assert [int(row["epoch"]) for row in rows] == list(range(1, TRAINED_EPOCHS + 1))
+    with open(os.path.join(model_dir, "result.json")) as f:
+        result = json.load(f)
+    best_row = max(rows, key=lambda row: float(row["val_jaccard"]))
+    assert int(best_row["epoch"]) == result["best_epoch"]
+    with open(os.path.join(model_dir, "training_log.csv"), "rb") as f:
+        assert b"\r" not in f.read()
     with open(os.path.join(model_dir, "flags.json")) as f:
         config = json.load(f)
     assert config["image_size"] == 32 and config["batch_size"] == 4 and config["seed"] == 3
+
+
+def test_run_files_have_the_modes_of_the_umask(trained_run):
+    """Files written atomically are not private: a shared results folder can read them."""
+    model_dir, _ = trained_run
+    umask = os.umask(0)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    for name in ("best.keras", "result.json", "flags.json", "training_ids.txt",
+                 "holdout_ids.txt", "training_log.csv", "export/saved_model.pb"):
+        mode = stat.S_IMODE(os.stat(os.path.join(model_dir, name)).st_mode)
+        assert mode == expected, f"{name}: {oct(mode)}, expected {oct(expected)}"
+    assert stat.S_IMODE(os.stat(os.path.join(model_dir, "export")).st_mode) == 0o777 & ~umask
 
 
 def test_export_reproduces_the_best_model(trained_run, tiny_isic):
     model_dir, _ = trained_run
     best = keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True)
     examples = datasets.find_split(tiny_isic, "validation")
-    images, _ = next(iter(data.make_dataset(examples, image_size=32, batch_size=4,
+    images, _ = next(iter(pipeline.make_dataset(examples, image_size=32, batch_size=4,
                                             is_training=False)))
     loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
     got = loaded.logits(images)["logits"].numpy()
@@ -124,7 +144,7 @@ def test_divergence_stops_with_advice(tiny_isic, tmp_path):
 def test_learning_curves_command(trained_run, tmp_path):
     model_dir, _ = trained_run
     out = tmp_path / "curves.png"
-    result = run_script("-m lesionseg_tf.figures", f"--run_dir={model_dir}", f"--output={out}")
+    result = run_script("-m tools.learning_curves", f"--run_dir={model_dir}", f"--output={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"learning curves: {out}" in result.stdout
     picture = cv2.imread(str(out))

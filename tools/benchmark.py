@@ -1,7 +1,7 @@
 """Benchmarks: where training and prediction time goes.
 
-    python -m lesionseg_tf.benchmark                    # all sections, CPU-sized defaults
-    python -m lesionseg_tf.benchmark --sections=train --mixed_precision=bfloat16 \\
+    python -m tools.benchmark                    # all sections, CPU-sized defaults
+    python -m tools.benchmark --sections=train --mixed_precision=bfloat16 \\
         --train_batch_size=32
 
 Prints a table per section and writes JSON (--output):
@@ -30,8 +30,11 @@ import cv2
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import app, flags
 
-from lesionseg_tf import data, datasets, export, inference, postprocess, synthetic
+import common_flags
+from lesionseg_tf import datasets, export, images, inference, pipeline, postprocess, synthetic
+from lesionseg_tf.config import JIT_COMPILE
 from lesionseg_tf.model import DEFAULT_IMAGE_SIZE, build_model
 
 TIMING_SIZE = (2848, 4288)  # height, width: a common ISIC 2017 photograph size
@@ -54,7 +57,7 @@ def time_stages(segmenter, image_path, repeats):
     function the export traces."""
     size = segmenter.image_size
     network = tf.saved_model.load(segmenter.export_dir).signatures[export.LOGITS_ENDPOINT]
-    preprocess = tf.function(lambda image: data.standardize(data.resize_image(image[tf.newaxis],
+    preprocess = tf.function(lambda image: pipeline.standardize(pipeline.resize_image(image[tf.newaxis],
                                                                               size)))
     probability = tf.function(lambda inputs: postprocess.lesion_probability(
         network(images=inputs)["logits"])[0])
@@ -63,7 +66,7 @@ def time_stages(segmenter, image_path, repeats):
                                     "in_segment:network", "in_segment:postprocess")}
     for run in range(repeats + 1):
         ticks = [time.perf_counter()]
-        image = data.read_image_file(image_path)
+        image = images.read_image_file(image_path)
         ticks.append(time.perf_counter())
         mask = segmenter.segment(image)
         ticks.append(time.perf_counter())
@@ -204,7 +207,7 @@ def matmul_gflops(dtype="float32", max_size=4096, seconds=2.0):
 def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=8,
                         mixed_precision="none", jit_compile="auto", compare_torch=False,
                         steps_per_execution=1):
-    """Training images/s of the Keras model (as `training.train` compiles it) on
+    """Training images/s of the Keras model (as `training.compiled_model` compiles it for a run) on
     in-memory data, with the achieved and the matrix-multiply GFLOP/s. `steps` is
     rounded up to whole executions of `steps_per_execution` steps."""
     from lesionseg_tf import training  # pylint: disable=import-outside-toplevel
@@ -237,50 +240,11 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=8,
         "ratio_to_matmul": achieved / peak,
     }
     if compare_torch:
-        result["torch_images_per_s"] = torch_train_images_per_s(image_size, batch_size, steps)
+        from tools import torch_reference  # pylint: disable=import-outside-toplevel
+
+        result["torch_images_per_s"] = torch_reference.train_images_per_s(
+            image_size, batch_size, steps)
     return result
-
-
-def torch_train_images_per_s(image_size, batch_size, steps):
-    """The same network, loss and optimizer in PyTorch (CPU), for comparison only."""
-    import torch  # pylint: disable=import-outside-toplevel
-    from torch import nn  # pylint: disable=import-outside-toplevel
-
-    from lesionseg_tf.model import TABLE_1, UPSCALE  # pylint: disable=import-outside-toplevel
-
-    torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count())
-    layers, channels = [], 3
-    for spec in TABLE_1:
-        pad = spec.dilation * (spec.kernel - 1) // 2
-        if pad:
-            layers.append(nn.ReflectionPad2d(pad))
-        layers.append(nn.Conv2d(channels, spec.filters, spec.kernel, stride=spec.stride,
-                                dilation=spec.dilation, bias=not spec.batch_norm))
-        if spec.batch_norm:
-            layers.append(nn.BatchNorm2d(spec.filters))
-        if spec.relu:
-            layers.append(nn.ReLU(inplace=True))
-        channels = spec.filters
-    layers.append(nn.PixelShuffle(UPSCALE))
-    network = nn.Sequential(*layers)
-    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    images = torch.randn(batch_size, 3, image_size, image_size)
-    labels = (torch.rand(batch_size, image_size, image_size) > 0.7).long()
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(network(images), labels)
-        loss.backward()
-        optimizer.step()
-
-    for _ in range(2):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch_size / (time.perf_counter() - start)
 
 
 def format_train(result):
@@ -360,7 +324,7 @@ def run_pipeline_benchmark(sample_dir=None, image_size=DEFAULT_IMAGE_SIZE, repea
     for _ in range(2):  # alternate the two decodings, keep each one's best first epoch
         for reduced in (False, True):
             epoch = tf.Variable(0, dtype=tf.int64)
-            dataset = data.make_dataset(examples, image_size=image_size, batch_size=batch_size,
+            dataset = pipeline.make_dataset(examples, image_size=image_size, batch_size=batch_size,
                                         is_training=True, epoch=epoch, cache="memory",
                                         reduced_decode=reduced)
             first[reduced].append(_epoch_seconds(dataset, epoch, 0))
@@ -372,8 +336,8 @@ def run_pipeline_benchmark(sample_dir=None, image_size=DEFAULT_IMAGE_SIZE, repea
                                         / result["first_epoch_full_decode_images_per_s"])
     differences = []
     for example in examples[:len(examples) // repeat]:
-        full = data.resize_image(data.decode_image(example.image_path), image_size)
-        reduced = data.decode_resized_jpeg(example.image_path, image_size)
+        full = pipeline.resize_image(images.decode_image(example.image_path), image_size)
+        reduced = pipeline.decode_resized_jpeg(example.image_path, image_size)
         differences.append(float(np.mean(np.abs(
             full.numpy().astype(np.float32) - reduced.numpy().astype(np.float32)))))
     result["reduced_decode_mean_abs_difference"] = float(np.mean(differences))
@@ -395,65 +359,61 @@ def format_pipeline(result):
         f"{r['reduced_decode_max_image_mean_abs_difference']:.2f})"])
 
 
+_SECTIONS = flags.DEFINE_list("sections", ["train", "pipeline", "predict"],
+                              "Which benchmarks to run.")
+_SAVED_MODEL = common_flags.define_saved_model(
+    None, "Export to time; default: an untrained 448x448 model.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
+_TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
+_TRAIN_IMAGE_SIZE = flags.DEFINE_integer(
+    "train_image_size", DEFAULT_IMAGE_SIZE, "Training input side (the paper's 448).")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8, "Timed training steps.")
+_STEPS_PER_EXECUTION_LIST = flags.DEFINE_list(
+    "steps_per_execution_list", ["8"], "Training steps per execution; several values are "
+    "each measured, in this run (e.g. 1,8).")
+_JIT_COMPILE, _MIXED_PRECISION = common_flags.define_compute_flags()
+_COMPARE_TORCH = flags.DEFINE_bool(
+    "compare_torch", False, "Also time the same network in PyTorch (needs torch).")
+_SAMPLE_DIR = flags.DEFINE_string(
+    "sample_dir", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "shared", "isic2017_sample"),
+    "Real ISIC sample in the official layout; synthetic JPEGs when absent.")
+_OUTPUT = common_flags.define_output("benchmark.json", "Where the JSON goes.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    result = {}
+    if "train" in _SECTIONS.value:
+        runs = []
+        for steps_per_execution in _STEPS_PER_EXECUTION_LIST.value:
+            runs.append(run_train_benchmark(
+                image_size=_TRAIN_IMAGE_SIZE.value, batch_size=_TRAIN_BATCH_SIZE.value,
+                steps=_TRAIN_STEPS.value, mixed_precision=_MIXED_PRECISION.value,
+                jit_compile=JIT_COMPILE[_JIT_COMPILE.value],
+                compare_torch=_COMPARE_TORCH.value and not runs,
+                steps_per_execution=int(steps_per_execution)))
+            print(format_train(runs[-1]), flush=True)
+        result["train"] = max(runs, key=lambda r: r["images_per_s"])
+        result["train_runs"] = runs
+    if "pipeline" in _SECTIONS.value:
+        result["pipeline"] = run_pipeline_benchmark(_SAMPLE_DIR.value)
+        print(format_pipeline(result["pipeline"]), flush=True)
+        if "train" in result:
+            ratio = (result["pipeline"]["cached_epoch_images_per_s"]
+                     / result["train"]["images_per_s"])
+            result["cached_pipeline_over_training"] = ratio
+    if "predict" in _SECTIONS.value:
+        result["predict"] = run_predict_benchmark(_SAVED_MODEL.value, _REPEATS.value)
+        print(format_predict(result["predict"]), flush=True)
+    with open(_OUTPUT.value, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"written: {_OUTPUT.value}")
+    if "train" in result and "pipeline" in result:
+        print(verdict(result["train"]["images_per_s"],
+                      result["pipeline"]["cached_epoch_images_per_s"]))
+
+
 if __name__ == "__main__":
-    from absl import app, flags
-
-    _SECTIONS = flags.DEFINE_list("sections", ["train", "pipeline", "predict"],
-                                  "Which benchmarks to run.")
-    _SAVED_MODEL = flags.DEFINE_string(
-        "saved_model", None, "Export to time; default: an untrained 448x448 model.")
-    _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
-    _TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
-    _TRAIN_IMAGE_SIZE = flags.DEFINE_integer(
-        "train_image_size", DEFAULT_IMAGE_SIZE, "Training input side (the paper's 448).")
-    _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8, "Timed training steps.")
-    _STEPS_PER_EXECUTION = flags.DEFINE_list(
-        "steps_per_execution", ["8"], "Training steps per execution; several values are "
-        "each measured, in this run (e.g. 1,8).")
-    _MIXED_PRECISION = flags.DEFINE_enum("mixed_precision", "none",
-                                         ["none", "float16", "bfloat16"], "Training precision.")
-    _JIT_COMPILE = flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"],
-                                     "XLA for the training step.")
-    _COMPARE_TORCH = flags.DEFINE_bool(
-        "compare_torch", False, "Also time the same network in PyTorch (needs torch).")
-    _SAMPLE_DIR = flags.DEFINE_string(
-        "sample_dir", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "shared", "isic2017_sample"),
-        "Real ISIC sample in the official layout; synthetic JPEGs when absent.")
-    _OUTPUT = flags.DEFINE_string("output", "benchmark.json", "Where the JSON goes.")
-
-    def main(argv):
-        if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        result = {}
-        if "train" in _SECTIONS.value:
-            runs = []
-            for steps_per_execution in _STEPS_PER_EXECUTION.value:
-                runs.append(run_train_benchmark(
-                    image_size=_TRAIN_IMAGE_SIZE.value, batch_size=_TRAIN_BATCH_SIZE.value, steps=_TRAIN_STEPS.value,
-                    mixed_precision=_MIXED_PRECISION.value,
-                    jit_compile={"auto": "auto", "true": True,
-                                 "false": False}[_JIT_COMPILE.value],
-                    compare_torch=_COMPARE_TORCH.value and not runs,
-                    steps_per_execution=int(steps_per_execution)))
-                print(format_train(runs[-1]), flush=True)
-            result["train"] = max(runs, key=lambda r: r["images_per_s"])
-            result["train_runs"] = runs
-        if "pipeline" in _SECTIONS.value:
-            result["pipeline"] = run_pipeline_benchmark(_SAMPLE_DIR.value)
-            print(format_pipeline(result["pipeline"]), flush=True)
-            if "train" in result:
-                ratio = (result["pipeline"]["cached_epoch_images_per_s"]
-                         / result["train"]["images_per_s"])
-                result["cached_pipeline_over_training"] = ratio
-        if "predict" in _SECTIONS.value:
-            result["predict"] = run_predict_benchmark(_SAVED_MODEL.value, _REPEATS.value)
-            print(format_predict(result["predict"]), flush=True)
-        with open(_OUTPUT.value, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"written: {_OUTPUT.value}")
-        if "train" in result and "pipeline" in result:
-            print(verdict(result["train"]["images_per_s"],
-                          result["pipeline"]["cached_epoch_images_per_s"]))
-
     app.run(main)

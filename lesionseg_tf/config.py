@@ -1,0 +1,102 @@
+"""A training run's configuration, validated once: what `flags.json` records and
+what a resumed run must repeat.
+
+Imports neither TensorFlow nor the rest of the package, so that the scripts take
+their flags' choices and defaults from here and refuse a bad value in a second,
+before TensorFlow loads (`common_flags.library_module`).
+"""
+
+import dataclasses
+
+UPSCALE = 4  # Table 1: two stride-2 convolutions, undone by a x4 depth-to-space
+DEFAULT_IMAGE_SIZE = 448  # the paper's, section 3.2
+DEFAULT_MAX_PIXELS = 100_000_000  # the largest ISIC 2017 photograph has 30 million
+
+LR_SCHEDULES = ("constant", "cosine")
+SELECT_ON = ("holdout", "validation")
+CACHE_CHOICES = ("memory", "disk", "none")
+PRECISIONS = ("none", "float16", "bfloat16")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+# --jit_compile's words and what Keras' `compile(jit_compile=...)` takes for each.
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
+DEFAULT_STEPS_PER_EXECUTION = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The settings of one training run (section 3.3 and the project's options).
+
+    The fields down to `mixed_precision` define the run (`RUN_FIELDS`): a
+    resumed run must repeat them. The rest say how it runs on this machine and
+    may change between a run and its resumption.
+
+    `holdout_seed` None means `seed`: it is resolved on construction, so a
+    recorded configuration always names the held-out draw it used.
+
+    Raises:
+      ValueError: on construction, for any setting that cannot train.
+    """
+    data_dir: str
+    dataset: str | None = None
+    init_from: str | None = None
+    image_size: int = DEFAULT_IMAGE_SIZE
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    max_epochs: int = 200
+    patience: int = 20
+    select_on: str = "holdout"
+    holdout_fraction: float = 0.1
+    seed: int = 0
+    holdout_seed: int | None = None
+    deterministic: bool = False
+    skip_bad_examples: bool = False
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    mixed_precision: str = "none"
+    # How the run executes; not compared on resumption.
+    cache: str = "memory"
+    jit_compile: str = "auto"
+    steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
+    strategy: str = "auto"
+
+    def __post_init__(self):
+        if self.holdout_seed is None:
+            object.__setattr__(self, "holdout_seed", self.seed)
+        if self.image_size <= 0 or self.image_size % UPSCALE:
+            raise ValueError(f"image_size must be a positive multiple of {UPSCALE}, got "
+                             f"{self.image_size}")
+        for name in ("batch_size", "max_epochs", "max_image_pixels", "steps_per_execution"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0, got {self.patience}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.select_on == "holdout" and not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be between 0 and 1, got "
+                             f"{self.holdout_fraction}")
+        for name, choices in (("lr_schedule", LR_SCHEDULES), ("select_on", SELECT_ON),
+                              ("cache", CACHE_CHOICES), ("mixed_precision", PRECISIONS),
+                              ("jit_compile", tuple(JIT_COMPILE)), ("strategy", STRATEGIES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got "
+                                 f"{getattr(self, name)!r}")
+
+    def run_settings(self):
+        """The settings that define the run, as a dict (compared on resumption)."""
+        return {name: getattr(self, name) for name in RUN_FIELDS}
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """A configuration from a recorded dict; keys it does not know are ignored
+        (a run folder's `flags.json` also names its folder)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+RUN_FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig)
+                   if field.name not in ("cache", "jit_compile", "steps_per_execution",
+                                         "strategy"))

@@ -1,0 +1,137 @@
+"""Reading photographs and masks from files, and checking them from their headers.
+
+Prediction and evaluation read whole files here; training decodes through the
+input pipeline (`pipeline`), whose decoder the dataset check also runs.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from lesionseg_tf.config import DEFAULT_MAX_PIXELS
+from lesionseg_tf.datasets import EXTENSION_FORMATS
+
+# The project's own pixel limit (`max_pixels`, checked from the header before any
+# decoding) replaces Pillow's decompression-bomb guard, which would otherwise refuse,
+# or warn about, images the user allowed with --max_image_pixels.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as the image it should be; the message names it."""
+
+def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, match_extension=False):
+    """Reads `(width, height)` from an image file's header, without decoding it.
+
+    Raises:
+      ImageReadError: empty, not an image, a colour-palette BMP (which TensorFlow
+        decodes wrongly), with `match_extension` not the format its name ends with
+        (`EXTENSION_FORMATS`), or more than `max_pixels` pixels.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read ({e.strerror})") from None
+    if size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            image_format, mode = image.format, image.mode
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e})") from None
+    if image_format == "BMP" and mode == "P":
+        raise ImageReadError(f"{path}: is a colour-palette BMP, which TensorFlow's decoder would "
+                             "read as grey palette indices; save it as a 24-bit BMP or a PNG")
+    extension = os.path.splitext(path)[1].lower()
+    if match_extension and image_format != EXTENSION_FORMATS.get(extension):
+        raise ImageReadError(f"{path}: is a {image_format} file, expected a "
+                             f"{EXTENSION_FORMATS.get(extension, 'JPEG, PNG or BMP')} "
+                             f"(its name ends {extension or 'without an extension'})")
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (raise --max_image_pixels if it is meant to be this big)")
+    return width, height
+
+
+def decode_image(path):
+    """Reads a photograph (JPEG, PNG or BMP): `[H, W, 3]` uint8 RGB."""
+    return decode_bytes(tf.io.read_file(path))
+
+def decode_bytes(raw):
+    """A JPEG, PNG, BMP or GIF's bytes (a GIF's first frame) -> `[H, W, 3]` uint8 RGB."""
+    return tf.io.decode_image(raw, channels=3, expand_animations=False)
+
+def read_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """Reads a photograph (JPEG, PNG, BMP or GIF) for prediction and evaluation.
+
+    The header is checked first (`read_image_header`), so an image over
+    `max_pixels` is refused before it is decoded.
+
+    Returns:
+      `[H, W, 3]` uint8 RGB NumPy array.
+
+    Raises:
+      ImageReadError: missing, empty, truncated, too large or not an image.
+    """
+    read_image_header(path, max_pixels=max_pixels)
+    try:
+        image = decode_image(path)
+    except tf.errors.OpError as e:
+        reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
+        raise ImageReadError(f"{path}: cannot decode image ({reason})") from None
+    return image.numpy()
+
+def read_mask_file(path):
+    """Reads a mask (PNG, or BMP as PH2's) the way the ISIC scorer does.
+
+    Single-channel 8-bit is taken as is; a 3- or 4-channel image is accepted
+    only if it is exactly grey (R = G = B, alpha if any fully opaque) and
+    converted to one channel. A BMP mask must hold only 0 and 255: PH2's binary
+    lesion masks read so (a 1-bit BMP too), and anything else is refused rather
+    than guessed at.
+
+    Returns:
+      `[H, W]` uint8 NumPy array (not yet binarized).
+
+    Raises:
+      ImageReadError: unreadable, not 8-bit, colour, or a BMP with other values.
+    """
+    import cv2  # pylint: disable=import-outside-toplevel
+
+    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ImageReadError(f"{path}: cannot decode mask image")
+    if mask.dtype != "uint8":
+        raise ImageReadError(f"{path}: mask is {mask.dtype}, expected 8-bit")
+    if mask.ndim == 3:
+        colour = mask[..., :3]
+        if mask.shape[2] == 4 and not (mask[..., 3] == 255).all():
+            raise ImageReadError(f"{path}: mask has transparent pixels; expected one channel")
+        if mask.shape[2] not in (3, 4) or not ((colour[..., 0] == colour[..., 1]).all()
+                                               and (colour[..., 1] == colour[..., 2]).all()):
+            raise ImageReadError(f"{path}: mask is not single-channel (greyscale) and its "
+                                 f"{mask.shape[2]} channels differ")
+        mask = colour[..., 0].copy()
+    with open(path, "rb") as f:
+        is_bmp = f.read(2) == b"BM"
+    if is_bmp:
+        present = np.flatnonzero(mask_histogram(mask)).tolist()
+        if not set(present) <= {0, 255}:
+            shown = ", ".join(str(v) for v in present[:8]) + (", ..." if len(present) > 8 else "")
+            raise ImageReadError(f"{path}: BMP mask holds the values {shown}; a binary mask "
+                                 "(as PH2's) reads as 0 and 255 only")
+    return mask
+
+def mask_histogram(mask):
+    """Pixel count of each value 0-255 of a `[H, W]` uint8 mask (int64).
+
+    OpenCV's float32 histogram, ~5x faster than `np.bincount`: exact below 2**24
+    pixels per value, and a value's presence (count > 0) is always exact.
+    """
+    import cv2  # pylint: disable=import-outside-toplevel
+
+    return cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)

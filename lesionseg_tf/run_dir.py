@@ -1,0 +1,178 @@
+"""A training run's folder: every name a run writes, whether a folder starts or
+continues a run, and the files it records, each written atomically.
+
+    run = RunDir("runs/lesionseg")
+    run.export_dir            # runs/lesionseg/export
+    run.read_ids(RunDir.TRAINING_IDS)
+
+train.py's runs and the shipped models (`pretrained/...`, which hold the weights
+instead of `best.keras`) are both run folders. Imports no TensorFlow.
+"""
+
+import json
+import os
+import shutil
+
+from lesionseg_tf import files
+
+
+class RunDir:
+    """The files of one run folder (section 3.3's training, made resumable)."""
+
+    CONFIG = "flags.json"  # the resolved `config.RunConfig`, and the folder
+    TRAINING_IDS = "training_ids.txt"  # the image ids trained on
+    HOLDOUT_IDS = "holdout_ids.txt"  # the held-out ids that selected the epoch
+    BEST = "best.keras"  # whole model of the best selection epoch
+    SHIPPED_WEIGHTS = "lesionseg.weights.h5"  # a shipped model's weights, in place of BEST
+    BACKUP = "backup"  # the last completed epoch, until RESULT is written
+    BACKUP_STATE = "state.json"  # inside BACKUP
+    EXPORT = "export"  # the SavedModel
+    RESULT = "result.json"  # written last: the run is finished
+    LOG = "training_log.csv"  # one row per epoch, epochs counted from 1
+    TENSORBOARD = "logs"
+    CACHE = "cache"  # decoded images, keyed by content; survives a fresh start
+    EVALUATION = "evaluation"  # evaluate.py's reports, one folder per split
+    LEARNING_CURVES = "learning_curves.png"
+
+    # What a fresh start removes (not CACHE, which stays valid, nor EVALUATION).
+    RUN_FILES = (BEST, EXPORT, EXPORT + ".old", BACKUP, RESULT, TENSORBOARD, LOG, HOLDOUT_IDS,
+                 TRAINING_IDS)
+    WEIGHT_FILES = (BEST, SHIPPED_WEIGHTS)  # what a model is loaded from, in this order
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    @classmethod
+    def of_export(cls, export_dir):
+        """The run folder an export lies in (`<run>/export`)."""
+        return cls(os.path.dirname(os.path.normpath(export_dir)))
+
+    def __repr__(self):
+        return f"RunDir({self.path!r})"
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    @property
+    def best_path(self):
+        return self.file(self.BEST)
+
+    @property
+    def backup_dir(self):
+        return self.file(self.BACKUP)
+
+    @property
+    def export_dir(self):
+        return self.file(self.EXPORT)
+
+    @property
+    def log_path(self):
+        return self.file(self.LOG)
+
+    @property
+    def tensorboard_dir(self):
+        return self.file(self.TENSORBOARD)
+
+    @property
+    def cache_dir(self):
+        return self.file(self.CACHE)
+
+    def evaluation_dir(self, split):
+        return os.path.join(self.path, self.EVALUATION, split)
+
+    def weights_file(self):
+        """The file the run's model loads from (`WEIGHT_FILES`), or None."""
+        for name in self.WEIGHT_FILES:
+            if os.path.isfile(self.file(name)):
+                return self.file(name)
+        return None
+
+    # What a run records.
+
+    def write(self, name, payload):
+        """Writes one of the run's files atomically (str or bytes)."""
+        os.makedirs(self.path, exist_ok=True)
+        files.write_atomically(self.file(name), payload)
+
+    def write_json(self, name, values):
+        self.write(name, json.dumps(values, indent=2) + "\n")
+
+    def read_json(self, name):
+        """A JSON file of the run, or None when it is not there."""
+        if not os.path.isfile(self.file(name)):
+            return None
+        with open(self.file(name)) as f:
+            return json.load(f)
+
+    def write_ids(self, name, examples):
+        """One image id per line (`TRAINING_IDS`, `HOLDOUT_IDS`)."""
+        self.write(name, "".join(f"{e.image_id}\n" for e in examples))
+
+    def read_ids(self, name):
+        """The ids of an ids file, or None when it is not there."""
+        if not os.path.isfile(self.file(name)):
+            return None
+        with open(self.file(name)) as f:
+            return [line.strip() for line in f if line.strip()]
+
+    def write_config(self, config):
+        """Records a `config.RunConfig` (and the folder) in `CONFIG`."""
+        self.write_json(self.CONFIG, {**config.to_dict(), "model_dir": self.path})
+
+    def image_size(self):
+        """The input side the run trained at (its `CONFIG`)."""
+        recorded = self.read_json(self.CONFIG)
+        if recorded is None:
+            raise FileNotFoundError(f"{self.path} holds no {self.CONFIG}: not a run folder")
+        return int(recorded["image_size"])
+
+    def backup_state(self):
+        """The backup's `state.json` (`callbacks.EpochBackup`), or None."""
+        path = os.path.join(self.backup_dir, self.BACKUP_STATE)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def is_finished(self):
+        return os.path.exists(self.file(self.RESULT))
+
+    def check_start(self, config, *, overwrite=False):
+        """Decides whether this folder starts a run or continues one.
+
+        Returns:
+          True when a run with the same settings (`config.run_settings()`) has
+          completed epochs to continue from (its `BACKUP`); it may also have
+          finished training and only need its evaluation and export. False
+          means a fresh start: `overwrite`, or nothing of a completed epoch here.
+
+        Raises:
+          ValueError: the folder holds a finished run and not `overwrite`, or a
+            run to continue whose settings differ.
+        """
+        if overwrite:
+            return False
+        if self.is_finished():
+            raise ValueError(f"{self.path} holds a finished run ({self.RESULT}); choose another "
+                             "--model_dir, or pass --overwrite to train it again from scratch")
+        if self.backup_state() is None:
+            return False
+        previous = self.read_json(self.CONFIG) or {}
+        wanted = config.run_settings()
+        changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
+        if changed:
+            raise ValueError(
+                f"{self.path} holds an interrupted run with other flags (" + ", ".join(
+                    f"{k}: {previous.get(k)!r} then, {wanted[k]!r} now" for k in changed)
+                + "); rerun with the same flags to resume, choose another --model_dir, or "
+                "pass --overwrite to start again from scratch")
+        return True
+
+    def clear(self):
+        """Removes what a run writes here (`RUN_FILES`, not other files), for a fresh start."""
+        for name in self.RUN_FILES:
+            path = self.file(name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)

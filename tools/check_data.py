@@ -1,0 +1,51 @@
+"""Checks a dataset before training: every problem of every pair, in one report
+(headers, decoding as training decodes, mask values and sizes).
+
+    python -m tools.check_data --data_dir=ISIC2017 --image_size=448
+
+Exits 1 when any error is found.
+"""
+
+import sys
+import time
+
+from absl import app
+
+import common_flags
+
+_DATA_DIR, _DATASET = common_flags.define_dataset_flags()
+_SPLIT = common_flags.define_split_flag(
+    "all", "Here all means each split there is, checked in turn.")
+_MAX_IMAGE_PIXELS = common_flags.define_max_image_pixels()
+_IMAGE_SIZE = common_flags.define_image_size(common_flags.config.DEFAULT_IMAGE_SIZE,
+                                             "Training size the images are test-decoded at.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from lesionseg_tf import datasets, preflight
+
+    try:
+        dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
+        splits = ([_SPLIT.value] if _SPLIT.value != datasets.ALL or not dataset.has_splits
+                  else dataset.splits)
+        scans = {split: dataset.scan(split) for split in splits}
+    except datasets.DatasetError as e:
+        sys.exit(f"check_data: {e}")
+    print(dataset.summary())
+    errors = 0
+    for split, (examples, orphans) in scans.items():
+        start = time.perf_counter()
+        report = preflight.check_split(examples, orphans, max_pixels=_MAX_IMAGE_PIXELS.value,
+                                       image_size=_IMAGE_SIZE.value)
+        for problem in report.problems:
+            print(problem)
+        errors += len(report.errors)
+        print(f"{split}: {len(examples)} pairs checked in {time.perf_counter() - start:.1f} s: "
+              f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    app.run(main)
