@@ -5,7 +5,7 @@
 POINT (EPOCH is 0-based where it applies):
   mid_epoch      after the first execution (of --steps_per_execution steps) of EPOCH
   checkpoint     after the best-model callback of EPOCH (whether or not it saved)
-  csv            after the CSV row of EPOCH
+  csv            after the training log's row of EPOCH
   backup         after the backup of EPOCH
   before_export  when the export starts (training complete)
   during_export  when the export is staged, before it is moved into place
@@ -18,7 +18,7 @@ import sys
 
 import keras
 
-from lesionseg_tf import callbacks, export
+from lesionseg_tf import callbacks, export, files
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,13 +62,16 @@ def main():
     elif point == "checkpoint":
         _kill_after(callbacks.BestAndEarlyStop, "on_epoch_end", at_epoch)
     elif point == "csv":
-        _kill_after(keras.callbacks.CSVLogger, "on_epoch_end", at_epoch)
+        _kill_after(getattr(callbacks, "EpochLog", keras.callbacks.CSVLogger), "on_epoch_end",
+                    at_epoch)
     elif point == "backup":
         _kill_after(backup, "on_epoch_end", at_epoch)
     elif point == "before_export":
         _kill_before(export, "export_saved_model")
     elif point == "during_export":
-        _kill_before(export, "_replace_dir")
+        # The staged export's last file: the export is complete, not yet moved into place.
+        _kill_after(files, "write_atomically",
+                    lambda path, payload: path.endswith(export.INFO_FILE))
     else:
         raise SystemExit(f"unknown point {point}")
     sys.argv = ["train.py", *flags]

@@ -85,7 +85,7 @@ def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny
     assert "not the chief" in worker_out
     with open(model_dir / "training_log.csv") as f:
         epochs = [line.split(",")[0] for line in f.readlines()[1:]]
-    assert epochs == ["0", "1", "2"]  # each epoch once
+    assert epochs == ["1", "2", "3"]  # each epoch once, counted from 1
     assert not (model_dir / "backup").exists()
     assert not (model_dir / "holdout_ids.txt").exists()
     loaded = tf.saved_model.load(str(model_dir / "export"))
@@ -161,7 +161,8 @@ images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
 shapes = [tuple(t.shape) for t in strategy.experimental_local_results(images)]
 print("REPLICAS", strategy.num_replicas_in_sync, "SHAPES", shapes)
 from lesionseg_tf.config import RunConfig
-config = RunConfig(data_dir=sys.argv[1], image_size=32, batch_size=4, max_epochs=1)
+config = RunConfig(data_dir=sys.argv[1], image_size=32, batch_size=4, max_epochs=1,
+                   select_on="validation")  # 4 pairs: a whole batch for the 2 replicas
 result = training.run(config, sys.argv[2], strategy=strategy, verbose=0)
 print("TRAINED", result["epochs_run"])
 """
