@@ -104,3 +104,50 @@ def learning_curves(csv_path, path, *, title, selection_label="held-out"):
     jaccard_axis.legend(loc="lower right")
     figure.suptitle(title)
     return _save(figure, path)
+
+
+def study_figure(points, outside, path, *, title, receptive_field=None):
+    """Validation Jaccard against the network's input side, one point per run with
+    its 95% interval (runs of one recipe share a colour, seeds side by side), and
+    the outside points as open diamonds.
+
+    Args:
+      points: `(image_size, jaccard, low, high, recipe, seed)` per run
+        (`study.size_points`).
+      outside: `(label, image_size, jaccard)` of results not made here.
+      receptive_field: when given, each size is labelled with the share of the
+        input side one output pixel sees.
+    """
+    figure, axis = plt.subplots(figsize=(8, 4.6))
+    recipes = sorted({p[4] for p in points}, key=lambda r: [p[4] for p in points].index(r))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = {}  # (size, recipe) -> runs drawn there, so seeds stand side by side
+    labelled = set()
+    for size, value, low, high, recipe, _ in points:
+        index = recipes.index(recipe)
+        shift = drawn.get((size, recipe), 0)
+        drawn[(size, recipe)] = shift + 1
+        x = size * (1 + 0.03 * (index - (len(recipes) - 1) / 2) + 0.012 * shift)
+        axis.errorbar([x], [value], yerr=[[value - low], [high - value]], fmt="o",
+                      color=colours[index % len(colours)], capsize=3,
+                      label=None if recipe in labelled else recipe)
+        labelled.add(recipe)
+    for label, size, value in outside:
+        axis.plot([size], [value], marker="D", markerfacecolor="none", color="black",
+                  linestyle="none")
+        axis.annotate(label, (size, value), textcoords="offset points", xytext=(-8, -14),
+                      ha="right", fontsize=8)
+    sizes = sorted({p[0] for p in points} | {o[1] for o in outside})
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(sizes)
+    axis.set_xticklabels([f"{s}\n(field {min(1.0, receptive_field / s):.0%})"
+                          if receptive_field else str(s) for s in sizes])
+    axis.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.3)
+    axis.set_xlabel("network input side (pixels)" + (
+        f"; the share of it a {receptive_field}-pixel receptive field covers"
+        if receptive_field else ""))
+    axis.set_ylabel("validation per-image mean Jaccard")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left", fontsize=8)
+    axis.set_title(title)
+    return _save(figure, path)

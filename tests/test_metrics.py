@@ -194,3 +194,34 @@ def test_bootstrap_is_seeded_and_narrows_with_more_images():
     assert width(b["jaccard"]) < 0.7 * width(a["jaccard"])
     with pytest.raises(ValueError, match="no images"):
         metrics.bootstrap_intervals([], samples=10)
+
+
+def test_paired_comparison_of_identical_predictions_is_zero_and_untestable():
+    scores = [0.2, 0.9, 0.55, 0.0, 1.0]
+    result = metrics.paired_comparison(scores, list(scores), samples=200, seed=0)
+    assert result["mean_difference"] == 0.0 and result["interval"] == [0.0, 0.0]
+    assert result["p_value"] is None  # undefined, not a number
+    assert (result["better"], result["worse"], result["ties"]) == (0, 0, 5)
+    assert "undefined" in metrics.format_comparison(result, "a", "b")
+
+
+def test_paired_comparison_by_hand():
+    # Better on every one of 5 images, by distinct amounts: the mean difference is
+    # 0.03; every resample's mean lies between the smallest and largest difference, so
+    # the interval is positive; Wilcoxon's exact two-sided p for 5 positive ranks is
+    # 2 / 2**5 = 0.0625.
+    second = [0.50, 0.60, 0.70, 0.20, 0.90]
+    differences = [0.01, 0.02, 0.03, 0.04, 0.05]
+    first = [s + d for s, d in zip(second, differences)]
+    result = metrics.paired_comparison(first, second, samples=500, seed=1)
+    assert result["mean_difference"] == pytest.approx(0.03)
+    low, high = result["interval"]
+    assert 0.01 - 1e-12 <= low < 0.03 < high <= 0.05 + 1e-12
+    assert result["p_value"] == pytest.approx(0.0625)
+    assert (result["better"], result["worse"], result["ties"]) == (5, 0, 0)
+    # Swapped, the same evidence the other way.
+    swapped = metrics.paired_comparison(second, first, samples=500, seed=1)
+    assert swapped["mean_difference"] == pytest.approx(-0.03)
+    assert swapped["interval"][1] < 0 and swapped["p_value"] == pytest.approx(0.0625)
+    with pytest.raises(ValueError, match="same length"):
+        metrics.paired_comparison([0.1, 0.2], [0.1])

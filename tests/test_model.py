@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
-from lesionseg_tf.model import LesionSegNet, build_model
+from lesionseg_tf.model import TABLE_1, ConvSpec, LesionSegNet, build_model, receptive_field
 
 # The paper's Table 1, written out here independently of the library:
 # (name, kernel, filters, stride, dilation, batch norm, ReLU).
@@ -34,6 +34,16 @@ def test_parameter_count_is_pinned(model):
     assert model.count_params() == 2_051_808 + 4 * 1536 == 2_057_952
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert non_trainable == 2 * 1536  # moving mean and variance
+
+
+def test_receptive_field_of_table_1_is_77_pixels():
+    # 1 + 4 (5x5 /2) + 2*2 (3x3 on the /2 grid) + 2*2 (3x3 /2) + 2*4 (3x3 on the /4 grid)
+    # + 3 * 4*4 (three 3x3 at rate 2 on the /4 grid) + 2*4 (the 3x3 subpixel layer) = 77.
+    assert receptive_field(TABLE_1) == 77
+    # Computed from the table, not typed in: a rate-1 conv3 stage sees 24 pixels less.
+    plain = [ConvSpec(s.name, s.kernel, s.filters, s.stride, 1, s.batch_norm, s.relu)
+             for s in TABLE_1]
+    assert receptive_field(plain) == 77 - 3 * 2 * 4
 
 
 def test_layers_follow_table_1(model):

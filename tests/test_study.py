@@ -1,0 +1,101 @@
+"""The reproduction study's table, comparisons and figure, from run files alone."""
+
+import csv
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from lesionseg_tf import study
+from tests.conftest import run_script
+
+IDS = [f"ISIC_{i:07d}" for i in range(6)]
+
+
+def write_run(root, name, *, image_size, seed, jaccards, schedule="cosine", epochs=30,
+              held_out=0.8):
+    """A study run folder as train.py and evaluate.py leave it (only what is read)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "flags.json").write_text(json.dumps({
+        "image_size": image_size, "seed": seed, "lr_schedule": schedule, "max_epochs": epochs,
+        "patience": 20}))
+    (folder / "holdout_ids.txt").write_text("ISIC_0009999\n")
+    (folder / "training_log.csv").write_text("epoch,val_jaccard\n1,0.5\n")
+    (folder / "result.json").write_text(json.dumps({
+        "selection_jaccard": held_out, "best_epoch": epochs - 1, "epochs_run": epochs}))
+    with open(folder / "per_image.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_id", "jaccard"])
+        writer.writerows(zip(IDS, jaccards))
+    mean = float(np.mean(jaccards))
+    (folder / "summary.json").write_text(json.dumps({
+        "summary": {"jaccard": mean}, "confidence_95": {"jaccard": [mean - 0.05, mean + 0.05]},
+        "config": {"split": "validation"}}))
+    return str(folder)
+
+
+@pytest.fixture()
+def study_dir(tmp_path):
+    base = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.4])
+    write_run(tmp_path, "shipped_recipe_seed0", image_size=64, seed=0, jaccards=base, epochs=50)
+    write_run(tmp_path, "shipped_recipe_seed1", image_size=64, seed=1, jaccards=base - 0.1,
+              epochs=50)
+    write_run(tmp_path, "size64", image_size=64, seed=0, jaccards=base)
+    write_run(tmp_path, "size128", image_size=128, seed=0, jaccards=base - 0.02)
+    return str(tmp_path)
+
+
+def test_table_gives_mean_and_sd_over_seeds(study_dir):
+    runs = study.read_study(study_dir)
+    rows = {row["recipe"]: row for row in study.table_rows(runs)}
+    seeds = rows["64x64, cosine rate, at most 50 epochs, patience 20"]
+    # Validation means 0.65 and 0.55: mean 0.60, sample SD 0.1 / sqrt(2).
+    assert seeds["seeds"] == [0, 1]
+    assert seeds["validation_mean"] == pytest.approx(0.60)
+    assert seeds["validation_sd"] == pytest.approx(0.1 / np.sqrt(2))
+    single = rows["128x128, cosine rate, at most 30 epochs, patience 20"]
+    assert single["validation_sd"] is None and single["validation_mean"] == pytest.approx(0.63)
+    table = study.markdown(runs, reference="shipped_recipe_seed0")
+    assert "| 64x64, cosine rate, at most 50 epochs, patience 20 | 0, 1 | 0.600 ± 0.071 |" in table
+    assert "outside point: paper" in table and "0.642" in table
+
+
+def test_comparisons_are_against_the_reference_and_between_sizes(study_dir):
+    runs = study.read_study(study_dir)
+    found = {(a, b): c for a, b, c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    assert set(found) == {("shipped_recipe_seed1", "shipped_recipe_seed0"),
+                          ("size64", "shipped_recipe_seed0"), ("size128", "shipped_recipe_seed0"),
+                          ("size128", "size64")}
+    assert found[("size64", "shipped_recipe_seed0")]["p_value"] is None  # identical scores
+    seed1 = found[("shipped_recipe_seed1", "shipped_recipe_seed0")]
+    assert seed1["mean_difference"] == pytest.approx(-0.1) and seed1["worse"] == 6
+    assert seed1["interval"] == pytest.approx([-0.1, -0.1])
+    with pytest.raises(ValueError, match="no study run named"):
+        study.comparisons(runs, reference="nope")
+
+
+def test_missing_files_are_named(tmp_path):
+    folder = write_run(tmp_path, "run", image_size=64, seed=0, jaccards=[0.5] * 6)
+    os.remove(os.path.join(folder, "summary.json"))
+    with pytest.raises(FileNotFoundError, match="missing summary.json"):
+        study.read_run(folder)
+
+
+def test_study_command_writes_the_table_and_a_figure(study_dir, tmp_path):
+    out = tmp_path / "out"
+    result = run_script("-m tools.study", f"--study_dir={study_dir}", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (out / "table.md").read_text()
+    assert table in result.stdout and "| size128 | size64 |" in table
+    picture = cv2.imread(str(out / "validation_jaccard_by_input_size.png"))
+    assert picture is not None and picture.shape[1] > 400
+    # Not blank: the points and the axes draw dark and coloured pixels.
+    assert (picture.min(axis=2) < 128).mean() > 0.01
+    again = tmp_path / "again"
+    run_script("-m tools.study", f"--study_dir={study_dir}", f"--output_dir={again}")
+    assert (again / "table.md").read_bytes() == table.encode()
+    assert ((again / "validation_jaccard_by_input_size.png").read_bytes()
+            == (out / "validation_jaccard_by_input_size.png").read_bytes())

@@ -1,0 +1,51 @@
+"""Makes the reproduction study's table, paired comparisons and figure again from the
+small files of its runs (docs/study/<run>/), without the data or the weights.
+
+    python -m tools.study                       # writes docs/study/table.md and the figure
+
+Each run folder holds a train.py run's flags.json, holdout_ids.txt, training_log.csv and
+result.json, and evaluate.py's validation per_image.csv and summary.json.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+import common_flags
+
+_STUDY_DIR = flags.DEFINE_string("study_dir", "docs/study", "The study's run folders.")
+_OUTPUT_DIR = common_flags.define_output_dir(
+    None, "Where table.md and the figure go; default --study_dir.")
+_REFERENCE = flags.DEFINE_string(
+    "reference", "shipped_recipe_seed0", "The run every other run is compared with.")
+
+TABLE_FILE = "table.md"
+FIGURE_FILE = "validation_jaccard_by_input_size.png"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from lesionseg_tf import figures, files, study
+    from lesionseg_tf.model import TABLE_1, receptive_field
+
+    output_dir = _OUTPUT_DIR.value or _STUDY_DIR.value
+    try:
+        runs = study.read_study(_STUDY_DIR.value)
+        table = study.markdown(runs, reference=_REFERENCE.value)
+    except (OSError, ValueError) as e:
+        sys.exit(f"study: {e}")
+    os.makedirs(output_dir, exist_ok=True)
+    files.write_atomically(os.path.join(output_dir, TABLE_FILE), table)
+    figure = figures.study_figure(
+        study.size_points(runs), study.OUTSIDE_POINTS, os.path.join(output_dir, FIGURE_FILE),
+        title="LesionSeg on ISIC 2017 validation, selected blind (95% CI over images)",
+        receptive_field=receptive_field(TABLE_1))
+    print(table)
+    print(f"table: {os.path.join(output_dir, TABLE_FILE)}")
+    print(f"figure: {figure}")
+
+
+if __name__ == "__main__":
+    app.run(main)
