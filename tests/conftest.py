@@ -34,6 +34,21 @@ def run_script(script, *args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def assert_drawn(path, *, min_width):
+    """A PNG figure that exists, is at least `min_width` wide and shows data: dark
+    pixels (axes, text) and coloured ones (curves, bars, points, photographs), where a
+    blank figure, or empty axes, would have no colour."""
+    import cv2  # pylint: disable=import-outside-toplevel
+
+    picture = cv2.imread(str(path))
+    assert picture is not None, f"{path}: not an image"
+    assert picture.shape[1] >= min_width, f"{path}: {picture.shape[1]} pixels wide"
+    dark = (picture.max(axis=2) < 100).mean()
+    coloured = (picture.max(axis=2).astype(int) - picture.min(axis=2) > 60).mean()
+    assert dark > 0.001 and coloured > 0.002, (
+        f"{path}: {dark:.2%} of the pixels dark, {coloured:.2%} coloured: blank?")
+
+
 TRAINED_EPOCHS = 6
 
 
@@ -72,16 +87,9 @@ def trained_run(training_only_isic, tmp_path_factory, worker_id):
     return str(model_dir), result
 
 
-# The modules that take longest, first: pytest-xdist's --dist loadfile hands modules to
-# the workers in collection order, and starting with the long ones balances the two
-# workers (longest-first scheduling).
-SLOWEST_MODULES = ("test_resume.py", "test_distribute.py", "test_predict.py",
-                   "test_accelerators.py", "test_learning.py", "test_preflight.py",
-                   "test_datasets.py", "test_train.py")
-
-
 def pytest_collection_modifyitems(items):
-    def rank(item):
-        name = os.path.basename(str(item.fspath))
-        return SLOWEST_MODULES.index(name) if name in SLOWEST_MODULES else len(SLOWEST_MODULES)
-    items.sort(key=rank)  # stable: each module's own order is kept
+    """The modules with slow tests first: pytest-xdist's --dist loadfile hands modules to
+    the workers in collection order, and starting with the long ones balances the two
+    workers (longest-first scheduling)."""
+    slow_modules = {item.fspath for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.fspath not in slow_modules)  # stable within a module

@@ -21,6 +21,7 @@ OPTIONS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPTIONS))
 def test_option_trains_and_exports(name, training_only_isic, tiny_isic, tmp_path):
     args, expected = OPTIONS[name]
@@ -53,6 +54,7 @@ def test_export_tolerance_follows_the_precision():
     assert export.export_tolerance("bfloat16", 0.1) == pytest.approx(8 * 2 ** -8)
 
 
+@pytest.mark.slow
 def test_no_per_step_host_reads(tmp_path):
     """With 4 steps per execution, 8 steps read the loss on the host twice."""
     model = training.compiled_model(learning_rate=1e-3, steps_per_execution=4)
@@ -79,6 +81,7 @@ def test_no_per_step_host_reads(tmp_path):
                 type(callback).__name__, hook)
 
 
+@pytest.mark.slow
 def test_nan_guard_names_the_steps_of_the_execution():
     model = training.compiled_model(learning_rate=1e30, steps_per_execution=3)
     rng = np.random.default_rng(0)

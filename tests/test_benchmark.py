@@ -15,6 +15,7 @@ def test_flop_count_from_the_layers():
     assert training == 3 * sum(per_layer) - per_layer[0]  # no input gradient for the image
 
 
+@pytest.mark.slow
 def test_train_benchmark_runs_and_reports_consistent_figures(monkeypatch):
     monkeypatch.setattr(benchmark, "matmul_gflops", lambda dtype: 123.0)  # 20 s saved
     result = benchmark.run_train_benchmark(image_size=32, batch_size=2, steps=1)
@@ -25,6 +26,7 @@ def test_train_benchmark_runs_and_reports_consistent_figures(monkeypatch):
         result["achieved_gflops"] / result["matmul_gflops"])
 
 
+@pytest.mark.slow
 def test_train_benchmark_rounds_steps_to_whole_executions(monkeypatch):
     monkeypatch.setattr(benchmark, "matmul_gflops", lambda dtype: 1.0)  # timed above
     result = benchmark.run_train_benchmark(image_size=32, batch_size=2, steps=3,

@@ -172,6 +172,7 @@ def test_colour_palette_bmp_photographs_are_refused_not_misread(tmp_path):
     np.testing.assert_array_equal(images.read_image_file(path), rgb)
 
 
+@pytest.mark.slow
 def test_every_layout_trains_a_step_and_is_scored(trees):
     """Discovery, one training step and the evaluation on each layout, in one model."""
     model = training.compiled_model(learning_rate=1e-3, jit_compile=False)
@@ -265,6 +266,7 @@ def test_overlap_with_the_shipped_training_ids(trees, tmp_path):
     assert evaluation.training_overlap([], str(tmp_path / "export")) == ([], None)
 
 
+@pytest.mark.slow
 def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     model_dir = str(tmp_path / "run")
     training.run(RunConfig(data_dir=trees["folders"], image_size=32, batch_size=2,

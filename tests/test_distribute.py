@@ -10,9 +10,10 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO_ROOT, run_script, script_env
+from tests.conftest import REPO_ROOT, script_env
 
 
 def free_ports(count):
@@ -49,6 +50,7 @@ def digest_line(stdout):
     return [l for l in stdout.splitlines() if l.startswith("final weights sha256:")][0]
 
 
+@pytest.mark.slow
 def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny_isic,
                                                                            tmp_path):
     model_dir = tmp_path / "run"
@@ -119,6 +121,7 @@ for number in (0, 1):
 """
 
 
+@pytest.mark.slow
 def test_workers_see_disjoint_shares_of_each_epoch(tmp_path):
     # Each mask has a different number of lesion pixels, which identifies the example.
     import cv2
@@ -168,6 +171,7 @@ print("TRAINED", result["epochs_run"])
 """
 
 
+@pytest.mark.slow
 def test_mirrored_splits_the_global_batch_over_two_cpu_devices(tiny_isic, tmp_path):
     env = script_env()
     result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, tiny_isic,
@@ -179,6 +183,7 @@ def test_mirrored_splits_the_global_batch_over_two_cpu_devices(tiny_isic, tmp_pa
     assert "TRAINED 1" in result.stdout
 
 
+@pytest.mark.slow
 def test_multi_worker_without_tf_config_is_one_line(tiny_isic, tmp_path):
     env_free = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     result = subprocess.run(
@@ -187,3 +192,24 @@ def test_multi_worker_without_tf_config_is_one_line(tiny_isic, tmp_path):
         env=dict(env_free, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT), timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "needs the TF_CONFIG environment variable" in result.stderr.splitlines()[-1]
+
+
+def test_strategy_choice_and_chief_in_process(monkeypatch):
+    from lesionseg_tf import distribute
+    from lesionseg_tf.model import build_model
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
+        distribute.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.make_strategy("multi_worker")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        distribute.make_strategy("ring")
+    strategy = distribute.make_strategy("auto")  # no GPU here: the default strategy
+    assert strategy is tf.distribute.get_strategy() and distribute.is_chief(strategy)
+    tf.keras.utils.set_random_seed(0)
+    first = distribute.weights_digest(build_model())
+    tf.keras.utils.set_random_seed(0)
+    assert distribute.weights_digest(build_model()) == first
+    assert distribute.weights_digest(build_model()) != first

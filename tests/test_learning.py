@@ -28,6 +28,7 @@ def learned(tmp_path_factory):
     return model_dir, held_out, result
 
 
+@pytest.mark.slow
 def test_training_beats_the_all_lesion_prediction_on_held_out_pairs(learned):
     _, held_out, result = learned
     labels = np.concatenate([y.numpy() for _, y in pipeline.make_dataset(

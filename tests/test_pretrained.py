@@ -6,6 +6,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 
 from lesionseg_tf import datasets, evaluation, images
 from tests.conftest import REPO_ROOT, run_script
@@ -19,6 +20,7 @@ MEASURED_JACCARD = 0.7733
 TOLERANCE = 0.05
 
 
+@pytest.mark.slow
 def test_readme_command_segments_the_examples_as_measured(tmp_path):
     out = tmp_path / "example_predictions"
     result = run_script("predict.py", f"--saved_model={os.path.join(PRETRAINED, 'export')}",

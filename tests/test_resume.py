@@ -15,6 +15,8 @@ import tensorflow as tf
 from lesionseg_tf import synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
 
+pytestmark = pytest.mark.slow  # every test here trains
+
 EPOCHS = 4
 
 

@@ -3,6 +3,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 
 from lesionseg_tf import datasets, synthetic
 from tests.conftest import run_script
@@ -45,6 +46,7 @@ def test_same_seed_same_data(tmp_path):
             assert a.read() == b.read(), f
 
 
+@pytest.mark.slow
 def test_command_line_default_set(tmp_path):
     out = str(tmp_path / "synthetic")
     result = run_script("-m tools.synthetic", f"--out_dir={out}")

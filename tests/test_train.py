@@ -6,16 +6,16 @@ import json
 import os
 import stat
 
-import cv2
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from lesionseg_tf import datasets, export, figures, pipeline
-from tests.conftest import TRAINED_EPOCHS, run_script
+from tests.conftest import TRAINED_EPOCHS, assert_drawn, run_script
 
 
+@pytest.mark.slow
 def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
         trained_run, training_only_isic):
     model_dir, result = trained_run
@@ -42,6 +42,7 @@ def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
         assert f.read().splitlines() == [e.image_id for e in trained]
 
 
+@pytest.mark.slow
 def test_log_reads_well_in_a_file(trained_run):
     _, result = trained_run
     output = result.stdout + result.stderr
@@ -54,6 +55,7 @@ def test_log_reads_well_in_a_file(trained_run):
     assert "signature_serialization" not in output  # TensorFlow's own INFO lines
 
 
+@pytest.mark.slow
 def test_writes_checkpoint_logs_and_config(trained_run):
     model_dir, _ = trained_run
     assert isinstance(keras.models.load_model(os.path.join(model_dir, "best.keras"),
@@ -75,6 +77,7 @@ def test_writes_checkpoint_logs_and_config(trained_run):
     assert config["image_size"] == 32 and config["batch_size"] == 4 and config["seed"] == 3
 
 
+@pytest.mark.slow
 def test_run_files_have_the_modes_of_the_umask(trained_run):
     """Files written atomically are not private: a shared results folder can read them."""
     model_dir, _ = trained_run
@@ -88,6 +91,7 @@ def test_run_files_have_the_modes_of_the_umask(trained_run):
     assert stat.S_IMODE(os.stat(os.path.join(model_dir, "export")).st_mode) == 0o777 & ~umask
 
 
+@pytest.mark.slow
 def test_export_reproduces_the_best_model(trained_run, tiny_isic):
     model_dir, _ = trained_run
     best = keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True)
@@ -102,6 +106,7 @@ def test_export_reproduces_the_best_model(trained_run, tiny_isic):
     assert not glob.glob(os.path.join(model_dir, ".export-*"))  # no staging left behind
 
 
+@pytest.mark.slow
 def test_check_export_catches_a_different_model(trained_run, tiny_isic):
     model_dir, _ = trained_run
     from lesionseg_tf.model import build_model
@@ -112,8 +117,8 @@ def test_check_export_catches_a_different_model(trained_run, tiny_isic):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--data_dir=/nonexistent/isic"], "does not exist"),
-    (["--image_size=30"], "multiple of 4"),
+    pytest.param(["--data_dir=/nonexistent/isic"], "does not exist", marks=pytest.mark.slow),
+    (["--image_size=30"], "multiple of 4"),  # refused before TensorFlow loads
     (["--batch_size=0"], "batch_size must be >= 1"),
 ])
 def test_bad_input_is_one_clear_line(args, message, tmp_path):
@@ -124,6 +129,7 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_batch_larger_than_training_split(tiny_isic, tmp_path):
     result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={tmp_path / 'r'}",
                         "--batch_size=32", "--image_size=32")
@@ -131,6 +137,7 @@ def test_batch_larger_than_training_split(tiny_isic, tmp_path):
     assert "fewer than one batch of 32" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_advice(tiny_isic, tmp_path):
     result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={tmp_path / 'r'}",
                         "--image_size=32", "--batch_size=4", "--max_epochs=3",
@@ -141,14 +148,14 @@ def test_divergence_stops_with_advice(tiny_isic, tmp_path):
     assert not (tmp_path / "r" / "export").exists()
 
 
+@pytest.mark.slow
 def test_learning_curves_command(trained_run, tmp_path):
     model_dir, _ = trained_run
     out = tmp_path / "curves.png"
     result = run_script("-m tools.learning_curves", f"--run_dir={model_dir}", f"--output={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"learning curves: {out}" in result.stdout
-    picture = cv2.imread(str(out))
-    assert picture is not None and picture.shape[1] > 600
+    assert_drawn(out, min_width=600)
     with pytest.raises(FileNotFoundError, match="no training log"):
         figures.learning_curves(str(tmp_path / "nothing" / "training_log.csv"),
                                 str(tmp_path / "x.png"), title="x")
