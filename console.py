@@ -14,11 +14,13 @@ import tempfile
 import time
 
 # Native start-up lines TensorFlow writes on every machine, which say nothing
-# about this run: absl's pre-initialization notice and the CPU-instruction note.
+# about this run: absl's pre-initialization notice, the CPU-instruction note and the
+# oneDNN notice.
 _ROUTINE = (
     re.compile(r"All log messages before absl::InitializeLog\(\) is called"),
     re.compile(r"cpu_feature_guard\.cc.*This TensorFlow binary is optimized"),
     re.compile(r"^To enable the following instructions:"),
+    re.compile(r"port\.cc.*oneDNN custom operations are on"),
 )
 # No CUDA driver installed: a machine without a GPU. Only then is the failure to
 # initialize CUDA that follows expected; on a machine with a driver it is kept.

@@ -6,12 +6,16 @@
 Exits 1 when any error is found.
 """
 
+import os
 import sys
 import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
 from absl import app
 
 import common_flags
+import console
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags()
 _SPLIT = common_flags.define_split_flag(
@@ -24,6 +28,8 @@ _IMAGE_SIZE = common_flags.define_image_size(common_flags.config.DEFAULT_IMAGE_S
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
     from lesionseg_tf import datasets, preflight
 
     try:

@@ -9,9 +9,14 @@ reported. The images must be the same in both.
 """
 
 import csv
+import os
 import sys
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
 from absl import app, flags
+
+import console
 
 _METRIC = flags.DEFINE_string("metric", "jaccard", "Which per-image column to compare.")
 _BOOTSTRAP = flags.DEFINE_integer("bootstrap", 2000, "Paired bootstrap resamples (seeded).")
@@ -28,6 +33,8 @@ def read_scores(path, metric):
 def main(argv):
     if len(argv) != 3:
         raise app.UsageError("give two per_image.csv files: python -m tools.compare A B")
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
     from lesionseg_tf import metrics
 
     first_path, second_path = argv[1:]

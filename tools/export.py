@@ -4,15 +4,20 @@ a SavedModel with this version's serving graph, replacing <run_dir>/export.
     python -m tools.export --run_dir=pretrained/lesionseg_isic2017
 """
 
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
 import numpy as np
 from absl import app, logging
 
 import common_flags
+import console
 
-_RUN_DIR = common_flags.define_run_dir("A train.py run folder (best.keras) or a shipped model folder "
-    "(lesionseg.weights.h5); its export/ is replaced.")
+_RUN_DIR = common_flags.define_run_dir(
+    "A train.py run folder (best.keras) or a shipped model folder (lesionseg.weights.h5); its "
+    "export/ is replaced.")
 
 
 def main(argv):
@@ -20,6 +25,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _RUN_DIR.value:
         raise app.UsageError("--run_dir is required: a train.py run folder or a shipped model")
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
     import tensorflow as tf
 
     from lesionseg_tf import export

@@ -7,9 +7,12 @@ selection set, the best epoch marked) from its training_log.csv.
 import os
 import sys
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
 from absl import app
 
 import common_flags
+import console
 
 _RUN_DIR = common_flags.define_run_dir("A train.py run folder (holding "
                                "training_log.csv).")
@@ -22,6 +25,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _RUN_DIR.value:
         raise app.UsageError("--run_dir is required: a train.py run folder")
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
     from lesionseg_tf import figures
     from lesionseg_tf.run_dir import RunDir
 

@@ -10,9 +10,12 @@ result.json, and evaluate.py's validation per_image.csv and summary.json.
 import os
 import sys
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
 from absl import app, flags
 
 import common_flags
+import console
 
 _STUDY_DIR = flags.DEFINE_string("study_dir", "docs/study", "The study's run folders.")
 _OUTPUT_DIR = common_flags.define_output_dir(
@@ -27,6 +30,8 @@ FIGURE_FILE = "validation_jaccard_by_input_size.png"
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
     from lesionseg_tf import figures, files, study
     from lesionseg_tf.model import TABLE_1, receptive_field
 

@@ -4,9 +4,15 @@
     python -m tools.synthetic --out_dir=/tmp/ISIC2017 --layout=isic2017
 """
 
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
 from absl import app, flags
 
 import common_flags
+import console
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to write the dataset into.")
 _NUM_TRAINING = flags.DEFINE_integer("num_training", 16, "Training pairs.")
@@ -21,6 +27,8 @@ flags.mark_flag_as_required("out_dir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    for line in console.import_tensorflow()[0]:
+        print(line, file=sys.stderr)
     from lesionseg_tf import synthetic
 
     counts = synthetic.write_synthetic_dataset(
