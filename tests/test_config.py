@@ -1,0 +1,88 @@
+"""A run's configuration, validated once, and the flags' single home."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lesionseg_tf import config, datasets, model
+from lesionseg_tf.config import RunConfig
+from tests.conftest import REPO_ROOT
+
+
+def test_defaults_are_the_papers():
+    c = RunConfig(data_dir="ISIC2017")
+    assert (c.image_size, c.batch_size, c.learning_rate, c.lr_schedule) == (448, 32, 1e-3,
+                                                                            "constant")
+    assert c.image_size == model.DEFAULT_IMAGE_SIZE and config.UPSCALE == model.UPSCALE
+
+
+def test_holdout_seed_defaults_to_the_seed_and_is_recorded_resolved():
+    assert RunConfig(data_dir="d", seed=5).holdout_seed == 5
+    assert RunConfig(data_dir="d", seed=5, holdout_seed=0).holdout_seed == 0
+    recorded = RunConfig(data_dir="d", seed=5).to_dict()
+    assert recorded["holdout_seed"] == 5
+    assert RunConfig.from_dict({**recorded, "model_dir": "ignored"}) == RunConfig(data_dir="d",
+                                                                                   seed=5)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"image_size": 30}, "image_size must be a positive multiple of 4, got 30"),
+    ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+    ({"patience": -1}, "patience must be >= 0"),
+    ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+    ({"holdout_fraction": 1.0}, "holdout_fraction must be between 0 and 1"),
+    ({"lr_schedule": "step"}, "lr_schedule must be one of constant, cosine, got 'step'"),
+    ({"jit_compile": True}, "jit_compile must be one of auto, true, false"),
+])
+def test_settings_that_cannot_train_are_refused_on_construction(changes, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(data_dir="d", **changes)
+
+
+def test_run_settings_leave_out_how_a_run_executes():
+    settings = RunConfig(data_dir="d").run_settings()
+    assert "holdout_seed" in settings and "seed" in settings and "image_size" in settings
+    for how in ("cache", "jit_compile", "steps_per_execution", "strategy"):
+        assert how not in settings
+    assert set(settings) | {"cache", "jit_compile", "steps_per_execution", "strategy"} == {
+        f.name for f in dataclasses.fields(RunConfig)}
+
+
+def test_config_and_datasets_import_without_tensorflow():
+    """common_flags loads them without the package's __init__: --help and a bad flag
+    answer before TensorFlow loads."""
+    code = ("import sys, common_flags\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+            "assert common_flags.datasets.LAYOUT_NAMES and common_flags.config.RunConfig\n"
+            "from lesionseg_tf import datasets\n"  # the package, loaded later, shares them
+            "assert datasets is common_flags.datasets\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_flag_choices_come_from_the_library():
+    import common_flags  # pylint: disable=import-outside-toplevel
+
+    assert common_flags.datasets is datasets or (
+        common_flags.datasets.LAYOUT_NAMES == datasets.LAYOUT_NAMES)
+    assert common_flags.config.JIT_COMPILE == config.JIT_COMPILE
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--image_size=30"], "image_size must be a positive multiple of 4"),
+    (["--lr_schedule=step"], "value should be one of <constant|cosine>"),
+])
+def test_train_py_refuses_a_bad_setting_before_tensorflow(args, message, tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, PYTHONPROFILEIMPORTTIME="1")
+    result = subprocess.run([sys.executable, "train.py", f"--model_dir={tmp_path / 'run'}",
+                             *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode != 0 and message in result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "tensorflow" not in imported and "absl.flags" in imported
+    assert not (tmp_path / "run").exists()
