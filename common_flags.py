@@ -74,6 +74,20 @@ def define_saved_model(default="runs/lesionseg/export",
     return flags.DEFINE_string("saved_model", default, help_text)
 
 
+def define_model_flags():
+    """`--model` (a SavedModel folder or a .tflite file) and `--saved_model`, its older
+    name, which it overrides.
+
+    Returns:
+      A function giving the model path to load (`inference.load_segmenter`).
+    """
+    saved_model = define_saved_model()
+    model = flags.DEFINE_string(
+        "model", None, "The model to run: a SavedModel folder (train.py's export/) or a "
+        ".tflite file (python -m tools.export --tflite=...); default: --saved_model.")
+    return lambda: model.value or saved_model.value
+
+
 def define_output_dir(default, help_text):
     return flags.DEFINE_string("output_dir", default, help_text)
 
@@ -84,6 +98,12 @@ def define_output(default, help_text):
 
 def define_run_dir(help_text):
     return flags.DEFINE_string("run_dir", None, help_text)
+
+
+def define_bootstrap():
+    return flags.DEFINE_integer(
+        "bootstrap", 2000, "Bootstrap resamples (over images, seeded) for the 95% confidence "
+        "intervals; 0 skips them where they are optional.")
 
 
 def define_seed(help_text):

@@ -22,15 +22,17 @@ import console
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags()
 _SPLIT = common_flags.define_split_flag("validation")
-_SAVED_MODEL = common_flags.define_saved_model()
+_MODEL = common_flags.define_model_flags()
 _PRED_DIR = flags.DEFINE_string(
     "pred_dir", None, "Score this folder of predicted masks instead of running a model.")
 _OUTPUT_DIR = common_flags.define_output_dir(
     None, "Where per_image.csv and summary.json go; default "
     "<model_dir>/evaluation/<split> beside the SavedModel, or <pred_dir>_evaluation/<split>.")
-_BOOTSTRAP = flags.DEFINE_integer(
-    "bootstrap", 2000, "Bootstrap resamples (over images, seeded) for the 95% confidence "
-    "interval of every per-image mean; 0 skips them.")
+_IDS_FILE = flags.DEFINE_string(
+    "ids_file", None, "Score only the images listed in this file, one id per line (for "
+    "example a run's holdout_ids.txt, to score its held-out training pairs with --split="
+    "training).")
+_BOOTSTRAP = common_flags.define_bootstrap()
 _FIGURES = flags.DEFINE_bool(
     "figures", False, "Also write a per-image Jaccard histogram and a contact sheet of the "
     "best, median and worst images (PNG) beside summary.json.")
@@ -56,6 +58,8 @@ def main(argv):
         dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
         print(dataset.summary(), flush=True)
         examples = dataset.find(_SPLIT.value)
+        if _IDS_FILE.value:
+            examples = evaluation.select_ids(examples, _IDS_FILE.value)
         if _PRED_DIR.value:
             paths, problems = evaluation.match_predictions(examples, _PRED_DIR.value)
             if problems:
@@ -69,18 +73,18 @@ def main(argv):
                 return images.read_mask_file(path), path
             source = _PRED_DIR.value
         else:
-            segmenter = inference.Segmenter(_SAVED_MODEL.value)
+            segmenter = inference.load_segmenter(_MODEL())
             options = _SEGMENT_OPTIONS()
             segmenter.check_options(tta=options["tta"])
 
             def predict(example):
                 image = images.read_image_file(example.image_path, _MAX_IMAGE_PIXELS.value)
                 return segmenter.segment(image, **options), example.image_path
-            source = _SAVED_MODEL.value
+            source = _MODEL()
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
     overlap, ids_file = ([], None) if _PRED_DIR.value else evaluation.training_overlap(
-        examples, _SAVED_MODEL.value)
+        examples, _MODEL())
     if overlap:
         fail(f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
              f"({ids_file}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
@@ -97,11 +101,12 @@ def main(argv):
         from lesionseg_tf import metrics
         intervals = metrics.bootstrap_intervals(rows, samples=_BOOTSTRAP.value, seed=0)
     output_dir = _OUTPUT_DIR.value or evaluation.default_output_dir(
-        saved_model=_SAVED_MODEL.value, pred_dir=_PRED_DIR.value, split=_SPLIT.value)
+        saved_model=_MODEL(), pred_dir=_PRED_DIR.value, split=_SPLIT.value)
     config = {name: flags.FLAGS[name].value for name in (
         "data_dir", "split", "saved_model", "pred_dir", "tta", "largest_component", "fill_holes",
         "bootstrap")}
-    config.update(dataset=dataset.layout.name, images_trained_on=len(overlap))
+    config.update(model=None if _PRED_DIR.value else _MODEL(), ids_file=_IDS_FILE.value,
+                  dataset=dataset.layout.name, images_trained_on=len(overlap))
     evaluation.write_report(rows, summary, output_dir, config, intervals=intervals)
     name = f"{dataset.layout.title}, {_SPLIT.value} split"
     title = f"{name}, {source}"

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 import common_flags
 import console
 
-_SAVED_MODEL = common_flags.define_saved_model()
+_MODEL = common_flags.define_model_flags()
 _INPUT = flags.DEFINE_string(
     "input", None, "One image, a folder of images (ISIC superpixel files are skipped), or a "
     "dataset's top or image folder (any layout train.py reads, PH2's nested folders too).")
@@ -52,7 +52,7 @@ def main(argv):
         jobs, found = prediction.plan(_INPUT.value, _OUTPUT_DIR.value, truth_dir=_TRUTH_DIR.value,
                                       allow_writing_into_sources=_OVERWRITE_SOURCES.value)
         print(found, flush=True)
-        segmenter = inference.Segmenter(_SAVED_MODEL.value)
+        segmenter = inference.load_segmenter(_MODEL())
         segmenter.check_options(tta=_SEGMENT_OPTIONS()["tta"])
     except (ValueError, OSError) as e:
         sys.exit(f"predict.py: {e}")

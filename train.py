@@ -24,8 +24,8 @@ _DATA_DIR, _DATASET = common_flags.define_dataset_flags(
     "Trains on the training split, or on every pair of a layout without splits.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Start from these weights (fine-tuning), with a fresh optimizer: a run "
-    "folder, a shipped model such as pretrained/lesionseg_isic2017, or a .keras/.weights.h5 "
-    "file.")
+    "folder, a shipped model such as pretrained/lesionseg_isic2017 (its lesionseg.keras), or a "
+    ".keras/.weights.h5 file.")
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", "runs/lesionseg", "Where checkpoints, logs and the export are written.")
 _IMAGE_SIZE = common_flags.define_image_size(_DEFAULTS.image_size,

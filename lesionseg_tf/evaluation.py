@@ -95,11 +95,32 @@ def training_overlap(examples, saved_model):
             run.file(RunDir.TRAINING_IDS))
 
 
+def select_ids(examples, ids_file):
+    """The examples whose ids `ids_file` lists (one per line), in the file's order.
+
+    Raises:
+      ValueError: the file lists no id, or ids that are not among the examples.
+    """
+    with open(ids_file) as f:
+        wanted = [line.strip() for line in f if line.strip()]
+    if not wanted:
+        raise ValueError(f"{ids_file} lists no image id")
+    by_id = {e.image_id: e for e in examples}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        raise ValueError(f"{ids_file}: {len(missing)} of its {len(wanted)} ids are not in the "
+                         f"split ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+    return [by_id[i] for i in wanted]
+
+
 def default_output_dir(*, saved_model, pred_dir, split):
     """`<model_dir>/evaluation/<split>` for an export at `<model_dir>/export`, or
     `<pred_dir>_evaluation/<split>` (outside the submission folder) for `pred_dir`."""
     if pred_dir:
         return os.path.join(os.path.normpath(pred_dir) + "_evaluation", split)
+    if saved_model.endswith(".tflite"):  # beside the SavedModel's, named by the file
+        stem = os.path.splitext(os.path.basename(saved_model))[0]
+        return RunDir.of_export(saved_model).evaluation_dir(os.path.join(stem, split))
     return RunDir.of_export(saved_model).evaluation_dir(split)
 
 

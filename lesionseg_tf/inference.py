@@ -1,5 +1,7 @@
 """Full-resolution prediction with an exported SavedModel (paper section 3.4)."""
 
+import os
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -33,7 +35,7 @@ class Segmenter:
         if tta and self._segment[True] is None:
             raise ValueError(f"{self.export_dir} has no {export.SEGMENT_TTA_ENDPOINT} signature "
                              "(exported by an older version); re-export it with "
-                             "python -m lesionseg_tf.export")
+                             "python -m tools.export")
 
     def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
         """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
@@ -41,6 +43,49 @@ class Segmenter:
         mask = self._segment[tta](image=tf.constant(image, tf.uint8))["mask"].numpy()
         return postprocess.refine(mask, keep_largest_component=keep_largest_component,
                                   fill_mask_holes=fill_mask_holes)
+
+
+class LiteSegmenter:
+    """Runs a `.tflite` network (`tflite.convert`) on photographs of any size.
+
+    Only the network runs in LiteRT; the resize, the standardization and section
+    3.4 are `export.segment_photograph`, the very function the SavedModel's
+    signatures trace, run eagerly here. So a `.tflite` file is scored with the same
+    code and metrics as a SavedModel, and an app developer has the reference for
+    what to do around the network.
+    """
+
+    def __init__(self, path):
+        from lesionseg_tf import tflite  # pylint: disable=import-outside-toplevel
+
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: no such TFLite file")
+        self.export_dir = path
+        self._network = tflite.LiteNetwork(path)
+        self.image_size = self._network.image_size
+
+    def check_options(self, *, tta=False):
+        """Every option works on a `.tflite` network: nothing to refuse."""
+        del tta
+
+    def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
+        """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
+        mask = export.segment_photograph(self._network, tf.constant(image, tf.uint8),
+                                         image_size=self.image_size, tta=tta).numpy()
+        return postprocess.refine(mask, keep_largest_component=keep_largest_component,
+                                  fill_mask_holes=fill_mask_holes)
+
+
+def load_segmenter(path):
+    """A `LiteSegmenter` for a `.tflite` file, else a `Segmenter` for a SavedModel folder.
+
+    Raises:
+      ValueError: the model cannot be loaded (the message names it).
+      FileNotFoundError: a folder that is not an export of this project.
+    """
+    if str(path).endswith(".tflite"):
+        return LiteSegmenter(path)
+    return Segmenter(path)
 
 
 def encode_png(mask):

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from lesionseg_tf import images, pipeline
-from lesionseg_tf.images import DEFAULT_MAX_PIXELS
+from lesionseg_tf.config import DEFAULT_MAX_PIXELS
 from lesionseg_tf.model import DEFAULT_IMAGE_SIZE
 
 

@@ -5,7 +5,7 @@ continues a run, and the files it records, each written atomically.
     run.export_dir            # runs/lesionseg/export
     run.read_ids(RunDir.TRAINING_IDS)
 
-train.py's runs and the shipped models (`pretrained/...`, which hold the weights
+train.py's runs and the shipped models (`pretrained/...`, which hold `lesionseg.keras`
 instead of `best.keras`) are both run folders. Imports no TensorFlow.
 """
 
@@ -23,7 +23,7 @@ class RunDir:
     TRAINING_IDS = "training_ids.txt"  # the image ids trained on
     HOLDOUT_IDS = "holdout_ids.txt"  # the held-out ids that selected the epoch
     BEST = "best.keras"  # whole model of the best selection epoch
-    SHIPPED_WEIGHTS = "lesionseg.weights.h5"  # a shipped model's weights, in place of BEST
+    SHIPPED_MODEL = "lesionseg.keras"  # a shipped model, without optimizer state, for BEST
     BACKUP = "backup"  # the last completed epoch, until RESULT is written
     BACKUP_STATE = "state.json"  # inside BACKUP
     EXPORT = "export"  # the SavedModel
@@ -37,7 +37,7 @@ class RunDir:
     # What a fresh start removes (not CACHE, which stays valid, nor EVALUATION).
     RUN_FILES = (BEST, EXPORT, EXPORT + ".old", BACKUP, RESULT, TENSORBOARD, LOG, HOLDOUT_IDS,
                  TRAINING_IDS)
-    WEIGHT_FILES = (BEST, SHIPPED_WEIGHTS)  # what a model is loaded from, in this order
+    WEIGHT_FILES = (BEST, SHIPPED_MODEL)  # what a model is loaded from, in this order
 
     def __init__(self, path):
         self.path = str(path)

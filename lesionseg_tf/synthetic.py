@@ -11,8 +11,8 @@ ISIC ground truth. The folders also get the decoys the real archives hold (ISIC
 2017's superpixel PNGs and metadata CSV, ISIC 2018's LICENSE.txt and
 ATTRIBUTION.txt, PH2's `_roi` folders and text file).
 
-    python -m lesionseg_tf.synthetic --out_dir=synthetic_isic
-    python -m lesionseg_tf.synthetic --out_dir=synthetic_ph2 --layout=ph2
+    python -m tools.synthetic --out_dir=synthetic_isic
+    python -m tools.synthetic --out_dir=synthetic_ph2 --layout=ph2
 """
 
 import csv

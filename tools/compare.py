@@ -16,10 +16,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from absl import app, flags
 
+import common_flags
 import console
 
 _METRIC = flags.DEFINE_string("metric", "jaccard", "Which per-image column to compare.")
-_BOOTSTRAP = flags.DEFINE_integer("bootstrap", 2000, "Paired bootstrap resamples (seeded).")
+_BOOTSTRAP = common_flags.define_bootstrap()
 
 
 def read_scores(path, metric):
@@ -35,6 +36,8 @@ def main(argv):
         raise app.UsageError("give two per_image.csv files: python -m tools.compare A B")
     for line in console.import_tensorflow()[0]:
         print(line, file=sys.stderr)
+    if _BOOTSTRAP.value < 1:
+        raise app.UsageError(f"--bootstrap must be >= 1, got {_BOOTSTRAP.value}")
     from lesionseg_tf import metrics
 
     first_path, second_path = argv[1:]

@@ -1,0 +1,78 @@
+"""The network in LiteRT: TensorFlow and ai_edge_litert in one process, each variant
+against the Keras model, and a .tflite file scored through the library's own
+pre- and post-processing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lesionseg_tf import export, inference, synthetic, tflite
+from lesionseg_tf.model import build_model
+from lesionseg_tf.pipeline import resize_image, standardize
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def model():
+    tf.keras.utils.set_random_seed(1)
+    return build_model()
+
+
+def standardized(count, seed=0):
+    rng = np.random.default_rng(seed)
+    photos = [synthetic.render_example(rng, 60, 80)[0] for _ in range(count)]
+    return np.concatenate([standardize(resize_image(p[np.newaxis], SIZE)).numpy()
+                           for p in photos])
+
+
+@pytest.mark.parametrize("variant,atol", [("float32", 1e-4), ("float16", 0.05)])
+def test_float_variants_reproduce_the_keras_network(model, variant, atol, tmp_path):
+    path = tmp_path / f"n_{variant}.tflite"
+    path.write_bytes(tflite.convert(model, image_size=SIZE, variant=variant))
+    network = tflite.LiteNetwork(str(path))  # LiteRT, in the process that runs TensorFlow
+    assert network.image_size == SIZE
+    images = standardized(3)
+    expected = model(images, training=False).numpy()
+    got = network(images).numpy()
+    assert got.shape == expected.shape == (3, SIZE, SIZE, 2)
+    assert np.abs(got - expected).max() < atol * max(1.0, np.abs(expected).max())
+
+
+def test_int8_is_calibrated_and_agrees_on_the_decision(model, tmp_path):
+    data = tflite.convert(model, image_size=SIZE, variant="int8",
+                          calibration_images=standardized(16, seed=1))
+    float32 = tflite.convert(model, image_size=SIZE, variant="float32")
+    assert len(data) < 0.4 * len(float32)  # int8 weights: about a quarter
+    path = tmp_path / "n_int8.tflite"
+    path.write_bytes(data)
+    images = standardized(4, seed=2)
+    expected = model(images, training=False).numpy()
+    got = tflite.LiteNetwork(str(path))(images).numpy()
+    # Quantized activations move the logits a little; the lesion decision barely.
+    agree = (np.argmax(got, -1) == np.argmax(expected, -1)).mean()
+    assert agree > 0.9, agree
+    with pytest.raises(ValueError, match="int8 needs calibration images"):
+        tflite.convert(model, image_size=SIZE, variant="int8")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        tflite.convert(model, image_size=SIZE, variant="int4")
+
+
+def test_lite_segmenter_gives_the_saved_models_mask(model, tmp_path):
+    """Only the network differs: the same `export.segment_photograph` around it."""
+    export_dir = export.export_saved_model(model, str(tmp_path / "export"), image_size=SIZE)
+    path = tmp_path / "lesionseg_float32.tflite"
+    path.write_bytes(tflite.convert(model, image_size=SIZE, variant="float32"))
+    lite = inference.load_segmenter(str(path))
+    saved = inference.load_segmenter(export_dir)
+    assert isinstance(lite, inference.LiteSegmenter) and lite.image_size == SIZE
+    rng = np.random.default_rng(5)
+    for height, width in ((90, 120), (301, 257)):
+        photo = synthetic.render_example(rng, height, width)[0]
+        for tta in (False, True):
+            a = lite.segment(photo, tta=tta)
+            b = saved.segment(photo, tta=tta)
+            assert a.shape == (height, width)
+            assert (a == b).mean() > 0.999  # float32 rounding may flip a pixel at 0.5
+    with pytest.raises(ValueError, match="no such TFLite file"):
+        inference.load_segmenter(str(tmp_path / "missing.tflite"))

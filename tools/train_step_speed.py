@@ -1,0 +1,43 @@
+"""Times the training step alone, for comparing two versions of the code on one machine:
+448x448 random images in memory, batch 8, `training.compiled_model` (no XLA, one step per
+execution), 2 warm-up steps, then 8 timed; prints one line of images/s.
+
+    python -m tools.train_step_speed                      # this tree
+    PYTHONPATH=/path/to/other/tree python tools/train_step_speed.py   # another tree
+
+It imports only `lesionseg_tf.training.compiled_model`, which every version since
+2026-11-25 has, so the same file times them all. Run the versions interleaved, one
+process each, to see the machine's drift apart from the code's.
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lesionseg_tf import training  # noqa: E402
+
+IMAGE_SIZE, BATCH, WARM_UP, TIMED = 448, 8, 2, 8
+
+
+def main():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(BATCH, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
+    labels = (rng.random((BATCH, IMAGE_SIZE, IMAGE_SIZE, 1)) > 0.7).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    model = training.compiled_model(learning_rate=1e-3, jit_compile=False)
+    model.fit(dataset, epochs=1, steps_per_epoch=WARM_UP, verbose=0, shuffle=False)
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=TIMED, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - start
+    print(f"{TIMED * BATCH / seconds:.3f} images/s ({TIMED} steps of {BATCH} in {seconds:.1f} s; "
+          f"{training.__file__}; threads intra {tf.config.threading.get_intra_op_parallelism_threads()}"
+          f" inter {tf.config.threading.get_inter_op_parallelism_threads()})", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
