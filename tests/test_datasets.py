@@ -277,8 +277,7 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     import keras  # pylint: disable=import-outside-toplevel
 
     tuned = keras.models.load_model(os.path.join(model_dir, "best.keras"))
-    shipped = training.build_model()
-    shipped.load_weights(os.path.join(PRETRAINED, "lesionseg.weights.h5"))
+    shipped = keras.saving.load_model(os.path.join(PRETRAINED, "lesionseg.keras"))
     kernel = tuned.get_layer("conv2_2").kernel.numpy()
     assert np.abs(kernel - shipped.get_layer("conv2_2").kernel.numpy()).max() < 1e-4
     assert np.abs(kernel).max() > 1e-2
@@ -286,5 +285,5 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     # A wrong --init_from is refused before any data is read (train.py: one line).
     with pytest.raises(FileNotFoundError, match=f"--init_from {tmp_path}: expected a .keras or "
                                                 ".weights.h5 file, or a folder holding best.keras "
-                                                "or lesionseg.weights.h5"):
+                                                "or lesionseg.keras"):
         training.init_weights_file(str(tmp_path))

@@ -44,7 +44,8 @@ def test_readme_command_segments_the_examples_as_measured(tmp_path):
 def test_model_card_and_run_files_are_shipped():
     for name in ("MODEL_CARD.md", "flags.json", "holdout_ids.txt", "training_ids.txt",
                  "training_log.csv",
-                 "lesionseg.weights.h5", os.path.join("export", "saved_model.pb")):
+                 "lesionseg.keras", "lesionseg_int8.tflite",
+                 os.path.join("export", "saved_model.pb")):
         assert os.path.isfile(os.path.join(PRETRAINED, name)), name
     with open(os.path.join(PRETRAINED, "flags.json")) as f:
         flags = json.load(f)
@@ -55,17 +56,39 @@ def test_model_card_and_run_files_are_shipped():
     assert not held_out & validation
     size = sum(os.path.getsize(os.path.join(folder, name))
                for folder, _, names in os.walk(PRETRAINED) for name in names)
-    assert size < 25 * 2**20, size
+    assert size <= 25_000_000, size  # the pretrained folder stays small (git keeps every byte)
+    # The export stores each weight once: its variables are the .keras file's weights.
+    variables = os.path.getsize(os.path.join(PRETRAINED, "export", "variables",
+                                             "variables.data-00000-of-00001"))
+    assert 2_057_952 * 4 <= variables <= 1.03 * 2_057_952 * 4, variables
 
 
 def test_shipped_weights_are_the_exported_model():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    from lesionseg_tf.model import build_model  # pylint: disable=import-outside-toplevel
+    import keras  # pylint: disable=import-outside-toplevel
 
-    model = build_model()
-    model.load_weights(os.path.join(PRETRAINED, "lesionseg.weights.h5"))
+    model = keras.saving.load_model(os.path.join(PRETRAINED, "lesionseg.keras"))
+    assert getattr(model, "optimizer", None) is None  # weights only, for fine-tuning
     images = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype(np.float32)
     exported = tf.saved_model.load(os.path.join(PRETRAINED, "export"))
     np.testing.assert_allclose(exported.logits(tf.constant(images))["logits"].numpy(),
                                np.asarray(model(images, training=False)), atol=1e-4)
+
+
+def test_shipped_int8_tflite_scores_the_examples_as_the_saved_model():
+    """The shipped .tflite (the int8 network) inside the library's own pre- and
+    post-processing, against the SavedModel, on the three example photographs."""
+    from lesionseg_tf import inference  # pylint: disable=import-outside-toplevel
+
+    lite = inference.load_segmenter(os.path.join(PRETRAINED, "lesionseg_int8.tflite"))
+    saved = inference.load_segmenter(os.path.join(PRETRAINED, "export"))
+    assert lite.image_size == saved.image_size == 64
+    rows = []
+    for example in datasets.find_split(EXAMPLES, "validation"):
+        photo = images.read_image_file(example.image_path)
+        mask = lite.segment(photo)
+        assert (mask == saved.segment(photo)).mean() > 0.98
+        rows.append(evaluation.score_image(example.image_id,
+                                           images.read_mask_file(example.mask_path), mask))
+    assert evaluation.summarize(rows)["jaccard"] >= MEASURED_JACCARD - TOLERANCE
