@@ -48,12 +48,12 @@ def main(argv):
     def fail(message):
         print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
 
+    if _BOOTSTRAP.value < 0:  # refused before TensorFlow loads
+        raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
     for line in console.import_tensorflow()[0]:
         print(line, file=sys.stderr)
     from lesionseg_tf import datasets, evaluation, images, inference
 
-    if _BOOTSTRAP.value < 0:
-        raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
     try:
         dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
         print(dataset.summary(), flush=True)

@@ -72,15 +72,21 @@ def test_flag_choices_come_from_the_library():
     assert common_flags.config.JIT_COMPILE == config.JIT_COMPILE
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--image_size=30"], "image_size must be a positive multiple of 4"),
-    (["--lr_schedule=step"], "value should be one of <constant|cosine>"),
+@pytest.mark.parametrize("script,args,message", [
+    ("train.py", ["--image_size=30"], "image_size must be a positive multiple of 4"),
+    ("train.py", ["--lr_schedule=step"], "value should be one of <constant|cosine>"),
+    ("train.py", ["--dataset=isic2019"], "value should be one of <isic2016|isic2017|"),
+    ("evaluate.py", ["--bootstrap=-1"], "--bootstrap must be >= 0, got -1"),
+    ("predict.py", [], "--input is required"),
+    ("tools/compare.py", ["only_one.csv"], "give two per_image.csv files"),
 ])
-def test_train_py_refuses_a_bad_setting_before_tensorflow(args, message, tmp_path):
+def test_a_bad_flag_is_refused_before_tensorflow(script, args, message, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, PYTHONPROFILEIMPORTTIME="1")
-    result = subprocess.run([sys.executable, "train.py", f"--model_dir={tmp_path / 'run'}",
-                             *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env,
-                            timeout=120)
+    command = (["-m", script[:-3].replace("/", ".")] if script.startswith("tools/")
+               else [script])
+    result = subprocess.run([sys.executable, *command, f"--model_dir={tmp_path / 'run'}"
+                             if script == "train.py" else "--verbosity=0", *args],
+                            cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode != 0 and message in result.stderr
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
