@@ -81,6 +81,19 @@ def import_tensorflow():
     return quiet_start_lines(text)
 
 
+def start_tensorflow():
+    """`import_tensorflow`, with the lines it keeps written to standard error: what
+    every command does before it imports the library.
+
+    Returns:
+      True when TensorFlow found no CUDA driver (it runs on the CPU).
+    """
+    notes, no_cuda_driver = import_tensorflow()
+    for line in notes:
+        print(line, file=sys.stderr)
+    return no_cuda_driver
+
+
 class _LibraryInfoFilter(logging.Filter):
     """Drops INFO (and lower) records logged from inside the given folders."""
 

@@ -50,8 +50,7 @@ def main(argv):
 
     if _BOOTSTRAP.value < 0:  # refused before TensorFlow loads
         raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     from lesionseg_tf import datasets, evaluation, images, inference
 
     try:

@@ -44,8 +44,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _INPUT.value:
         raise app.UsageError("--input is required: an image or a folder of images")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     from lesionseg_tf import inference, prediction
 
     try:

@@ -101,10 +101,7 @@ def main(argv):
         config = run_config()  # refused here, before TensorFlow loads
     except ValueError as e:
         sys.exit(f"train.py: {e}")
-    notes, no_cuda_driver = console.import_tensorflow()
-    for line in notes:
-        print(line, file=sys.stderr)
-    if no_cuda_driver:
+    if console.start_tensorflow():
         logging.info("no CUDA driver on this machine: training on the CPU")
 
     from lesionseg_tf import distribute, synthetic, training

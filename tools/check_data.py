@@ -28,8 +28,7 @@ _IMAGE_SIZE = common_flags.define_image_size(common_flags.config.DEFAULT_IMAGE_S
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     from lesionseg_tf import datasets, preflight
 
     try:

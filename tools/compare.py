@@ -34,8 +34,7 @@ def read_scores(path, metric):
 def main(argv):
     if len(argv) != 3:
         raise app.UsageError("give two per_image.csv files: python -m tools.compare A B")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     if _BOOTSTRAP.value < 1:
         raise app.UsageError(f"--bootstrap must be >= 1, got {_BOOTSTRAP.value}")
     from lesionseg_tf import metrics

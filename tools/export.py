@@ -66,8 +66,7 @@ def main(argv):
     unknown = sorted(set(_TFLITE.value) - {"float32", "float16", "int8"})
     if unknown:
         raise app.UsageError(f"--tflite: unknown variant(s) {', '.join(unknown)}")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     import tensorflow as tf
 
     from lesionseg_tf import export, files, tflite

@@ -25,8 +25,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _RUN_DIR.value:
         raise app.UsageError("--run_dir is required: a train.py run folder")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     from lesionseg_tf import figures
     from lesionseg_tf.run_dir import RunDir
 

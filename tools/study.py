@@ -30,8 +30,7 @@ FIGURE_FILE = "validation_jaccard_by_input_size.png"
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     from lesionseg_tf import figures, files, study
     from lesionseg_tf.model import TABLE_1, receptive_field
 

@@ -5,7 +5,6 @@
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
@@ -27,8 +26,7 @@ flags.mark_flag_as_required("out_dir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for line in console.import_tensorflow()[0]:
-        print(line, file=sys.stderr)
+    console.start_tensorflow()
     from lesionseg_tf import synthetic
 
     counts = synthetic.write_synthetic_dataset(
