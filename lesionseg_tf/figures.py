@@ -135,7 +135,7 @@ def study_figure(points, outside, path, *, title, receptive_field=None):
     for label, size, value in outside:
         axis.plot([size], [value], marker="D", markerfacecolor="none", color="black",
                   linestyle="none")
-        axis.annotate(label, (size, value), textcoords="offset points", xytext=(-8, -14),
+        axis.annotate(label, (size, value), textcoords="offset points", xytext=(-8, 6),
                       ha="right", fontsize=8)
     sizes = sorted({p[0] for p in points} | {o[1] for o in outside})
     axis.set_xscale("log", base=2)
@@ -143,6 +143,9 @@ def study_figure(points, outside, path, *, title, receptive_field=None):
     axis.set_xticklabels([f"{s}\n(field {min(1.0, receptive_field / s):.0%})"
                           if receptive_field else str(s) for s in sizes])
     axis.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.3)
+    lowest = min([p[2] for p in points] + [o[2] for o in outside])
+    highest = max([p[3] for p in points] + [o[2] for o in outside])
+    axis.set_ylim(lowest - 0.03, highest + 0.02)
     axis.set_xlabel("network input side (pixels)" + (
         f"; the share of it a {receptive_field}-pixel receptive field covers"
         if receptive_field else ""))
