@@ -103,7 +103,7 @@ def test_export_reproduces_the_best_model(trained_run, tiny_isic):
     assert got.shape == (4, 32, 32, 2)
     np.testing.assert_allclose(got, np.asarray(best(images, training=False)), atol=1e-4)
     assert "serving_default" in loaded.signatures
-    assert not glob.glob(os.path.join(model_dir, ".export-*"))  # no staging left behind
+    assert not glob.glob(os.path.join(model_dir, ".partial-*"))  # no staging left behind
 
 
 @pytest.mark.slow
