@@ -36,6 +36,7 @@ import common_flags
 from lesionseg_tf import datasets, export, images, inference, pipeline, postprocess, synthetic
 from lesionseg_tf.config import JIT_COMPILE
 from lesionseg_tf.model import DEFAULT_IMAGE_SIZE, build_model
+from lesionseg_tf.run_dir import RunDir
 
 TIMING_SIZE = (2848, 4288)  # height, width: a common ISIC 2017 photograph size
 LARGEST_SIZE = (4499, 6748)  # the largest ISIC image
@@ -124,7 +125,7 @@ def run_predict_benchmark(saved_model=None, repeats=5, workdir=None):
     workdir = workdir or tempfile.mkdtemp(prefix="lesionseg-bench-")
     if saved_model is None:
         saved_model = export.export_saved_model(
-            build_model(), os.path.join(workdir, "export"), image_size=DEFAULT_IMAGE_SIZE)
+            build_model(), RunDir(workdir).export_dir, image_size=DEFAULT_IMAGE_SIZE)
     timing_jpeg = os.path.join(workdir, "ISIC_9999991.jpg")
     largest_jpeg = os.path.join(workdir, "ISIC_9999992.jpg")
     write_test_jpeg(timing_jpeg, *TIMING_SIZE)
