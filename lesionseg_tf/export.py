@@ -107,6 +107,16 @@ def segment_photograph(network, image, *, image_size, tta=False):
     return postprocess.probability_to_mask(probability, height, width)
 
 
+def network_module(model):
+    """A `tf.Module` tracking the network's own `tf.Variable`s, which functions calling
+    `model` capture: saving it (not the Keras model, whose variable wrappers would be
+    saved again) stores each weight once. The SavedModel export and the TFLite
+    conversion both start from it."""
+    module = tf.Module()
+    module.network_variables = [getattr(v, "value", v) for v in model.weights]
+    return module
+
+
 def export_saved_model(model, export_dir, *, image_size, max_pixels=DEFAULT_MAX_PIXELS):
     """Writes `model` as a TensorFlow SavedModel, atomically, each weight stored once.
 
@@ -154,11 +164,7 @@ def export_saved_model(model, export_dir, *, image_size, max_pixels=DEFAULT_MAX_
         return tf.io.encode_png(mask(image, tta=False)[..., tf.newaxis])
 
     photograph = tf.TensorSpec([None, None, 3], tf.uint8, name="image")
-    module = tf.Module()
-    # The network's own tf.Variables, which the functions below capture: tracking
-    # these (not the Keras model, whose variable wrappers would be saved again)
-    # stores each weight once.
-    module.network_variables = [getattr(v, "value", v) for v in model.weights]
+    module = network_module(model)
     module.segment = tf.function(lambda image: {"mask": mask(image, tta=False)},
                                  input_signature=[photograph])
     module.segment_tta = tf.function(lambda image: {"mask": mask(image, tta=True)},

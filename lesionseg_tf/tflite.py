@@ -15,6 +15,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from lesionseg_tf import export
+
 VARIANTS = ("float32", "float16", "int8")
 EXTENSION = ".tflite"
 
@@ -46,8 +48,7 @@ def convert(model, *, image_size, variant, calibration_images=None):
     # Through a SavedModel of the network alone, the converter's surest path: it
     # freezes the variables into constants (from a concrete function of the Keras
     # model they stay resource variables, which LiteRT reads uninitialized).
-    module = tf.Module()
-    module.network_variables = [getattr(v, "value", v) for v in model.weights]
+    module = export.network_module(model)
     module.network = tf.function(lambda images: {"logits": model(images, training=False)},
                                  input_signature=[tf.TensorSpec([1, image_size, image_size, 3],
                                                                 tf.float32, name="images")])
