@@ -1,32 +1,88 @@
 #!/usr/bin/env bash
-# The reproduction study (docs/reproduction.md), run back to back from a git worktree pinned
-# to commit 6f07b25 (git worktree add --detach /work/study_wt 6f07b25), so that later changes
-# of main cannot change a run between its start and its resumption; the run folders are
-# outside the repository (/work/study_runs). Rerunning this script continues the unfinished
-# run (train.py's restart guarantee) and skips the finished ones. Each finished run's small
-# files are then copied to docs/study/<run>/ (flags.json, holdout_ids.txt,
-# training_log.csv, result.json, evaluation/validation/{per_image.csv,summary.json}).
+# The reproduction study's runs (docs/reproduction.md), one group at a time, back to back.
+#
+#   docs/study/run_study.sh GROUP DATA_DIR RUNS_DIR WORKTREE [DOCS_DIR]
+#
+#   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16
+#   DATA_DIR  the ISIC 2017 Task 1 data in the official layout (the study used 256x256 copies)
+#   RUNS_DIR  where the run folders go, outside the repository
+#   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
+#             that later changes of main cannot change a run between its start and its
+#             resumption; the scripts are run from there, with the `python` on PATH
+#   DOCS_DIR  where each finished run's small files are copied (<DOCS_DIR>/<run>/), e.g. the
+#             main checkout's docs/study; omitted: nothing is copied
+#
+# The commit of each group is recorded in RUNS_DIR/<group>.commit at its first start, and the
+# script refuses to continue the group from a worktree at another commit. Rerunning the same
+# command continues the unfinished run (train.py's restart guarantee) and skips finished ones.
+# Each run is scored blind on the validation split, and on its 180 held-out training pairs at
+# the photographs' resolution through the export (comparable across input sizes, unlike the
+# held-out Jaccard of training, which is computed at each run's own input size).
 set -uo pipefail
-cd /work/study_wt
-. /work/venv/bin/activate
-RUNS=/work/study_runs
-COMMON="--data_dir=../shared/isic2017_256 --batch_size=32 --learning_rate=1e-3 --holdout_seed=0 --cache=memory"
-run() {  # name, flags...
+if [ $# -lt 4 ] || [ $# -gt 5 ]; then
+  sed -n '2,13p' "$0" >&2
+  exit 2
+fi
+GROUP=$1 DATA=$(realpath "$2") RUNS=$(realpath -m "$3") WORKTREE=$(realpath "$4")
+DOCS=${5:+$(realpath "$5")}
+[ -d "$DATA" ] || { echo "run_study.sh: no data folder $DATA" >&2; exit 2; }
+mkdir -p "$RUNS"
+commit=$(git -C "$WORKTREE" rev-parse HEAD) || exit 2
+if [ -n "$(git -C "$WORKTREE" status --porcelain --untracked-files=no)" ]; then
+  echo "run_study.sh: $WORKTREE has uncommitted changes" >&2; exit 2
+fi
+if [ -f "$RUNS/$GROUP.commit" ] && [ "$(cat "$RUNS/$GROUP.commit")" != "$commit" ]; then
+  echo "run_study.sh: group $GROUP started at $(cat "$RUNS/$GROUP.commit"), worktree is at $commit" >&2
+  exit 2
+fi
+echo "$commit" > "$RUNS/$GROUP.commit"
+cd "$WORKTREE" || exit 2
+COMMON="--data_dir=$DATA --batch_size=32 --learning_rate=1e-3 --holdout_seed=0 --cache=memory"
+log() { echo "$(date -u +%FT%TZ) $*" >> "$RUNS/queue.log"; }
+run() {  # name, train.py flags...
   local name=$1; shift
-  if [ ! -f "$RUNS/$name/result.json" ]; then
-    echo "$(date -u +%FT%TZ) start $name" >> "$RUNS/queue.log"
-    python train.py $COMMON --model_dir="$RUNS/$name" "$@" >> "$RUNS/$name.out" 2>&1 || {
-      echo "$(date -u +%FT%TZ) FAILED $name" >> "$RUNS/queue.log"; return 1; }
+  local dir="$RUNS/$name"
+  if [ ! -f "$dir/result.json" ]; then
+    log "start $name ($GROUP, $commit)"
+    python train.py $COMMON --model_dir="$dir" "$@" >> "$RUNS/$name.out" 2>&1 || {
+      log "FAILED $name"; return 1; }
   fi
-  if [ ! -f "$RUNS/$name/evaluation/validation/summary.json" ]; then
-    python evaluate.py --data_dir=../shared/isic2017_256 --split=validation \
-      --saved_model="$RUNS/$name/export" >> "$RUNS/$name.out" 2>&1
-    echo "$(date -u +%FT%TZ) done $name" >> "$RUNS/queue.log"
+  if [ ! -f "$dir/evaluation/validation/summary.json" ]; then
+    python evaluate.py --data_dir="$DATA" --split=validation --saved_model="$dir/export" \
+      --output_dir="$dir/evaluation/validation" >> "$RUNS/$name.out" 2>&1 || return 1
+  fi
+  if [ ! -f "$dir/evaluation/holdout/summary.json" ]; then
+    python evaluate.py --data_dir="$DATA" --split=training --ids_file="$dir/holdout_ids.txt" \
+      --saved_model="$dir/export" --output_dir="$dir/evaluation/holdout" \
+      >> "$RUNS/$name.out" 2>&1 || return 1
+  fi
+  log "done $name"
+  if [ -n "$DOCS" ]; then
+    mkdir -p "$DOCS/$name/holdout"
+    cp "$dir"/{flags.json,holdout_ids.txt,training_log.csv,result.json} "$DOCS/$name/"
+    cp "$dir"/evaluation/validation/{per_image.csv,summary.json} "$DOCS/$name/"
+    cp "$dir"/evaluation/holdout/{per_image.csv,summary.json} "$DOCS/$name/holdout/"
   fi
 }
-run shipped_recipe_seed1 --image_size=64 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=1 || exit 1
-run shipped_recipe_seed2 --image_size=64 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=2 || exit 1
-run size64_cosine30 --image_size=64 --lr_schedule=cosine --max_epochs=30 --patience=20 --seed=0 || exit 1
-run size128_cosine30 --image_size=128 --lr_schedule=cosine --max_epochs=30 --patience=20 --seed=0 || exit 1
-run paper_rule_64 --image_size=64 --lr_schedule=constant --max_epochs=100 --patience=20 --seed=0 || exit 1
-echo "$(date -u +%FT%TZ) all done" >> "$RUNS/queue.log"
+case $GROUP in
+  size_pair)  # 2026-11, from commit 6f07b25
+    run shipped_recipe_seed1 --image_size=64 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=1 || exit 1
+    run shipped_recipe_seed2 --image_size=64 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=2 || exit 1
+    run size64_cosine30 --image_size=64 --lr_schedule=cosine --max_epochs=30 --patience=20 --seed=0 || exit 1
+    run size128_cosine30 --image_size=128 --lr_schedule=cosine --max_epochs=30 --patience=20 --seed=0 || exit 1
+    run paper_rule_64 --image_size=64 --lr_schedule=constant --max_epochs=100 --patience=20 --seed=0 || exit 1
+    ;;
+  size256)
+    run size256_cosine50 --image_size=256 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=0 || exit 1
+    ;;
+  context)
+    run context64_cosine50 --image_size=64 --context=image_pooling --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=0 || exit 1
+    run size128_cosine50 --image_size=128 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=0 || exit 1
+    run context128_cosine50 --image_size=128 --context=image_pooling --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=0 || exit 1
+    ;;
+  bfloat16)
+    run shipped_recipe_bfloat16 --image_size=64 --mixed_precision=bfloat16 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=0 || exit 1
+    ;;
+  *) echo "run_study.sh: unknown group $GROUP" >&2; exit 2 ;;
+esac
+log "group $GROUP done"
