@@ -1,42 +1,14 @@
 """The flags of the project's commands, each defined once here (train.py, predict.py,
 evaluate.py and the tools in tools/ call these at import), with their choices and
-defaults taken from the library.
+defaults taken from the library's TensorFlow-free modules, so `--help` and a bad flag
+answer in a second.
 
-Not a script and not part of the library. It loads the two library modules it
-needs, `lesionseg_tf/config.py` and `lesionseg_tf/datasets.py`, which import no
-TensorFlow, without running the package's `__init__` (which loads TensorFlow to
-register the Keras layers), so `--help` and a bad flag answer in a second.
+Not a script and not part of the library.
 """
-
-import importlib.util
-import os
-import sys
 
 from absl import flags
 
-_PACKAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lesionseg_tf")
-
-
-def library_module(name):
-    """`lesionseg_tf.<name>`, for a module that imports nothing of TensorFlow or of
-    the rest of the package. Registered under its own name, so the package, when it
-    loads later, uses this same module object."""
-    full_name = f"lesionseg_tf.{name}"
-    if full_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(full_name,
-                                                      os.path.join(_PACKAGE, f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[full_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[full_name]
-            raise
-    return sys.modules[full_name]
-
-
-config = library_module("config")
-datasets = library_module("datasets")
+from lesionseg_tf import config, datasets
 
 
 def define_dataset_flags(data_dir_help=""):

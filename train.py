@@ -17,7 +17,8 @@ from absl import app, flags, logging
 import common_flags
 import console
 
-config_lib = common_flags.config
+from lesionseg_tf import config as config_lib  # noqa: E402 (after the environment)
+from lesionseg_tf import run_dir  # noqa: E402
 _DEFAULTS = config_lib.RunConfig(data_dir="")
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags(
@@ -78,6 +79,11 @@ _STRATEGY = flags.DEFINE_enum(
     "tf.distribute strategy. auto: MirroredStrategy when more than one GPU is visible; "
     "multi_worker: MultiWorkerMirroredStrategy configured by TF_CONFIG. --batch_size is the "
     "global batch, split over the replicas.")
+_CONTEXT = flags.DEFINE_enum(
+    "context", _DEFAULTS.context, list(config_lib.CONTEXTS),
+    "none: the paper's Table 1. image_pooling: also give every output pixel the whole image "
+    "as context, DeepLabv3's image-level feature before the subpixel layer (not in the paper; "
+    "docs/reproduction.md).")
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "generate_synthetic", False,
     "If --data_dir does not exist, first write a small synthetic dataset in the ISIC layout "
@@ -87,19 +93,55 @@ _GENERATE_SYNTHETIC = flags.DEFINE_bool(
 flags.adopt_module_key_flags(common_flags)
 
 
+# The flag of each `RunConfig` field (the fields are the flags' names).
+_RUN_FLAGS = {
+    "data_dir": _DATA_DIR, "dataset": _DATASET, "init_from": _INIT_FROM,
+    "image_size": _IMAGE_SIZE, "batch_size": _BATCH_SIZE, "learning_rate": _LEARNING_RATE,
+    "lr_schedule": _LR_SCHEDULE, "max_epochs": _MAX_EPOCHS, "patience": _PATIENCE,
+    "select_on": _SELECT_ON, "holdout_fraction": _HOLDOUT_FRACTION, "seed": _SEED,
+    "holdout_seed": _HOLDOUT_SEED, "deterministic": _DETERMINISTIC,
+    "skip_bad_examples": _SKIP_BAD_EXAMPLES, "max_image_pixels": _MAX_IMAGE_PIXELS,
+    "mixed_precision": _MIXED_PRECISION, "context": _CONTEXT, "cache": _CACHE,
+    "jit_compile": _JIT_COMPILE, "steps_per_execution": _STEPS_PER_EXECUTION,
+    "strategy": _STRATEGY,
+}
+
+
 def run_config():
-    """The `config.RunConfig` of the parsed flags (ValueError for settings that
-    cannot train)."""
-    return config_lib.RunConfig(**{
-        field: flags.FLAGS[field].value for field in config_lib.RunConfig.__dataclass_fields__})
+    """The `config.RunConfig` of the parsed flags, and the lines to tell the user
+    about settings taken from `--init_from`'s run (`run_dir.inherited_settings`).
+
+    Raises:
+      ValueError: settings that cannot train, or an `--init_from` run folder whose
+        `flags.json` cannot be read.
+    """
+    values = {name: holder.value for name, holder in _RUN_FLAGS.items()}
+    notes = []
+    if _INIT_FROM.value:
+        for name, value in run_dir.inherited_settings(_INIT_FROM.value).items():
+            if not _RUN_FLAGS[name].present:
+                if value != values[name]:
+                    notes.append(f"--{name}={value}, as {_INIT_FROM.value} was trained (give "
+                                 f"--{name} to change it)")
+                values[name] = value
+            elif values[name] != value:
+                notes.append(f"--{name}={values[name]}, while {_INIT_FROM.value} was trained "
+                             f"at --{name}={value}")
+    return config_lib.RunConfig(**values), notes
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        config = run_config()  # refused here, before TensorFlow loads
-    except ValueError as e:
+    try:  # refused here, before TensorFlow loads
+        config, notes = run_config()
+        for note in notes:
+            print(f"train.py: {note}", flush=True)
+        if config.init_from:
+            run_dir.init_weights_file(config.init_from)
+        if not os.path.isdir(config.data_dir) and not _GENERATE_SYNTHETIC.value:
+            raise FileNotFoundError(f"--data_dir {config.data_dir}: no such folder")
+    except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")
     if console.start_tensorflow():
         logging.info("no CUDA driver on this machine: training on the CPU")

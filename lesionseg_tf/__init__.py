@@ -1,4 +1,7 @@
-"""LesionSeg (Ramachandram & DeVries, 2017, arXiv:1703.03372) in TensorFlow 2 / Keras 3."""
+"""LesionSeg (Ramachandram & DeVries, 2017, arXiv:1703.03372) in TensorFlow 2 / Keras 3.
 
-# Importing the modules registers the custom layers and model for safe loading.
-from lesionseg_tf import layers, metrics, model  # noqa: F401
+Importing the package loads nothing: `lesionseg_tf.config`, `datasets`, `run_dir` and
+`files` import no TensorFlow, so the commands answer `--help` and refuse bad flags in
+a second. `lesionseg_tf.model` registers the network's Keras classes for loading
+(`model.load`).
+"""

@@ -16,6 +16,8 @@ LR_SCHEDULES = ("constant", "cosine")
 SELECT_ON = ("holdout", "validation")
 CACHE_CHOICES = ("memory", "disk", "none")
 PRECISIONS = ("none", "float16", "bfloat16")
+# "none": Table 1; "image_pooling": DeepLabv3's image-level feature (`model.context_branch`).
+CONTEXTS = ("none", "image_pooling")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # --jit_compile's words and what Keras' `compile(jit_compile=...)` takes for each.
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
@@ -26,7 +28,7 @@ DEFAULT_STEPS_PER_EXECUTION = 8
 class RunConfig:
     """The settings of one training run (section 3.3 and the project's options).
 
-    The fields down to `mixed_precision` define the run (`RUN_FIELDS`): a
+    The fields down to `context` define the run (`RUN_FIELDS`): a
     resumed run must repeat them. The rest say how it runs on this machine and
     may change between a run and its resumption.
 
@@ -53,6 +55,7 @@ class RunConfig:
     skip_bad_examples: bool = False
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     mixed_precision: str = "none"
+    context: str = "none"
     # How the run executes; not compared on resumption.
     cache: str = "memory"
     jit_compile: str = "auto"
@@ -77,6 +80,7 @@ class RunConfig:
                              f"{self.holdout_fraction}")
         for name, choices in (("lr_schedule", LR_SCHEDULES), ("select_on", SELECT_ON),
                               ("cache", CACHE_CHOICES), ("mixed_precision", PRECISIONS),
+                              ("context", CONTEXTS),
                               ("jit_compile", tuple(JIT_COMPILE)), ("strategy", STRATEGIES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got "
@@ -95,6 +99,18 @@ class RunConfig:
         (a run folder's `flags.json` also names its folder)."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def recorded_settings(recorded):
+    """The run settings (`RUN_FIELDS`) a recorded `flags.json` stands for: a field
+    written before it existed reads as what the code did then (`context` "none",
+    Table 1; `holdout_seed` the `seed`), so such runs still resume and compare."""
+    values = {name: recorded.get(name) for name in RUN_FIELDS}
+    if "context" not in recorded:
+        values["context"] = "none"
+    if recorded.get("holdout_seed") is None and "seed" in recorded:
+        values["holdout_seed"] = recorded["seed"]
+    return values
 
 
 RUN_FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig)

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from lesionseg_tf import files, pipeline, postprocess
+from lesionseg_tf import model as model_lib
 from lesionseg_tf.config import DEFAULT_MAX_PIXELS
 from lesionseg_tf.run_dir import RunDir
 
@@ -138,7 +139,8 @@ def export_saved_model(model, export_dir, *, image_size, max_pixels=DEFAULT_MAX_
         the problem.
       `logits`: `images`, `[batch, h, w, 3]` float32 standardized (h, w divisible
         by 4) -> `logits`, `[batch, h, w, 2]` float32: the raw network.
-    `assets.extra/lesionseg.json` records `image_size` and `max_pixels`.
+    `assets.extra/lesionseg.json` records `image_size`, `max_pixels` and the
+    network's `context` option.
 
     Only the network's variables are saved (not the Keras objects around them),
     so `variables/` holds each weight once.
@@ -184,7 +186,7 @@ def export_saved_model(model, export_dir, *, image_size, max_pixels=DEFAULT_MAX_
         os.makedirs(os.path.join(written, os.path.dirname(INFO_FILE)), exist_ok=True)
         files.write_atomically(os.path.join(written, INFO_FILE), json.dumps(
             {"image_size": int(image_size), "max_pixels": int(max_pixels),
-             "paper": "arXiv:1703.03372"}))
+             "context": model_lib.context_of(model), "paper": "arXiv:1703.03372"}))
     return export_dir
 
 
@@ -263,4 +265,4 @@ def load_run_model(run_dir):
     path = folder.weights_file()
     if path is None:
         raise FileNotFoundError(f"{run_dir} holds neither {' nor '.join(RunDir.WEIGHT_FILES)}")
-    return keras.models.load_model(path, safe_mode=True), image_size
+    return model_lib.load(path), image_size

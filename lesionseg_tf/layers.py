@@ -1,4 +1,4 @@
-"""The two raw TensorFlow ops of the network, wrapped as serializable Keras layers.
+"""The raw TensorFlow ops of the network, wrapped as serializable Keras layers.
 
 Keras 3 refuses raw TF ops on symbolic tensors, and `Lambda` layers cannot be
 loaded with `safe_mode=True`; these small named layers (each with
@@ -67,3 +67,24 @@ class DepthToSpace(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class BroadcastToGrid(keras.layers.Layer):
+    """Spreads a per-image feature over a feature grid: the "upsampling" of
+    DeepLabv3's image-level feature (Chen et al. 2017, arXiv:1706.05587, section 3.3),
+    exact for a 1x1 source, so no interpolation is needed.
+
+    Called on `[pooled, grid]`: `pooled` `[batch, 1, 1, c]`, `grid` `[batch, h, w, any]`
+    (only its shape is read); returns `[batch, h, w, c]`, every position equal to
+    `pooled`.
+    """
+
+    def call(self, inputs):
+        pooled, grid = inputs
+        shape = tf.concat([tf.shape(grid)[:3], tf.shape(pooled)[3:]], axis=0)
+        return tf.broadcast_to(pooled, shape)
+
+    def compute_output_shape(self, input_shape):
+        pooled_shape, grid_shape = input_shape
+        return tuple(grid_shape[:3]) + (pooled_shape[3],)

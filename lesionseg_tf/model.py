@@ -5,6 +5,9 @@ Three stages of convolution + batch normalization + ReLU, the last one atrous
 depth-to-space into per-pixel logits for (background, lesion) at the input
 resolution. Every convolution but the 1x1 ones is preceded by mirror padding of
 `dilation * (kernel - 1) / 2` pixels and run with 'valid' padding.
+
+`context="image_pooling"` (not in the paper, off by default) adds DeepLabv3's
+image-level feature before the subpixel layer (`context_branch`).
 """
 
 import dataclasses
@@ -13,8 +16,8 @@ import keras
 import tensorflow as tf
 
 from lesionseg_tf import augment
-from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401 (the input side)
-from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
+from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
+from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
 
 NUM_CLASSES = 2  # background, lesion
 
@@ -50,7 +53,14 @@ TABLE_1 = (
 )
 
 
-def receptive_field(table=TABLE_1):
+# The context branch's width: as many channels as the conv3_3 features it joins, so
+# the concatenation weighs the whole image and the local field alike (DeepLabv3 gives
+# each of its pyramid's branches the same depth, 256).
+CONTEXT_FILTERS = 128
+WHOLE_IMAGE = None  # `receptive_field` of a network with a global context branch
+
+
+def receptive_field(table=TABLE_1, *, context="none") -> int | None:
     """The side, in input pixels, of the square of the input one output pixel depends on.
 
     Each convolution widens it by `dilation * (kernel - 1)` steps of the grid it
@@ -58,7 +68,16 @@ def receptive_field(table=TABLE_1):
     depth-to-space adds nothing (every output pixel of a 4x4 block reads the same
     feature). For Table 1: 77 pixels, centred on the output pixel (mirror padding
     keeps the layers' outputs aligned with their inputs).
+
+    Returns:
+      The side in pixels, or `WHOLE_IMAGE` (None) with `context="image_pooling"`:
+      the image-level feature makes every output pixel depend on every input pixel,
+      whatever the image's size.
     """
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    if context == "image_pooling":
+        return WHOLE_IMAGE
     field, step = 1, 1
     for spec in table:
         field += spec.dilation * (spec.kernel - 1) * step
@@ -80,6 +99,25 @@ def conv_block(x, spec, sync_batch_norm=False):
     if spec.relu:
         x = keras.layers.ReLU(name=f"{spec.name}_relu")(x)
     return x
+
+
+def context_branch(features, sync_batch_norm=False):
+    """DeepLabv3's image-level feature (Chen et al. 2017, arXiv:1706.05587, section 3.3):
+    global average pooling of `features`, a 1x1 convolution to `CONTEXT_FILTERS`
+    channels with batch norm and ReLU, broadcast back over the grid and concatenated
+    to `features`: `[b, h, w, c]` -> `[b, h, w, c + CONTEXT_FILTERS]`.
+
+    It joins the conv3_3 features, the last before the subpixel layer, so the
+    subpixel convolution, which decides each 4x4 block's classes, weighs the
+    whole image's summary against the 77-pixel local field in one layer.
+    """
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="context_pool")(features)
+    pooled = keras.layers.Conv2D(CONTEXT_FILTERS, 1, use_bias=False, name="context_conv")(pooled)
+    pooled = keras.layers.BatchNormalization(name="context_conv_bn",
+                                             synchronized=sync_batch_norm)(pooled)
+    pooled = keras.layers.ReLU(name="context_conv_relu")(pooled)
+    grid = BroadcastToGrid(name="context_broadcast")([pooled, features])
+    return keras.layers.Concatenate(name="context_concat")([features, grid])
 
 
 @keras.saving.register_keras_serializable(package="lesionseg_tf")
@@ -148,7 +186,7 @@ class LesionSegNet(keras.Model):
         return None
 
 
-def build_model(image_size=None, name="lesionseg", sync_batch_norm=False):
+def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, context="none"):
     """Builds the Table-1 network.
 
     Args:
@@ -157,6 +195,8 @@ def build_model(image_size=None, name="lesionseg", sync_batch_norm=False):
       sync_batch_norm: compute batch-norm statistics over the global batch of a
         distributed run (all replicas), as one device would over the same batch;
         this also keeps the moving statistics identical on every replica.
+      context: "none" (Table 1) or "image_pooling" (`context_branch` before the
+        subpixel layer; not in the paper).
 
     Returns:
       A `LesionSegNet` mapping `[batch, H, W, 3]` float32 standardized images to
@@ -164,10 +204,30 @@ def build_model(image_size=None, name="lesionseg", sync_batch_norm=False):
     """
     if image_size is not None and image_size % UPSCALE:
         raise ValueError(f"image_size must be divisible by {UPSCALE}, got {image_size}")
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
     for spec in TABLE_1:
+        if spec.name == "subpixel" and context == "image_pooling":
+            x = context_branch(x, sync_batch_norm)
         x = conv_block(x, spec, sync_batch_norm)
     # float32 even under a mixed-precision policy: the logits feed the softmax and the loss.
     logits = DepthToSpace(UPSCALE, name="depth_to_space", dtype="float32")(x)
     return LesionSegNet(inputs=inputs, outputs=logits, name=name)
+
+
+def context_of(model):
+    """The context option (`CONTEXTS`) `model` was built with, read off its layers."""
+    names = {layer.name for layer in model.layers}
+    return "image_pooling" if "context_pool" in names else "none"
+
+
+def load(path, *, compile=True):  # pylint: disable=redefined-builtin
+    """A `.keras` file of this network (a run's `best.keras`, a shipped
+    `lesionseg.keras`), loaded safely: this module registers its classes.
+
+    Args:
+      compile: False leaves out the optimizer and its state (to fine-tune afresh).
+    """
+    return keras.models.load_model(path, compile=compile, safe_mode=True)

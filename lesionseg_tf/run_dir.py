@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 
+from lesionseg_tf import config as config_lib
 from lesionseg_tf import files
 
 
@@ -119,12 +120,21 @@ class RunDir:
         """Records a `config.RunConfig` (and the folder) in `CONFIG`."""
         self.write_json(self.CONFIG, {**config.to_dict(), "model_dir": self.path})
 
-    def image_size(self):
-        """The input side the run trained at (its `CONFIG`)."""
+    def settings(self):
+        """The run settings its `CONFIG` records (`config.recorded_settings`: a field
+        recorded before it existed reads as what the code did then).
+
+        Raises:
+          FileNotFoundError: no `CONFIG` here.
+        """
         recorded = self.read_json(self.CONFIG)
         if recorded is None:
             raise FileNotFoundError(f"{self.path} holds no {self.CONFIG}: not a run folder")
-        return int(recorded["image_size"])
+        return config_lib.recorded_settings(recorded)
+
+    def image_size(self):
+        """The input side the run trained at (its `CONFIG`)."""
+        return int(self.settings()["image_size"])
 
     def backup_state(self):
         """The backup's `state.json` (`callbacks.EpochBackup`), or None."""
@@ -157,7 +167,7 @@ class RunDir:
                              "--model_dir, or pass --overwrite to train it again from scratch")
         if self.backup_state() is None:
             return False
-        previous = self.read_json(self.CONFIG) or {}
+        previous = config_lib.recorded_settings(self.read_json(self.CONFIG) or {})
         wanted = config.run_settings()
         changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
         if changed:
@@ -176,3 +186,43 @@ class RunDir:
                 shutil.rmtree(path)
             elif os.path.exists(path):
                 os.remove(path)
+
+
+# What a run started from another (`--init_from`) takes from it unless given: the
+# network's input size and its architecture.
+INHERITED_SETTINGS = ("image_size", "context")
+
+
+def inherited_settings(init_from):
+    """The `INHERITED_SETTINGS` of the run `init_from` names (a run folder, a shipped
+    model, or a weights file inside one), or `{}` for a weights file outside any run
+    folder.
+
+    Raises:
+      ValueError: the run folder's `flags.json` cannot be read.
+    """
+    folder = init_from if os.path.isdir(init_from) else os.path.dirname(init_from) or "."
+    run = RunDir(folder)
+    if not os.path.isfile(run.file(RunDir.CONFIG)):
+        return {}
+    try:
+        settings = run.settings()
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{run.file(RunDir.CONFIG)}: cannot be read ({e})") from None
+    return {name: settings[name] for name in INHERITED_SETTINGS}
+
+
+def init_weights_file(init_from):
+    """The weights file `--init_from` names: a file (`.keras`, `.weights.h5`), or a
+    run folder's or a shipped model's (`RunDir.weights_file`).
+
+    Raises:
+      FileNotFoundError: none of these is there.
+    """
+    if os.path.isfile(init_from) and init_from.endswith((".keras", ".weights.h5")):
+        return init_from
+    if os.path.isdir(init_from) and RunDir(init_from).weights_file():
+        return RunDir(init_from).weights_file()
+    raise FileNotFoundError(
+        f"--init_from {init_from}: expected a .keras or .weights.h5 file, or a folder holding "
+        f"{' or '.join(RunDir.WEIGHT_FILES)} (a train.py run or a shipped model)")

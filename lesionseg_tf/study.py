@@ -51,11 +51,24 @@ class StudyRun:
         return int(self.config["seed"])
 
     @property
+    def network(self):
+        """The context option ("none": Table 1), absent from runs recorded before it."""
+        return self.config.get("context", "none")
+
+    @property
+    def precision(self):
+        return self.config.get("mixed_precision", "none")
+
+    @property
     def recipe(self):
-        """Everything that defines the run but its seed, as a label."""
+        """Everything that defines the run but its seed, as a label: the network and
+        the arithmetic are named where they are not Table 1 in float32, so such runs
+        never join the shipped recipe's mean ± SD."""
         c = self.config
-        return (f"{c['image_size']}x{c['image_size']}, {c['lr_schedule']} rate, at most "
-                f"{c['max_epochs']} epochs, patience {c['patience']}")
+        network = ", Table 1 + image-pooling context" if self.network != "none" else ""
+        precision = f", {self.precision} compute" if self.precision != "none" else ""
+        return (f"{c['image_size']}x{c['image_size']}{network}{precision}, {c['lr_schedule']} "
+                f"rate, at most {c['max_epochs']} epochs, patience {c['patience']}")
 
     @property
     def validation_jaccard(self):
@@ -154,7 +167,8 @@ def comparisons(runs, *, reference):
 
     def same_but_size(r):
         c = r.config
-        return (c["lr_schedule"], c["max_epochs"], c["patience"], r.seed)
+        return (c["lr_schedule"], c["max_epochs"], c["patience"], r.seed, r.network,
+                r.precision)
 
     for a, b in itertools.combinations(runs, 2):
         if same_but_size(a) == same_but_size(b) and a.image_size != b.image_size:

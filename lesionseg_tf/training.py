@@ -23,7 +23,9 @@ from absl import logging
 from lesionseg_tf import callbacks, datasets, distribute, export, pipeline, preflight
 from lesionseg_tf.config import JIT_COMPILE, LR_SCHEDULES
 from lesionseg_tf.metrics import PerImageJaccard
+from lesionseg_tf import model as model_lib
 from lesionseg_tf.model import build_model
+from lesionseg_tf import run_dir
 from lesionseg_tf.run_dir import RunDir
 
 MONITOR = "val_jaccard"
@@ -71,7 +73,7 @@ def run(config, model_dir, *, overwrite=False, strategy=None, verbose=2, report=
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
     resuming = folder.check_start(config, overwrite=overwrite)
-    init_from = config.init_from and init_weights_file(config.init_from)
+    init_from = config.init_from and run_dir.init_weights_file(config.init_from)
     dataset = datasets.open_dataset(config.data_dir, dataset=config.dataset)
     report(dataset.summary(), False)
     train_examples, selection_examples, problems = preflight_data(dataset, config)
@@ -152,22 +154,6 @@ def preflight_data(dataset, config):
     return train_examples, selection, problems
 
 
-def init_weights_file(init_from):
-    """The weights file `--init_from` names: a file (`.keras`, `.weights.h5`), or a
-    run folder's or a shipped model's (`RunDir.weights_file`).
-
-    Raises:
-      FileNotFoundError: none of these is there.
-    """
-    if os.path.isfile(init_from) and init_from.endswith((".keras", ".weights.h5")):
-        return init_from
-    if os.path.isdir(init_from) and RunDir(init_from).weights_file():
-        return RunDir(init_from).weights_file()
-    raise FileNotFoundError(
-        f"--init_from {init_from}: expected a .keras or .weights.h5 file, or a folder holding "
-        f"{' or '.join(RunDir.WEIGHT_FILES)} (a train.py run or a shipped model)")
-
-
 PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
                       "bfloat16": "mixed_bfloat16"}
 
@@ -189,7 +175,7 @@ def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=No
 
 
 def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
-                   sync_batch_norm=False, steps_per_execution=1):
+                   sync_batch_norm=False, steps_per_execution=1, context="none"):
     """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
 
@@ -199,11 +185,12 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
         False; or one of `config.JIT_COMPILE`'s words.
       mixed_precision: "none", "float16" or "bfloat16" compute (`PRECISION_POLICIES`);
         the global policy is restored to float32 afterwards.
+      context: the network's context option (`model.build_model`).
     """
     jit_compile = JIT_COMPILE.get(jit_compile, jit_compile)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
     try:
-        model = build_model(sync_batch_norm=sync_batch_norm)
+        model = build_model(sync_batch_norm=sync_batch_norm, context=context)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     model.compile(
@@ -269,15 +256,24 @@ def _train(config, folder, *, strategy, train_examples, selection_examples, init
     return result
 
 
-def _initial_weights(path):
-    """The model weights of a `.keras` or `.weights.h5` file, without any optimizer
-    state it may hold (read into an uncompiled model)."""
+def _set_initial_weights(model, path, *, context):
+    """Sets `model`'s weights to those of a `.keras` or `.weights.h5` file, without
+    any optimizer state it may hold (the optimizer starts afresh).
+
+    Raises:
+      ValueError: the file holds a network with another context option.
+    """
     if path.endswith(".keras"):
-        source = keras.models.load_model(path, compile=False, safe_mode=True)
+        source = model_lib.load(path, compile=False)
     else:
-        source = build_model()
+        source = build_model(context=context)
         source.load_weights(path)
-    return source.get_weights()
+    shapes = [tuple(w.shape) for w in source.weights]
+    if shapes != [tuple(w.shape) for w in model.weights]:
+        other = "image_pooling" if context == "none" else "none"
+        raise ValueError(f"--init_from {path} holds another network than --context={context} "
+                         f"builds (its weights match --context={other}'s or neither)")
+    model.set_weights(source.get_weights())
 
 
 def _worker_dir(folder):
@@ -304,7 +300,7 @@ def _fit_and_export(config, folder, *, strategy, train_examples, selection_examp
                 decay_steps=config.max_epochs * steps_per_epoch),
             jit_compile=config.jit_compile, mixed_precision=config.mixed_precision,
             sync_batch_norm=strategy.num_replicas_in_sync > 1,
-            steps_per_execution=steps_per_execution)
+            steps_per_execution=steps_per_execution, context=config.context)
         model.augment_seed = config.seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
@@ -334,7 +330,7 @@ def _fit_and_export(config, folder, *, strategy, train_examples, selection_examp
                      best.best, best.best_epoch + 1, best.wait)
     elif init_from:
         with strategy.scope():
-            model.set_weights(_initial_weights(init_from))  # the optimizer starts afresh
+            _set_initial_weights(model, init_from, context=config.context)
         logging.info("starting from the weights of %s", init_from)
     finished = initial_epoch >= config.max_epochs or best.stopped
     nan_guard = callbacks.StopOnNaN()

@@ -11,7 +11,7 @@ from PIL import Image
 
 from lesionseg_tf.config import RunConfig
 from lesionseg_tf import datasets, evaluation, images, inference, pipeline, prediction, preflight, synthetic
-from lesionseg_tf import training
+from lesionseg_tf import run_dir, training
 from tests.conftest import REPO_ROOT
 
 PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
@@ -286,4 +286,4 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     with pytest.raises(FileNotFoundError, match=f"--init_from {tmp_path}: expected a .keras or "
                                                 ".weights.h5 file, or a folder holding best.keras "
                                                 "or lesionseg.keras"):
-        training.init_weights_file(str(tmp_path))
+        run_dir.init_weights_file(str(tmp_path))

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
-from lesionseg_tf.model import TABLE_1, ConvSpec, LesionSegNet, build_model, receptive_field
+from lesionseg_tf.model import (TABLE_1, WHOLE_IMAGE, ConvSpec, LesionSegNet, build_model,
+                                 receptive_field)
 
 # The paper's Table 1, written out here independently of the library:
 # (name, kernel, filters, stride, dilation, batch norm, ReLU).
@@ -100,3 +101,62 @@ def test_saved_keras_model_loads_in_safe_mode(model, tmp_path):
     assert isinstance(loaded, LesionSegNet)
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+# Every layer of the Table-1 network, in order: the context option off must leave it so.
+TABLE_1_LAYERS = [
+    "image", "conv1_1_pad", "conv1_1", "conv1_1_bn", "conv1_1_relu", "conv1_2_pad", "conv1_2",
+    "conv1_2_bn", "conv1_2_relu", "conv1_3", "conv1_3_bn", "conv1_3_relu", "conv2_1_pad",
+    "conv2_1", "conv2_1_bn", "conv2_1_relu", "conv2_2_pad", "conv2_2", "conv2_2_bn",
+    "conv2_2_relu", "conv2_3", "conv2_3_bn", "conv2_3_relu", "conv3_1_pad", "conv3_1",
+    "conv3_1_bn", "conv3_1_relu", "conv3_2_pad", "conv3_2", "conv3_2_bn", "conv3_2_relu",
+    "conv3_3_pad", "conv3_3", "conv3_3_bn", "subpixel_pad", "subpixel", "depth_to_space"]
+CONTEXT_LAYERS = ["context_pool", "context_conv", "context_conv_bn", "context_conv_relu",
+                  "context_broadcast", "context_concat"]
+
+
+def test_context_off_is_table_1_exactly(model):
+    assert [layer.name for layer in model.layers] == TABLE_1_LAYERS
+    assert build_model(context="none").count_params() == 2_057_952
+
+
+@pytest.fixture(scope="module")
+def context_model():
+    keras.utils.set_random_seed(5)
+    return build_model(context="image_pooling")
+
+
+def test_context_branch_joins_before_the_subpixel_layer(context_model):
+    names = [layer.name for layer in context_model.layers]
+    assert sorted(set(names) - set(TABLE_1_LAYERS)) == sorted(CONTEXT_LAYERS)
+    assert [n for n in names if n in TABLE_1_LAYERS] == TABLE_1_LAYERS
+    # The subpixel convolution reads conv3_3's 128 channels and the context's 128.
+    assert context_model.get_layer("subpixel").kernel.shape == (3, 3, 256, 32)
+    # + 1x1 conv 128->128 (no bias) + its batch norm + 128 more subpixel input channels.
+    assert context_model.count_params() == 2_057_952 + 128 * 128 + 4 * 128 + 3 * 3 * 128 * 32
+    assert receptive_field(TABLE_1, context="image_pooling") is WHOLE_IMAGE is None
+    assert receptive_field(TABLE_1, context="none") == 77
+    with pytest.raises(ValueError, match="context must be one of none, image_pooling"):
+        build_model(context="aspp")
+
+
+def test_context_makes_every_pixel_see_the_whole_image(model, context_model):
+    """A change in one corner reaches the opposite corner only through the context: at
+    128x128 the two corners are 127 pixels apart, beyond the 77-pixel field."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 128, 128, 3)).astype(np.float32)
+    changed = image.copy()
+    changed[:, :8, :8] += 5.0
+    for network, reaches in ((model, False), (context_model, True)):
+        difference = np.abs(np.asarray(network(changed)) - np.asarray(network(image)))
+        assert difference[0, :8, :8].max() > 1e-3  # the changed corner itself moves
+        assert (difference[0, -8:, -8:].max() > 1e-5) == reaches
+
+
+def test_context_model_loads_in_safe_mode(context_model, tmp_path):
+    path = str(tmp_path / "c.keras")
+    context_model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert [layer.name for layer in loaded.layers] == [l.name for l in context_model.layers]
+    x = np.random.default_rng(1).normal(size=(2, 32, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(context_model(x)), atol=1e-5)

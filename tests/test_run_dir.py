@@ -5,10 +5,11 @@ import stat
 
 import pytest
 
-from lesionseg_tf import files
+from lesionseg_tf import files, run_dir
 from lesionseg_tf.config import RunConfig
 from lesionseg_tf.datasets import Example
 from lesionseg_tf.run_dir import RunDir
+from tests.conftest import REPO_ROOT, run_script
 
 
 def test_names_are_in_the_folder(tmp_path):
@@ -85,3 +86,53 @@ def test_atomic_path_replaces_a_folder_and_clears_debris(tmp_path):
             os.makedirs(temporary)
             raise RuntimeError("killed")
     assert os.listdir(target) == ["new"] and sorted(os.listdir(tmp_path)) == ["export"]
+
+
+def test_a_run_recorded_before_the_context_option_resumes_as_table_1(tmp_path):
+    """The study's 256x256 run, and every run folder written before `context` existed,
+    has no such key: it reads as "none" (Table 1), so it continues, and only as that."""
+    run = RunDir(tmp_path / "old")
+    recorded = RunConfig(data_dir="d", image_size=256).to_dict()
+    del recorded["context"]
+    run.write_json(RunDir.CONFIG, {**recorded, "model_dir": run.path})
+    os.makedirs(run.backup_dir)
+    run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), '{"epoch": 7}')
+    assert run.settings()["context"] == "none"
+    assert run.check_start(RunConfig(data_dir="d", image_size=256)) is True
+    with pytest.raises(ValueError, match="context: 'none' then, 'image_pooling' now"):
+        run.check_start(RunConfig(data_dir="d", image_size=256, context="image_pooling"))
+
+
+def test_fine_tuning_takes_the_size_and_network_of_the_run_it_starts_from(tmp_path):
+    shipped = RunDir(tmp_path / "shipped")
+    shipped.write_config(RunConfig(data_dir="d", image_size=64, context="image_pooling"))
+    shipped.write(RunDir.SHIPPED_MODEL, b"weights")
+    expected = {"image_size": 64, "context": "image_pooling"}
+    assert run_dir.inherited_settings(shipped.path) == expected
+    assert run_dir.inherited_settings(shipped.file(RunDir.SHIPPED_MODEL)) == expected
+    assert run_dir.init_weights_file(shipped.path) == shipped.file(RunDir.SHIPPED_MODEL)
+    loose = tmp_path / "loose.keras"
+    loose.write_bytes(b"weights")
+    assert run_dir.inherited_settings(str(loose)) == {}
+    shipped.write(RunDir.CONFIG, "{not json")
+    with pytest.raises(ValueError, match="flags.json: cannot be read"):
+        run_dir.inherited_settings(shipped.path)
+
+
+def test_train_py_says_which_settings_it_took_from_the_run(tmp_path):
+    """Fine-tuning the shipped 64x64 model trains at 64 unless told otherwise, and says
+    so once; the answer comes before TensorFlow loads (the data folder is missing)."""
+    shipped = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
+    missing = str(tmp_path / "clinic")
+    taken = run_script("train.py", f"--data_dir={missing}", f"--init_from={shipped}",
+                       f"--model_dir={tmp_path / 'run'}")
+    assert taken.returncode == 1
+    assert taken.stdout.count("--image_size=64, as ") == 1 and "--context" not in taken.stdout
+    assert taken.stderr.strip().splitlines()[-1] == f"train.py: --data_dir {missing}: no such folder"
+    given = run_script("train.py", f"--data_dir={missing}", f"--init_from={shipped}",
+                       "--image_size=128")
+    assert given.stdout.count("--image_size=128, while ") == 1
+    assert "was trained at --image_size=64" in given.stdout
+    same = run_script("train.py", f"--data_dir={missing}", f"--init_from={shipped}",
+                      "--image_size=64")
+    assert "image_size" not in same.stdout

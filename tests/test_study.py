@@ -14,13 +14,13 @@ IDS = [f"ISIC_{i:07d}" for i in range(6)]
 
 
 def write_run(root, name, *, image_size, seed, jaccards, schedule="cosine", epochs=30,
-              held_out=0.8):
+              held_out=0.8, **recorded):
     """A study run folder as train.py and evaluate.py leave it (only what is read)."""
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "flags.json").write_text(json.dumps({
         "image_size": image_size, "seed": seed, "lr_schedule": schedule, "max_epochs": epochs,
-        "patience": 20}))
+        "patience": 20, **recorded}))
     (folder / "holdout_ids.txt").write_text("ISIC_0009999\n")
     (folder / "training_log.csv").write_text("epoch,val_jaccard\n1,0.5\n")
     (folder / "result.json").write_text(json.dumps({
@@ -96,3 +96,24 @@ def test_study_command_writes_the_table_and_a_figure(study_dir, tmp_path):
     assert (again / "table.md").read_bytes() == table.encode()
     assert ((again / "validation_jaccard_by_input_size.png").read_bytes()
             == (out / "validation_jaccard_by_input_size.png").read_bytes())
+
+
+def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path):
+    base = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.4])
+    write_run(tmp_path, "context64", image_size=64, seed=2, jaccards=base + 0.05, epochs=50,
+              context="image_pooling")
+    write_run(tmp_path, "bfloat16_64", image_size=64, seed=2, jaccards=base, epochs=50,
+              mixed_precision="bfloat16")
+    write_run(tmp_path, "context128", image_size=128, seed=0, jaccards=base, context="image_pooling")
+    runs = study.read_study(study_dir)
+    rows = {row["recipe"]: row["runs"] for row in study.table_rows(runs)}
+    assert rows["64x64, cosine rate, at most 50 epochs, patience 20"] == [
+        "shipped_recipe_seed0", "shipped_recipe_seed1"]
+    assert rows["64x64, Table 1 + image-pooling context, cosine rate, at most 50 epochs, "
+                "patience 20"] == ["context64"]
+    assert rows["64x64, bfloat16 compute, cosine rate, at most 50 epochs, patience 20"] == [
+        "bfloat16_64"]
+    # Size pairs are made within one network: context128 pairs with no Table-1 run.
+    pairs = {(a, b) for a, b, _ in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    assert ("size128", "size64") in pairs
+    assert not any("context128" in pair and "shipped_recipe_seed0" not in pair for pair in pairs)

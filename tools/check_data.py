@@ -16,12 +16,13 @@ from absl import app
 
 import common_flags
 import console
+from lesionseg_tf import config
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags()
 _SPLIT = common_flags.define_split_flag(
     "all", "Here all means each split there is, checked in turn.")
 _MAX_IMAGE_PIXELS = common_flags.define_max_image_pixels()
-_IMAGE_SIZE = common_flags.define_image_size(common_flags.config.DEFAULT_IMAGE_SIZE,
+_IMAGE_SIZE = common_flags.define_image_size(config.DEFAULT_IMAGE_SIZE,
                                              "Training size the images are test-decoded at.")
 
 

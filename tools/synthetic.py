@@ -12,13 +12,14 @@ from absl import app, flags
 
 import common_flags
 import console
+from lesionseg_tf import datasets
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder to write the dataset into.")
 _NUM_TRAINING = flags.DEFINE_integer("num_training", 16, "Training pairs.")
 _NUM_VALIDATION = flags.DEFINE_integer("num_validation", 8, "Validation pairs.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 8, "Test pairs.")
 _SEED = common_flags.define_seed("Seed of the synthetic pictures.")
-_LAYOUT = flags.DEFINE_enum("layout", "isic2017", list(common_flags.datasets.LAYOUT_NAMES),
+_LAYOUT = flags.DEFINE_enum("layout", "isic2017", list(datasets.LAYOUT_NAMES),
                             "Folder layout of the dataset written.")
 flags.mark_flag_as_required("out_dir")
 
