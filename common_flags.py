@@ -41,23 +41,18 @@ def define_image_size(default, help_text):
     return flags.DEFINE_integer("image_size", default, help_text)
 
 
-def define_saved_model(default="runs/lesionseg/export",
-                       help_text="SavedModel exported by train.py."):
-    return flags.DEFINE_string("saved_model", default, help_text)
-
-
-def define_model_flags():
-    """`--model` (a SavedModel folder or a .tflite file) and `--saved_model`, its older
-    name, which it overrides.
+def define_model_flags(default="runs/lesionseg/export"):
+    """`--model`: a SavedModel folder or a .tflite file; `--saved_model`, its older
+    name, kept as an alias.
 
     Returns:
-      A function giving the model path to load (`inference.load_segmenter`).
+      The `--model` flag holder.
     """
-    saved_model = define_saved_model()
     model = flags.DEFINE_string(
-        "model", None, "The model to run: a SavedModel folder (train.py's export/) or a "
-        ".tflite file (python -m tools.export --tflite=...); default: --saved_model.")
-    return lambda: model.value or saved_model.value
+        "model", default, "The model to run: a SavedModel folder (train.py's export/) or a "
+        ".tflite file (python -m tools.export --tflite=...).")
+    flags.DEFINE_alias("saved_model", "model")
+    return model
 
 
 def define_output_dir(default, help_text):

@@ -6,11 +6,14 @@ Not a script and not part of the library: train.py, predict.py and evaluate.py c
 TensorFlow), so this module imports neither TensorFlow nor the library at module level.
 """
 
+import atexit
 import logging
 import os
 import re
 import sys
 import tempfile
+import textwrap
+import threading
 import time
 
 # Native start-up lines TensorFlow writes on every machine, which say nothing
@@ -21,6 +24,12 @@ _ROUTINE = (
     re.compile(r"cpu_feature_guard\.cc.*This TensorFlow binary is optimized"),
     re.compile(r"^To enable the following instructions:"),
     re.compile(r"port\.cc.*oneDNN custom operations are on"),
+)
+# Native lines TensorFlow writes while it runs that say nothing about the run: oneDNN
+# choosing Eigen's kernel for an int32 op on a CPU without AVX-512 (an ERROR-level line
+# at the first epoch that a user reads as a failure).
+_RUNTIME_ROUTINE = (
+    re.compile(r"oneDNN supports DT_INT32 only on platforms with AVX-512"),
 )
 # No CUDA driver installed: a machine without a GPU. Only then is the failure to
 # initialize CUDA that follows expected; on a machine with a driver it is kept.
@@ -82,8 +91,8 @@ def import_tensorflow():
 
 
 def start_tensorflow():
-    """`import_tensorflow`, with the lines it keeps written to standard error: what
-    every command does before it imports the library.
+    """`import_tensorflow`, with the lines it keeps written to standard error, then
+    `filter_runtime_lines`: what every command does before it imports the library.
 
     Returns:
       True when TensorFlow found no CUDA driver (it runs on the CPU).
@@ -91,7 +100,103 @@ def start_tensorflow():
     notes, no_cuda_driver = import_tensorflow()
     for line in notes:
         print(line, file=sys.stderr)
+    filter_runtime_lines()
     return no_cuda_driver
+
+
+def is_runtime_routine(line):
+    """Whether a line of standard error is one of `_RUNTIME_ROUTINE`."""
+    return any(p.search(line) for p in _RUNTIME_ROUTINE)
+
+
+def filter_runtime_lines():
+    """From now on, standard error (file descriptor 2, where TensorFlow's native code
+    writes) passes through a thread that drops `_RUNTIME_ROUTINE` lines and forwards
+    every other line at once; at exit the descriptor is restored and what is left is
+    forwarded. Once per process."""
+    if getattr(filter_runtime_lines, "started", False):
+        return
+    filter_runtime_lines.started = True
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                kept = [line + b"\n" for line in lines
+                        if not is_runtime_routine(line.decode("utf-8", errors="replace"))]
+                if kept:
+                    os.write(real, b"".join(kept))
+            if pending:
+                os.write(real, pending)
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore():
+        sys.stderr.flush()
+        os.dup2(real, 2)  # closes the pipe's last write end: the thread reads to its end
+        thread.join(timeout=5)
+
+    atexit.register(restore)
+
+
+# Flag names every command understands, which its help need not list.
+_HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def run(main, *, groups=()):
+    """`absl.app.run(main)`, with a help that helps (`answer_help`)."""
+    answer_help(groups=groups)
+    from absl import app  # pylint: disable=import-outside-toplevel
+
+    app.run(main)
+
+
+def answer_help(*, groups=()):
+    """When the command line asks for help: prints the command's docstring and every
+    flag the command defines (its own and those of `common_flags`), under the
+    headings of `groups` (`(heading, [flag names])`), the rest after them, and
+    exits 0. A command that imports TensorFlow at its top calls this first, after
+    defining its flags, so that its help answers at once."""
+    if any(arg in _HELP_FLAGS for arg in sys.argv[1:]):
+        print(command_help(sys.modules["__main__"], groups=groups))
+        sys.exit(0)
+
+
+def command_help(module, *, groups=()):
+    """The text `run` prints for `--help`."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+
+    registry = flags.FLAGS
+    own = sorted({name for name, flag in registry._flags().items()  # pylint: disable=protected-access
+                  if name == flag.name
+                  and not (registry.find_module_defining_flag(name) or "").startswith("absl")})
+    listed = [name for _, names in groups for name in names]
+    unknown = sorted(set(listed) - set(own))
+    if unknown:
+        raise ValueError(f"help groups name flags the command does not define: {unknown}")
+    sections = [*groups, ("other" if groups else "", [n for n in own if n not in listed])]
+    lines = [textwrap.dedent(module.__doc__ or "").strip(), ""]
+    for heading, names in sections:
+        if not names:
+            continue
+        lines.append(f"{heading} flags:" if heading else "flags:")
+        for name in names:
+            flag = registry[name]
+            text = " ".join(flag.help.split())
+            if flag.default not in (None, "", []) and not text.startswith("Alias for"):
+                text += f" (default: {flag.default_as_str.strip(chr(39))})"
+            lines += textwrap.wrap(text, width=96, initial_indent=f"  --{name}: ",
+                                   subsequent_indent="      ")
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 class _LibraryInfoFilter(logging.Filter):

@@ -14,7 +14,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
-from absl import app, flags, logging
+from absl import app, flags
 
 import common_flags
 import console
@@ -44,6 +44,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _INPUT.value:
         raise app.UsageError("--input is required: an image or a folder of images")
+    for flag, path in (("--input", _INPUT.value), ("--model", _MODEL.value),
+                       ("--truth_dir", _TRUTH_DIR.value)):
+        if path and not os.path.exists(path):  # refused before TensorFlow loads
+            sys.exit(f"predict.py: {flag} {path}: no such file or folder")
     console.start_tensorflow()
     from lesionseg_tf import inference, prediction
 
@@ -51,7 +55,7 @@ def main(argv):
         jobs, found = prediction.plan(_INPUT.value, _OUTPUT_DIR.value, truth_dir=_TRUTH_DIR.value,
                                       allow_writing_into_sources=_OVERWRITE_SOURCES.value)
         print(found, flush=True)
-        segmenter = inference.load_segmenter(_MODEL())
+        segmenter = inference.load_segmenter(_MODEL.value)
         segmenter.check_options(tta=_SEGMENT_OPTIONS()["tta"])
     except (ValueError, OSError) as e:
         sys.exit(f"predict.py: {e}")
@@ -63,12 +67,18 @@ def main(argv):
         on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start
     written = len(jobs) - len(failures)
-    logging.info("wrote %d of %d masks to %s in %.1f s (%.2f s per image)", written, len(jobs),
-                 _OUTPUT_DIR.value, elapsed, elapsed / max(1, len(jobs)))
+    print(f"wrote {written} of {len(jobs)} masks to {_OUTPUT_DIR.value} in {elapsed:.1f} s "
+          f"({elapsed / max(1, len(jobs)):.2f} s per image)", flush=True)
     if failures:
         sys.exit(f"predict.py: {len(failures)} of {len(jobs)} images failed: "
                  + ", ".join(failures))
 
 
+HELP_GROUPS = (
+    ("input", ["input", "truth_dir", "max_image_pixels"]),
+    ("model", ["model", "saved_model", "tta", "largest_component", "fill_holes"]),
+    ("output", ["output_dir", "overlay", "allow_writing_into_sources"]),
+)
+
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main, groups=HELP_GROUPS)

@@ -174,5 +174,15 @@ def main(argv):
     print(f"final weights sha256: {result['weights_sha256']}")
 
 
+HELP_GROUPS = (
+    ("data", ["data_dir", "dataset", "skip_bad_examples", "max_image_pixels", "cache",
+              "generate_synthetic"]),
+    ("model", ["image_size", "context", "init_from"]),
+    ("training", ["batch_size", "learning_rate", "lr_schedule", "max_epochs", "patience",
+                  "select_on", "holdout_fraction", "seed", "holdout_seed", "deterministic"]),
+    ("compute", ["mixed_precision", "jit_compile", "steps_per_execution", "strategy"]),
+    ("output", ["model_dir", "overwrite"]),
+)
+
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main, groups=HELP_GROUPS)

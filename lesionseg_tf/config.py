@@ -22,6 +22,8 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # --jit_compile's words and what Keras' `compile(jit_compile=...)` takes for each.
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
 DEFAULT_STEPS_PER_EXECUTION = 8
+# The .tflite files of the network (`tflite.convert`), for the export command's choices.
+TFLITE_VARIANTS = ("float32", "float16", "int8")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,14 +1,14 @@
-"""Scoring a split the way the ISIC 2017 challenge did (`isic-challenge-scoring` semantics)."""
+"""Scoring a split the way the ISIC 2017 challenge did (`isic-challenge-scoring`
+semantics), with boundary distances beside it: `run` is the one call behind
+evaluate.py, writing a report (`report`).
+"""
 
-import csv
-import io
-import json
+import dataclasses
 import os
 
-from lesionseg_tf import datasets, files, images, metrics
+from lesionseg_tf import datasets, images, metrics, report
 from lesionseg_tf.run_dir import RunDir
 
-CSV_COLUMNS = ("image_id", "height", "width", "tp", "fp", "tn", "fn") + metrics.METRIC_NAMES
 TABLE_ROWS = (
     ("jaccard", "Jaccard (IoU), per-image mean - ISIC 2017 ranking"),
     ("threshold_jaccard", "thresholded Jaccard (0 below 0.65) - ISIC 2018"),
@@ -17,6 +17,8 @@ TABLE_ROWS = (
     ("sensitivity", "sensitivity"),
     ("specificity", "specificity"),
     ("pooled_mean_iou", "two-class mean IoU, pixels pooled (keras MeanIoU)"),
+    ("hd95", "HD95, pixels (images with both masks non-empty)"),
+    ("assd", "ASSD, pixels (mean of the two directed averages)"),
 )
 
 
@@ -30,14 +32,11 @@ def score_image(image_id, truth, prediction, prediction_name=None):
         raise ValueError(f"{prediction_name or image_id}: prediction is "
                          f"{prediction.shape[1]}x{prediction.shape[0]} (WxH), ground truth is "
                          f"{truth.shape[1]}x{truth.shape[0]}")
-    counts = metrics.confusion(metrics.binarize(truth), metrics.binarize(prediction))
+    truth, prediction = metrics.binarize(truth), metrics.binarize(prediction)
+    counts = metrics.confusion(truth, prediction)
     return {"image_id": image_id, "height": truth.shape[0], "width": truth.shape[1],
-            **counts, **metrics.image_metrics(counts)}
-
-
-def summarize(rows):
-    """Means over images of the ISIC metrics, plus the pooled two-class mean IoU."""
-    return metrics.summarize([{k: row[k] for k in ("tp", "fp", "tn", "fn")} for row in rows])
+            **counts, **metrics.image_metrics(counts),
+            **metrics.boundary_distances(truth, prediction)}
 
 
 def match_predictions(examples, pred_dir):
@@ -113,45 +112,27 @@ def select_ids(examples, ids_file):
     return [by_id[i] for i in wanted]
 
 
-def default_output_dir(*, saved_model, pred_dir, split):
-    """`<model_dir>/evaluation/<split>` for an export at `<model_dir>/export`, or
-    `<pred_dir>_evaluation/<split>` (outside the submission folder) for `pred_dir`."""
-    if pred_dir:
-        return os.path.join(os.path.normpath(pred_dir) + "_evaluation", split)
-    if saved_model.endswith(".tflite"):  # beside the SavedModel's, named by the file
-        stem = os.path.splitext(os.path.basename(saved_model))[0]
-        return RunDir.of_export(saved_model).evaluation_dir(os.path.join(stem, split))
-    return RunDir.of_export(saved_model).evaluation_dir(split)
-
-
-def write_report(rows, summary, output_dir, config, *, intervals=None):
-    """Writes `per_image.csv` and `summary.json` (with `config`, and the bootstrap
-    `intervals` of `metrics.bootstrap_intervals` when given) to `output_dir`."""
-    os.makedirs(output_dir, exist_ok=True)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: row[k] for k in CSV_COLUMNS} for row in rows)
-    files.write_atomically(os.path.join(output_dir, "per_image.csv"), text.getvalue())
-    report = {"summary": summary, "config": config}
-    if intervals is not None:
-        report["confidence_95"] = intervals
-    files.write_atomically(os.path.join(output_dir, "summary.json"),
-                           json.dumps(report, indent=2))
-
-
 def format_table(summary, title, intervals=None):
     """The summary as a text table; per-image means get their 95% interval beside
     them when `intervals` (from `metrics.bootstrap_intervals`) is given."""
     width = max(len(label) for _, label in TABLE_ROWS)
     lines = [title, "-" * (width + 10)]
     for key, label in TABLE_ROWS:
+        if key not in summary:
+            continue
+        if summary[key] is None:
+            lines.append(f"{label:<{width}}  undefined")
+            continue
         line = f"{label:<{width}}  {summary[key]:.4f}"
         if intervals and key in intervals:
             low, high = intervals[key]
             line += f"  (95% CI {low:.4f}-{high:.4f})"
         lines.append(line)
     lines.append(f"{'images':<{width}}  {summary['images']}")
+    undefined = {k: v for k, v in summary.get("boundary_undefined", {}).items() if v}
+    if undefined:
+        lines.append(f"{'no HD95/ASSD (a mask empty)':<{width}}  " + ", ".join(
+            f"{count} {why.replace('_', ' ')}" for why, count in undefined.items()))
     return "\n".join(lines)
 
 
@@ -187,7 +168,7 @@ PAPER_JACCARD = 0.642  # the paper's ISIC 2017 validation score (section 4)
 
 
 def write_figures(rows, examples, predict, output_dir, *, title):
-    """Writes the per-image Jaccard histogram and a contact sheet of the best,
+    """Draws the per-image Jaccard histogram and a contact sheet of the best,
     median and worst images (predicted outline green, true outline magenta)
     beside the report.
 
@@ -220,3 +201,50 @@ def write_figures(rows, examples, predict, output_dir, *, title):
     paths.append(figures.contact_sheet(
         panels, os.path.join(output_dir, figures.CONTACT_SHEET_FILE), title=title))
     return paths
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What `run` scored and wrote."""
+    rows: list  # per image (`score_image`)
+    summary: dict  # `metrics.summarize`
+    intervals: dict | None  # `metrics.bootstrap_intervals`
+    output_dir: str
+    figures: list  # paths
+
+
+class ScoringError(RuntimeError):
+    """Some images could not be scored; nothing was written."""
+
+
+def run(examples, predict, *, output_dir, config, bootstrap=2000, figures_title=None,
+        on_error, progress=None):
+    """Scores every example and writes the report folder (`report.write`): the one
+    call behind evaluate.py.
+
+    Args:
+      examples: `datasets.Example`s.
+      predict: `example -> (prediction [H, W] uint8, name for messages)`.
+      output_dir: the report folder, replaced whole.
+      config: what `summary.json` records as the settings.
+      bootstrap: resamples of the 95% intervals; 0 leaves them out.
+      figures_title: draws the figures (`write_figures`) under this title; None: none.
+      on_error, progress: as for `evaluate`.
+
+    Raises:
+      ScoringError: an image could not be scored (each was passed to `on_error`).
+    """
+    rows, failed = evaluate(examples, predict, on_error=on_error, progress=progress)
+    if failed:
+        raise ScoringError(f"{len(failed)} of {len(examples)} images could not be scored; "
+                           "no report written")
+    summary = metrics.summarize(rows)
+    intervals = (metrics.bootstrap_intervals(rows, samples=bootstrap, seed=0)
+                 if bootstrap else None)
+    draw = None
+    if figures_title is not None:
+        def draw(folder):
+            return write_figures(rows, examples, predict, folder, title=figures_title)
+    drawn = report.write(output_dir, rows, summary, config, intervals=intervals, draw=draw)
+    return Report(rows=rows, summary=summary, intervals=intervals, output_dir=output_dir,
+                  figures=drawn)

@@ -1,50 +1,18 @@
-"""Segmentation metrics with the semantics of the ISIC challenge scorer.
+"""Segmentation metrics with the semantics of the ISIC challenge scorer, boundary
+distances, and the statistics over images (bootstrap intervals, paired comparisons).
 
 ISIC 2017 ranks by the Jaccard index of the lesion computed per image and then
 averaged over images (not pooled over pixels); where the union is empty (no
 lesion in truth nor prediction) the image scores 1.0.
+
+NumPy and SciPy only: the study and the compare command use it without TensorFlow.
+The training's Keras metric is `keras_metrics.PerImageJaccard`.
 """
 
-import keras
 import numpy as np
-import tensorflow as tf
+from scipy import ndimage
 
 LESION_THRESHOLD = 128  # ISIC scorer: lesion where value > 128
-
-
-@keras.saving.register_keras_serializable(package="lesionseg_tf")
-class PerImageJaccard(keras.metrics.Metric):
-    """Mean over images of the lesion Jaccard index, prediction = argmax of the logits.
-
-    `y_true`: `[batch, H, W]` or `[batch, H, W, 1]` labels, lesion where > 0.
-    `y_pred`: `[batch, H, W, 2]` logits or probabilities (background, lesion).
-    Used as the training's validation score and early-stopping criterion
-    (paper section 3.3: "trained until validation mean IoU stops improving").
-    """
-
-    def __init__(self, name="jaccard", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        if sample_weight is not None:
-            raise ValueError("PerImageJaccard does not take sample weights")
-        truth = tf.reshape(tf.convert_to_tensor(y_true) > 0, tf.shape(y_pred)[:-1])
-        prediction = tf.argmax(y_pred, axis=-1) == 1
-        axes = [1, 2]
-        intersection = tf.reduce_sum(tf.cast(truth & prediction, tf.float32), axes)
-        union = tf.reduce_sum(tf.cast(truth | prediction, tf.float32), axes)
-        jaccard = tf.where(union > 0, intersection / tf.maximum(union, 1.0), 1.0)
-        self.total.assign_add(tf.reduce_sum(jaccard))
-        self.count.assign_add(tf.cast(tf.shape(jaccard)[0], tf.float32))
-
-    def result(self):
-        return tf.math.divide_no_nan(self.total, self.count)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
 
 
 # Per-image metrics of the official scorer (`isic-challenge-scoring`), in its order.
@@ -90,55 +58,164 @@ def image_metrics(counts):
     }
 
 
-def summarize(per_image_counts):
-    """Aggregates per-image confusion counts.
+# Boundary distances, in pixels of the scored masks; None where undefined.
+BOUNDARY_NAMES = ("hd95", "assd")
+# Why a boundary distance is undefined for an image (it is then left out of the means).
+BOUNDARY_UNDEFINED = ("empty_truth", "empty_prediction", "both_empty")
+# The per-image scores a summary averages and the bootstrap resamples.
+SCORE_NAMES = METRIC_NAMES + BOUNDARY_NAMES
+
+# Contour length inside one 2x2 cell of pixels, by the cell's code (top left 8, top
+# right 4, bottom left 2, bottom right 1; a set bit is a lesion pixel): marching
+# squares' segments, in pixels. One pixel in or out cuts a corner (half a diagonal);
+# two side by side, a straight unit; two diagonal, two corners; none or all, no border.
+_HALF_DIAGONAL = 0.5 * np.sqrt(2.0)
+_CONTOUR_LENGTH = np.array([0.0, _HALF_DIAGONAL, _HALF_DIAGONAL, 1.0, _HALF_DIAGONAL, 1.0,
+                            2 * _HALF_DIAGONAL, _HALF_DIAGONAL, _HALF_DIAGONAL,
+                            2 * _HALF_DIAGONAL, 1.0, _HALF_DIAGONAL, 1.0, _HALF_DIAGONAL,
+                            _HALF_DIAGONAL, 0.0])
+
+
+def _border(mask):
+    """The border of a cropped, zero-padded bool mask on the grid of pixel corners:
+    `(is border [h-1, w-1] bool, contour length there)`."""
+    m = mask.astype(np.uint8)
+    code = 8 * m[:-1, :-1] + 4 * m[:-1, 1:] + 2 * m[1:, :-1] + m[1:, 1:]
+    return (code != 0) & (code != 15), _CONTOUR_LENGTH[code]
+
+
+def _directed(border_from, lengths_from, border_to):
+    """Distances from each border point of one mask to the other's border (exact
+    Euclidean distance transform), sorted, with the contour lengths they carry."""
+    distances = ndimage.distance_transform_edt(~border_to)[border_from]
+    weights = lengths_from[border_from]
+    order = np.argsort(distances, kind="stable")
+    return distances[order], weights[order]
+
+
+def _weighted_percentile(distances, weights, percent):
+    cumulative = np.cumsum(weights) / np.sum(weights)
+    index = int(np.searchsorted(cumulative, percent / 100.0))
+    return float(distances[min(index, distances.size - 1)])
+
+
+def boundary_distances(truth, prediction):
+    """HD95 and ASSD of two bool masks, in pixels, and why they are undefined.
+
+    The definition of DeepMind's `surface-distance` (`compute_surface_distances`
+    in 2D, unit spacing), which the tests hold it to: each mask's border is the set
+    of pixel corners whose 2x2 cell is neither all lesion nor all background
+    (pixels outside the image count as background), each carrying the length of
+    the contour through its cell; distances to the other border come from SciPy's
+    exact Euclidean distance transform. HD95 is the larger of the two directed
+    95th percentiles (weighted by contour length); ASSD is the mean of the two
+    directed averages (each weighted by contour length), not the average over both
+    borders' points pooled.
 
     Returns:
-      The unweighted mean over images of each of `METRIC_NAMES` (what ISIC
-      ranks by), plus `pooled_mean_iou`: the two-class (background, lesion)
-      mean IoU of all pixels pooled over the images, what `keras.metrics.MeanIoU`
-      reports; the paper's "mean IoU" may be read either way.
+      `{"hd95": float or None, "assd": float or None, "boundary_undefined": one of
+      BOUNDARY_UNDEFINED or None}`: None where a mask is empty (no border to measure
+      from), the case named, so that it is counted rather than averaged in.
     """
-    if not per_image_counts:
+    truth = np.asarray(truth, bool)
+    prediction = np.asarray(prediction, bool)
+    if truth.shape != prediction.shape:
+        raise ValueError(f"mask shapes differ: truth {truth.shape}, prediction {prediction.shape}")
+    has_truth, has_prediction = truth.any(), prediction.any()
+    if not (has_truth and has_prediction):
+        why = ("both_empty" if not (has_truth or has_prediction) else
+               "empty_truth" if not has_truth else "empty_prediction")
+        return {"hd95": None, "assd": None, "boundary_undefined": why}
+    # Only the union's bounding box (and a background frame) holds border points.
+    rows = np.flatnonzero((truth | prediction).any(axis=1))
+    cols = np.flatnonzero((truth | prediction).any(axis=0))
+    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    borders = [_border(np.pad(mask[box], 1)) for mask in (truth, prediction)]
+    forward = _directed(*borders[0], borders[1][0])
+    backward = _directed(*borders[1], borders[0][0])
+    hd95 = max(_weighted_percentile(*forward, 95), _weighted_percentile(*backward, 95))
+    averages = [np.sum(d * w) / np.sum(w) for d, w in (forward, backward)]
+    return {"hd95": hd95, "assd": float(np.mean(averages)), "boundary_undefined": None}
+
+
+def summarize(rows):
+    """Aggregates per-image rows (`evaluation.score_image`).
+
+    Returns:
+      The unweighted mean over images of each of `METRIC_NAMES` (what ISIC ranks
+      by) and of `BOUNDARY_NAMES` over the images where they are defined;
+      `pooled_mean_iou`: the two-class (background, lesion) mean IoU of all pixels
+      pooled over the images (from the rows' tp/fp/tn/fn), what
+      `keras.metrics.MeanIoU` reports (the paper's "mean IoU" may be read either
+      way); `images`; and `boundary_undefined`, the count of each reason a boundary
+      distance was undefined. A row without boundary columns (a report written
+      before they existed) leaves them out.
+    """
+    if not rows:
         raise ValueError("no images to summarize")
-    rows = [image_metrics(c) for c in per_image_counts]
-    summary = {name: float(np.mean([r[name] for r in rows])) for name in METRIC_NAMES}
-    total = {k: sum(c[k] for c in per_image_counts) for k in ("tp", "fp", "tn", "fn")}
+    summary = {name: float(np.mean([row[name] for row in rows])) for name in METRIC_NAMES}
+    total = {k: sum(int(row[k]) for row in rows) for k in ("tp", "fp", "tn", "fn")}
     lesion_iou = _ratio(total["tp"], total["tp"] + total["fp"] + total["fn"])
     background_iou = _ratio(total["tn"], total["tn"] + total["fp"] + total["fn"])
     summary["pooled_mean_iou"] = (lesion_iou + background_iou) / 2
     summary["images"] = len(rows)
+    if all(name in row for row in rows for name in BOUNDARY_NAMES):
+        for name in BOUNDARY_NAMES:
+            defined = [row[name] for row in rows if row[name] is not None]
+            summary[name] = float(np.mean(defined)) if defined else None
+        summary["boundary_undefined"] = {
+            why: sum(row.get("boundary_undefined") == why for row in rows)
+            for why in BOUNDARY_UNDEFINED}
     return summary
+
+
+def _bootstrap_means(values, *, samples, seed):
+    """`samples` means over images resampled with replacement (seeded): `values`
+    `[images, k]` float64 (NaN where undefined, left out of its mean) ->
+    `[samples, k]`. The one resampling of the intervals and the comparisons."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    rng = np.random.default_rng(seed)
+    means = np.empty((samples, values.shape[1]))
+    for start in range(0, samples, 500):  # bounded memory for large splits
+        stop = min(samples, start + 500)
+        picks = values[rng.integers(0, len(values), size=(stop - start, len(values)))]
+        defined = ~np.isnan(picks)
+        counts = defined.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[start:stop] = np.where(defined, picks, 0.0).sum(axis=1) / counts
+    return means
+
+
+def _percentile_interval(means, confidence):
+    tail = (1 - confidence) / 2 * 100
+    return np.nanpercentile(means, [tail, 100 - tail], axis=0)
 
 
 def bootstrap_intervals(rows, *, samples=2000, seed=0, confidence=0.95):
     """Percentile bootstrap confidence intervals of the per-image means.
 
     Images are resampled with replacement `samples` times (seeded), and each
-    metric's mean is taken over every resample; the interval is the central
+    score's mean is taken over every resample (a boundary distance over the
+    images of the resample where it is defined); the interval is the central
     `confidence` share of those means. With 150 validation images it is several
     points wide, which is what a comparison with a published mean must allow for.
 
     Args:
-      rows: per-image dicts holding each of `METRIC_NAMES`.
+      rows: per-image dicts holding each of `METRIC_NAMES`, and of
+        `BOUNDARY_NAMES` (None where undefined) when they were scored.
 
     Returns:
-      `{metric: [low, high]}` for each of `METRIC_NAMES`.
+      `{score: [low, high]}` for each score the rows hold.
     """
     if not rows:
         raise ValueError("no images to bootstrap")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
-    values = np.array([[row[name] for name in METRIC_NAMES] for row in rows], np.float64)
-    rng = np.random.default_rng(seed)
-    means = np.empty((samples, len(METRIC_NAMES)))
-    for start in range(0, samples, 500):  # bounded memory for large splits
-        stop = min(samples, start + 500)
-        picks = rng.integers(0, len(rows), size=(stop - start, len(rows)))
-        means[start:stop] = values[picks].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
-    return {name: [float(low[i]), float(high[i])] for i, name in enumerate(METRIC_NAMES)}
+    names = [name for name in SCORE_NAMES if all(name in row for row in rows)]
+    values = np.array([[np.nan if row[name] is None else row[name] for name in names]
+                       for row in rows], np.float64)
+    low, high = _percentile_interval(_bootstrap_means(values, samples=samples, seed=seed),
+                                     confidence)
+    return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
 def paired_comparison(first, second, *, samples=2000, seed=0, confidence=0.95):
@@ -160,7 +237,7 @@ def paired_comparison(first, second, *, samples=2000, seed=0, confidence=0.95):
     Raises:
       ValueError: no images, or sequences of different lengths.
     """
-    from scipy import stats  # pylint: disable=import-outside-toplevel
+    from scipy import stats  # pylint: disable=import-outside-toplevel (its import is slow)
 
     first = np.asarray(first, np.float64)
     second = np.asarray(second, np.float64)
@@ -169,17 +246,10 @@ def paired_comparison(first, second, *, samples=2000, seed=0, confidence=0.95):
                          f"{first.shape} and {second.shape}")
     if not first.size:
         raise ValueError("no images to compare")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
     differences = first - second
-    rng = np.random.default_rng(seed)
-    means = np.empty(samples)
-    for start in range(0, samples, 500):
-        stop = min(samples, start + 500)
-        picks = rng.integers(0, differences.size, size=(stop - start, differences.size))
-        means[start:stop] = differences[picks].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
+    low, high = _percentile_interval(
+        _bootstrap_means(differences[:, np.newaxis], samples=samples, seed=seed),
+        confidence)[:, 0]
     p_value = None
     if np.any(differences != 0):
         p_value = float(stats.wilcoxon(first, second, zero_method="wilcox",

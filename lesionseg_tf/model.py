@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from lesionseg_tf import augment
+from lesionseg_tf import keras_metrics  # noqa: F401 (registers the training metric for `load`)
 from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
 from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
 

@@ -9,18 +9,17 @@ figure are made again without the data or the weights (`python -m tools.study`).
 Imports no TensorFlow.
 """
 
-import csv
 import dataclasses
 import itertools
 import os
 
 import numpy as np
 
-from lesionseg_tf import metrics
+from lesionseg_tf import metrics, report
+from lesionseg_tf.report import PER_IMAGE_FILE, SUMMARY_FILE
 from lesionseg_tf.run_dir import RunDir
 
-PER_IMAGE_FILE = "per_image.csv"  # evaluate.py's report on the validation split
-SUMMARY_FILE = "summary.json"
+# A run's files, and evaluate.py's report on the validation split beside them.
 STUDY_FILES = (RunDir.CONFIG, RunDir.HOLDOUT_IDS, RunDir.LOG, RunDir.RESULT, PER_IMAGE_FILE,
                SUMMARY_FILE)
 
@@ -91,12 +90,12 @@ def read_run(folder):
         raise FileNotFoundError(f"{folder}: missing {', '.join(missing)} (a study run keeps "
                                 f"{', '.join(STUDY_FILES)})")
     run = RunDir(folder)
-    summary = run.read_json(SUMMARY_FILE)
+    summary = report.read_summary(folder)
     if summary["config"]["split"] != "validation":
         raise ValueError(f"{folder}/{SUMMARY_FILE} scores the {summary['config']['split']} "
                          "split; the study scores validation")
-    with open(os.path.join(folder, PER_IMAGE_FILE), newline="") as f:
-        jaccards = {row["image_id"]: float(row["jaccard"]) for row in csv.DictReader(f)}
+    jaccards = {row["image_id"]: row["jaccard"]
+                for row in report.read_per_image(os.path.join(folder, PER_IMAGE_FILE))}
     return StudyRun(name=os.path.basename(os.path.normpath(folder)),
                     config=run.read_json(RunDir.CONFIG), result=run.read_json(RunDir.RESULT),
                     summary=summary, jaccards=jaccards,

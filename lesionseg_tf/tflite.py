@@ -16,8 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from lesionseg_tf import export
+from lesionseg_tf.config import TFLITE_VARIANTS
 
-VARIANTS = ("float32", "float16", "int8")
+VARIANTS = TFLITE_VARIANTS
 EXTENSION = ".tflite"
 
 

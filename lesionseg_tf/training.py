@@ -22,7 +22,7 @@ from absl import logging
 
 from lesionseg_tf import callbacks, datasets, distribute, export, pipeline, preflight
 from lesionseg_tf.config import JIT_COMPILE, LR_SCHEDULES
-from lesionseg_tf.metrics import PerImageJaccard
+from lesionseg_tf.keras_metrics import PerImageJaccard
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.model import build_model
 from lesionseg_tf import run_dir

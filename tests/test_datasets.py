@@ -10,7 +10,8 @@ import tensorflow as tf
 from PIL import Image
 
 from lesionseg_tf.config import RunConfig
-from lesionseg_tf import datasets, evaluation, images, inference, pipeline, prediction, preflight, synthetic
+from lesionseg_tf import (datasets, evaluation, images, inference, metrics, pipeline, prediction,
+                          preflight, synthetic)
 from lesionseg_tf import run_dir, training
 from tests.conftest import REPO_ROOT
 
@@ -196,7 +197,7 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
             return segmenter.segment(image), example.image_path
         rows, failed = evaluation.evaluate(examples, predict, on_error=pytest.fail)
         assert failed == [] and [r["image_id"] for r in rows] == [e.image_id for e in examples]
-        summary = evaluation.summarize(rows)
+        summary = metrics.summarize(rows)
         assert 0.3 < summary["jaccard"] <= 1, (layout, summary)  # the model finds lesions
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lesionseg_tf import metrics
-from lesionseg_tf.metrics import PerImageJaccard
+from lesionseg_tf.keras_metrics import PerImageJaccard
 
 
 def logits_for(prediction):
@@ -96,7 +96,7 @@ def test_parity_with_the_official_scorer(tmp_path):
         rows.append(evaluation.score_image(
             image_id, images.read_mask_file(str(truth_dir / f"{image_id}_segmentation.png")),
             images.read_mask_file(str(pred_dir / f"{image_id}_segmentation.png"))))
-    ours = evaluation.summarize(rows)
+    ours = metrics.summarize(rows)
     official = SegmentationScore.from_dir(truth_dir, pred_dir).macro_average
     for name in ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard",
                  "dice"):
@@ -127,7 +127,7 @@ def test_pooled_mean_iou_pools_pixels():
     from lesionseg_tf import metrics
     a = {"tp": 10, "fp": 0, "fn": 0, "tn": 90}
     b = {"tp": 0, "fp": 0, "fn": 10, "tn": 90}
-    summary = metrics.summarize([a, b])
+    summary = metrics.summarize([{**c, **metrics.image_metrics(c)} for c in (a, b)])
     assert summary["jaccard"] == 0.5  # per image: 1 and 0
     lesion, background = 10 / 20, 180 / 190
     assert summary["pooled_mean_iou"] == pytest.approx((lesion + background) / 2, abs=1e-12)
@@ -156,16 +156,31 @@ def test_size_mismatch_names_the_file_and_both_sizes():
                                np.zeros((4, 5), np.uint8), "pred.png")
 
 
-def test_default_report_folder_is_beside_the_model_or_the_predictions():
+def test_default_report_folders_never_share_and_never_enter_a_shipped_model(tmp_path):
     import os
 
-    from lesionseg_tf import evaluation
-    assert evaluation.default_output_dir(saved_model="runs/a/export/", pred_dir=None,
-                                         split="test") == os.path.join("runs/a", "evaluation",
-                                                                       "test")
-    assert evaluation.default_output_dir(saved_model="runs/a/export", pred_dir="sub/",
-                                         split="validation") == os.path.join(
-        "sub_evaluation", "validation")
+    from lesionseg_tf import report
+    run = tmp_path / "runs" / "a"
+    (run / "export").mkdir(parents=True)
+    shipped = tmp_path / "pretrained" / "m"
+    (shipped / "export").mkdir(parents=True)
+    (shipped / "lesionseg.keras").write_bytes(b"")
+    folder = report.default_output_dir
+    assert folder(model=f"{run}/export/", data_dir="data/ISIC2017", split="test") == \
+        os.path.join(run, "evaluation", "ISIC2017-test")
+    assert folder(model=f"{run}/export", data_dir="PH2/", split="all") == \
+        os.path.join(run, "evaluation", "PH2-all")
+    assert folder(model=f"{run}/export", data_dir="d", split="training",
+                  ids_file=f"{run}/holdout_ids.txt") == os.path.join(run, "evaluation",
+                                                                     "d-training-holdout_ids")
+    assert folder(model=f"{shipped}/export", data_dir="examples", split="validation") == \
+        os.path.join("runs", "evaluation", "m", "examples-validation")
+    assert folder(model=f"{shipped}/lesionseg_int8.tflite", data_dir="examples",
+                  split="validation") == os.path.join("runs", "evaluation", "m",
+                                                      "lesionseg_int8", "examples-validation")
+    assert folder(model=f"{run}/export", pred_dir="sub/", data_dir="d", split="validation") == \
+        os.path.join("sub_evaluation", "d-validation")
+
 
 
 def _rows(jaccards):
@@ -225,3 +240,21 @@ def test_paired_comparison_by_hand():
     assert swapped["interval"][1] < 0 and swapped["p_value"] == pytest.approx(0.0625)
     with pytest.raises(ValueError, match="same length"):
         metrics.paired_comparison([0.1, 0.2], [0.1])
+
+
+def test_summary_averages_boundary_distances_where_defined_and_counts_the_rest():
+    from lesionseg_tf import evaluation
+    square = np.zeros((20, 20), np.uint8)
+    square[5:10, 5:10] = 255
+    shifted = np.roll(square, 2, axis=1)
+    empty = np.zeros_like(square)
+    rows = [evaluation.score_image("a", square, square), evaluation.score_image("b", square, shifted),
+            evaluation.score_image("c", empty, empty), evaluation.score_image("d", square, empty)]
+    summary = metrics.summarize(rows)
+    assert summary["hd95"] == pytest.approx((0 + 2) / 2)  # not 4 images, not inf
+    assert summary["boundary_undefined"] == {"empty_truth": 0, "empty_prediction": 1,
+                                             "both_empty": 1}
+    intervals = metrics.bootstrap_intervals(rows, samples=200, seed=0)
+    assert 0 <= intervals["hd95"][0] <= intervals["hd95"][1] <= 2
+    table = evaluation.format_table(summary, "t", intervals)
+    assert "HD95" in table and "1 empty prediction, 1 both empty" in table

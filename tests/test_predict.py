@@ -28,7 +28,7 @@ def export_dir(trained_run):
 def predictions(export_dir, tiny_isic, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("pred"))
     images = os.path.join(tiny_isic, "ISIC-2017_Validation_Data")
-    result = run_script("predict.py", f"--saved_model={export_dir}", f"--input={images}",
+    result = run_script("predict.py", f"--model={export_dir}", f"--input={images}",
                         f"--output_dir={out}", "--overlay")
     assert result.returncode == 0, result.stderr[-3000:]
     # Not a terminal: plain progress lines, no progress bar.
@@ -66,7 +66,7 @@ def official_jaccard(truth_dir, pred_dir):
 def test_official_cli_agrees_with_evaluate(predictions, export_dir, tiny_isic, tmp_path):
     truth_dir = os.path.join(tiny_isic, "ISIC-2017_Validation_Part1_GroundTruth")
     official = official_jaccard(truth_dir, predictions)
-    for extra in ([f"--saved_model={export_dir}", "--bootstrap=0"],
+    for extra in ([f"--model={export_dir}", "--bootstrap=0"],
                   [f"--pred_dir={predictions}", "--figures"]):
         out = tmp_path / extra[0].split("=")[0].strip("-")
         result = run_script("evaluate.py", f"--data_dir={tiny_isic}", f"--output_dir={out}",
@@ -148,7 +148,7 @@ def test_bad_images_are_named_and_the_rest_written(export_dir, tiny_isic, tmp_pa
     (folder / "ISIC_8000002.jpg").write_bytes(b"")  # zero bytes
     (folder / "ISIC_8000003.jpg").write_bytes(os.urandom(2000))  # not an image
     out = tmp_path / "out"
-    result = run_script("predict.py", f"--saved_model={export_dir}", f"--input={folder}",
+    result = run_script("predict.py", f"--model={export_dir}", f"--input={folder}",
                         f"--output_dir={out}")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -164,7 +164,7 @@ def test_refuses_to_write_into_the_input_folder(export_dir, tiny_isic, tmp_path)
     folder = tmp_path / "in"
     shutil.copytree(os.path.join(tiny_isic, "ISIC-2017_Test_v2_Data"), folder)
     before = sorted(os.listdir(folder))
-    result = run_script("predict.py", f"--saved_model={export_dir}", f"--input={folder}",
+    result = run_script("predict.py", f"--model={export_dir}", f"--input={folder}",
                         f"--output_dir={folder}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "is the source folder" in result.stderr.strip().splitlines()[-1]
@@ -172,8 +172,9 @@ def test_refuses_to_write_into_the_input_folder(export_dir, tiny_isic, tmp_path)
 
 
 @pytest.mark.slow
-def test_missing_saved_model_is_one_line(tiny_isic, tmp_path):
-    result = run_script("predict.py", f"--saved_model={tmp_path / 'none'}",
+def test_a_folder_that_is_no_saved_model_is_one_line(tiny_isic, tmp_path):
+    (tmp_path / "none").mkdir()
+    result = run_script("predict.py", f"--model={tmp_path / 'none'}",
                         f"--input={tiny_isic}/ISIC-2017_Test_v2_Data", f"--output_dir={tmp_path}/o")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "is not a SavedModel" in result.stderr.strip().splitlines()[-1]
@@ -190,7 +191,7 @@ def test_evaluate_reports_bad_files_and_trained_on_images_one_line_each(export_d
         f.write(os.urandom(3000))  # not an image
     out = tmp_path / "report"
     # --split=all: the 7 training pairs the model was trained on are among the 16 scored.
-    result = run_script("evaluate.py", f"--data_dir={root}", f"--saved_model={export_dir}",
+    result = run_script("evaluate.py", f"--data_dir={root}", f"--model={export_dir}",
                         f"--output_dir={out}", "--split=all")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     summary = "ISIC 2017 Task 1: 8 training, 4 validation, 4 test pairs"
@@ -235,7 +236,7 @@ def test_killing_predict_leaves_no_partial_mask(export_dir, tmp_path):
     out = tmp_path / "out"
     env = script_env()
     process = subprocess.Popen(
-        [sys.executable, "predict.py", f"--saved_model={export_dir}", f"--input={folder}",
+        [sys.executable, "predict.py", f"--model={export_dir}", f"--input={folder}",
          f"--output_dir={out}"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -292,3 +293,28 @@ def test_write_atomically_leaves_old_or_new_never_partial(tmp_path, monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         files.write_atomically(str(target), b"half")
     assert target.read_bytes() == b"new text" and os.listdir(tmp_path) == ["mask.png"]
+
+
+@pytest.mark.slow
+def test_evaluations_of_two_datasets_keep_both_reports_and_never_mix(export_dir, tiny_isic,
+                                                                      tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(export_dir, run / "export")
+    for name in ("clinic_a", "clinic_b"):
+        shutil.copytree(tiny_isic, tmp_path / name)
+    first = run_script("evaluate.py", f"--data_dir={tmp_path / 'clinic_a'}",
+                       f"--model={run / 'export'}", "--bootstrap=0", "--figures")
+    second = run_script("evaluate.py", f"--data_dir={tmp_path / 'clinic_b'}",
+                        f"--model={run / 'export'}", "--bootstrap=0")
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
+    reports = run / "evaluation"
+    assert sorted(os.listdir(reports)) == ["clinic_a-validation", "clinic_b-validation"]
+    assert "histogram" in " ".join(os.listdir(reports / "clinic_a-validation"))
+    # The same dataset again without figures: the report folder is replaced whole.
+    again = run_script("evaluate.py", f"--data_dir={tmp_path / 'clinic_a'}",
+                       f"--model={run / 'export'}", "--bootstrap=0")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(os.listdir(reports / "clinic_a-validation")) == ["per_image.csv",
+                                                                  "summary.json"]
+    # The table has the boundary distances.
+    assert "HD95" in again.stdout and "ASSD" in again.stdout

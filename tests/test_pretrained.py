@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lesionseg_tf import datasets, evaluation, images
+from lesionseg_tf import datasets, evaluation, images, metrics
 from tests.conftest import REPO_ROOT, run_script
 
 PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
@@ -23,7 +23,7 @@ TOLERANCE = 0.05
 @pytest.mark.slow
 def test_readme_command_segments_the_examples_as_measured(tmp_path):
     out = tmp_path / "example_predictions"
-    result = run_script("predict.py", f"--saved_model={os.path.join(PRETRAINED, 'export')}",
+    result = run_script("predict.py", f"--model={os.path.join(PRETRAINED, 'export')}",
                         f"--input={os.path.join(EXAMPLES, 'ISIC-2017_Validation_Data')}",
                         f"--output_dir={out}", "--overlay")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -37,7 +37,7 @@ def test_readme_command_segments_the_examples_as_measured(tmp_path):
                                            images.read_mask_file(example.mask_path), mask))
         overlay = cv2.imread(str(out / "overlays" / f"{example.image_id}_overlay.jpg"))
         assert overlay is not None and overlay.shape[:2] == mask.shape
-    jaccard = evaluation.summarize(rows)["jaccard"]
+    jaccard = metrics.summarize(rows)["jaccard"]
     assert jaccard >= MEASURED_JACCARD - TOLERANCE, jaccard
 
 
@@ -91,4 +91,31 @@ def test_shipped_int8_tflite_scores_the_examples_as_the_saved_model():
         assert (mask == saved.segment(photo)).mean() > 0.98
         rows.append(evaluation.score_image(example.image_id,
                                            images.read_mask_file(example.mask_path), mask))
-    assert evaluation.summarize(rows)["jaccard"] >= MEASURED_JACCARD - TOLERANCE
+    assert metrics.summarize(rows)["jaccard"] >= MEASURED_JACCARD - TOLERANCE
+
+
+def folder_digest(path):
+    """Every file under `path` with its bytes' SHA-256 and its mode."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    digests = {}
+    for folder, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            with open(full, "rb") as f:
+                digests[os.path.relpath(full, path)] = (hashlib.sha256(f.read()).hexdigest(),
+                                                        os.stat(full).st_mode)
+    return digests
+
+
+@pytest.mark.slow
+def test_export_command_writes_only_what_it_is_asked_for(tmp_path):
+    """A serving copy and a report of the shipped model leave pretrained/ byte-identical,
+    and two evaluations on different datasets keep both reports."""
+    before = folder_digest(PRETRAINED)
+    result = run_script("-m tools.export", f"--run_dir={PRETRAINED}",
+                        f"--serving_base={tmp_path / 'serving'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.isfile(tmp_path / "serving" / "1" / "saved_model.pb")
+    assert f"SavedModel: {tmp_path / 'serving' / '1'}" in result.stdout
+    assert folder_digest(PRETRAINED) == before

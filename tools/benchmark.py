@@ -26,17 +26,42 @@ import sys
 import tempfile
 import time
 
-import cv2
-import keras
-import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
 import common_flags
+import console
+from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, JIT_COMPILE
+
+_SECTIONS = flags.DEFINE_list("sections", ["train", "pipeline", "predict"],
+                              "Which benchmarks to run.")
+_SAVED_MODEL = common_flags.define_model_flags(default=None)  # None: an untrained 448 export
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
+_TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
+_TRAIN_IMAGE_SIZE = flags.DEFINE_integer(
+    "train_image_size", DEFAULT_IMAGE_SIZE, "Training input side (the paper's 448).")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8, "Timed training steps.")
+_STEPS_PER_EXECUTION_LIST = flags.DEFINE_list(
+    "steps_per_execution_list", ["8"], "Training steps per execution; several values are "
+    "each measured, in this run (e.g. 1,8).")
+_JIT_COMPILE, _MIXED_PRECISION = common_flags.define_compute_flags()
+_COMPARE_TORCH = flags.DEFINE_bool(
+    "compare_torch", False, "Also time the same network in PyTorch (needs torch).")
+_SAMPLE_DIR = flags.DEFINE_string(
+    "sample_dir", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "examples"),
+    "Real ISIC photographs in the official layout (default: the repository's three "
+    "examples); synthetic JPEGs when absent.")
+_OUTPUT = common_flags.define_output("benchmark.json", "Where the JSON goes.")
+console.answer_help()  # before TensorFlow loads
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 from lesionseg_tf import datasets, export, images, inference, pipeline, postprocess, synthetic
-from lesionseg_tf.config import JIT_COMPILE
-from lesionseg_tf.model import DEFAULT_IMAGE_SIZE, build_model
-from lesionseg_tf.run_dir import RunDir
+from lesionseg_tf.model import build_model  # noqa: E402
+from lesionseg_tf.run_dir import RunDir  # noqa: E402
 
 TIMING_SIZE = (2848, 4288)  # height, width: a common ISIC 2017 photograph size
 LARGEST_SIZE = (4499, 6748)  # the largest ISIC image
@@ -360,28 +385,6 @@ def format_pipeline(result):
         f"{r['reduced_decode_max_image_mean_abs_difference']:.2f})"])
 
 
-_SECTIONS = flags.DEFINE_list("sections", ["train", "pipeline", "predict"],
-                              "Which benchmarks to run.")
-_SAVED_MODEL = common_flags.define_saved_model(
-    None, "Export to time; default: an untrained 448x448 model.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
-_TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
-_TRAIN_IMAGE_SIZE = flags.DEFINE_integer(
-    "train_image_size", DEFAULT_IMAGE_SIZE, "Training input side (the paper's 448).")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8, "Timed training steps.")
-_STEPS_PER_EXECUTION_LIST = flags.DEFINE_list(
-    "steps_per_execution_list", ["8"], "Training steps per execution; several values are "
-    "each measured, in this run (e.g. 1,8).")
-_JIT_COMPILE, _MIXED_PRECISION = common_flags.define_compute_flags()
-_COMPARE_TORCH = flags.DEFINE_bool(
-    "compare_torch", False, "Also time the same network in PyTorch (needs torch).")
-_SAMPLE_DIR = flags.DEFINE_string(
-    "sample_dir", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "shared", "isic2017_sample"),
-    "Real ISIC sample in the official layout; synthetic JPEGs when absent.")
-_OUTPUT = common_flags.define_output("benchmark.json", "Where the JSON goes.")
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -417,4 +420,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -16,6 +16,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+if any(arg in ("--help", "-h", "-help", "--helpfull", "-?") for arg in sys.argv[1:]):
+    print(__doc__.strip())  # no flags: the settings are fixed so that versions compare
+    sys.exit(0)
+if len(sys.argv) > 1:
+    sys.exit(f"train_step_speed: takes no arguments, got {' '.join(sys.argv[1:])}")
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

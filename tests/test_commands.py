@@ -1,0 +1,86 @@
+"""What every command does before any work: its help, and its refusal of missing
+inputs, both before TensorFlow loads (a stand-in `tensorflow` package that fails on
+import proves it), each in well under a second."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT, script_env
+
+# Each command, and flags its help must name (a sample of each group).
+COMMANDS = {
+    "train.py": ["data_dir", "image_size", "context", "init_from", "batch_size",
+                 "mixed_precision", "model_dir", "max_image_pixels"],
+    "predict.py": ["input", "model", "saved_model", "output_dir", "tta", "max_image_pixels"],
+    "evaluate.py": ["data_dir", "split", "ids_file", "model", "pred_dir", "output_dir",
+                    "bootstrap", "figures"],
+    "-m tools.benchmark": ["sections", "model", "train_image_size", "mixed_precision",
+                           "sample_dir", "output"],
+    "-m tools.check_data": ["data_dir", "dataset", "split", "image_size", "max_image_pixels"],
+    "-m tools.compare": ["metric", "bootstrap"],
+    "-m tools.export": ["run_dir", "export_dir", "serving_base", "version", "tflite",
+                        "data_dir", "calibration_images"],
+    "-m tools.learning_curves": ["run_dir", "output"],
+    "-m tools.study": ["study_dir", "output_dir", "reference"],
+    "-m tools.synthetic": ["layout", "out_dir", "seed"],
+    "-m tools.train_step_speed": [],
+}
+
+
+@pytest.fixture(scope="module")
+def no_tensorflow(tmp_path_factory):
+    """An environment whose `import tensorflow` fails loudly."""
+    folder = tmp_path_factory.mktemp("no_tensorflow")
+    (folder / "tensorflow").mkdir()
+    (folder / "tensorflow" / "__init__.py").write_text(
+        "raise ImportError('TENSORFLOW WAS IMPORTED')\n")
+    env = script_env()
+    env["PYTHONPATH"] = f"{folder}{os.pathsep}{REPO_ROOT}"
+    return env
+
+
+def command(line, *args, env):
+    return subprocess.run([sys.executable, *line.split(), *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("line", sorted(COMMANDS))
+def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow):
+    result = command(line, "--help", env=no_tensorflow)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TENSORFLOW WAS IMPORTED" not in result.stderr
+    assert result.stdout.strip()
+    for name in COMMANDS[line]:
+        assert f"--{name}:" in result.stdout, name
+    # No example joined to its continuation line by a stray backslash in the docstring
+    # (aligned comments apart).
+    for text in result.stdout.splitlines():
+        if text.strip().startswith("python"):
+            assert "  " not in text.split(" #")[0].strip(), text
+
+
+@pytest.mark.parametrize("line,args,message", [
+    ("train.py", ["--data_dir={missing}"], "train.py: --data_dir {missing}: no such folder"),
+    ("train.py", ["--data_dir=.", "--init_from={missing}"], "train.py: --init_from {missing}:"),
+    ("predict.py", ["--input={missing}", "--model=."],
+     "predict.py: --input {missing}: no such file or folder"),
+    ("predict.py", ["--input=.", "--model={missing}"],
+     "predict.py: --model {missing}: no such file or folder"),
+    ("evaluate.py", ["--data_dir={missing}", "--model=."],
+     "evaluate.py: --data_dir {missing}: no such folder"),
+    ("evaluate.py", ["--data_dir=.", "--model={missing}"],
+     "evaluate.py: --model {missing}: no such folder"),
+    ("evaluate.py", ["--data_dir=.", "--pred_dir={missing}"],
+     "evaluate.py: --pred_dir {missing}: no such folder"),
+    ("evaluate.py", ["--data_dir=.", "--model=.", "--ids_file={missing}"],
+     "evaluate.py: --ids_file {missing}: no such file"),
+])
+def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow,
+                                                       tmp_path):
+    missing = str(tmp_path / "nowhere")
+    result = command(line, *[a.format(missing=missing) for a in args], env=no_tensorflow)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(message.format(missing=missing))
