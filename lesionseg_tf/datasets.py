@@ -155,7 +155,10 @@ class Ph2Layout:
 
 class FolderLayout:
     """A clinic's own data: `images/` and `masks/` with matching stems, at the top or
-    under `training/`, `validation/` and `test/`."""
+    under `training/`, `validation/` and `test/`. A mask may also carry ISIC's suffix
+    (`<name>_segmentation.png` for `images/<name>.jpg`)."""
+
+    MASK_SUFFIX = "_segmentation"  # ISIC 2017's mask names, accepted here too
 
     name, title = "folders", "image/mask folders"
 
@@ -166,15 +169,28 @@ class FolderLayout:
         return None
 
     def expected(self):
-        return ("image/mask folders: images/<name>.jpg|.png|.bmp beside masks/<name>.png|.bmp, "
+        return ("image/mask folders: images/<name>.jpg|.png|.bmp beside masks/<name>.png|.bmp "
+                f"or masks/<name>{self.MASK_SUFFIX}.png, a mask named as its photograph, "
                 "optionally under training/, validation/, test/")
 
-    @staticmethod
-    def _split(folder):
+    @classmethod
+    def _masks(cls, mask_dir):
+        """Masks by the id of their photograph: the stem, without ISIC's suffix."""
+        masks = {}
+        for stem, path in _files_by_stem(mask_dir, MASK_EXTENSIONS).items():
+            image_id = stem[:-len(cls.MASK_SUFFIX)] if stem.endswith(cls.MASK_SUFFIX) else stem
+            if image_id in masks:
+                raise DatasetError(f"{masks[image_id]} and {path} are both masks of "
+                                   f"{image_id}")
+            masks[image_id] = path
+        return masks
+
+    @classmethod
+    def _split(cls, folder):
         image_dir, mask_dir = os.path.join(folder, "images"), os.path.join(folder, "masks")
         return SplitFiles(
             _files_by_stem(image_dir, PHOTO_EXTENSIONS) if os.path.isdir(image_dir) else None,
-            _files_by_stem(mask_dir, MASK_EXTENSIONS) if os.path.isdir(mask_dir) else None,
+            cls._masks(mask_dir) if os.path.isdir(mask_dir) else None,
             image_dir, mask_dir)
 
     def split_files(self, root):
@@ -203,7 +219,17 @@ LAYOUTS = (
     FolderLayout(),
 )
 LAYOUT_NAMES = tuple(layout.name for layout in LAYOUTS)
-ISIC2017 = LAYOUTS[1]
+
+
+def layout_named(name):
+    """The layout of `LAYOUTS` called `name` (one of `LAYOUT_NAMES`)."""
+    for layout in LAYOUTS:
+        if layout.name == name:
+            return layout
+    raise ValueError(f"no dataset layout {name!r}; there are {', '.join(LAYOUT_NAMES)}")
+
+
+ISIC2017 = layout_named("isic2017")
 
 
 def _list_some(ids, limit=5):
@@ -238,7 +264,15 @@ class Dataset:
         if not self.has_splits:
             return ALL
         if "training" not in self.splits:
-            self.scan("training")  # raises, naming the splits there are
+            try:
+                self.scan("training")  # raises, naming the splits there are
+            except DatasetError as e:
+                raise DatasetError(
+                    f"{e}. train.py trains on a training split, or on every pair of a folder "
+                    "without splits: to train on these pairs, copy or link them into one "
+                    "folder as images/<name>.jpg and masks/<name>.png (or "
+                    "<name>_segmentation.png) and pass that folder as --data_dir "
+                    "(docs/datasets.md)") from None
         return "training"
 
     def summary(self):
@@ -349,7 +383,7 @@ def open_dataset(data_dir, *, dataset=None):
     if dataset is None:
         layouts = LAYOUTS
     elif dataset in LAYOUT_NAMES:
-        layouts = [LAYOUTS[LAYOUT_NAMES.index(dataset)]]
+        layouts = [layout_named(dataset)]
     else:
         raise DatasetError(f"unknown dataset {dataset!r}; choose one of {', '.join(LAYOUT_NAMES)}")
     found = _detect(data_dir, layouts)

@@ -35,7 +35,14 @@ def _save(figure, path):
 
 def jaccard_histogram(jaccards, path, *, title, reference=None, reference_label=None):
     """Histogram of per-image Jaccard indices, with their mean (and an optional
-    reference value, such as the paper's) marked."""
+    reference value, such as the paper's) marked, written to `path`."""
+    figure, _ = histogram_figure(jaccards, title=title, reference=reference,
+                                 reference_label=reference_label)
+    return _save(figure, path)
+
+
+def histogram_figure(jaccards, *, title, reference=None, reference_label=None):
+    """`jaccard_histogram`'s `(figure, axis)`, not yet saved."""
     values = np.asarray(jaccards, np.float64)
     figure, axis = plt.subplots(figsize=(6, 3.6))
     axis.hist(values, bins=np.linspace(0, 1, 21), color="#4c72b0", edgecolor="white")
@@ -46,10 +53,11 @@ def jaccard_histogram(jaccards, path, *, title, reference=None, reference_label=
                      label=reference_label or f"{reference:.3f}")
     axis.set_xlabel("per-image Jaccard")
     axis.set_ylabel("images")
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts are whole numbers
     axis.set_xlim(0, 1)
     axis.set_title(title)
     axis.legend(loc="upper left")
-    return _save(figure, path)
+    return figure, axis
 
 
 def contact_sheet(panels, path, *, title):

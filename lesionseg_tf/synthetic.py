@@ -220,5 +220,5 @@ def write_synthetic_dataset(out_dir, *, layout="isic2017", num_training=16, num_
         return _write_ph2(out_dir, sum(counts.values()), rng, widths)
     if layout == "folders":
         return _write_folders(out_dir, sum(counts.values()), rng, widths)
-    return _write_isic(out_dir, datasets.LAYOUTS[datasets.LAYOUT_NAMES.index(layout)], counts,
+    return _write_isic(out_dir, datasets.layout_named(layout), counts,
                        rng, widths)

@@ -84,3 +84,33 @@ def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_te
     result = command(line, *[a.format(missing=missing) for a in args], env=no_tensorflow)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(missing=missing))
+
+
+def test_runtime_notices_are_dropped_from_standard_error_and_the_rest_kept(tmp_path):
+    """What TensorFlow's native code writes to file descriptor 2 while a command runs:
+    the oneDNN notice goes, every other line comes through, in order, even unfinished."""
+    code = (
+        "import os, sys, console\n"
+        "console.filter_runtime_lines()\n"
+        "os.write(2, b'E0000 util.cc:131] oneDNN supports DT_INT32 only on platforms with "
+        "AVX-512. Falling back\\n')\n"
+        "os.write(2, b'a real error\\n')\n"
+        "print('from python', file=sys.stderr, flush=True)\n"
+        "os.write(2, b'last words without newline')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=script_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stderr == "a real error\nfrom python\nlast words without newline"
+
+
+def test_the_library_imports_from_any_folder_after_the_install(tmp_path):
+    """requirements.txt installs the repository (`-e .`): no PYTHONPATH, another folder."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, lesionseg_tf.config, lesionseg_tf.datasets; "
+         "print(lesionseg_tf.__file__); print('tensorflow' in sys.modules)"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    location, tensorflow_loaded = result.stdout.split()
+    assert location == os.path.join(REPO_ROOT, "lesionseg_tf", "__init__.py")
+    assert tensorflow_loaded == "False"  # config and datasets import no TensorFlow

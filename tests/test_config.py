@@ -51,14 +51,13 @@ def test_run_settings_leave_out_how_a_run_executes():
         f.name for f in dataclasses.fields(RunConfig)}
 
 
-def test_config_and_datasets_import_without_tensorflow():
-    """common_flags loads them without the package's __init__: --help and a bad flag
-    answer before TensorFlow loads."""
+def test_the_flags_and_the_data_modules_import_without_tensorflow():
+    """--help and a bad flag answer before TensorFlow loads; so do the study and the
+    compare command, which read reports."""
     code = ("import sys, common_flags\n"
+            "from lesionseg_tf import config, datasets, run_dir, report, metrics, study\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
-            "assert common_flags.datasets.LAYOUT_NAMES and common_flags.config.RunConfig\n"
-            "from lesionseg_tf import datasets\n"  # the package, loaded later, shares them
-            "assert datasets is common_flags.datasets\n")
+            "assert common_flags.datasets is datasets and common_flags.config is config\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

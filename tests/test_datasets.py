@@ -288,3 +288,29 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
                                                 ".weights.h5 file, or a folder holding best.keras "
                                                 "or lesionseg.keras"):
         run_dir.init_weights_file(str(tmp_path))
+
+
+def test_training_without_a_training_split_says_what_to_do(trees, tmp_path):
+    copy = tmp_path / "isic2017_validation_only"
+    copy.mkdir()
+    for name in datasets.ISIC2017.folders["validation"]:
+        os.symlink(os.path.join(trees["isic2017"], name), copy / name)
+    with pytest.raises(datasets.DatasetError, match=r"has no training split; splits there: "
+                       r"validation, all\. train.py trains on .* pass that folder as --data_dir"):
+        datasets.open_dataset(str(copy)).training_split()
+
+
+def test_flat_folders_take_isic_mask_names_too(tmp_path):
+    """images/ + masks/ whose masks carry ISIC's `_segmentation` suffix pair up."""
+    for i in range(3):
+        image, mask = synthetic.render_example(np.random.default_rng(i), 40, 48)
+        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "images" / f"case{i}.jpg"), image[..., ::-1])
+        cv2.imwrite(str(tmp_path / "masks" / f"case{i}_segmentation.png"), mask)
+    found = datasets.find_split(str(tmp_path), datasets.ALL)
+    assert [e.image_id for e in found] == ["case0", "case1", "case2"]
+    assert found[0].mask_path.endswith("case0_segmentation.png")
+    cv2.imwrite(str(tmp_path / "masks" / "case0.png"), mask)  # a second mask of case0
+    with pytest.raises(datasets.DatasetError, match="are both masks of case0"):
+        datasets.find_split(str(tmp_path), datasets.ALL)

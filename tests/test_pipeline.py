@@ -1,3 +1,5 @@
+"""The ISIC 2017 pairs on disk and the tf.data pipeline that reads them (section 3.2)."""
+
 import os
 import shutil
 
