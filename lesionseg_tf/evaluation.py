@@ -180,7 +180,7 @@ def write_figures(rows, examples, predict, output_dir, *, title):
     Returns:
       The paths written.
     """
-    from lesionseg_tf import figures, inference  # pylint: disable=import-outside-toplevel
+    from lesionseg_tf import figures  # pylint: disable=import-outside-toplevel
 
     jaccards = [row["jaccard"] for row in rows]
     paths = [figures.jaccard_histogram(
@@ -194,7 +194,7 @@ def write_figures(rows, examples, predict, output_dir, *, title):
         example = by_id[rows[index]["image_id"]]
         image = images.read_image_file(example.image_path)
         prediction, _ = predict(example)
-        picture = inference.overlay(image, prediction, images.read_mask_file(example.mask_path),
+        picture = figures.overlay(image, prediction, images.read_mask_file(example.mask_path),
                                     max_side=600)
         panels.append((f"{label}: {example.image_id}, Jaccard {rows[index]['jaccard']:.3f}",
                        picture[..., ::-1]))

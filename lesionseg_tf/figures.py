@@ -10,6 +10,7 @@ import csv
 import io
 import os
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
@@ -65,7 +66,7 @@ def contact_sheet(panels, path, *, title):
 
     Args:
       panels: `(caption, picture)` pairs; picture `[h, w, 3]` uint8 RGB (for
-        example `inference.overlay` output turned to RGB).
+        example `overlay` output turned to RGB).
     """
     figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
     for axis, (caption, picture) in zip(np.atleast_1d(axes), panels):
@@ -162,3 +163,29 @@ def study_figure(points, outside, path, *, title, receptive_field=None):
     axis.legend(loc="lower left", fontsize=8)
     axis.set_title(title)
     return _save(figure, path)
+
+
+def overlay(image, predicted, truth=None, max_side=2000):
+    """A picture for a person: the photograph with the predicted lesion outline in
+    green and, when given, the ground-truth outline in magenta.
+
+    Args:
+      image: `[H, W, 3]` uint8 RGB. predicted, truth: `[H, W]` uint8 0/255.
+      max_side: the picture is shrunk so its longer side is at most this.
+
+    Returns:
+      `[h, w, 3]` uint8 BGR (OpenCV's order, for `cv2.imencode`).
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    picture = cv2.resize(image[..., ::-1], size, interpolation=cv2.INTER_AREA)
+    thickness = max(2, round(max(size) / 400))
+    outlines = [(truth, (255, 0, 255)), (predicted, (0, 255, 0))]
+    for mask, colour in outlines:
+        if mask is None:
+            continue
+        small = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(picture, contours, -1, colour, thickness, cv2.LINE_AA)
+    return np.ascontiguousarray(picture)

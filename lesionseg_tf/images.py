@@ -1,4 +1,5 @@
-"""Reading photographs and masks from files, and checking them from their headers.
+"""Reading photographs and masks, from files and from encoded bytes (in the graph, for
+the SavedModel's `segment_bytes`), checking them from their headers, and writing masks.
 
 Prediction and evaluation read whole files here; training decodes through the
 input pipeline (`pipeline`), whose decoder the dataset check also runs.
@@ -6,6 +7,7 @@ input pipeline (`pipeline`), whose decoder the dataset check also runs.
 
 import os
 
+import cv2
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -17,6 +19,82 @@ from lesionseg_tf.datasets import EXTENSION_FORMATS
 # decoding) replaces Pillow's decompression-bomb guard, which would otherwise refuse,
 # or warn about, images the user allowed with --max_image_pixels.
 Image.MAX_IMAGE_PIXELS = None
+
+
+# The first bytes of each photograph format (`photograph_size`, the training decoder).
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+BMP_SIGNATURE = b"BM"
+
+
+def _unsigned(raw, offset, length, *, little_endian):
+    """The unsigned integer of `length` bytes at `offset` of a scalar string, as int64."""
+    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(raw, offset, length), tf.uint8),
+                     tf.int64)
+    if little_endian:
+        digits = tf.reverse(digits, [0])
+    return tf.reduce_sum(digits * (256 ** tf.range(length - 1, -1, -1, dtype=tf.int64)))
+
+
+def photograph_size(raw):
+    """`(height, width)` of an encoded JPEG, PNG or BMP from its header, without
+    decoding it, as int64 scalars: the in-graph counterpart of `read_image_header`
+    (a test ties the two on real photographs), for the SavedModel's `segment_bytes`.
+
+    Raises (when the graph runs):
+      InvalidArgumentError: the bytes are not a JPEG, PNG or BMP, or their header is
+        cut short.
+    """
+    length = tf.strings.length(raw)
+    is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), JPEG_SIGNATURE)
+    is_png = tf.equal(tf.strings.substr(raw, 0, 8), PNG_SIGNATURE)
+    is_bmp = tf.equal(tf.strings.substr(raw, 0, 2), BMP_SIGNATURE)
+    known = tf.debugging.Assert(
+        is_jpeg | is_png | is_bmp,
+        ["the request's bytes are not a JPEG, PNG or BMP image (first bytes:",
+         tf.strings.substr(raw, 0, 8), ")"])
+    with tf.control_dependencies([known]):
+        kind = tf.cast(is_png, tf.int32) + 2 * tf.cast(is_bmp, tf.int32)
+
+    def jpeg():
+        shape = tf.cast(tf.io.extract_jpeg_shape(raw), tf.int64)
+        return shape[0], shape[1]
+
+    def header(minimum, height_at, width_at, little_endian):
+        def read():
+            complete = tf.debugging.Assert(
+                length >= minimum, ["the image header is cut short:", length, "bytes"])
+            with tf.control_dependencies([complete]):
+                height = _unsigned(raw, height_at, 4, little_endian=little_endian)
+                width = _unsigned(raw, width_at, 4, little_endian=little_endian)
+            if little_endian:  # a BMP's height is negative for top-down rows
+                height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)
+            return height, width
+        return read
+
+    return tf.switch_case(kind, [jpeg, header(24, 20, 16, False), header(26, 22, 18, True)])
+
+
+def decode_photograph(raw, *, max_pixels):
+    """Encoded JPEG, PNG or BMP -> `[H, W, 3]` uint8 RGB, refusing (InvalidArgumentError
+    when the graph runs) bytes that are no image and photographs over `max_pixels`
+    before decoding them, and truncated data when decoding."""
+    height, width = photograph_size(raw)
+    small_enough = tf.debugging.Assert(
+        height * width <= max_pixels,
+        ["the photograph is", width, "x", height, "pixels, over the limit of", max_pixels])
+    with tf.control_dependencies([small_enough]):
+        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def encode_png(mask):
+    """`[H, W]` uint8 -> PNG bytes (single channel, 8-bit)."""
+    ok, encoded = cv2.imencode(".png", mask)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return encoded.tobytes()
 
 
 class ImageReadError(ValueError):

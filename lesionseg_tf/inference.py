@@ -2,11 +2,9 @@
 
 import os
 
-import cv2
-import numpy as np
 import tensorflow as tf
 
-from lesionseg_tf import export, postprocess
+from lesionseg_tf import export, postprocess, segment
 
 
 class Segmenter:
@@ -19,7 +17,7 @@ class Segmenter:
     """
 
     def __init__(self, export_dir):
-        self.export_dir = export_dir
+        self.path = export_dir
         self.image_size = int(export.read_info(export_dir)["image_size"])
         try:
             self._module = tf.saved_model.load(export_dir)
@@ -33,7 +31,7 @@ class Segmenter:
     def check_options(self, *, tta=False):
         """Raises ValueError, before any work, when the export lacks a requested option."""
         if tta and self._segment[True] is None:
-            raise ValueError(f"{self.export_dir} has no {export.SEGMENT_TTA_ENDPOINT} signature "
+            raise ValueError(f"{self.path} has no {export.SEGMENT_TTA_ENDPOINT} signature "
                              "(exported by an older version); re-export it with "
                              "python -m tools.export")
 
@@ -49,7 +47,7 @@ class LiteSegmenter:
     """Runs a `.tflite` network (`tflite.convert`) on photographs of any size.
 
     Only the network runs in LiteRT; the resize, the standardization and section
-    3.4 are `export.segment_photograph`, the very function the SavedModel's
+    3.4 are `segment.segment_photograph`, the very function the SavedModel's
     signatures trace, run eagerly here. So a `.tflite` file is scored with the same
     code and metrics as a SavedModel, and an app developer has the reference for
     what to do around the network.
@@ -60,7 +58,7 @@ class LiteSegmenter:
 
         if not os.path.isfile(path):
             raise ValueError(f"{path}: no such TFLite file")
-        self.export_dir = path
+        self.path = path
         self._network = tflite.LiteNetwork(path)
         self.image_size = self._network.image_size
 
@@ -70,7 +68,7 @@ class LiteSegmenter:
 
     def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
         """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
-        mask = export.segment_photograph(self._network, tf.constant(image, tf.uint8),
+        mask = segment.segment_photograph(self._network, tf.constant(image, tf.uint8),
                                          image_size=self.image_size, tta=tta).numpy()
         return postprocess.refine(mask, keep_largest_component=keep_largest_component,
                                   fill_mask_holes=fill_mask_holes)
@@ -86,37 +84,3 @@ def load_segmenter(path):
     if str(path).endswith(".tflite"):
         return LiteSegmenter(path)
     return Segmenter(path)
-
-
-def encode_png(mask):
-    """`[H, W]` uint8 -> PNG bytes (single channel, 8-bit)."""
-    ok, encoded = cv2.imencode(".png", mask)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return encoded.tobytes()
-
-
-def overlay(image, predicted, truth=None, max_side=2000):
-    """A picture for a person: the photograph with the predicted lesion outline in
-    green and, when given, the ground-truth outline in magenta.
-
-    Args:
-      image: `[H, W, 3]` uint8 RGB. predicted, truth: `[H, W]` uint8 0/255.
-      max_side: the picture is shrunk so its longer side is at most this.
-
-    Returns:
-      `[h, w, 3]` uint8 BGR (OpenCV's order, for `cv2.imencode`).
-    """
-    height, width = image.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    picture = cv2.resize(image[..., ::-1], size, interpolation=cv2.INTER_AREA)
-    thickness = max(2, round(max(size) / 400))
-    outlines = [(truth, (255, 0, 255)), (predicted, (0, 255, 0))]
-    for mask, colour in outlines:
-        if mask is None:
-            continue
-        small = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-        contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(picture, contours, -1, colour, thickness, cv2.LINE_AA)
-    return np.ascontiguousarray(picture)

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from lesionseg_tf import augment
+from lesionseg_tf import run_dir as run_dir_lib
 from lesionseg_tf import keras_metrics  # noqa: F401 (registers the training metric for `load`)
 from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
 from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
@@ -232,3 +233,18 @@ def load(path, *, compile=True):  # pylint: disable=redefined-builtin
       compile: False leaves out the optimizer and its state (to fine-tune afresh).
     """
     return keras.models.load_model(path, compile=compile, safe_mode=True)
+
+
+def load_run(run_dir):
+    """The model of a train.py run folder (`best.keras`) or of a shipped model
+    folder (`lesionseg.keras`), and its input size (`RunDir`).
+
+    Raises:
+      FileNotFoundError: the folder holds no model or no `flags.json`.
+    """
+    folder = run_dir_lib.RunDir(run_dir)
+    image_size = folder.image_size()
+    path = folder.weights_file()
+    if path is None:
+        raise FileNotFoundError(f"{run_dir} holds neither {' nor '.join(run_dir_lib.RunDir.WEIGHT_FILES)}")
+    return load(path), image_size

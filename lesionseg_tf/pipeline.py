@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from lesionseg_tf.datasets import DatasetError
-from lesionseg_tf.images import ImageReadError, decode_bytes, decode_image, read_mask_file
+from lesionseg_tf.images import (JPEG_SIGNATURE, ImageReadError, decode_bytes, decode_image,
+                                 read_mask_file)
 from lesionseg_tf.metrics import LESION_THRESHOLD
 
 
@@ -75,7 +76,7 @@ def decode_resized_image(path, image_size):
     whole; then resized to `[image_size, image_size, 3]` uint8."""
     raw = tf.io.read_file(path)
     return tf.cond(
-        tf.equal(tf.strings.substr(raw, 0, 3), b"\xff\xd8\xff"),
+        tf.equal(tf.strings.substr(raw, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE),
         lambda: _resized_jpeg(raw, image_size),
         lambda: resize_image(decode_bytes(raw), image_size))
 

@@ -5,7 +5,7 @@ import os
 import re
 
 import cv2
-from lesionseg_tf import datasets, files, images, inference
+from lesionseg_tf import datasets, figures, files, images
 
 IMAGE_EXTENSIONS = datasets.PHOTO_EXTENSIONS
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
@@ -116,11 +116,11 @@ def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=images.DEFAULT_M
         try:
             image = images.read_image_file(job.image_path, max_pixels)
             mask = segmenter.segment(image, **options)
-            files.write_atomically(job.mask_path, inference.encode_png(mask))
+            files.write_atomically(job.mask_path, images.encode_png(mask))
             if overlay:
                 os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
                 truth = images.read_mask_file(job.truth_path) if job.truth_path else None
-                picture = inference.overlay(image, mask, truth)
+                picture = figures.overlay(image, mask, truth)
                 ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 if not ok:
                     raise ValueError(f"{job.overlay_path}: JPEG encoding failed")

@@ -3,7 +3,7 @@
 Only Table 1's network is converted, at the model's training size, batch 1: its ops
 (MirrorPad, dilated Conv2D, DepthToSpace, batch norm folded into the convolutions)
 are TFLite built-ins. The resize, the standardization and section 3.4 stay outside,
-in the app; `export.segment_photograph` is the reference for them, and
+in the app; `segment.segment_photograph` is the reference for them, and
 `inference.LiteSegmenter` runs a `.tflite` file inside exactly that code.
 
     python -m tools.export --run_dir=pretrained/lesionseg_isic2017 --tflite=int8 \\

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import export, inference, model as model_lib, synthetic, tflite
+from lesionseg_tf import export, inference, model as model_lib, segment, synthetic, tflite
 from lesionseg_tf.pipeline import resize_image, standardize
 from tests.conftest import REPO_ROOT, run_script, script_env
 
@@ -72,7 +72,7 @@ def test_every_export_runs_the_context_network(context_run, tmp_path):
         np.testing.assert_allclose(got, expected, atol=1e-4)
         lite_logits = tflite.LiteNetwork(str(path))(inputs).numpy()
         np.testing.assert_allclose(lite_logits, expected, atol=1e-4 * max(1, np.abs(expected).max()))
-        mask = export.segment_photograph(lambda x: keras_model(x, training=False),
+        mask = segment.segment_photograph(lambda x: keras_model(x, training=False),
                                          tf.constant(photograph), image_size=SIZE).numpy()
         assert mask.shape == photograph.shape[:2]
         np.testing.assert_array_equal(segmenter.segment(photograph), mask)

@@ -105,7 +105,7 @@ def test_bytes_signature_refuses_bad_requests_with_a_message(exported):
 
 def test_header_size_matches_the_file_reader_on_real_photographs(tmp_path):
     """The graph's header parser and `images.read_image_header` (Pillow) agree."""
-    size = tf.function(export.photograph_size)
+    size = tf.function(images.photograph_size)
     paths = sorted(glob.glob(os.path.join(EXAMPLES, "*.jpg")))
     assert len(paths) == 3
     picture = synthetic.render_example(np.random.default_rng(1), 37, 53)[0]

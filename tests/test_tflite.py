@@ -59,7 +59,7 @@ def test_int8_is_calibrated_and_agrees_on_the_decision(model, tmp_path):
 
 
 def test_lite_segmenter_gives_the_saved_models_mask(model, tmp_path):
-    """Only the network differs: the same `export.segment_photograph` around it."""
+    """Only the network differs: the same `segment.segment_photograph` around it."""
     export_dir = export.export_saved_model(model, str(tmp_path / "export"), image_size=SIZE)
     path = tmp_path / "lesionseg_float32.tflite"
     path.write_bytes(tflite.convert(model, image_size=SIZE, variant="float32"))

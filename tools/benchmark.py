@@ -82,7 +82,7 @@ def time_stages(segmenter, image_path, repeats):
     post-processing) are timed apart, each a `tf.function` of the library
     function the export traces."""
     size = segmenter.image_size
-    network = tf.saved_model.load(segmenter.export_dir).signatures[export.LOGITS_ENDPOINT]
+    network = tf.saved_model.load(segmenter.path).signatures[export.LOGITS_ENDPOINT]
     preprocess = tf.function(lambda image: pipeline.standardize(pipeline.resize_image(image[tf.newaxis],
                                                                               size)))
     probability = tf.function(lambda inputs: postprocess.lesion_probability(
@@ -96,7 +96,7 @@ def time_stages(segmenter, image_path, repeats):
         ticks.append(time.perf_counter())
         mask = segmenter.segment(image)
         ticks.append(time.perf_counter())
-        inference.encode_png(mask)
+        images.encode_png(mask)
         ticks.append(time.perf_counter())
         image_tensor = tf.constant(image)
         ticks.append(time.perf_counter())

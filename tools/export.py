@@ -79,13 +79,14 @@ def main(argv):
     import tensorflow as tf
 
     from lesionseg_tf import export, files, tflite
+    from lesionseg_tf import model as model_lib
     from lesionseg_tf.run_dir import RunDir
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's notes on each traced function
     tf.get_logger().setLevel("WARNING")
     run = RunDir(_RUN_DIR.value)
     try:
-        model, image_size = export.load_run_model(run.path)
+        model, image_size = model_lib.load_run(run.path)
     except (OSError, ValueError, KeyError) as e:
         sys.exit(f"export: {e}")
     saved_models = []
