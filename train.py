@@ -94,7 +94,7 @@ flags.adopt_module_key_flags(common_flags)
 
 
 # The flag of each `RunConfig` field (the fields are the flags' names).
-_RUN_FLAGS = {
+_CONFIG_HOLDERS = {
     "data_dir": _DATA_DIR, "dataset": _DATASET, "init_from": _INIT_FROM,
     "image_size": _IMAGE_SIZE, "batch_size": _BATCH_SIZE, "learning_rate": _LEARNING_RATE,
     "lr_schedule": _LR_SCHEDULE, "max_epochs": _MAX_EPOCHS, "patience": _PATIENCE,
@@ -115,11 +115,11 @@ def run_config():
       ValueError: settings that cannot train, or an `--init_from` run folder whose
         `flags.json` cannot be read.
     """
-    values = {name: holder.value for name, holder in _RUN_FLAGS.items()}
+    values = {name: holder.value for name, holder in _CONFIG_HOLDERS.items()}
     notes = []
     if _INIT_FROM.value:
         for name, value in run_dir.inherited_settings(_INIT_FROM.value).items():
-            if not _RUN_FLAGS[name].present:
+            if not _CONFIG_HOLDERS[name].present:
                 if value != values[name]:
                     notes.append(f"--{name}={value}, as {_INIT_FROM.value} was trained (give "
                                  f"--{name} to change it)")

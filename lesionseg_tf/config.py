@@ -16,6 +16,9 @@ LR_SCHEDULES = ("constant", "cosine")
 SELECT_ON = ("holdout", "validation")
 CACHE_CHOICES = ("memory", "disk", "none")
 PRECISIONS = ("none", "float16", "bfloat16")
+# Keras' mixed-precision policy of each --mixed_precision choice.
+PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
+                      "bfloat16": "mixed_bfloat16"}
 # "none": Table 1; "image_pooling": DeepLabv3's image-level feature (`model.context_branch`).
 CONTEXTS = ("none", "image_pooling")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")

@@ -203,3 +203,20 @@ def cache_name(examples, image_size, reduced_decode=True):
             stat = os.stat(path)
             digest.update(f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return f"{len(examples)}x{image_size}-{digest.hexdigest()[:16]}"
+
+
+def cache_argument(cache, *, cache_dir, split, examples, image_size):
+    """The `cache` argument of `make_dataset` for a `--cache` choice: "memory", None
+    ("none"), or for "disk" a file prefix in `cache_dir` named by `cache_name` (so a
+    stale cache is never read). A run killed while writing a cache file leaves a lock
+    file that would stop the next run: it is removed here."""
+    if cache == "none":
+        return None
+    if cache == "memory":
+        return "memory"
+    os.makedirs(cache_dir, exist_ok=True)
+    prefix = os.path.join(cache_dir, f"{split}-{cache_name(examples, image_size)}")
+    for name in os.listdir(cache_dir):
+        if name.startswith(os.path.basename(prefix)) and name.endswith(".lockfile"):
+            os.remove(os.path.join(cache_dir, name))
+    return prefix

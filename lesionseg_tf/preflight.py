@@ -1,4 +1,5 @@
-"""Checking a dataset before training: every problem found, in one report.
+"""Checking a dataset before training, every problem found in one report, and choosing
+the pairs a run trains on and selects its epoch on (`select_data`).
 
 Images are checked from their headers (Pillow reads the first kilobytes only),
 then decoded as the training pipeline decodes them (`pipeline.check_image_decodes`,
@@ -15,9 +16,8 @@ import os
 
 import numpy as np
 
-from lesionseg_tf import images, pipeline
-from lesionseg_tf.config import DEFAULT_MAX_PIXELS
-from lesionseg_tf.model import DEFAULT_IMAGE_SIZE
+from lesionseg_tf import datasets, images, pipeline
+from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,3 +105,60 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
             if not any(p.is_error for p in example_problems):
                 good.append(example)
     return Report(good=good, problems=problems)
+
+
+def select_data(dataset, config):
+    """Finds and checks the data before training (`check_split`), and
+    chooses the selection set: the pairs whose per-image Jaccard picks the best
+    epoch and stops training (section 3.3).
+
+    Training uses the training split, or every pair of a layout without splits
+    (PH2, a flat folder: `datasets.Dataset.training_split`). With
+    `config.select_on == "holdout"` (the default) the selection set is a share
+    `holdout_fraction` of those pairs, drawn from `holdout_seed`
+    (`datasets.split_holdout`), and the validation split is never read: the
+    organizers scored the paper's validation number blind. With "validation" it
+    is the validation split, which makes a validation score optimistic.
+
+    Args:
+      dataset: a `datasets.Dataset` (`datasets.open_dataset`).
+      config: a `config.RunConfig`.
+
+    Returns:
+      `(training examples, selection examples, problems)`: the examples to use
+      and every problem found (warnings, and with `skip_bad_examples` the errors
+      of the examples left out).
+
+    Raises:
+      datasets.DatasetError: a split that is not there (naming those that are); every
+        error found, unless `skip_bad_examples`; or too few usable examples.
+    """
+    train_split = dataset.training_split()
+    wanted = (train_split, "validation") if config.select_on == "validation" else (train_split,)
+    scans = {split: dataset.scan(split) for split in wanted}  # all missing splits first
+    splits, problems = {}, []
+    for split, (examples, orphans) in scans.items():
+        report = check_split(examples, orphans, max_pixels=config.max_image_pixels,
+                             image_size=config.image_size)
+        problems += report.problems
+        splits[split] = report.good if config.skip_bad_examples else examples
+        if not splits[split]:
+            raise datasets.DatasetError(f"{split} split of {dataset.root} has no usable "
+                                        "image/mask pairs")
+    errors = [p for p in problems if p.is_error]
+    if errors and not config.skip_bad_examples:
+        lines = "\n".join(str(p) for p in problems)
+        raise datasets.DatasetError(
+            f"{len(errors)} problem(s) in {dataset.root}:\n{lines}\n"
+            "fix them, or pass --skip_bad_examples to train on the other pairs")
+    if config.select_on == "holdout":
+        train_examples, selection = datasets.split_holdout(
+            splits[train_split], fraction=config.holdout_fraction, seed=config.holdout_seed)
+    else:
+        train_examples, selection = splits[train_split], splits["validation"]
+    if len(train_examples) < config.batch_size:
+        raise datasets.DatasetError(
+            f"{train_split} split of {dataset.root} leaves {len(train_examples)} usable images "
+            f"for training, fewer than one batch of {config.batch_size}; lower --batch_size"
+            + (" or --holdout_fraction" if config.select_on == "holdout" else ""))
+    return train_examples, selection, problems

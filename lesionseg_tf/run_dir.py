@@ -12,6 +12,7 @@ instead of `best.keras`) are both run folders. Imports no TensorFlow.
 import json
 import os
 import shutil
+import tempfile
 
 from lesionseg_tf import config as config_lib
 from lesionseg_tf import files
@@ -177,6 +178,17 @@ class RunDir:
                 + "); rerun with the same flags to resume, choose another --model_dir, or "
                 "pass --overwrite to start again from scratch")
         return True
+
+    def worker_copy(self):
+        """A non-chief worker's private run folder (a new temporary folder, for the
+        caller to remove), seeded with this folder's resume state: the backup and
+        the best model."""
+        worker = RunDir(tempfile.mkdtemp(prefix="lesionseg-worker-"))
+        if os.path.isdir(self.backup_dir):
+            shutil.copytree(self.backup_dir, worker.backup_dir)
+        if os.path.exists(self.best_path):
+            shutil.copy(self.best_path, worker.path)
+        return worker
 
     def clear(self):
         """Removes what a run writes here (`RUN_FILES`, not other files), for a fresh start."""

@@ -14,14 +14,13 @@ was complete.
 
 import os
 import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from lesionseg_tf import callbacks, datasets, distribute, export, pipeline, preflight
-from lesionseg_tf.config import JIT_COMPILE, LR_SCHEDULES
+from lesionseg_tf.config import JIT_COMPILE, LR_SCHEDULES, PRECISION_POLICIES
 from lesionseg_tf.keras_metrics import PerImageJaccard
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.model import build_model
@@ -40,7 +39,7 @@ def run(config, model_dir, *, overwrite=False, strategy=None, verbose=2, report=
 
     Checks the folder (`RunDir.check_start`: a fresh start, or the continuation
     of an interrupted run with the same settings) and the data
-    (`preflight_data`), records the configuration and the ids trained on and
+    (`preflight.select_data`), records the configuration and the ids trained on and
     held out, trains with early stopping on the selection set, exports the best
     epoch and writes `result.json`.
 
@@ -76,9 +75,15 @@ def run(config, model_dir, *, overwrite=False, strategy=None, verbose=2, report=
     init_from = config.init_from and run_dir.init_weights_file(config.init_from)
     dataset = datasets.open_dataset(config.data_dir, dataset=config.dataset)
     report(dataset.summary(), False)
-    train_examples, selection_examples, problems = preflight_data(dataset, config)
+    train_examples, selection_examples, problems = preflight.select_data(dataset, config)
     for problem in problems:
         report(str(problem) + (" (skipped)" if problem.is_error else ""), True)
+    replicas = strategy.num_replicas_in_sync
+    if len(selection_examples) < replicas:  # a replica would score nothing
+        raise ValueError(
+            f"{len(selection_examples)} selection pair(s) for {replicas} replicas: each "
+            "replica scores its share of them; raise --holdout_fraction, or train on fewer "
+            "devices or workers")
     if resuming:
         logging.info("resuming the interrupted run in %s", model_dir)
     elif chief:  # a fresh start: overwrite, or no epoch of a run was completed here
@@ -95,67 +100,6 @@ def run(config, model_dir, *, overwrite=False, strategy=None, verbose=2, report=
                  len(selection_examples), config.select_on, config.data_dir)
     return _train(config, folder, strategy=strategy, train_examples=train_examples,
                   selection_examples=selection_examples, init_from=init_from, verbose=verbose)
-
-
-def preflight_data(dataset, config):
-    """Finds and checks the data before training (`preflight.check_split`), and
-    chooses the selection set: the pairs whose per-image Jaccard picks the best
-    epoch and stops training (section 3.3).
-
-    Training uses the training split, or every pair of a layout without splits
-    (PH2, a flat folder: `datasets.Dataset.training_split`). With
-    `config.select_on == "holdout"` (the default) the selection set is a share
-    `holdout_fraction` of those pairs, drawn from `holdout_seed`
-    (`datasets.split_holdout`), and the validation split is never read: the
-    organizers scored the paper's validation number blind. With "validation" it
-    is the validation split, which makes a validation score optimistic.
-
-    Args:
-      dataset: a `datasets.Dataset` (`datasets.open_dataset`).
-      config: a `config.RunConfig`.
-
-    Returns:
-      `(training examples, selection examples, problems)`: the examples to use
-      and every problem found (warnings, and with `skip_bad_examples` the errors
-      of the examples left out).
-
-    Raises:
-      datasets.DatasetError: a split that is not there (naming those that are); every
-        error found, unless `skip_bad_examples`; or too few usable examples.
-    """
-    train_split = dataset.training_split()
-    wanted = (train_split, "validation") if config.select_on == "validation" else (train_split,)
-    scans = {split: dataset.scan(split) for split in wanted}  # all missing splits first
-    splits, problems = {}, []
-    for split, (examples, orphans) in scans.items():
-        report = preflight.check_split(examples, orphans, max_pixels=config.max_image_pixels,
-                                       image_size=config.image_size)
-        problems += report.problems
-        splits[split] = report.good if config.skip_bad_examples else examples
-        if not splits[split]:
-            raise datasets.DatasetError(f"{split} split of {dataset.root} has no usable "
-                                        "image/mask pairs")
-    errors = [p for p in problems if p.is_error]
-    if errors and not config.skip_bad_examples:
-        lines = "\n".join(str(p) for p in problems)
-        raise datasets.DatasetError(
-            f"{len(errors)} problem(s) in {dataset.root}:\n{lines}\n"
-            "fix them, or pass --skip_bad_examples to train on the other pairs")
-    if config.select_on == "holdout":
-        train_examples, selection = datasets.split_holdout(
-            splits[train_split], fraction=config.holdout_fraction, seed=config.holdout_seed)
-    else:
-        train_examples, selection = splits[train_split], splits["validation"]
-    if len(train_examples) < config.batch_size:
-        raise datasets.DatasetError(
-            f"{train_split} split of {dataset.root} leaves {len(train_examples)} usable images "
-            f"for training, fewer than one batch of {config.batch_size}; lower --batch_size"
-            + (" or --holdout_fraction" if config.select_on == "holdout" else ""))
-    return train_examples, selection, problems
-
-
-PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
-                      "bfloat16": "mixed_bfloat16"}
 
 
 def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=None):
@@ -183,7 +127,7 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
       learning_rate: a float or a schedule (`learning_rate_schedule`).
       jit_compile: "auto" (XLA where a GPU is visible, as Keras decides), True or
         False; or one of `config.JIT_COMPILE`'s words.
-      mixed_precision: "none", "float16" or "bfloat16" compute (`PRECISION_POLICIES`);
+      mixed_precision: "none", "float16" or "bfloat16" compute (`config.PRECISION_POLICIES`);
         the global policy is restored to float32 afterwards.
       context: the network's context option (`model.build_model`).
     """
@@ -199,23 +143,6 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
         metrics=[PerImageJaccard()], jit_compile=jit_compile,
         steps_per_execution=steps_per_execution)
     return model
-
-
-def dataset_cache(cache, folder, split, examples, image_size):
-    """The `cache` argument of `pipeline.make_dataset` for a `--cache` choice
-    (`folder`: the `RunDir` whose `cache/` holds the cache files)."""
-    if cache == "none":
-        return None
-    if cache == "memory":
-        return "memory"
-    os.makedirs(folder.cache_dir, exist_ok=True)
-    prefix = os.path.join(folder.cache_dir,
-                          f"{split}-{pipeline.cache_name(examples, image_size)}")
-    # A run killed while writing the cache leaves a lock file that would stop the next.
-    for name in os.listdir(folder.cache_dir):
-        if name.startswith(os.path.basename(prefix)) and name.endswith(".lockfile"):
-            os.remove(os.path.join(folder.cache_dir, name))
-    return prefix
 
 
 def _train(config, folder, *, strategy, train_examples, selection_examples, init_from,
@@ -237,7 +164,7 @@ def _train(config, folder, *, strategy, train_examples, selection_examples, init
                         steps_per_execution)
         steps_per_execution = 1
     chief = distribute.is_chief(strategy)
-    write_to = folder if chief else _worker_dir(folder)
+    write_to = folder if chief else folder.worker_copy()
     if not chief:
         logging.info("not the chief worker: writing to %s, removed at the end", write_to.path)
     try:
@@ -256,38 +183,10 @@ def _train(config, folder, *, strategy, train_examples, selection_examples, init
     return result
 
 
-def _set_initial_weights(model, path, *, context):
-    """Sets `model`'s weights to those of a `.keras` or `.weights.h5` file, without
-    any optimizer state it may hold (the optimizer starts afresh).
-
-    Raises:
-      ValueError: the file holds a network with another context option.
-    """
-    if path.endswith(".keras"):
-        source = model_lib.load(path, compile=False)
-    else:
-        source = build_model(context=context)
-        source.load_weights(path)
-    shapes = [tuple(w.shape) for w in source.weights]
-    if shapes != [tuple(w.shape) for w in model.weights]:
-        other = "image_pooling" if context == "none" else "none"
-        raise ValueError(f"--init_from {path} holds another network than --context={context} "
-                         f"builds (its weights match --context={other}'s or neither)")
-    model.set_weights(source.get_weights())
-
-
-def _worker_dir(folder):
-    """A non-chief worker's private run folder, seeded with the chief's resume state."""
-    worker = RunDir(tempfile.mkdtemp(prefix="lesionseg-worker-"))
-    if os.path.isdir(folder.backup_dir):
-        shutil.copytree(folder.backup_dir, worker.backup_dir)
-    if os.path.exists(folder.best_path):
-        shutil.copy(folder.best_path, worker.path)
-    return worker
-
-
 def _fit_and_export(config, folder, *, strategy, train_examples, selection_examples,
                     steps_per_execution, init_from, verbose):
+    """Builds the model, continues from the folder's backup (or starts from
+    `init_from`), trains until done, then exports the best epoch: the result dict."""
     os.makedirs(folder.path, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = len(train_examples) // config.batch_size
@@ -304,51 +203,65 @@ def _fit_and_export(config, folder, *, strategy, train_examples, selection_examp
         model.augment_seed = config.seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds = pipeline.make_dataset(
-        train_examples, image_size=config.image_size, batch_size=config.batch_size,
-        is_training=True, seed=config.seed, epoch=epoch,
-        cache=dataset_cache(config.cache, folder, "training", train_examples,
-                            config.image_size))
-    selection_ds = pipeline.make_dataset(
-        selection_examples, image_size=config.image_size, batch_size=config.batch_size,
-        is_training=False,
-        cache=dataset_cache(config.cache, folder, "selection", selection_examples,
-                            config.image_size))
+    train_ds, selection_ds = (pipeline.make_dataset(
+        examples, image_size=config.image_size, batch_size=config.batch_size,
+        is_training=is_training, seed=config.seed, epoch=epoch if is_training else None,
+        cache=pipeline.cache_argument(config.cache, cache_dir=folder.cache_dir, split=split,
+                                      examples=examples, image_size=config.image_size))
+        for examples, is_training, split in ((train_examples, True, "training"),
+                                             (selection_examples, False, "selection")))
     best = callbacks.BestAndEarlyStop(monitor=MONITOR, patience=config.patience,
                                       best_path=folder.best_path)
+    initial_epoch = _start(model, best, folder, config=config, strategy=strategy,
+                           init_from=init_from)
+    if initial_epoch >= config.max_epochs or best.stopped:
+        logging.info("training was complete; evaluating and exporting the best epoch")
+    else:
+        _fit(model, best, folder, train_ds, selection_ds, epoch, config=config,
+             initial_epoch=initial_epoch, verbose=verbose)
+    return _export(model, best, folder, selection_ds, image_size=config.image_size)
 
+
+def _start(model, best, folder, *, config, strategy, init_from):
+    """Restores the folder's backup into `model` and `best` (a resumed run), or sets
+    `init_from`'s weights (a fine-tuning run): the epoch to start from."""
     state = folder.backup_state()
-    initial_epoch = 0
     if state is not None:
         with strategy.scope():
             callbacks.restore_backup(model, folder.backup_dir, state)
         best.restore(state["early_stopping"])
-        initial_epoch = state["epoch"]
-        callbacks.truncate_logs(folder.log_path, folder.tensorboard_dir, initial_epoch)
+        callbacks.truncate_logs(folder.log_path, folder.tensorboard_dir, state["epoch"])
         logging.info("resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
-                     "without improvement", initial_epoch, config.max_epochs, MONITOR,
+                     "without improvement", state["epoch"], config.max_epochs, MONITOR,
                      best.best, best.best_epoch + 1, best.wait)
-    elif init_from:
+        return state["epoch"]
+    if init_from:
         with strategy.scope():
-            _set_initial_weights(model, init_from, context=config.context)
+            model_lib.set_weights_from(model, init_from)
         logging.info("starting from the weights of %s", init_from)
-    finished = initial_epoch >= config.max_epochs or best.stopped
+    return 0
+
+
+def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_epoch,
+         verbose):
+    """`model.fit` with the run's callbacks, to the last epoch or early stopping.
+
+    Raises:
+      TrainingError: the loss became NaN or infinite.
+    """
     nan_guard = callbacks.StopOnNaN()
-    if finished:
-        logging.info("training was complete; evaluating and exporting the best epoch")
-    else:
-        model.fit(train_ds, validation_data=selection_ds, epochs=config.max_epochs,
-                  initial_epoch=initial_epoch, verbose=verbose,
-                  shuffle=False,  # the dataset orders each epoch itself
-                  callbacks=[
-                      callbacks.EpochVariable(epoch),
-                      nan_guard,
-                      best,
-                      callbacks.EpochLog(folder.log_path),
-                      callbacks.EpochSummaries(folder.tensorboard_dir),
-                      # Last: an epoch is backed up only once all it writes is on disk.
-                      callbacks.EpochBackup(folder.backup_dir, best),
-                  ])
+    model.fit(train_ds, validation_data=selection_ds, epochs=config.max_epochs,
+              initial_epoch=initial_epoch, verbose=verbose,
+              shuffle=False,  # the dataset orders each epoch itself
+              callbacks=[
+                  callbacks.EpochVariable(epoch),
+                  nan_guard,
+                  best,
+                  callbacks.EpochLog(folder.log_path),
+                  callbacks.EpochSummaries(folder.tensorboard_dir),
+                  # Last: an epoch is backed up only once all it writes is on disk.
+                  callbacks.EpochBackup(folder.backup_dir, best),
+              ])
     if nan_guard.where is not None:
         kept = (f" (the best model so far is in {folder.best_path})"
                 if os.path.exists(folder.best_path) else "")
@@ -359,10 +272,12 @@ def _fit_and_export(config, folder, *, strategy, train_examples, selection_examp
             f"stopped{kept}. Try a lower --learning_rate (e.g. 1e-4), check the data, or rerun "
             "with --deterministic to reproduce it")
 
+
+def _export(model, best, folder, selection_ds, *, image_size):
+    """Exports the best epoch's weights, checked against the model: the result dict."""
     model.load_weights(folder.best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(selection_ds, return_dict=True, verbose=0)
-    export_dir = export.export_saved_model(model, folder.export_dir,
-                                           image_size=config.image_size)
+    export_dir = export.export_saved_model(model, folder.export_dir, image_size=image_size)
     sample_images, _ = next(iter(selection_ds.take(1)))
     export.check_export(export_dir, model, sample_images[:2].numpy())
     return {

@@ -180,7 +180,7 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
     segmenter = inference.Segmenter(os.path.join(PRETRAINED, "export"))
     for layout, root in trees.items():
         dataset = datasets.open_dataset(root)
-        train_examples, selection, problems = training.preflight_data(
+        train_examples, selection, problems = preflight.select_data(
             dataset, RunConfig(data_dir=root, batch_size=2, holdout_fraction=0.25,
                                image_size=32))
         assert problems == [] and len(train_examples) + len(selection) == len(

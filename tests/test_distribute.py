@@ -168,6 +168,11 @@ config = RunConfig(data_dir=sys.argv[1], image_size=32, batch_size=4, max_epochs
                    select_on="validation")  # 4 pairs: a whole batch for the 2 replicas
 result = training.run(config, sys.argv[2], strategy=strategy, verbose=0)
 print("TRAINED", result["epochs_run"])
+try:  # 10% of 8 pairs held out: 1 pair for 2 replicas
+    training.run(RunConfig(data_dir=sys.argv[1], image_size=32, batch_size=4, max_epochs=1),
+                 sys.argv[2] + "_small", strategy=strategy, verbose=0)
+except ValueError as e:
+    print("REFUSED", e)
 """
 
 
@@ -181,6 +186,8 @@ def test_mirrored_splits_the_global_batch_over_two_cpu_devices(tiny_isic, tmp_pa
     assert "REPLICAS 2 SHAPES [(2, 32, 32, 3), (2, 32, 32, 3)]" in result.stdout
     assert "global batch 4 = 2 replica(s) x 2" in result.stderr
     assert "TRAINED 1" in result.stdout
+    assert ("REFUSED 1 selection pair(s) for 2 replicas: each replica scores its share of them; "
+            "raise --holdout_fraction") in result.stdout
 
 
 @pytest.mark.slow

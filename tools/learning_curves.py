@@ -7,8 +7,6 @@ selection set, the best epoch marked) from its training_log.csv.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
-
 from absl import app
 
 import common_flags
@@ -25,7 +23,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _RUN_DIR.value:
         raise app.UsageError("--run_dir is required: a train.py run folder")
-    console.start_tensorflow()
+    if not os.path.isdir(_RUN_DIR.value):
+        sys.exit(f"learning_curves: --run_dir {_RUN_DIR.value}: no such folder")
     from lesionseg_tf import figures
     from lesionseg_tf.run_dir import RunDir
 

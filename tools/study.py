@@ -10,8 +10,6 @@ result.json, and evaluate.py's validation per_image.csv and summary.json.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
-
 from absl import app, flags
 
 import common_flags
@@ -30,9 +28,10 @@ FIGURE_FILE = "validation_jaccard_by_input_size.png"
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    console.start_tensorflow()
-    from lesionseg_tf import figures, files, study
-    from lesionseg_tf.model import TABLE_1, receptive_field
+    if not os.path.isdir(_STUDY_DIR.value):
+        sys.exit(f"study: --study_dir {_STUDY_DIR.value}: no such folder")
+    from lesionseg_tf import figures, files, study  # no TensorFlow
+    from lesionseg_tf.table1 import TABLE_1, receptive_field
 
     output_dir = _OUTPUT_DIR.value or _STUDY_DIR.value
     try:
