@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from lesionseg_tf import files
 from lesionseg_tf.config import DEFAULT_MAX_PIXELS
 from lesionseg_tf.datasets import EXTENSION_FORMATS
 
@@ -213,3 +214,24 @@ def mask_histogram(mask):
     import cv2  # pylint: disable=import-outside-toplevel
 
     return cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+
+
+def write_resized_pair(example, *, image_path, mask_path, size, max_pixels=DEFAULT_MAX_PIXELS):
+    """Writes a `datasets.Example`'s photograph and mask squashed to `size` x `size`,
+    as the study's 256x256 copies of ISIC 2017 are: the photograph by area averaging
+    (antialiased), as a quality-95 JPEG; the mask by area averaging, then lesion where
+    > 127, as a 0/255 PNG.
+
+    Raises:
+      ImageReadError: the photograph or the mask cannot be read.
+    """
+    image = read_image_file(example.image_path, max_pixels)
+    mask = read_mask_file(example.mask_path)
+    small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    small_mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ValueError(f"{example.image_path}: JPEG encoding failed")
+    files.write_atomically(image_path, jpeg.tobytes())
+    files.write_atomically(mask_path, encode_png(np.where(small_mask > 127, 255, 0)
+                                                 .astype(np.uint8)))

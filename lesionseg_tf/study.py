@@ -11,11 +11,12 @@ Imports no TensorFlow.
 
 import dataclasses
 import itertools
+import json
 import os
 
 import numpy as np
 
-from lesionseg_tf import metrics, report
+from lesionseg_tf import files, metrics, report
 from lesionseg_tf.report import PER_IMAGE_FILE, SUMMARY_FILE
 from lesionseg_tf.run_dir import RunDir
 
@@ -100,6 +101,58 @@ def read_run(folder):
                     config=run.read_json(RunDir.CONFIG), result=run.read_json(RunDir.RESULT),
                     summary=summary, jaccards=jaccards,
                     holdout_ids=tuple(run.read_ids(RunDir.HOLDOUT_IDS)))
+
+
+def portable(value, *, runs_dir, data_dir):
+    """A recorded JSON value with the paths of one machine taken out: a path under
+    `runs_dir` becomes relative to it (the run's folder name first), `data_dir` (and
+    paths under it) its folder name. Applied to every string, in dicts and lists."""
+    if isinstance(value, dict):
+        return {k: portable(v, runs_dir=runs_dir, data_dir=data_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, runs_dir=runs_dir, data_dir=data_dir) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    for root, keep in ((data_dir, os.path.basename(os.path.normpath(data_dir))),
+                       (runs_dir, "")):
+        for form in {root, os.path.abspath(root)}:
+            form = os.path.normpath(form)
+            if value == form or value.startswith(form + os.sep):
+                return os.path.join(keep, os.path.relpath(value, form)).rstrip(os.sep + ".")
+    return value
+
+
+# What `collect_run` copies of a finished run: its files, the validation report, and
+# the report on its held-out pairs at the photographs' resolution (under holdout/).
+COLLECTED = ((RunDir.CONFIG, ""), (RunDir.HOLDOUT_IDS, ""), (RunDir.LOG, ""),
+             (RunDir.RESULT, ""), (PER_IMAGE_FILE, "evaluation/validation"),
+             (SUMMARY_FILE, "evaluation/validation"), (PER_IMAGE_FILE, "evaluation/holdout"),
+             (SUMMARY_FILE, "evaluation/holdout"))
+
+
+def collect_run(run_folder, study_dir, *, data_dir):
+    """Copies a finished run's small files (`COLLECTED`) to `<study_dir>/<run name>/`,
+    its JSON files `portable`, the held-out report under `holdout/`.
+
+    Raises:
+      FileNotFoundError: a file is missing (naming it).
+    """
+    name = os.path.basename(os.path.normpath(run_folder))
+    runs_dir = os.path.dirname(os.path.abspath(run_folder))
+    for file_name, source in COLLECTED:
+        path = os.path.join(run_folder, source, file_name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: missing; is the run finished and scored?")
+        target = os.path.join(study_dir, name, "holdout" if source.endswith("holdout") else "",
+                              file_name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(path, "rb") as f:
+            payload = f.read()
+        if file_name.endswith(".json"):
+            payload = (json.dumps(portable(json.loads(payload), runs_dir=runs_dir,
+                                           data_dir=data_dir), indent=2) + "\n").encode()
+        files.write_atomically(target, payload)
+    return os.path.join(study_dir, name)
 
 
 def read_study(study_dir):

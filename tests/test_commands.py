@@ -27,6 +27,7 @@ COMMANDS = {
     "-m tools.study": ["study_dir", "output_dir", "reference"],
     "-m tools.synthetic": ["layout", "out_dir", "seed"],
     "-m tools.train_step_speed": [],
+    "-m tools.resize_dataset": ["data_dir", "output_dir", "size", "max_image_pixels"],
 }
 
 

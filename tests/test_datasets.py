@@ -314,3 +314,25 @@ def test_flat_folders_take_isic_mask_names_too(tmp_path):
     cv2.imwrite(str(tmp_path / "masks" / "case0.png"), mask)  # a second mask of case0
     with pytest.raises(datasets.DatasetError, match="are both masks of case0"):
         datasets.find_split(str(tmp_path), datasets.ALL)
+
+
+@pytest.mark.slow
+def test_resize_dataset_makes_the_studys_kind_of_copy(tiny_isic, tmp_path):
+    from tests.conftest import run_script  # pylint: disable=import-outside-toplevel
+
+    out = tmp_path / "isic2017_32"
+    result = run_script("-m tools.resize_dataset", f"--data_dir={tiny_isic}",
+                        f"--output_dir={out}", "--size=32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    copy = datasets.open_dataset(str(out))
+    assert copy.summary() == datasets.open_dataset(tiny_isic).summary()
+    for original, small in zip(datasets.find_split(tiny_isic, "validation"),
+                               copy.find("validation"), strict=True):
+        assert small.image_id == original.image_id
+        image = images.read_image_file(small.image_path)
+        mask = images.read_mask_file(small.mask_path)
+        assert image.shape == (32, 32, 3) and mask.shape == (32, 32)
+        assert set(np.unique(mask)) <= {0, 255}
+        # The lesion's share of the picture survives the squash.
+        full = images.read_mask_file(original.mask_path) > 127
+        assert abs((mask > 127).mean() - full.mean()) < 0.05

@@ -117,3 +117,29 @@ def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path
     pairs = {(a, b) for a, b, _ in study.comparisons(runs, reference="shipped_recipe_seed0")}
     assert ("size128", "size64") in pairs
     assert not any("context128" in pair and "shipped_recipe_seed0" not in pair for pair in pairs)
+
+
+def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path):
+    runs, data = tmp_path / "runs", tmp_path / "data" / "isic2017_256"
+    run = runs / "size256"
+    write_run(runs, "size256", image_size=256, seed=0, jaccards=[0.5] * 6,
+              data_dir=str(data), model_dir=str(run))
+    for split in ("validation", "holdout"):
+        (run / "evaluation" / split).mkdir(parents=True)
+        for name in ("per_image.csv", "summary.json"):
+            (run / "evaluation" / split / name).write_bytes((run / name).read_bytes())
+    (run / "result.json").write_text(json.dumps({
+        "selection_jaccard": 0.8, "best_epoch": 3, "epochs_run": 5,
+        "export_dir": str(run / "export")}))
+    folder = study.collect_run(str(run), str(tmp_path / "docs"), data_dir=str(data))
+    collected = study.read_run(folder)
+    assert collected.image_size == 256 and collected.validation_jaccard == 0.5
+    assert collected.config["data_dir"] == "isic2017_256"
+    assert collected.config["model_dir"] == "size256"
+    assert collected.result["export_dir"] == "size256/export"
+    assert os.path.isfile(os.path.join(folder, "holdout", "per_image.csv"))
+    text = "".join(open(os.path.join(folder, n)).read() for n in ("flags.json", "result.json"))
+    assert str(tmp_path) not in text
+    os.remove(run / "evaluation" / "holdout" / "summary.json")
+    with pytest.raises(FileNotFoundError, match="holdout/summary.json: missing"):
+        study.collect_run(str(run), str(tmp_path / "docs2"), data_dir=str(data))

@@ -1,7 +1,9 @@
 """Makes the reproduction study's table, paired comparisons and figure again from the
-small files of its runs (docs/study/<run>/), without the data or the weights.
+small files of its runs (docs/study/<run>/), without the data or the weights; or
+collects a finished run's small files into docs/study/.
 
     python -m tools.study                       # writes docs/study/table.md and the figure
+    python -m tools.study --collect=RUNS/size256_cosine50 --data_dir=isic2017_256
 
 Each run folder holds a train.py run's flags.json, holdout_ids.txt, training_log.csv and
 result.json, and evaluate.py's validation per_image.csv and summary.json.
@@ -20,6 +22,12 @@ _OUTPUT_DIR = common_flags.define_output_dir(
     None, "Where table.md and the figure go; default --study_dir.")
 _REFERENCE = flags.DEFINE_string(
     "reference", "shipped_recipe_seed0", "The run every other run is compared with.")
+_COLLECT = flags.DEFINE_string(
+    "collect", None, "Instead: copy this finished, scored run folder's small files (flags, "
+    "held-out ids, log, result, validation report, held-out report) to "
+    "<study_dir>/<run name>/, with the paths of this machine taken out.")
+_DATA_DIR, _ = common_flags.define_dataset_flags("With --collect: the data the run used, "
+                                                 "recorded by its folder name only.")
 
 TABLE_FILE = "table.md"
 FIGURE_FILE = "validation_jaccard_by_input_size.png"
@@ -32,6 +40,14 @@ def main(argv):
         sys.exit(f"study: --study_dir {_STUDY_DIR.value}: no such folder")
     from lesionseg_tf import figures, files, study  # no TensorFlow
     from lesionseg_tf.table1 import TABLE_1, receptive_field
+
+    if _COLLECT.value:
+        try:
+            folder = study.collect_run(_COLLECT.value, _STUDY_DIR.value, data_dir=_DATA_DIR.value)
+        except OSError as e:
+            sys.exit(f"study: {e}")
+        print(f"collected: {folder}")
+        return
 
     output_dir = _OUTPUT_DIR.value or _STUDY_DIR.value
     try:

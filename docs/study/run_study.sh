@@ -9,8 +9,9 @@
 #   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
 #             that later changes of main cannot change a run between its start and its
 #             resumption; the scripts are run from there, with the `python` on PATH
-#   DOCS_DIR  where each finished run's small files are copied (<DOCS_DIR>/<run>/), e.g. the
-#             main checkout's docs/study; omitted: nothing is copied
+#   DOCS_DIR  where each finished run's small files are collected (python -m tools.study
+#             --collect: <DOCS_DIR>/<run>/, paths of this machine taken out), e.g. the main
+#             checkout's docs/study; omitted: nothing is collected
 #
 # The commit of each group is recorded in RUNS_DIR/<group>.commit at its first start, and the
 # script refuses to continue the group from a worktree at another commit. Rerunning the same
@@ -48,20 +49,17 @@ run() {  # name, train.py flags...
       log "FAILED $name"; return 1; }
   fi
   if [ ! -f "$dir/evaluation/validation/summary.json" ]; then
-    python evaluate.py --data_dir="$DATA" --split=validation --saved_model="$dir/export" \
+    python evaluate.py --data_dir="$DATA" --split=validation --model="$dir/export" \
       --output_dir="$dir/evaluation/validation" >> "$RUNS/$name.out" 2>&1 || return 1
   fi
   if [ ! -f "$dir/evaluation/holdout/summary.json" ]; then
     python evaluate.py --data_dir="$DATA" --split=training --ids_file="$dir/holdout_ids.txt" \
-      --saved_model="$dir/export" --output_dir="$dir/evaluation/holdout" \
+      --model="$dir/export" --output_dir="$dir/evaluation/holdout" \
       >> "$RUNS/$name.out" 2>&1 || return 1
   fi
   log "done $name"
   if [ -n "$DOCS" ]; then
-    mkdir -p "$DOCS/$name/holdout"
-    cp "$dir"/{flags.json,holdout_ids.txt,training_log.csv,result.json} "$DOCS/$name/"
-    cp "$dir"/evaluation/validation/{per_image.csv,summary.json} "$DOCS/$name/"
-    cp "$dir"/evaluation/holdout/{per_image.csv,summary.json} "$DOCS/$name/holdout/"
+    python -m tools.study --collect="$dir" --study_dir="$DOCS" --data_dir="$DATA" || return 1
   fi
 }
 case $GROUP in
