@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from lesionseg_tf.datasets import DatasetError
-from lesionseg_tf.images import (JPEG_SIGNATURE, ImageReadError, decode_bytes, decode_image,
+from lesionseg_tf.images import (JPEG_DCT_METHOD, JPEG_SIGNATURE, ImageReadError, decode_bytes, decode_image,
                                  read_mask_file)
 from lesionseg_tf.metrics import LESION_THRESHOLD
 
@@ -66,7 +66,8 @@ def _resized_jpeg(raw, image_size):
     branch = tf.cast(scale >= 2, tf.int32) + tf.cast(scale >= 4, tf.int32) + tf.cast(
         scale >= 8, tf.int32)
     image = tf.switch_case(branch, [
-        lambda ratio=ratio: tf.io.decode_jpeg(raw, channels=3, ratio=ratio)
+        lambda ratio=ratio: tf.io.decode_jpeg(raw, channels=3, ratio=ratio,
+                                              dct_method=JPEG_DCT_METHOD)
         for ratio in (1, 2, 4, 8)])
     return resize_image(image, image_size)
 

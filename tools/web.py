@@ -1,0 +1,182 @@
+"""Serves the browser page (web/) on this computer, or takes its screenshot.
+
+    python -m tools.web                       # prints http://127.0.0.1:8000/web/
+    python -m tools.web --screenshot=docs/web_page.png
+    python -m tools.web --time=PHOTO.jpg,OTHER.jpg     # the page's timings, headless
+
+The page runs the shipped network (pretrained/lesionseg_isic2017/lesionseg_int8.tflite)
+with LiteRT.js, installed by `npm ci` from package-lock.json into node_modules/; the
+photograph a user gives never leaves the browser. Any static file server of the
+repository's root serves it the same way (relative paths, no special headers).
+"""
+
+import functools
+import http.server
+import os
+import sys
+import threading
+
+from absl import app, flags
+
+import console
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGE = "web/"
+RUNTIME = os.path.join("node_modules", "@litertjs", "core", "wasm")
+MODEL = os.path.join("pretrained", "lesionseg_isic2017", "lesionseg_int8.tflite")
+
+_HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to serve on (this computer only by "
+                            "default).")
+_PORT = flags.DEFINE_integer("port", 8000, "Port to serve on; 0 picks a free one.")
+_SCREENSHOT = flags.DEFINE_string(
+    "screenshot", None, "Instead of serving until stopped: open the page in headless Chromium, "
+    "segment the first example photograph and save a PNG screenshot here.")
+_TIME = flags.DEFINE_list(
+    "time", [], "Instead of serving: segment these photographs in the page in headless "
+    "Chromium, --repeats times each, and print the median of each step's time (file chosen "
+    "to outline drawn).")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "For --time: runs per photograph.")
+_CHROMIUM = flags.DEFINE_string("chromium", "/usr/bin/chromium",
+                                "For --screenshot and --time: Chromium.")
+_CHROMEDRIVER = flags.DEFINE_string("chromedriver", "/usr/bin/chromedriver",
+                                    "For --screenshot and --time: ChromeDriver.")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files of the repository, `.wasm` and `.tflite` with their types."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".wasm": "application/wasm", ".js": "text/javascript",
+                      ".tflite": "application/octet-stream"}
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        pass
+
+
+def start_server(host="127.0.0.1", port=0, *, on_request=None):
+    """A threaded static server of the repository's root; returns `(server, page URL)`.
+    `on_request(path)` is called for every request (the tests count them)."""
+    class Handler(QuietHandler):
+        def do_GET(self):
+            if on_request is not None:
+                on_request(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(
+        (host, port), functools.partial(Handler, directory=REPO_ROOT))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://{host}:{server.server_address[1]}/{PAGE}"
+
+
+def missing_files():
+    return [path for path in (RUNTIME, MODEL) if not os.path.exists(os.path.join(REPO_ROOT, path))]
+
+
+def chromium(chromium_path, chromedriver_path, *, width=1100, height=1000):
+    """Headless Chromium driven by Selenium, with no network of its own (Debian's build)."""
+    from selenium import webdriver  # pylint: disable=import-outside-toplevel
+    from selenium.webdriver.chrome.service import Service  # pylint: disable=import-outside-toplevel
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium_path
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    return webdriver.Chrome(service=Service(chromedriver_path), options=options)
+
+
+def wait_for_state(driver, states, timeout=120):
+    """Waits until the page's `body[data-state]` is one of `states`; returns it."""
+    from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=import-outside-toplevel
+
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.execute_script("return document.body.dataset.state") in states)
+    return driver.execute_script("return document.body.dataset.state")
+
+
+def take_screenshot(path, *, chromium_path, chromedriver_path):
+    server, url = start_server()
+    driver = chromium(chromium_path, chromedriver_path, height=1150)
+    try:
+        driver.get(url)
+        if wait_for_state(driver, ("ready", "error")) != "ready":
+            raise RuntimeError(driver.find_element("id", "error").text)
+        driver.find_element("css selector", "#examples button").click()
+        if wait_for_state(driver, ("done", "error")) != "done":
+            raise RuntimeError(driver.find_element("id", "error").text)
+        driver.save_screenshot(path)
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+def time_page(paths, *, repeats, chromium_path, chromedriver_path):
+    """`{path: {step: median milliseconds}}` of the page segmenting each photograph."""
+    import statistics  # pylint: disable=import-outside-toplevel
+
+    server, url = start_server()
+    driver = chromium(chromium_path, chromedriver_path)
+    try:
+        driver.get(url)
+        if wait_for_state(driver, ("ready", "error")) != "ready":
+            raise RuntimeError(driver.find_element("id", "error").text)
+        results = {}
+        for path in paths:
+            runs = []
+            for _ in range(repeats):
+                driver.execute_script("document.getElementById('file').value = ''")
+                driver.find_element("id", "file").send_keys(os.path.abspath(path))
+                if wait_for_state(driver, ("done", "error"), timeout=600) != "done":
+                    raise RuntimeError(driver.find_element("id", "error").text)
+                runs.append(driver.execute_script("return window.lesionseg.last"))
+            results[path] = {"size": f"{runs[0]['width']}x{runs[0]['height']}", **{
+                step: statistics.median(r["times"][step] for r in runs)
+                for step in runs[0]["times"]}}
+        return results
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    missing = missing_files()
+    if missing:
+        sys.exit(f"web: missing {', '.join(missing)}; run `npm ci` in {REPO_ROOT} first")
+    if _TIME.value:
+        try:
+            results = time_page(_TIME.value, repeats=_REPEATS.value,
+                                chromium_path=_CHROMIUM.value,
+                                chromedriver_path=_CHROMEDRIVER.value)
+        except (RuntimeError, OSError) as e:
+            sys.exit(f"web: {e}")
+        print("| photograph | size | decode | network input | network | post-processing | "
+              "drawing | file chosen to outline drawn |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for path, t in results.items():
+            print(f"| {os.path.basename(path)} | {t['size']} | {t['decode']:.0f} ms | "
+                  f"{t['resize']:.0f} ms | {t['network']:.0f} ms | {t['postprocess']:.0f} ms | "
+                  f"{t['draw']:.0f} ms | {t['total'] / 1000:.2f} s |")
+        return
+    if _SCREENSHOT.value:
+        try:
+            take_screenshot(_SCREENSHOT.value, chromium_path=_CHROMIUM.value,
+                            chromedriver_path=_CHROMEDRIVER.value)
+        except (RuntimeError, OSError) as e:
+            sys.exit(f"web: {e}")
+        print(f"screenshot: {_SCREENSHOT.value}")
+        return
+    server, url = start_server(_HOST.value, _PORT.value)
+    print(f"serving the page at {url} (Ctrl-C stops)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    console.run(main)
