@@ -28,7 +28,7 @@ COMMANDS = {
     "-m tools.synthetic": ["layout", "out_dir", "seed"],
     "-m tools.train_step_speed": [],
     "-m tools.resize_dataset": ["data_dir", "output_dir", "size", "max_image_pixels"],
-    "-m tools.web": ["host", "port", "screenshot", "time", "repeats", "chromium"],
+    "-m tools.web": ["host", "port", "screenshot", "time", "time_repeats", "chromium"],
 }
 
 

@@ -33,9 +33,9 @@ _SCREENSHOT = flags.DEFINE_string(
     "segment the first example photograph and save a PNG screenshot here.")
 _TIME = flags.DEFINE_list(
     "time", [], "Instead of serving: segment these photographs in the page in headless "
-    "Chromium, --repeats times each, and print the median of each step's time (file chosen "
+    "Chromium, --time_repeats times each, and print the median of each step's time (file chosen "
     "to outline drawn).")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "For --time: runs per photograph.")
+_TIME_REPEATS = flags.DEFINE_integer("time_repeats", 3, "For --time: runs per photograph.")
 _CHROMIUM = flags.DEFINE_string("chromium", "/usr/bin/chromium",
                                 "For --screenshot and --time: Chromium.")
 _CHROMEDRIVER = flags.DEFINE_string("chromedriver", "/usr/bin/chromedriver",
@@ -149,7 +149,7 @@ def main(argv):
         sys.exit(f"web: missing {', '.join(missing)}; run `npm ci` in {REPO_ROOT} first")
     if _TIME.value:
         try:
-            results = time_page(_TIME.value, repeats=_REPEATS.value,
+            results = time_page(_TIME.value, repeats=_TIME_REPEATS.value,
                                 chromium_path=_CHROMIUM.value,
                                 chromedriver_path=_CHROMEDRIVER.value)
         except (RuntimeError, OSError) as e:
