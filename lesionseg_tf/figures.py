@@ -87,7 +87,7 @@ def read_training_log(csv_path):
         raise ValueError(f"{csv_path}: no epochs logged yet")
     columns = {key: [float(row[key]) for row in rows] for key in rows[0]}
     epochs = [int(e) for e in columns["epoch"]]
-    # Logs written before epochs were counted from 1 here (Keras' CSVLogger) start at 0.
+    # Logs of Keras' CSVLogger count epochs from 0; this project's from 1.
     columns["epoch"] = [e + 1 for e in epochs] if epochs[0] == 0 else epochs
     return columns
 

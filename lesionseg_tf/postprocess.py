@@ -62,11 +62,9 @@ def _disk_extreme(binary, combine, outside):
     pixel of a `[H, W]` bool image and its 4 neighbours, the 3x3 disk; positions
     outside the image read `outside`.
 
-    Written as shifted slices of a bool image: on a 6748x4499 photograph an
-    opening takes 0.085 s here, where `tf.nn.max_pool2d` takes 0.7 s per 1-D pass
-    (uint8; 1.9 s in float32) and `tf.nn.dilation2d` 0.8 s per pass (float32):
-    those would make prediction slower than the 1.2x budget of the OpenCV step
-    this replaced.
+    Written as shifted slices of a bool image: AND/OR of five views, where
+    `tf.nn.max_pool2d` or `tf.nn.dilation2d` would compute in numbers over a
+    window, several times slower on a 6748x4499 photograph.
     """
     padded = tf.pad(binary, [[1, 1], [1, 1]], constant_values=outside)
     vertical = combine(padded[:-2, 1:-1], padded[2:, 1:-1])
@@ -104,8 +102,7 @@ def _upscale_and_threshold(scaled, height, width):
 
     The upscaling is `bicubic_weights`' two matrix products, the second made
     `BAND_ROWS` output rows at a time and thresholded at once, so the float image
-    (121 MB for a 6748x4499 photograph) never exists whole. Here that takes
-    0.2 s for the largest ISIC photograph where `tf.image.resize` alone takes 0.29.
+    (121 MB for a 6748x4499 photograph) never exists whole.
     """
     size = tf.shape(scaled)[0]
     narrow = tf.linalg.matmul(scaled, bicubic_weights(tf.shape(scaled)[1], width))  # [h, W]
