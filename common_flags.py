@@ -84,7 +84,9 @@ def define_compute_flags():
         "XLA-compile the training step; auto: on where a GPU is visible.")
     mixed_precision = flags.DEFINE_enum(
         "mixed_precision", "none", list(config.PRECISIONS),
-        "Compute in half precision on GPUs (variables, logits and loss stay float32).")
+        "Compute in half precision (variables, logits and loss stay float32): float16 or "
+        "bfloat16 on GPUs; bfloat16 on CPUs only where they have bfloat16 units (AVX512_BF16, "
+        "AMX; python -m tools.benchmark says), else it is emulated and much slower.")
     return jit_compile, mixed_precision
 
 

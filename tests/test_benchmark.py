@@ -45,3 +45,17 @@ def test_verdict_line():
     starved = benchmark.verdict(1500.0, 1000.0)
     assert "(0.667x): input-bound" in starved and "--cache" in starved
     assert "input-bound" in benchmark.verdict(100.0, 149.0)
+
+
+def test_precision_table_puts_each_precisions_runs_side_by_side():
+    def run(size, precision, rate, share):
+        return {"image_size": size, "batch_size": 32, "mixed_precision": precision,
+                "images_per_s": rate, "ratio_to_matmul": share}
+    runs = [run(64, "none", 80.0, 0.5), run(64, "bfloat16", 120.0, 0.3),
+            run(64, "none", 82.5, 0.52), run(64, "bfloat16", 118.0, 0.29),
+            run(128, "bfloat16", 30.0, 0.31), run(128, "none", 21.0, 0.55)]
+    table = benchmark.precision_table(runs).splitlines()
+    assert table[2:] == ["| 64 | 32 | float32 | 80.00, 82.50 | 50%, 52% |",
+                         "| 64 | 32 | bfloat16 | 120.00, 118.00 | 30%, 29% |",
+                         "| 128 | 32 | float32 | 21.00 | 55% |",
+                         "| 128 | 32 | bfloat16 | 30.00 | 31% |"]

@@ -17,7 +17,7 @@ COMMANDS = {
     "predict.py": ["input", "model", "saved_model", "output_dir", "tta", "max_image_pixels"],
     "evaluate.py": ["data_dir", "split", "ids_file", "model", "pred_dir", "output_dir",
                     "bootstrap", "figures"],
-    "-m tools.benchmark": ["sections", "model", "train_image_size", "mixed_precision",
+    "-m tools.benchmark": ["sections", "model", "train_image_size", "precisions", "mixed_precision",
                            "sample_dir", "output"],
     "-m tools.check_data": ["data_dir", "dataset", "split", "image_size", "max_image_pixels"],
     "-m tools.compare": ["metric", "bootstrap"],

@@ -13,10 +13,10 @@ from tests.conftest import REPO_ROOT, run_script
 
 PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
-# Per-image mean Jaccard of the shipped model on examples/, measured when it was
-# committed (MODEL_CARD.md); a change to the export, pre- or post-processing that
-# costs more than 0.05 fails.
-MEASURED_JACCARD = 0.7733
+# Per-image mean Jaccard of the shipped model on examples/, as MODEL_CARD.md gives it
+# (2026-12-01, JPEGs decoded with the accurate IDCT); a change to the export, pre- or
+# post-processing that costs more than 0.05 fails.
+MEASURED_JACCARD = 0.7816
 TOLERANCE = 0.05
 
 

@@ -3,6 +3,8 @@
     python -m tools.benchmark                    # all sections, CPU-sized defaults
     python -m tools.benchmark --sections=train --mixed_precision=bfloat16 \\
         --train_batch_size=32
+    python -m tools.benchmark --sections=train --precisions=none,bfloat16 \\
+        --train_image_size=64,128,256 --train_batch_size=32
 
 Prints a table per section and writes JSON (--output):
   train     training images/s at 448x448 from in-memory data, the achieved GFLOP/s
@@ -37,8 +39,14 @@ _SECTIONS = flags.DEFINE_list("sections", ["train", "pipeline", "predict"],
 _SAVED_MODEL = common_flags.define_model_flags(default=None)  # None: an untrained 448 export
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed prediction runs (median reported).")
 _TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 8, "Training batch.")
-_TRAIN_IMAGE_SIZE = flags.DEFINE_integer(
-    "train_image_size", DEFAULT_IMAGE_SIZE, "Training input side (the paper's 448).")
+_TRAIN_IMAGE_SIZES = flags.DEFINE_list(
+    "train_image_size", [str(DEFAULT_IMAGE_SIZE)], "Training input side, or several "
+    "(64,128,256,448), each measured (the paper's 448).")
+_PRECISIONS = flags.DEFINE_list(
+    "precisions", [], "Compare these --mixed_precision choices (e.g. none,bfloat16) at each "
+    "size, interleaved over --precision_rounds rounds; default: --mixed_precision alone.")
+_PRECISION_ROUNDS = flags.DEFINE_integer(
+    "precision_rounds", 2, "With --precisions: how many times each is measured, in turn.")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 8, "Timed training steps.")
 _STEPS_PER_EXECUTION_LIST = flags.DEFINE_list(
     "steps_per_execution_list", ["8"], "Training steps per execution; several values are "
@@ -59,7 +67,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lesionseg_tf import datasets, export, images, inference, pipeline, postprocess, synthetic
+from lesionseg_tf import (datasets, export, hardware, images, inference, pipeline, postprocess,
+                          synthetic)
 from lesionseg_tf.model import build_model  # noqa: E402
 from lesionseg_tf.run_dir import RunDir  # noqa: E402
 
@@ -273,6 +282,23 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=8,
     return result
 
 
+def precision_table(runs):
+    """The training runs as a Markdown table: per size and precision, images/s of each
+    run and the share of the same precision's measured matrix-multiply peak."""
+    lines = ["| size | batch | precision | images/s (each run) | share of the matmul peak |",
+             "| --- | --- | --- | --- | --- |"]
+    keys = sorted({(r["image_size"], r["batch_size"], r["mixed_precision"]) for r in runs},
+                  key=lambda k: (k[0], k[2] != "none", k[2]))
+    for size, batch, precision in keys:
+        same = [r for r in runs if (r["image_size"], r["batch_size"], r["mixed_precision"])
+                == (size, batch, precision)]
+        rates = ", ".join(f"{r['images_per_s']:.2f}" for r in same)
+        shares = ", ".join(f"{r['ratio_to_matmul']:.0%}" for r in same)
+        name = "float32" if precision == "none" else precision
+        lines.append(f"| {size} | {batch} | {name} | {rates} | {shares} |")
+    return "\n".join(lines)
+
+
 def format_train(result):
     lines = [f"training at {result['image_size']}x{result['image_size']}, batch "
              f"{result['batch_size']}, mixed precision {result['mixed_precision']}, "
@@ -390,17 +416,28 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     result = {}
     if "train" in _SECTIONS.value:
+        units = hardware.bfloat16_units(hardware.read_cpu_flags())
+        result["cpu_bfloat16_units"] = units
+        print(f"CPU bfloat16 units ({hardware.CPUINFO}): {', '.join(units) or 'none'}",
+              flush=True)
+        precisions = _PRECISIONS.value or [_MIXED_PRECISION.value]
+        rounds = _PRECISION_ROUNDS.value if _PRECISIONS.value else 1
         runs = []
-        for steps_per_execution in _STEPS_PER_EXECUTION_LIST.value:
-            runs.append(run_train_benchmark(
-                image_size=_TRAIN_IMAGE_SIZE.value, batch_size=_TRAIN_BATCH_SIZE.value,
-                steps=_TRAIN_STEPS.value, mixed_precision=_MIXED_PRECISION.value,
-                jit_compile=JIT_COMPILE[_JIT_COMPILE.value],
-                compare_torch=_COMPARE_TORCH.value and not runs,
-                steps_per_execution=int(steps_per_execution)))
-            print(format_train(runs[-1]), flush=True)
+        for image_size in _TRAIN_IMAGE_SIZES.value:
+            for _ in range(rounds):
+                for precision in precisions:  # interleaved: the machine's drift hits all
+                    for steps_per_execution in _STEPS_PER_EXECUTION_LIST.value:
+                        runs.append(run_train_benchmark(
+                            image_size=int(image_size), batch_size=_TRAIN_BATCH_SIZE.value,
+                            steps=_TRAIN_STEPS.value, mixed_precision=precision,
+                            jit_compile=JIT_COMPILE[_JIT_COMPILE.value],
+                            compare_torch=_COMPARE_TORCH.value and not runs,
+                            steps_per_execution=int(steps_per_execution)))
+                        print(format_train(runs[-1]), flush=True)
         result["train"] = max(runs, key=lambda r: r["images_per_s"])
         result["train_runs"] = runs
+        if _PRECISIONS.value:
+            print(precision_table(runs), flush=True)
     if "pipeline" in _SECTIONS.value:
         result["pipeline"] = run_pipeline_benchmark(_SAMPLE_DIR.value)
         print(format_pipeline(result["pipeline"]), flush=True)
