@@ -18,7 +18,7 @@ import common_flags
 import console
 
 from lesionseg_tf import config as config_lib  # noqa: E402 (after the environment)
-from lesionseg_tf import run_dir  # noqa: E402
+from lesionseg_tf import hardware, run_dir  # noqa: E402
 _DEFAULTS = config_lib.RunConfig(data_dir="")
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags(
@@ -145,6 +145,15 @@ def main(argv):
         sys.exit(f"train.py: {e}")
     if console.start_tensorflow():
         logging.info("no CUDA driver on this machine: training on the CPU")
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    advice = hardware.bfloat16_advice(
+        hardware.bfloat16_units(hardware.read_cpu_flags()),
+        gpu_visible=bool(tf.config.list_physical_devices("GPU")),
+        precision=config.mixed_precision, precision_given=_MIXED_PRECISION.present,
+        image_size=config.image_size)
+    if advice:
+        print(f"train.py: {advice}", flush=True)
 
     from lesionseg_tf import distribute, synthetic, training
 

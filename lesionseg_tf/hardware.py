@@ -34,3 +34,39 @@ def read_cpu_flags(path=CPUINFO):
 def bfloat16_units(flags):
     """The names of the bfloat16 units among `flags` (`BFLOAT16_FLAGS`), in order."""
     return [name for flag, name in BFLOAT16_FLAGS.items() if flag in flags]
+
+
+# --mixed_precision=bfloat16 against float32 on a CPU with bfloat16 units, measured
+# (docs/cpu.md): training images/s, bfloat16 over float32, by input side, from
+# `python -m tools.benchmark --sections=train --precisions=none,bfloat16`; and the
+# shipped recipe's validation Jaccard in bfloat16 minus the shipped (float32) model's.
+MEASURED_ON = "2026-12-01, 2-core AMD EPYC VM with AVX512_BF16"
+# The ratio of the mean images/s of two interleaved runs each (docs/cpu.md); batch 32, 8 at 448.
+BFLOAT16_SPEEDUP = {64: 2.31, 128: 1.31, 256: 1.62, 448: 1.77}
+BFLOAT16_JACCARD_CHANGE = None  # validation Jaccard, bfloat16 run minus shipped model
+
+
+def bfloat16_advice(units, *, gpu_visible, precision, precision_given, image_size):
+    """The line train.py prints once at start about bfloat16 on this CPU, or None.
+
+    Args:
+      units: `bfloat16_units` of this CPU.
+      gpu_visible: a GPU will train (the advice is about CPUs).
+      precision: the run's `--mixed_precision`; precision_given: whether it was given.
+      image_size: the run's input side, for the speed measured nearest to it.
+    """
+    if gpu_visible:
+        return None
+    if not units and precision == "bfloat16":
+        return ("this CPU has no bfloat16 units (AVX512_BF16 or AMX): --mixed_precision="
+                "bfloat16 is emulated here and trains much slower than float32 (docs/cpu.md)")
+    if units and not precision_given and BFLOAT16_SPEEDUP:
+        size = min(BFLOAT16_SPEEDUP, key=lambda s: abs(s - image_size))
+        accuracy = ("" if BFLOAT16_JACCARD_CHANGE is None else
+                    f", and the shipped recipe's validation Jaccard changed by "
+                    f"{BFLOAT16_JACCARD_CHANGE:+.3f}")
+        return (f"this CPU has bfloat16 units ({', '.join(units)}): --mixed_precision=bfloat16 "
+                f"trained {BFLOAT16_SPEEDUP[size]:.1f}x faster than float32 at {size}x{size} on "
+                f"a machine of this kind ({MEASURED_ON}){accuracy}; the default stays float32, "
+                "the paper's arithmetic (docs/cpu.md)")
+    return None

@@ -27,3 +27,23 @@ def test_an_unreadable_cpuinfo_is_no_flags(tmp_path):
     assert hardware.read_cpu_flags(str(tmp_path / "missing")) == set()
     (tmp_path / "cpuinfo").write_text(ZEN4)
     assert "avx512_bf16" in hardware.read_cpu_flags(str(tmp_path / "cpuinfo"))
+
+
+def test_the_start_up_advice_appears_only_on_a_cpu_with_units_and_the_default_flag(monkeypatch):
+    monkeypatch.setattr(hardware, "BFLOAT16_SPEEDUP", {64: 2.0, 448: 1.6})
+    monkeypatch.setattr(hardware, "BFLOAT16_JACCARD_CHANGE", -0.001)
+    units = hardware.bfloat16_units(hardware.cpu_flags(ZEN4))
+    advice = lambda **kw: hardware.bfloat16_advice(**{  # noqa: E731
+        "units": units, "gpu_visible": False, "precision": "none", "precision_given": False,
+        "image_size": 448, **kw})
+    line = advice()
+    assert line.startswith("this CPU has bfloat16 units (AVX512_BF16): --mixed_precision=bfloat16 "
+                           "trained 1.6x faster than float32 at 448x448")
+    assert "validation Jaccard changed by -0.001" in line
+    assert "2.0x faster than float32 at 64x64" in advice(image_size=96)  # the nearest size
+    assert advice(precision_given=True) is None  # the user chose
+    assert advice(precision="bfloat16", precision_given=True) is None
+    assert advice(gpu_visible=True) is None
+    assert advice(units=[]) is None  # float32 on a CPU without units: nothing to say
+    warning = advice(units=[], precision="bfloat16", precision_given=True)
+    assert warning.startswith("this CPU has no bfloat16 units") and "much slower" in warning

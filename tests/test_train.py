@@ -53,6 +53,11 @@ def test_log_reads_well_in_a_file(trained_run):
         == TRAINED_EPOCHS
     assert "absl::InitializeLog" not in output and "cpu_feature_guard" not in output
     assert "oneDNN supports DT_INT32" not in output  # at the first epoch, on AVX2 machines
+    # The bfloat16 advice, exactly on a CPU with the units (--mixed_precision at its default).
+    from lesionseg_tf import hardware  # pylint: disable=import-outside-toplevel
+    units = hardware.bfloat16_units(hardware.read_cpu_flags())
+    assert ("this CPU has bfloat16 units" in result.stdout) == bool(
+        units and hardware.BFLOAT16_SPEEDUP)
     assert "signature_serialization" not in output  # TensorFlow's own INFO lines
 
 
