@@ -9,6 +9,7 @@ evaluate.py --figures writes the other two beside its summary.json.
 import csv
 import io
 import os
+import textwrap
 
 import cv2
 import matplotlib
@@ -117,35 +118,37 @@ def learning_curves(csv_path, path, *, title, selection_label="held-out"):
 
 def study_figure(points, outside, path, *, title, receptive_field=None):
     """Validation Jaccard against the network's input side, one point per run with
-    its 95% interval (runs of one recipe share a colour, seeds side by side), and
-    the outside points as open diamonds.
+    its 95% interval (runs of one recipe share a colour, seeds side by side; circles
+    for Table 1, squares for the network with the context branch), the outside points
+    as open diamonds labelled beside them, and the legend below the axes.
 
     Args:
-      points: `(image_size, jaccard, low, high, recipe, seed)` per run
+      points: `(image_size, jaccard, low, high, recipe, seed, network)` per run
         (`study.size_points`).
       outside: `(label, image_size, jaccard)` of results not made here.
       receptive_field: when given, each size is labelled with the share of the
         input side one output pixel sees.
     """
-    figure, axis = plt.subplots(figsize=(8, 4.6))
+    figure, axis = plt.subplots(figsize=(8, 4.8))
     recipes = sorted({p[4] for p in points}, key=lambda r: [p[4] for p in points].index(r))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = {}  # (size, recipe) -> runs drawn there, so seeds stand side by side
     labelled = set()
-    for size, value, low, high, recipe, _ in points:
+    for size, value, low, high, recipe, _, network in points:
         index = recipes.index(recipe)
         shift = drawn.get((size, recipe), 0)
         drawn[(size, recipe)] = shift + 1
         x = size * (1 + 0.03 * (index - (len(recipes) - 1) / 2) + 0.012 * shift)
-        axis.errorbar([x], [value], yerr=[[value - low], [high - value]], fmt="o",
+        axis.errorbar([x], [value], yerr=[[value - low], [high - value]],
+                      fmt="o" if network == "none" else "s",
                       color=colours[index % len(colours)], capsize=3,
                       label=None if recipe in labelled else recipe)
         labelled.add(recipe)
     for label, size, value in outside:
         axis.plot([size], [value], marker="D", markerfacecolor="none", color="black",
                   linestyle="none")
-        axis.annotate(label, (size, value), textcoords="offset points", xytext=(-8, 6),
-                      ha="right", fontsize=8)
+        axis.annotate(textwrap.fill(label, 30), (size, value), textcoords="offset points",
+                      xytext=(-7, 0), ha="right", va="center", fontsize=7.5)
     sizes = sorted({p[0] for p in points} | {o[1] for o in outside})
     axis.set_xscale("log", base=2)
     axis.set_xticks(sizes)
@@ -160,7 +163,7 @@ def study_figure(points, outside, path, *, title, receptive_field=None):
         if receptive_field else ""))
     axis.set_ylabel("validation per-image mean Jaccard")
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower left", fontsize=8)
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
     axis.set_title(title)
     return _save(figure, path)
 

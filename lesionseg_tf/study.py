@@ -262,7 +262,9 @@ def markdown(runs, *, reference):
 
 
 def size_points(runs):
-    """What the figure draws: per run `(image_size, Jaccard, low, high, recipe, seed)`."""
-    return [(r.image_size, r.validation_jaccard, *r.validation_interval, r.recipe, r.seed)
+    """What the figure draws: per run `(image_size, Jaccard, low, high, recipe, seed,
+    network)`, the network its context option ("none": Table 1)."""
+    return [(r.image_size, r.validation_jaccard, *r.validation_interval, r.recipe, r.seed,
+             r.network)
             for r in sorted(runs, key=lambda r: (r.image_size, r.recipe, r.seed))]
 

@@ -113,6 +113,11 @@ def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path
                 "patience 20"] == ["context64"]
     assert rows["64x64, bfloat16 compute, cosine rate, at most 50 epochs, patience 20"] == [
         "bfloat16_64"]
+    # The figure's points carry the network (a square marker for the context branch).
+    networks = {(p[0], p[4]): p[6] for p in study.size_points(runs)}
+    assert networks[(128, "128x128, Table 1 + image-pooling context, cosine rate, at most 30 "
+                          "epochs, patience 20")] == "image_pooling"
+    assert networks[(128, "128x128, cosine rate, at most 30 epochs, patience 20")] == "none"
     # Size pairs are made within one network: context128 pairs with no Table-1 run.
     pairs = {(a, b) for a, b, _ in study.comparisons(runs, reference="shipped_recipe_seed0")}
     assert ("size128", "size64") in pairs
