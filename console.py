@@ -147,6 +147,23 @@ def filter_runtime_lines():
     atexit.register(restore)
 
 
+_EXISTS = {"folder": os.path.isdir, "file": os.path.isfile, "file or folder": os.path.exists}
+
+
+def require_inputs(command, inputs):
+    """Exits with one line naming the first input that is not there, before any long
+    work (TensorFlow's start-up included).
+
+    Args:
+      command: the name the line starts with (`train.py`, `export`).
+      inputs: `(flag, path, kind)` triples, kind "folder", "file" or "file or folder";
+        a path that is None or empty (the flag not given) is skipped.
+    """
+    for flag, path, kind in inputs:
+        if path and not _EXISTS[kind](path):
+            sys.exit(f"{command}: {flag} {path}: no such {kind}")
+
+
 # Flag names every command understands, which its help need not list.
 _HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
 

@@ -49,25 +49,16 @@ def fail(message):
     print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
 
 
-def check_paths():
-    """Refuses missing inputs before TensorFlow loads (OSError naming the path)."""
-    wanted = [("--data_dir", _DATA_DIR.value, os.path.isdir),
-              ("--ids_file", _IDS_FILE.value, os.path.isfile)]
-    wanted.append(("--pred_dir", _PRED_DIR.value, os.path.isdir) if _PRED_DIR.value else
-                  ("--model", _MODEL.value, os.path.exists))
-    for flag, path, exists in wanted:
-        if path and not exists(path):
-            raise FileNotFoundError(f"{flag} {path}: no such "
-                                    + ("file" if exists is os.path.isfile else "folder"))
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _BOOTSTRAP.value < 0:  # refused before TensorFlow loads
         raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
+    console.require_inputs("evaluate.py", [
+        ("--data_dir", _DATA_DIR.value, "folder"), ("--ids_file", _IDS_FILE.value, "file"),
+        ("--pred_dir", _PRED_DIR.value, "folder") if _PRED_DIR.value else
+        ("--model", _MODEL.value, "file or folder")])
     try:
-        check_paths()
         from lesionseg_tf import report  # pylint: disable=import-outside-toplevel
         output_dir = _OUTPUT_DIR.value or report.default_output_dir(
             model=_MODEL.value, pred_dir=_PRED_DIR.value, data_dir=_DATA_DIR.value,

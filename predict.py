@@ -44,10 +44,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _INPUT.value:
         raise app.UsageError("--input is required: an image or a folder of images")
-    for flag, path in (("--input", _INPUT.value), ("--model", _MODEL.value),
-                       ("--truth_dir", _TRUTH_DIR.value)):
-        if path and not os.path.exists(path):  # refused before TensorFlow loads
-            sys.exit(f"predict.py: {flag} {path}: no such file or folder")
+    console.require_inputs("predict.py", [("--input", _INPUT.value, "file or folder"),
+                                          ("--model", _MODEL.value, "file or folder"),
+                                          ("--truth_dir", _TRUTH_DIR.value, "folder")])
     console.start_tensorflow()
     from lesionseg_tf import inference, prediction
 

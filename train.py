@@ -139,10 +139,10 @@ def main(argv):
             print(f"train.py: {note}", flush=True)
         if config.init_from:
             run_dir.init_weights_file(config.init_from)
-        if not os.path.isdir(config.data_dir) and not _GENERATE_SYNTHETIC.value:
-            raise FileNotFoundError(f"--data_dir {config.data_dir}: no such folder")
     except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")
+    if not _GENERATE_SYNTHETIC.value:
+        console.require_inputs("train.py", [("--data_dir", config.data_dir, "folder")])
     if console.start_tensorflow():
         logging.info("no CUDA driver on this machine: training on the CPU")
     import tensorflow as tf  # pylint: disable=import-outside-toplevel

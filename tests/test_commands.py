@@ -74,7 +74,7 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
     ("evaluate.py", ["--data_dir={missing}", "--model=."],
      "evaluate.py: --data_dir {missing}: no such folder"),
     ("evaluate.py", ["--data_dir=.", "--model={missing}"],
-     "evaluate.py: --model {missing}: no such folder"),
+     "evaluate.py: --model {missing}: no such file or folder"),
     ("evaluate.py", ["--data_dir=.", "--pred_dir={missing}"],
      "evaluate.py: --pred_dir {missing}: no such folder"),
     ("evaluate.py", ["--data_dir=.", "--model=.", "--ids_file={missing}"],

@@ -29,8 +29,7 @@ _IMAGE_SIZE = common_flags.define_image_size(config.DEFAULT_IMAGE_SIZE,
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not os.path.isdir(_DATA_DIR.value):
-        sys.exit(f"check_data: --data_dir {_DATA_DIR.value}: no such folder")
+    console.require_inputs("check_data", [("--data_dir", _DATA_DIR.value, "folder")])
     console.start_tensorflow()
     from lesionseg_tf import datasets, preflight
 

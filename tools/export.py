@@ -73,8 +73,7 @@ def main(argv):
     unknown = sorted(set(_TFLITE.value) - set(config.TFLITE_VARIANTS))
     if unknown:
         raise app.UsageError(f"--tflite: unknown variant(s) {', '.join(unknown)}")
-    if not os.path.isdir(_RUN_DIR.value):
-        sys.exit(f"export: --run_dir {_RUN_DIR.value}: no such folder")
+    console.require_inputs("export", [("--run_dir", _RUN_DIR.value, "folder")])
     console.start_tensorflow()
     import tensorflow as tf
 

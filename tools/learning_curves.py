@@ -23,8 +23,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _RUN_DIR.value:
         raise app.UsageError("--run_dir is required: a train.py run folder")
-    if not os.path.isdir(_RUN_DIR.value):
-        sys.exit(f"learning_curves: --run_dir {_RUN_DIR.value}: no such folder")
+    console.require_inputs("learning_curves", [("--run_dir", _RUN_DIR.value, "folder")])
     from lesionseg_tf import figures
     from lesionseg_tf.run_dir import RunDir
 

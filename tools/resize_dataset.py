@@ -33,8 +33,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _SIZE.value < 4:
         raise app.UsageError(f"--size must be >= 4, got {_SIZE.value}")
-    if not os.path.isdir(_DATA_DIR.value):
-        sys.exit(f"resize_dataset: --data_dir {_DATA_DIR.value}: no such folder")
+    console.require_inputs("resize_dataset", [("--data_dir", _DATA_DIR.value, "folder")])
     console.start_tensorflow()
     from lesionseg_tf import datasets, images
 

@@ -36,8 +36,7 @@ FIGURE_FILE = "validation_jaccard_by_input_size.png"
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not os.path.isdir(_STUDY_DIR.value):
-        sys.exit(f"study: --study_dir {_STUDY_DIR.value}: no such folder")
+    console.require_inputs("study", [("--study_dir", _STUDY_DIR.value, "folder")])
     from lesionseg_tf import figures, files, study  # no TensorFlow
     from lesionseg_tf.table1 import TABLE_1, receptive_field
 
