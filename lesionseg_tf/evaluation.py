@@ -241,10 +241,8 @@ def run(examples, predict, *, output_dir, config, bootstrap=2000, figures_title=
     summary = metrics.summarize(rows)
     intervals = (metrics.bootstrap_intervals(rows, samples=bootstrap, seed=0)
                  if bootstrap else None)
-    draw = None
-    if figures_title is not None:
-        def draw(folder):
-            return write_figures(rows, examples, predict, folder, title=figures_title)
+    draw = None if figures_title is None else (
+        lambda folder: write_figures(rows, examples, predict, folder, title=figures_title))
     drawn = report.write(output_dir, rows, summary, config, intervals=intervals, draw=draw)
     return Report(rows=rows, summary=summary, intervals=intervals, output_dir=output_dir,
                   figures=drawn)

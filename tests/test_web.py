@@ -46,17 +46,9 @@ def page():
             pytest.fail(reason)
         pytest.skip(reason)
     requests = []
-    server, url = web.start_server(on_request=requests.append)
-    driver = web.chromium("/usr/bin/chromium", "/usr/bin/chromedriver")
-    driver.set_script_timeout(300)
-    try:
-        driver.get(url)
-        assert web.wait_for_state(driver, ("ready", "error")) == "ready", \
-            driver.find_element("id", "error").text
+    with web.open_page("/usr/bin/chromium", "/usr/bin/chromedriver",
+                       on_request=requests.append) as driver:
         yield driver, requests
-    finally:
-        driver.quit()
-        server.shutdown()
 
 
 def call(driver, function, *args):
@@ -117,10 +109,7 @@ def test_each_step_matches_its_python_twin(page):
 def segment_in_page(driver, path):
     """The page's mask of the photograph at `path`, chosen in its file input, and what the
     page reported."""
-    driver.execute_script("document.getElementById('file').value = ''")
-    driver.find_element("id", "file").send_keys(path)
-    state = web.wait_for_state(driver, ("done", "error"), timeout=300)
-    if state != "done":
+    if web.choose_file(driver, path) != "done":
         return None, driver.find_element("id", "error").text
     link = driver.find_element("id", "download")
     png = driver.execute_async_script(
@@ -228,9 +217,7 @@ def test_no_network_request_after_the_page_has_loaded(page, tmp_path):
     path = awkward_photographs(str(tmp_path))[0]
     driver.get_log("performance")  # drain what loading the page asked for
     before = len(requests)
-    driver.execute_script("document.getElementById('file').value = ''")
-    driver.find_element("id", "file").send_keys(path)
-    assert web.wait_for_state(driver, ("done", "error"), timeout=120) == "done"
+    assert web.choose_file(driver, path, timeout=120) == "done"
     sent = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
     urls = [m["params"]["request"]["url"] for m in sent if m["method"] == "Network.requestWillBeSent"]
     print("requests after load:", requests[before:], urls)

@@ -10,6 +10,7 @@ photograph a user gives never leaves the browser. Any static file server of the
 repository's root serves it the same way (relative paths, no special headers).
 """
 
+import contextlib
 import functools
 import http.server
 import os
@@ -97,48 +98,59 @@ def wait_for_state(driver, states, timeout=120):
     return driver.execute_script("return document.body.dataset.state")
 
 
-def take_screenshot(path, *, chromium_path, chromedriver_path):
-    server, url = start_server()
-    driver = chromium(chromium_path, chromedriver_path, height=1150)
+@contextlib.contextmanager
+def open_page(chromium_path, chromedriver_path, *, on_request=None, height=1000):
+    """The page served from this repository and loaded in headless Chromium, its model
+    ready: yields the driver; the browser and the server stop at the end.
+
+    Raises:
+      RuntimeError: the page could not load its model (the page's message).
+    """
+    server, url = start_server(on_request=on_request)
+    driver = chromium(chromium_path, chromedriver_path, height=height)
     try:
+        driver.set_script_timeout(300)
         driver.get(url)
         if wait_for_state(driver, ("ready", "error")) != "ready":
             raise RuntimeError(driver.find_element("id", "error").text)
+        yield driver
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+def choose_file(driver, path, *, timeout=300):
+    """Chooses `path` in the page's file input, as a user does, and waits until the page
+    is done with it: "done", or "error" with its message on the page."""
+    driver.execute_script("document.getElementById('file').value = ''")
+    driver.find_element("id", "file").send_keys(os.path.abspath(path))
+    return wait_for_state(driver, ("done", "error"), timeout=timeout)
+
+
+def take_screenshot(path, *, chromium_path, chromedriver_path):
+    with open_page(chromium_path, chromedriver_path, height=1150) as driver:
         driver.find_element("css selector", "#examples button").click()
         if wait_for_state(driver, ("done", "error")) != "done":
             raise RuntimeError(driver.find_element("id", "error").text)
         driver.save_screenshot(path)
-    finally:
-        driver.quit()
-        server.shutdown()
 
 
 def time_page(paths, *, repeats, chromium_path, chromedriver_path):
     """`{path: {step: median milliseconds}}` of the page segmenting each photograph."""
     import statistics  # pylint: disable=import-outside-toplevel
 
-    server, url = start_server()
-    driver = chromium(chromium_path, chromedriver_path)
-    try:
-        driver.get(url)
-        if wait_for_state(driver, ("ready", "error")) != "ready":
-            raise RuntimeError(driver.find_element("id", "error").text)
-        results = {}
+    results = {}
+    with open_page(chromium_path, chromedriver_path) as driver:
         for path in paths:
             runs = []
             for _ in range(repeats):
-                driver.execute_script("document.getElementById('file').value = ''")
-                driver.find_element("id", "file").send_keys(os.path.abspath(path))
-                if wait_for_state(driver, ("done", "error"), timeout=600) != "done":
+                if choose_file(driver, path, timeout=600) != "done":
                     raise RuntimeError(driver.find_element("id", "error").text)
                 runs.append(driver.execute_script("return window.lesionseg.last"))
             results[path] = {"size": f"{runs[0]['width']}x{runs[0]['height']}", **{
                 step: statistics.median(r["times"][step] for r in runs)
                 for step in runs[0]["times"]}}
-        return results
-    finally:
-        driver.quit()
-        server.shutdown()
+    return results
 
 
 def main(argv):
