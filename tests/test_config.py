@@ -91,3 +91,15 @@ def test_a_bad_flag_is_refused_before_tensorflow(script, args, message, tmp_path
                 if line.startswith("import time:")}
     assert "tensorflow" not in imported and "absl.flags" in imported
     assert not (tmp_path / "run").exists()
+
+
+def test_train_py_has_a_flag_for_every_run_setting():
+    """train.py builds RunConfig from one holder per field: a field without a flag would
+    silently keep its default."""
+    code = ("import dataclasses, train\n"
+            "from lesionseg_tf.config import RunConfig\n"
+            "fields = {f.name for f in dataclasses.fields(RunConfig)}\n"
+            "assert set(train._CONFIG_HOLDERS) == fields, set(train._CONFIG_HOLDERS) ^ fields\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
