@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import time
 
 import keras
 import tensorflow as tf
@@ -256,3 +257,24 @@ class StopOnNaN(keras.callbacks.Callback):
         if not math.isfinite(float(loss)):
             self.where = (self._epoch + 1, self._first_step + 1, batch + 1)
             self.model.stop_training = True
+
+
+class StepClock(keras.callbacks.Callback):
+    """Wall-clock seconds of each training execution, in `seconds` (for benchmarks).
+
+    It reads the loss at each execution's end, which waits for the execution, so an
+    execution is timed alone: without it, `fit` here once ended only on the next
+    multiple of 10.24 s after its steps had finished (docs/cpu.md).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+        self._start = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        float((logs or {}).get("loss", 0.0))
+        self.seconds.append(time.perf_counter() - self._start)

@@ -19,9 +19,9 @@ from lesionseg_tf import keras_metrics  # noqa: F401 (registers the training met
 from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
 from lesionseg_tf.table1 import (CONTEXT_FILTERS, NUM_CLASSES, TABLE_1,  # noqa: F401
                                  WHOLE_IMAGE, ConvSpec, receptive_field)
-from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
+from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, FusedBatchNormalization, ReflectionPad2D
 
-def conv_block(x, spec, sync_batch_norm=False):
+def conv_block(x, spec, sync_batch_norm=False, batch_norm_layer=FusedBatchNormalization):
     """Mirror padding -> 'valid' convolution -> [batch norm] -> [ReLU]."""
     pad = spec.dilation * (spec.kernel - 1) // 2
     if pad:
@@ -30,14 +30,13 @@ def conv_block(x, spec, sync_batch_norm=False):
         spec.filters, spec.kernel, strides=spec.stride, dilation_rate=spec.dilation,
         padding="valid", use_bias=not spec.batch_norm, name=spec.name)(x)
     if spec.batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{spec.name}_bn",
-                                            synchronized=sync_batch_norm)(x)
+        x = batch_norm_layer(name=f"{spec.name}_bn", synchronized=sync_batch_norm)(x)
     if spec.relu:
         x = keras.layers.ReLU(name=f"{spec.name}_relu")(x)
     return x
 
 
-def context_branch(features, sync_batch_norm=False):
+def context_branch(features, sync_batch_norm=False, batch_norm_layer=FusedBatchNormalization):
     """DeepLabv3's image-level feature (Chen et al. 2017, arXiv:1706.05587, section 3.3):
     global average pooling of `features`, a 1x1 convolution to `CONTEXT_FILTERS`
     channels with batch norm and ReLU, broadcast back over the grid and concatenated
@@ -49,8 +48,7 @@ def context_branch(features, sync_batch_norm=False):
     """
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="context_pool")(features)
     pooled = keras.layers.Conv2D(CONTEXT_FILTERS, 1, use_bias=False, name="context_conv")(pooled)
-    pooled = keras.layers.BatchNormalization(name="context_conv_bn",
-                                             synchronized=sync_batch_norm)(pooled)
+    pooled = batch_norm_layer(name="context_conv_bn", synchronized=sync_batch_norm)(pooled)
     pooled = keras.layers.ReLU(name="context_conv_relu")(pooled)
     grid = BroadcastToGrid(name="context_broadcast")([pooled, features])
     return keras.layers.Concatenate(name="context_concat")([features, grid])
@@ -76,7 +74,8 @@ class LesionSegNet(keras.Model):
         # Each replica of a distributed run draws its own transforms.
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
         seed = tf.stack([tf.constant(self.augment_seed, tf.int64), step * 1024 + replica])
-        images, masks = augment.random_dihedral(images, masks, seed)
+        with tf.name_scope("augment"):  # named, for profiles (tools.profile_step)
+            images, masks = augment.random_dihedral(images, masks, seed)
         return self._reducible(super().train_step((images, masks)))
 
     def test_step(self, data):
@@ -122,7 +121,8 @@ class LesionSegNet(keras.Model):
         return None
 
 
-def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, context="none"):
+def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, context="none",
+                fused_batch_norm=True):
     """Builds the Table-1 network.
 
     Args:
@@ -133,6 +133,9 @@ def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, con
         this also keeps the moving statistics identical on every replica.
       context: "none" (Table 1) or "image_pooling" (`context_branch` before the
         subpixel layer; not in the paper).
+      fused_batch_norm: batch norm as `layers.FusedBatchNormalization` (one kernel a
+        training step); False builds Keras' own layer, which computes the same in
+        separate ops (to measure the difference: `tools.profile_step`).
 
     Returns:
       A `LesionSegNet` mapping `[batch, H, W, 3]` float32 standardized images to
@@ -144,10 +147,12 @@ def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, con
         raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
+    batch_norm_layer = (FusedBatchNormalization if fused_batch_norm
+                        else keras.layers.BatchNormalization)
     for spec in TABLE_1:
         if spec.name == "subpixel" and context == "image_pooling":
-            x = context_branch(x, sync_batch_norm)
-        x = conv_block(x, spec, sync_batch_norm)
+            x = context_branch(x, sync_batch_norm, batch_norm_layer)
+        x = conv_block(x, spec, sync_batch_norm, batch_norm_layer)
     # float32 even under a mixed-precision policy: the logits feed the softmax and the loss.
     logits = DepthToSpace(UPSCALE, name="depth_to_space", dtype="float32")(x)
     return LesionSegNet(inputs=inputs, outputs=logits, name=name)

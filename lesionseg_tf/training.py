@@ -119,7 +119,8 @@ def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=No
 
 
 def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
-                   sync_batch_norm=False, steps_per_execution=1, context="none"):
+                   sync_batch_norm=False, steps_per_execution=1, context="none",
+                   fused_batch_norm=True):
     """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
 
@@ -130,11 +131,13 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
       mixed_precision: "none", "float16" or "bfloat16" compute (`config.PRECISION_POLICIES`);
         the global policy is restored to float32 afterwards.
       context: the network's context option (`model.build_model`).
+      fused_batch_norm: `model.build_model`'s; False only to measure what fusing saves.
     """
     jit_compile = JIT_COMPILE.get(jit_compile, jit_compile)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
     try:
-        model = build_model(sync_batch_norm=sync_batch_norm, context=context)
+        model = build_model(sync_batch_norm=sync_batch_norm, context=context,
+                            fused_batch_norm=fused_batch_norm)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     model.compile(

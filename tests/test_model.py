@@ -160,3 +160,30 @@ def test_context_model_loads_in_safe_mode(context_model, tmp_path):
     assert [layer.name for layer in loaded.layers] == [l.name for l in context_model.layers]
     x = np.random.default_rng(1).normal(size=(2, 32, 48, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(context_model(x)), atol=1e-5)
+
+
+def test_fused_batch_norm_trains_the_network_as_keras_batch_norm():
+    """One training-mode pass of the whole network from the same weights: the same
+    loss, gradients and moving statistics with the fused layer as with Keras' own."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(2, 32, 32, 3)).astype(np.float32))
+    labels = tf.constant((rng.random((2, 32, 32)) > 0.6).astype(np.int32))
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    results = []
+    reference = build_model(fused_batch_norm=False)
+    for fused in (False, True):
+        network = build_model(fused_batch_norm=fused)
+        network.set_weights(reference.get_weights())
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, network(images, training=True))
+        grads = tape.gradient(loss, network.trainable_weights)
+        moving = [w.numpy() for w in network.non_trainable_weights]
+        results.append((float(loss), [g.numpy() for g in grads], moving))
+    (loss_a, grads_a, moving_a), (loss_b, grads_b, moving_b) = results
+    assert loss_b == pytest.approx(loss_a, rel=1e-5)
+    for a, b in zip(grads_a + moving_a, grads_b + moving_b):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
+    fused_layers = {type(layer).__name__ for layer in build_model().layers}
+    assert "FusedBatchNormalization" in fused_layers and "BatchNormalization" not in fused_layers

@@ -1,0 +1,88 @@
+"""Profiles training steps and says where their time goes, op by op.
+
+    python -m tools.profile_step                         # 448x448, batch 8, float32 and bfloat16
+    python -m tools.profile_step --image_size=64 --batch_size=32 --precisions=none
+    python -m tools.profile_step --batch_norms=keras,fused     # what the fused batch norm saves
+
+Builds `training.compiled_model` (no XLA, one step per execution) on random images in
+memory, runs --warm_up_steps, then records --steps with TensorFlow's profiler
+(`lesionseg_tf.profiling`) and reads the recorded ops back. Prints, per precision, the
+wall-clock seconds of a step and the share of the ops' own time (time inside nested
+ops excluded; idle time left out) taken by each part of the step: the convolutions
+(forward, input and filter gradients), the atrous convolutions' space-to-batch
+reshuffles, batch normalization, mirror padding, ReLU, casts, the augmentation, the
+loss, the metric, the optimizer; then the --top ops. Keep the trace with --logdir to
+open it in TensorBoard's profile tab.
+"""
+
+import os
+import shutil
+import tempfile
+
+from absl import app, flags
+
+import console
+from lesionseg_tf.config import PRECISION_POLICIES
+
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 448, "Training input side (the paper's 448).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Training batch.")
+_PRECISIONS = flags.DEFINE_list("precisions", ["none", "bfloat16"],
+                                "--mixed_precision choices to profile, one after another.")
+_BATCH_NORMS = flags.DEFINE_list(
+    "batch_norms", ["fused"], "Batch-norm layers to profile: fused (the model's, one kernel), "
+    "keras (Keras' own, separate ops); e.g. keras,fused to see what fusing saves.")
+_WARM_UP_STEPS = flags.DEFINE_integer("warm_up_steps", 2, "Steps run before recording.")
+_STEPS = flags.DEFINE_integer("steps", 2, "Steps recorded.")
+_TOP = flags.DEFINE_integer("top", 12, "How many single ops to list.")
+_LOGDIR = flags.DEFINE_string("logdir", None, "Keep the traces here (one folder per "
+                              "precision); default: a temporary folder, removed.")
+console.answer_help()  # before TensorFlow loads
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # not the profiler's INFO lines
+
+
+def format_profile(title, seconds, shares, top, count):
+    lines = [f"{title}: {seconds:.2f} s a step", f"  {'part of the step':<32}{'share':>7}"]
+    lines += [f"  {part:<32}{share:>7.1%}" for part, share in shares.items()]
+    lines.append(f"  top {count} ops (share, type, name)")
+    lines += [f"  {share:>6.1%}  {op_type:<34} {name}" for share, op_type, name in top[:count]]
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    for flag, allowed in ((_BATCH_NORMS, ("fused", "keras")), (_PRECISIONS, PRECISION_POLICIES)):
+        unknown = sorted(set(flag.value) - set(allowed))
+        if unknown:
+            raise app.UsageError(f"--{flag.name} takes {', '.join(allowed)}; got "
+                                 f"{', '.join(unknown)}")
+    console.start_tensorflow()
+    from lesionseg_tf import profiling  # pylint: disable=import-outside-toplevel
+
+    keep = _LOGDIR.value
+    root = keep or tempfile.mkdtemp(prefix="lesionseg-profile-")
+    try:
+        for precision in _PRECISIONS.value:
+            for batch_norm in _BATCH_NORMS.value:
+                logdir = os.path.join(root, f"{precision}-{batch_norm}")
+                seconds = profiling.profile_steps(
+                    image_size=_IMAGE_SIZE.value, batch_size=_BATCH_SIZE.value,
+                    mixed_precision=precision, warm_up_steps=_WARM_UP_STEPS.value,
+                    steps=_STEPS.value, logdir=logdir,
+                    fused_batch_norm=batch_norm == "fused")
+                shares, top = profiling.summarize(profiling.read_op_stats(logdir))
+                name = "float32" if precision == "none" else precision
+                print(format_profile(
+                    f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch {_BATCH_SIZE.value}, "
+                    f"{name}, {batch_norm} batch norm", seconds, shares, top, _TOP.value),
+                    flush=True)
+        if keep:
+            print(f"traces: {keep} (TensorBoard: tensorboard --logdir={keep}, tab 'profile')")
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    console.run(main)
