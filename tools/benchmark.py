@@ -7,7 +7,8 @@
         --train_image_size=64,128,256 --train_batch_size=32
 
 Prints a table per section and writes JSON (--output):
-  train     training images/s at 448x448 from in-memory data, the achieved GFLOP/s
+  train     training images/s at 448x448 from in-memory data (the executions' own
+            time, each timed to its end: `callbacks.StepClock`), the achieved GFLOP/s
             (FLOPs counted from the layers) and its ratio to the matrix-multiply
             GFLOP/s measured in the same run; with --compare_torch, the same network
             in PyTorch on the same data shapes, measured in the same run.
@@ -67,8 +68,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lesionseg_tf import (datasets, export, hardware, images, inference, pipeline, postprocess,
-                          synthetic)
+from lesionseg_tf import (callbacks, datasets, export, hardware, images, inference, pipeline,
+                          postprocess, synthetic)
 from lesionseg_tf.model import build_model  # noqa: E402
 from lesionseg_tf.run_dir import RunDir  # noqa: E402
 
@@ -257,9 +258,10 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=8,
     steps = -(-steps // steps_per_execution) * steps_per_execution
     model.fit(dataset, epochs=1, steps_per_epoch=steps_per_execution, verbose=0,
               shuffle=False)  # warm up: traces the execution
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    seconds = time.perf_counter() - start
+    clock = callbacks.StepClock()  # each execution timed to its end, and only it
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+              callbacks=[clock])
+    seconds = sum(clock.seconds)
     forward, per_image = conv_flops(image_size)
     images_per_s = steps * batch_size / seconds
     achieved = images_per_s * per_image / 1e9
