@@ -42,7 +42,7 @@ def bfloat16_units(flags):
 # shipped recipe's validation Jaccard in bfloat16 minus the shipped (float32) model's.
 MEASURED_ON = "a 2-core AMD EPYC VM, 2026-12-01"
 # The ratio of the mean images/s of two interleaved runs each (docs/cpu.md); batch 32, 8 at 448.
-BFLOAT16_SPEEDUP = {64: 2.31, 128: 1.31, 256: 1.62, 448: 1.77}
+BFLOAT16_SPEEDUP = {64: 1.47, 128: 1.75, 256: 1.75, 448: 1.90}
 # docs/study/shipped_recipe_bfloat16 against shipped_recipe_seed0, paired on the 150 images.
 BFLOAT16_JACCARD_CHANGE = -0.006  # validation Jaccard, bfloat16 run minus shipped model
 
