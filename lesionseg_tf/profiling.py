@@ -89,6 +89,16 @@ def summarize(ops):
     return shares, top
 
 
+def random_batches(*, image_size, batch_size):
+    """An endless dataset of one batch of random standardized-like images and masks
+    (30% lesion) held in memory: timings of the training step alone, without the input
+    pipeline. `([batch, side, side, 3] float32, [batch, side, side, 1] int32)`."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(batch_size, image_size, image_size, 3)).astype(np.float32)
+    labels = (rng.random((batch_size, image_size, image_size, 1)) > 0.7).astype(np.int32)
+    return tf.data.Dataset.from_tensors((images, labels)).repeat()
+
+
 def profile_steps(*, image_size, batch_size, mixed_precision, warm_up_steps, steps, logdir,
                   fused_batch_norm=True):
     """Runs training steps of `training.compiled_model` (no XLA, one step per execution)
@@ -97,10 +107,7 @@ def profile_steps(*, image_size, batch_size, mixed_precision, warm_up_steps, ste
     Returns:
       Median wall-clock seconds of a recorded step.
     """
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(batch_size, image_size, image_size, 3)).astype(np.float32)
-    labels = (rng.random((batch_size, image_size, image_size, 1)) > 0.7).astype(np.int32)
-    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    dataset = random_batches(image_size=image_size, batch_size=batch_size)
     model = training.compiled_model(learning_rate=1e-3, jit_compile=False,
                                     mixed_precision=mixed_precision,
                                     fused_batch_norm=fused_batch_norm)

@@ -69,7 +69,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lesionseg_tf import (callbacks, datasets, export, hardware, images, inference, pipeline,
-                          postprocess, synthetic)
+                          postprocess, profiling, synthetic)
 from lesionseg_tf.model import build_model  # noqa: E402
 from lesionseg_tf.run_dir import RunDir  # noqa: E402
 
@@ -248,10 +248,7 @@ def run_train_benchmark(image_size=DEFAULT_IMAGE_SIZE, batch_size=8, steps=8,
     rounded up to whole executions of `steps_per_execution` steps."""
     from lesionseg_tf import training  # pylint: disable=import-outside-toplevel
 
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(batch_size, image_size, image_size, 3)).astype(np.float32)
-    labels = (rng.random((batch_size, image_size, image_size, 1)) > 0.7).astype(np.int32)
-    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    dataset = profiling.random_batches(image_size=image_size, batch_size=batch_size)
     model = training.compiled_model(learning_rate=1e-3, jit_compile=jit_compile,
                                     mixed_precision=mixed_precision,
                                     steps_per_execution=steps_per_execution)
