@@ -13,7 +13,7 @@ import tensorflow as tf
 # TensorFlow's own reader of profiles (what TensorBoard's profile tab shows).
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 
-from lesionseg_tf import callbacks, training
+from lesionseg_tf import callbacks, pipeline, training
 
 # The parts of a training step, in the order they are printed.
 PARTS = ("convolution (forward)", "convolution (input gradient)",
@@ -96,7 +96,8 @@ def random_batches(*, image_size, batch_size):
     rng = np.random.default_rng(0)
     images = rng.normal(size=(batch_size, image_size, image_size, 3)).astype(np.float32)
     labels = (rng.random((batch_size, image_size, image_size, 1)) > 0.7).astype(np.int32)
-    return tf.data.Dataset.from_tensors((images, labels)).repeat()
+    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    return dataset.with_options(pipeline.training_options())  # as training reads its data
 
 
 def profile_steps(*, image_size, batch_size, mixed_precision, warm_up_steps, steps, logdir,

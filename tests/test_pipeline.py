@@ -218,3 +218,15 @@ def test_epoch_order_ignores_the_global_seed(tiny_isic, global_seed):
     expected = as_arrays(pipeline.make_dataset(examples, image_size=32, batch_size=8,
                                            is_training=True, seed=2))[1]
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("is_training", [True, False])
+def test_training_and_selection_data_are_read_without_autotuning(tiny_isic, is_training):
+    # tf.data's autotuning stalled training steps on 2 cores (pipeline.training_options);
+    # a dataset derived from the pipeline's keeps the option.
+    examples = datasets.find_split(tiny_isic, "training")
+    dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3,
+                                    is_training=is_training)
+    assert dataset.options().autotune.enabled is False
+    assert dataset.options().experimental_distribute.auto_shard_policy == (
+        tf.data.experimental.AutoShardPolicy.DATA)
