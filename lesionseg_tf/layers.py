@@ -91,9 +91,13 @@ class BroadcastToGrid(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` (paper section 3.1, "BN") whose training
     step is one fused kernel instead of a dozen element-wise ops.
+
+    It keeps Keras' class name because Keras files address a layer's weights by it
+    (`batch_normalization_3/...`): weights, checkpoints and run backups written with
+    either layer load into the other.
 
     Keras 3 normalizes a training batch with separate mean, squared-difference,
     multiply and add ops (and casts bfloat16 to float32 around them), and the

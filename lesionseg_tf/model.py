@@ -19,9 +19,10 @@ from lesionseg_tf import keras_metrics  # noqa: F401 (registers the training met
 from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
 from lesionseg_tf.table1 import (CONTEXT_FILTERS, NUM_CLASSES, TABLE_1,  # noqa: F401
                                  WHOLE_IMAGE, ConvSpec, receptive_field)
-from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, FusedBatchNormalization, ReflectionPad2D
+from lesionseg_tf import layers
+from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
 
-def conv_block(x, spec, sync_batch_norm=False, batch_norm_layer=FusedBatchNormalization):
+def conv_block(x, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchNormalization):
     """Mirror padding -> 'valid' convolution -> [batch norm] -> [ReLU]."""
     pad = spec.dilation * (spec.kernel - 1) // 2
     if pad:
@@ -36,7 +37,8 @@ def conv_block(x, spec, sync_batch_norm=False, batch_norm_layer=FusedBatchNormal
     return x
 
 
-def context_branch(features, sync_batch_norm=False, batch_norm_layer=FusedBatchNormalization):
+def context_branch(features, sync_batch_norm=False,
+                   batch_norm_layer=layers.BatchNormalization):
     """DeepLabv3's image-level feature (Chen et al. 2017, arXiv:1706.05587, section 3.3):
     global average pooling of `features`, a 1x1 convolution to `CONTEXT_FILTERS`
     channels with batch norm and ReLU, broadcast back over the grid and concatenated
@@ -133,7 +135,7 @@ def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, con
         this also keeps the moving statistics identical on every replica.
       context: "none" (Table 1) or "image_pooling" (`context_branch` before the
         subpixel layer; not in the paper).
-      fused_batch_norm: batch norm as `layers.FusedBatchNormalization` (one kernel a
+      fused_batch_norm: batch norm as `layers.BatchNormalization` (one kernel a
         training step); False builds Keras' own layer, which computes the same in
         separate ops (to measure the difference: `tools.profile_step`).
 
@@ -147,7 +149,7 @@ def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, con
         raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
-    batch_norm_layer = (FusedBatchNormalization if fused_batch_norm
+    batch_norm_layer = (layers.BatchNormalization if fused_batch_norm
                         else keras.layers.BatchNormalization)
     for spec in TABLE_1:
         if spec.name == "subpixel" and context == "image_pooling":

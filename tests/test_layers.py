@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from lesionseg_tf.layers import DepthToSpace, FusedBatchNormalization, ReflectionPad2D
+from lesionseg_tf.layers import BatchNormalization as FusedBatchNormalization
+from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
 
 
 def numpy_depth_to_space(x, block):

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from lesionseg_tf import layers
 from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
 from lesionseg_tf.model import (TABLE_1, WHOLE_IMAGE, ConvSpec, LesionSegNet, build_model,
                                  receptive_field)
@@ -185,5 +186,20 @@ def test_fused_batch_norm_trains_the_network_as_keras_batch_norm():
     assert loss_b == pytest.approx(loss_a, rel=1e-5)
     for a, b in zip(grads_a + moving_a, grads_b + moving_b):
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
-    fused_layers = {type(layer).__name__ for layer in build_model().layers}
-    assert "FusedBatchNormalization" in fused_layers and "BatchNormalization" not in fused_layers
+    kinds = {type(layer) for layer in build_model().layers}
+    assert layers.BatchNormalization in kinds and keras.layers.BatchNormalization not in kinds
+
+
+@pytest.mark.parametrize("fused_first", [True, False])
+def test_weights_move_between_the_fused_and_the_keras_batch_norm(tmp_path, fused_first):
+    # A run backed up before the fused layer resumes with it, and the other way round:
+    # Keras files name a layer's weights by its class name, which the two share.
+    source = build_model(fused_batch_norm=fused_first)
+    rng = np.random.default_rng(1)
+    source.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in source.weights])
+    path = str(tmp_path / "weights.weights.h5")
+    source.save_weights(path)
+    target = build_model(fused_batch_norm=not fused_first)
+    target.load_weights(path)
+    for a, b in zip(source.get_weights(), target.get_weights()):
+        np.testing.assert_array_equal(a, b)
