@@ -262,9 +262,9 @@ class StopOnNaN(keras.callbacks.Callback):
 class StepClock(keras.callbacks.Callback):
     """Wall-clock seconds of each training execution, in `seconds` (for benchmarks).
 
-    It reads the loss at each execution's end, which waits for the execution, so an
-    execution is timed alone: without it, `fit` here once ended only on the next
-    multiple of 10.24 s after its steps had finished (docs/cpu.md).
+    Each is timed from its start to its end (reading its loss waits for it), so what
+    happens between executions is not counted, such as `fit` waiting for a 10.24 s
+    wake-up of tf.data's autotuning (docs/benchmarks.md).
     """
 
     def __init__(self):

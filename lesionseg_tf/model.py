@@ -13,13 +13,12 @@ image-level feature before the subpixel layer (`context_branch`).
 import keras
 import tensorflow as tf
 
-from lesionseg_tf import augment
+from lesionseg_tf import augment, layers
 from lesionseg_tf import run_dir as run_dir_lib
 from lesionseg_tf import keras_metrics  # noqa: F401 (registers the training metric for `load`)
 from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
 from lesionseg_tf.table1 import (CONTEXT_FILTERS, NUM_CLASSES, TABLE_1,  # noqa: F401
                                  WHOLE_IMAGE, ConvSpec, receptive_field)
-from lesionseg_tf import layers
 from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
 
 def conv_block(x, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchNormalization):

@@ -200,8 +200,8 @@ def training_options():
     tf.data's autotuning is off: on a 2-core CPU it held training steps until a
     periodic wake-up of 10.24 s (an epoch at 64x64 took 79-80 s instead of 41-44,
     in 2 of 4 epochs; docs/benchmarks.md). The data and their order do not depend on
-    it (the two runs' weights were identical to the bit); `num_parallel_calls` and
-    `prefetch` left at AUTOTUNE then take fixed sizes from the number of cores.
+    it (the two runs' weights were identical to the bit); `num_parallel_calls` left
+    at AUTOTUNE then means one call per core.
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (

@@ -41,9 +41,9 @@ def main():
     steps = []
 
     class Clock(keras.callbacks.Callback):
-        # Reads each step's loss, which waits for the step: without it `fit` here once
-        # ended only on the next multiple of 10.24 s (the library's own is
-        # `callbacks.StepClock`, which older versions lack).
+        # Each step timed to its end (reading its loss waits for it), not what `fit` does
+        # between steps (docs/benchmarks.md); the library's own is `callbacks.StepClock`,
+        # which older versions lack.
         def on_train_batch_begin(self, batch, logs=None):
             self.start = time.perf_counter()
 
