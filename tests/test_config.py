@@ -51,6 +51,14 @@ def test_run_settings_leave_out_how_a_run_executes():
         f.name for f in dataclasses.fields(RunConfig)}
 
 
+def _python_succeeds(code):
+    """Runs `code` in a fresh Python with the repository importable; fails the test
+    with the child's error output if it does not exit 0."""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_the_flags_and_the_data_modules_import_without_tensorflow():
     """--help and a bad flag answer before TensorFlow loads; so do the study and the
     compare command, which read reports."""
@@ -58,9 +66,7 @@ def test_the_flags_and_the_data_modules_import_without_tensorflow():
             "from lesionseg_tf import config, datasets, run_dir, report, metrics, study\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
             "assert common_flags.datasets is datasets and common_flags.config is config\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    _python_succeeds(code)
 
 
 def test_flag_choices_come_from_the_library():
@@ -100,6 +106,4 @@ def test_train_py_has_a_flag_for_every_run_setting():
             "from lesionseg_tf.config import RunConfig\n"
             "fields = {f.name for f in dataclasses.fields(RunConfig)}\n"
             "assert set(train._CONFIG_HOLDERS) == fields, set(train._CONFIG_HOLDERS) ^ fields\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    _python_succeeds(code)

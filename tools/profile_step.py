@@ -35,7 +35,7 @@ _WARM_UP_STEPS = flags.DEFINE_integer("warm_up_steps", 2, "Steps run before reco
 _STEPS = flags.DEFINE_integer("steps", 2, "Steps recorded.")
 _TOP = flags.DEFINE_integer("top", 12, "How many single ops to list.")
 _LOGDIR = flags.DEFINE_string("logdir", None, "Keep the traces here (one folder per "
-                              "precision); default: a temporary folder, removed.")
+                              "precision and batch norm); default: a temporary folder, removed.")
 console.answer_help()  # before TensorFlow loads
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # not the profiler's INFO lines
 
