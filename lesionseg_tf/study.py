@@ -41,6 +41,11 @@ class StudyRun:
     summary: dict
     jaccards: dict  # validation image id -> per-image Jaccard
     holdout_ids: tuple
+    # Held-out image id -> per-image Jaccard at the photographs' resolution, scored
+    # through the export (`HOLDOUT_DIR`); None for a run whose held-out pairs were
+    # not scored so.
+    holdout: dict = None
+    holdout_summary: dict = None
 
     @property
     def image_size(self):
@@ -78,29 +83,75 @@ class StudyRun:
     def validation_interval(self):
         return [float(v) for v in self.summary["confidence_95"]["jaccard"]]
 
+    @property
+    def holdout_jaccard(self):
+        """The held-out pairs' mean Jaccard at the photographs' resolution, or None."""
+        return None if self.holdout_summary is None else float(
+            self.holdout_summary["summary"]["jaccard"])
+
+    def settings(self):
+        """What defines the run besides its seed (`SETTINGS`), by name."""
+        c = self.config
+        return {"input size": self.image_size, "rate": c["lr_schedule"],
+                "epochs": int(c["max_epochs"]), "patience": int(c["patience"]),
+                "network": self.network, "precision": self.precision}
+
+
+# Where a study run keeps evaluate.py's report on its held-out training pairs, scored
+# at the photographs' resolution through the export: comparable across input sizes,
+# unlike the held-out Jaccard of selection, computed at each run's own input size.
+HOLDOUT_DIR = "holdout"
+
+
+def _read_report(folder, *, split, ids=None):
+    """An evaluate.py report folder's per-image Jaccards (image id -> score) and
+    summary, checked to score `split` (and exactly `ids`, when given).
+
+    Raises:
+      FileNotFoundError: a file of the report is missing (naming it).
+      ValueError: the report scores another split or other images.
+    """
+    for name in (PER_IMAGE_FILE, SUMMARY_FILE):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise FileNotFoundError(f"{os.path.join(folder, name)}: missing (an evaluate.py "
+                                    f"report keeps {PER_IMAGE_FILE} and {SUMMARY_FILE})")
+    summary = report.read_summary(folder)
+    if summary["config"]["split"] != split:
+        raise ValueError(f"{os.path.join(folder, SUMMARY_FILE)} scores the "
+                         f"{summary['config']['split']} split; {split} was expected")
+    jaccards = {row["image_id"]: row["jaccard"]
+                for row in report.read_per_image(os.path.join(folder, PER_IMAGE_FILE))}
+    if ids is not None and set(jaccards) != set(ids):
+        raise ValueError(f"{os.path.join(folder, PER_IMAGE_FILE)} scores {len(jaccards)} "
+                         f"images, not the run's {len(set(ids))} held-out pairs "
+                         f"({len(set(jaccards) ^ set(ids))} differ)")
+    return jaccards, summary
+
 
 def read_run(folder):
-    """Reads one run's `STUDY_FILES` from `folder`.
+    """Reads one run's `STUDY_FILES` from `folder`, and its held-out report
+    (`HOLDOUT_DIR`) when there is one.
 
     Raises:
       FileNotFoundError: a file is missing (naming it).
-      ValueError: the validation report is of another split.
+      ValueError: a report is of another split, or the held-out report of other
+        images than the run's held-out pairs.
     """
     missing = [name for name in STUDY_FILES if not os.path.isfile(os.path.join(folder, name))]
     if missing:
         raise FileNotFoundError(f"{folder}: missing {', '.join(missing)} (a study run keeps "
                                 f"{', '.join(STUDY_FILES)})")
     run = RunDir(folder)
-    summary = report.read_summary(folder)
-    if summary["config"]["split"] != "validation":
-        raise ValueError(f"{folder}/{SUMMARY_FILE} scores the {summary['config']['split']} "
-                         "split; the study scores validation")
-    jaccards = {row["image_id"]: row["jaccard"]
-                for row in report.read_per_image(os.path.join(folder, PER_IMAGE_FILE))}
+    jaccards, summary = _read_report(folder, split="validation")
+    holdout_ids = tuple(run.read_ids(RunDir.HOLDOUT_IDS))
+    holdout, holdout_summary = None, None
+    if os.path.isdir(os.path.join(folder, HOLDOUT_DIR)):
+        holdout, holdout_summary = _read_report(os.path.join(folder, HOLDOUT_DIR),
+                                                split="training", ids=holdout_ids)
     return StudyRun(name=os.path.basename(os.path.normpath(folder)),
                     config=run.read_json(RunDir.CONFIG), result=run.read_json(RunDir.RESULT),
-                    summary=summary, jaccards=jaccards,
-                    holdout_ids=tuple(run.read_ids(RunDir.HOLDOUT_IDS)))
+                    summary=summary, jaccards=jaccards, holdout_ids=holdout_ids,
+                    holdout=holdout, holdout_summary=holdout_summary)
 
 
 def portable(value, *, runs_dir, data_dir):
@@ -122,37 +173,80 @@ def portable(value, *, runs_dir, data_dir):
     return value
 
 
-# What `collect_run` copies of a finished run: its files, the validation report, and
-# the report on its held-out pairs at the photographs' resolution (under holdout/).
-COLLECTED = ((RunDir.CONFIG, ""), (RunDir.HOLDOUT_IDS, ""), (RunDir.LOG, ""),
-             (RunDir.RESULT, ""), (PER_IMAGE_FILE, "evaluation/validation"),
-             (SUMMARY_FILE, "evaluation/validation"), (PER_IMAGE_FILE, "evaluation/holdout"),
-             (SUMMARY_FILE, "evaluation/holdout"))
+
+# What `collect_run` copies of a finished run, as (file, folder in the run, folder in
+# the study's copy): its files, the validation report, and the held-out report.
+COLLECTED = ((RunDir.CONFIG, "", ""), (RunDir.HOLDOUT_IDS, "", ""), (RunDir.LOG, "", ""),
+             (RunDir.RESULT, "", ""), (PER_IMAGE_FILE, "evaluation/validation", ""),
+             (SUMMARY_FILE, "evaluation/validation", ""),
+             (PER_IMAGE_FILE, "evaluation/holdout", HOLDOUT_DIR),
+             (SUMMARY_FILE, "evaluation/holdout", HOLDOUT_DIR))
+
+
+def _copy_portably(pairs, *, runs_dir, data_dir, hint=""):
+    """Copies `(source, target)` files, JSON ones made `portable`. Every source is
+    checked first, so a missing one leaves nothing copied.
+
+    Raises:
+      FileNotFoundError: a source is missing (naming it).
+    """
+    for source, _ in pairs:
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"{source}: missing{hint}")
+    for source, target in pairs:
+        with open(source, "rb") as f:
+            payload = f.read()
+        if source.endswith(".json"):
+            payload = (json.dumps(portable(json.loads(payload), runs_dir=runs_dir,
+                                           data_dir=data_dir), indent=2) + "\n").encode()
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        files.write_atomically(target, payload)
 
 
 def collect_run(run_folder, study_dir, *, data_dir):
     """Copies a finished run's small files (`COLLECTED`) to `<study_dir>/<run name>/`,
-    its JSON files `portable`, the held-out report under `holdout/`.
+    its JSON files `portable`, the held-out report under `HOLDOUT_DIR`.
 
     Raises:
       FileNotFoundError: a file is missing (naming it).
+      ValueError: a report scores another split, or the held-out one other images
+        than the run's held-out pairs. Nothing is copied then.
     """
     name = os.path.basename(os.path.normpath(run_folder))
-    runs_dir = os.path.dirname(os.path.abspath(run_folder))
-    for file_name, source in COLLECTED:
-        path = os.path.join(run_folder, source, file_name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: missing; is the run finished and scored?")
-        target = os.path.join(study_dir, name, "holdout" if source.endswith("holdout") else "",
-                              file_name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(path, "rb") as f:
-            payload = f.read()
-        if file_name.endswith(".json"):
-            payload = (json.dumps(portable(json.loads(payload), runs_dir=runs_dir,
-                                           data_dir=data_dir), indent=2) + "\n").encode()
-        files.write_atomically(target, payload)
-    return os.path.join(study_dir, name)
+    target = os.path.join(study_dir, name)
+    ids = RunDir(run_folder).read_ids(RunDir.HOLDOUT_IDS)
+    if ids is not None:  # else named missing below
+        _read_report(os.path.join(run_folder, "evaluation", "validation"), split="validation")
+        _read_report(os.path.join(run_folder, "evaluation", "holdout"), split="training",
+                     ids=ids)
+    _copy_portably([(os.path.join(run_folder, source, file_name),
+                     os.path.join(target, kept, file_name))
+                    for file_name, source, kept in COLLECTED],
+                   runs_dir=os.path.dirname(os.path.abspath(run_folder)), data_dir=data_dir,
+                   hint="; is the run finished and scored?")
+    return target
+
+
+def collect_holdout_report(report_folder, study_run, *, data_dir):
+    """Copies evaluate.py's report on a study run's held-out pairs into
+    `<study_run>/HOLDOUT_DIR/`: for a run collected before its held-out pairs were
+    scored at the photographs' resolution (the shipped model, scored from its
+    export). Paths under the working folder are recorded relative to it.
+
+    Raises:
+      FileNotFoundError: `study_run` has no held-out ids, or the report a file.
+      ValueError: the report scores another split or other images than the run's
+        held-out pairs; nothing is copied then.
+    """
+    ids = RunDir(study_run).read_ids(RunDir.HOLDOUT_IDS)
+    if ids is None:
+        raise FileNotFoundError(f"{study_run}: no {RunDir.HOLDOUT_IDS}; not a study run")
+    _read_report(report_folder, split="training", ids=ids)
+    target = os.path.join(study_run, HOLDOUT_DIR)
+    _copy_portably([(os.path.join(report_folder, name), os.path.join(target, name))
+                    for name in (PER_IMAGE_FILE, SUMMARY_FILE)],
+                   runs_dir=os.getcwd(), data_dir=data_dir)
+    return target
 
 
 def read_study(study_dir):
@@ -164,9 +258,15 @@ def read_study(study_dir):
     return [read_run(os.path.join(study_dir, name)) for name in names]
 
 
+def _mean_sd(values):
+    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
 def table_rows(runs):
-    """One row per recipe: its seeds, and the mean and sample SD over them (None
-    for one seed) of the validation and held-out Jaccard, with epochs."""
+    """One row per recipe: its runs and seeds; the mean and sample SD over them
+    (None for one seed) of the validation and the held-out (selection) Jaccard;
+    each run's held-out Jaccard at the photographs' resolution (None where not
+    scored); best epochs and epochs run."""
     rows = []
     for recipe, group in itertools.groupby(sorted(runs, key=lambda r: (r.image_size, r.recipe,
                                                                       r.seed)),
@@ -178,86 +278,147 @@ def table_rows(runs):
             "recipe": recipe,
             "runs": [r.name for r in group],
             "seeds": [r.seed for r in group],
-            "validation_mean": float(np.mean(validation)),
-            "validation_sd": float(np.std(validation, ddof=1)) if len(group) > 1 else None,
+            **dict(zip(("validation_mean", "validation_sd"), _mean_sd(validation))),
             "validation": validation,
             "intervals": [r.validation_interval for r in group],
-            "held_out_mean": float(np.mean(held_out)),
-            "held_out_sd": float(np.std(held_out, ddof=1)) if len(group) > 1 else None,
+            **dict(zip(("held_out_mean", "held_out_sd"), _mean_sd(held_out))),
+            "holdout": [r.holdout_jaccard for r in group],
             "best_epochs": [int(r.result["best_epoch"]) for r in group],
             "epochs_run": [int(r.result["epochs_run"]) for r in group],
         })
     return rows
 
 
-def compare_runs(first, second, *, samples=2000, seed=0):
-    """`metrics.paired_comparison` of two runs' validation Jaccards, image by image.
+def compare_runs(first, second, *, split="validation", samples=2000, seed=0):
+    """`metrics.paired_comparison` of two runs' per-image Jaccards on `split`:
+    "validation", or "holdout" (the held-out pairs at the photographs' resolution).
 
     Raises:
-      ValueError: the two runs were scored on different images.
+      ValueError: the two runs were scored on different images, or a run's
+        held-out pairs were not scored.
     """
-    if set(first.jaccards) != set(second.jaccards):
-        raise ValueError(f"{first.name} and {second.name} were scored on different images")
-    ids = sorted(first.jaccards)
-    return metrics.paired_comparison([first.jaccards[i] for i in ids],
-                                     [second.jaccards[i] for i in ids], samples=samples,
-                                     seed=seed)
+    scores = []
+    for run in (first, second):
+        values = run.jaccards if split == "validation" else run.holdout
+        if values is None:
+            raise ValueError(f"{run.name}: its held-out pairs were not scored ({HOLDOUT_DIR}/)")
+        scores.append(values)
+    if set(scores[0]) != set(scores[1]):
+        raise ValueError(f"{first.name} and {second.name} were scored on different images "
+                         f"({split})")
+    ids = sorted(scores[0])
+    return metrics.paired_comparison([scores[0][i] for i in ids], [scores[1][i] for i in ids],
+                                     samples=samples, seed=seed)
+
+
+def _differences(a, b):
+    """The settings (and the seed) in which two runs differ, by name."""
+    first, second = a.settings(), b.settings()
+    return [k for k in first if first[k] != second[k]] + (["seed"] if a.seed != b.seed else [])
+
+
+def _comes_first(setting, value):
+    """Orders a pair that differs in one setting: the larger input, the more epochs,
+    the context network, the other precision first (first minus second)."""
+    return value != "none" if setting in ("network", "precision") else value
 
 
 def comparisons(runs, *, reference):
-    """The study's paired comparisons: every run against `reference` (a run name),
-    and every two runs that differ in their input size alone (same rule, epochs,
-    seed), the larger input first.
+    """The study's paired comparisons: every two runs that differ in one setting
+    alone (`StudyRun.settings`; their seeds may differ), the larger value (or the
+    non-default network or precision) first; then every other run against
+    `reference` (a run name). Ordered by the first run's name, then the second's.
 
     Returns:
-      `[(first name, second name, paired_comparison result)]`.
+      `[{"first", "second", "differs", "validation", "holdout"}]`: the run names,
+      what differs between them, and the `metrics.paired_comparison` on the
+      validation images and on the held-out pairs at the photographs' resolution
+      (None unless both runs were scored there).
     """
     by_name = {r.name: r for r in runs}
     if reference not in by_name:
         raise ValueError(f"no study run named {reference!r}; there are {', '.join(by_name)}")
-    pairs = [(r, by_name[reference]) for r in runs if r.name != reference]
-
-    def same_but_size(r):
-        c = r.config
-        return (c["lr_schedule"], c["max_epochs"], c["patience"], r.seed, r.network,
-                r.precision)
-
+    pairs = []
     for a, b in itertools.combinations(runs, 2):
-        if same_but_size(a) == same_but_size(b) and a.image_size != b.image_size:
-            pairs.append((a, b) if a.image_size > b.image_size else (b, a))
-    return [(a.name, b.name, compare_runs(a, b)) for a, b in pairs]
+        settings = [k for k in _differences(a, b) if k != "seed"]
+        if len(settings) == 1:
+            setting = settings[0]
+            a_first = (_comes_first(setting, a.settings()[setting])
+                       > _comes_first(setting, b.settings()[setting]))
+            pairs.append((a, b) if a_first else (b, a))
+    paired = {frozenset((a.name, b.name)) for a, b in pairs}
+    pairs += [(r, by_name[reference]) for r in runs
+              if r.name != reference and frozenset((r.name, reference)) not in paired]
+    return [{"first": a.name, "second": b.name, "differs": _differences(a, b),
+             "validation": compare_runs(a, b),
+             "holdout": (compare_runs(a, b, split="holdout")
+                         if a.holdout is not None and b.holdout is not None else None)}
+            for a, b in sorted(pairs, key=lambda pair: (pair[0].name, pair[1].name))]
 
 
 def _figure(value, sd=None):
     return f"{value:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
 
 
+def _holdout_cell(row):
+    """The held-out Jaccard at the photographs' resolution of a recipe's runs: the
+    mean ± SD when every seed was scored so, else each scored seed's value."""
+    scored = [(seed, value) for seed, value in zip(row["seeds"], row["holdout"])
+              if value is not None]
+    if not scored:
+        return "-"
+    if len(scored) == len(row["seeds"]):
+        return _figure(*_mean_sd([value for _, value in scored]))
+    return ", ".join(f"{value:.3f} (seed {seed})" for seed, value in scored)
+
+
+def _comparison_rows(found, split):
+    lines = ["| first | second | differs in | mean difference (95% CI) | Wilcoxon p | first "
+             "better / worse / equal |", "| --- | --- | --- | --- | --- | --- |"]
+    for pair in found:
+        c = pair[split]
+        if c is None:
+            continue
+        low, high = c["interval"]
+        p_value = "undefined" if c["p_value"] is None else f"{c['p_value']:.3g}"
+        lines.append(f"| {pair['first']} | {pair['second']} | {', '.join(pair['differs'])} | "
+                     f"{c['mean_difference']:+.4f} ({low:+.4f} to {high:+.4f}) | {p_value} | "
+                     f"{c['better']} / {c['worse']} / {c['ties']} |")
+    return lines
+
+
 def markdown(runs, *, reference):
-    """The study as Markdown: the table by recipe, the runs, the paired comparisons."""
+    """The study as Markdown: the table by recipe, the runs, the paired comparisons
+    on the validation images and on the held-out pairs."""
     lines = ["| recipe | seeds | validation Jaccard (mean ± SD over seeds) | held-out Jaccard "
-             "(selection) | best epoch / epochs run |", "| --- | --- | --- | --- | --- |"]
+             "at the input size (selection) | held-out Jaccard at the photographs' resolution "
+             "(export) | best epoch / epochs run |", "| --- | --- | --- | --- | --- | --- |"]
     for row in table_rows(runs):
         epochs = ", ".join(f"{b}/{e}" for b, e in zip(row["best_epochs"], row["epochs_run"]))
         lines.append(f"| {row['recipe']} | {', '.join(map(str, row['seeds']))} | "
                      f"{_figure(row['validation_mean'], row['validation_sd'])} | "
-                     f"{_figure(row['held_out_mean'], row['held_out_sd'])} | {epochs} |")
+                     f"{_figure(row['held_out_mean'], row['held_out_sd'])} | "
+                     f"{_holdout_cell(row)} | {epochs} |")
     for label, size, value in OUTSIDE_POINTS:
-        lines.append(f"| outside point: {label}, {size}x{size} | - | {value:.3f} | - | - |")
-    lines += ["", "| run | seed | validation Jaccard (95% bootstrap CI over images) |",
-              "| --- | --- | --- |"]
+        lines.append(f"| outside point: {label}, {size}x{size} | - | {value:.3f} | - | - | - |")
+    lines += ["", "| run | seed | validation Jaccard (95% bootstrap CI over images) | held-out "
+              "Jaccard at the photographs' resolution (95% CI) |", "| --- | --- | --- | --- |"]
     for r in sorted(runs, key=lambda r: r.name):
         low, high = r.validation_interval
-        lines.append(f"| {r.name} | {r.seed} | {r.validation_jaccard:.4f} ({low:.4f}-{high:.4f}) |")
-    lines += ["", "Paired comparisons on the 150 validation images (first minus second; "
-              "95% paired bootstrap interval, 2000 resamples, seed 0; two-sided Wilcoxon "
-              "signed-rank test):", "",
-              "| first | second | mean difference (95% CI) | Wilcoxon p | first better / worse / "
-              "equal |", "| --- | --- | --- | --- | --- |"]
-    for first, second, c in comparisons(runs, reference=reference):
-        low, high = c["interval"]
-        p_value = "undefined" if c["p_value"] is None else f"{c['p_value']:.3g}"
-        lines.append(f"| {first} | {second} | {c['mean_difference']:+.4f} ({low:+.4f} to "
-                     f"{high:+.4f}) | {p_value} | {c['better']} / {c['worse']} / {c['ties']} |")
+        holdout = "-"
+        if r.holdout_summary is not None:
+            h_low, h_high = r.holdout_summary["confidence_95"]["jaccard"]
+            holdout = f"{r.holdout_jaccard:.4f} ({h_low:.4f}-{h_high:.4f})"
+        lines.append(f"| {r.name} | {r.seed} | {r.validation_jaccard:.4f} ({low:.4f}-{high:.4f}) "
+                     f"| {holdout} |")
+    found = comparisons(runs, reference=reference)
+    method = ("first minus second; 95% paired bootstrap interval, 2000 resamples, seed 0; "
+              "two-sided Wilcoxon signed-rank test")
+    lines += ["", f"Paired comparisons on the 150 validation images ({method}):", ""]
+    lines += _comparison_rows(found, "validation")
+    lines += ["", "The same on the held-out training pairs scored at the photographs' "
+              f"resolution through each export, where both runs were ({method}):", ""]
+    lines += _comparison_rows(found, "holdout")
     return "\n".join(lines) + "\n"
 
 

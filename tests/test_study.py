@@ -11,6 +11,7 @@ from lesionseg_tf import study
 from tests.conftest import assert_drawn, run_script
 
 IDS = [f"ISIC_{i:07d}" for i in range(6)]
+HOLDOUT_IDS = [f"ISIC_{i:07d}" for i in range(100, 103)]
 
 
 def write_run(root, name, *, image_size, seed, jaccards, schedule="cosine", epochs=30,
@@ -21,7 +22,7 @@ def write_run(root, name, *, image_size, seed, jaccards, schedule="cosine", epoc
     (folder / "flags.json").write_text(json.dumps({
         "image_size": image_size, "seed": seed, "lr_schedule": schedule, "max_epochs": epochs,
         "patience": 20, **recorded}))
-    (folder / "holdout_ids.txt").write_text("ISIC_0009999\n")
+    (folder / "holdout_ids.txt").write_text("".join(f"{i}\n" for i in HOLDOUT_IDS))
     (folder / "training_log.csv").write_text("epoch,val_jaccard\n1,0.5\n")
     (folder / "result.json").write_text(json.dumps({
         "selection_jaccard": held_out, "best_epoch": epochs - 1, "epochs_run": epochs}))
@@ -62,18 +63,81 @@ def test_table_gives_mean_and_sd_over_seeds(study_dir):
     assert "outside point: paper" in table and "0.642" in table
 
 
-def test_comparisons_are_against_the_reference_and_between_sizes(study_dir):
+def test_comparisons_pair_runs_one_setting_apart_and_the_rest_with_the_reference(study_dir):
     runs = study.read_study(study_dir)
-    found = {(a, b): c for a, b, c in study.comparisons(runs, reference="shipped_recipe_seed0")}
-    assert set(found) == {("shipped_recipe_seed1", "shipped_recipe_seed0"),
-                          ("size64", "shipped_recipe_seed0"), ("size128", "shipped_recipe_seed0"),
-                          ("size128", "size64")}
-    assert found[("size64", "shipped_recipe_seed0")]["p_value"] is None  # identical scores
-    seed1 = found[("shipped_recipe_seed1", "shipped_recipe_seed0")]
+    found = {(c["first"], c["second"]): c
+             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    # size64 is the shipped recipe in 30 epochs: paired with both seeds, more epochs first;
+    # size128 with size64 by input size, and with the reference (size and epochs differ).
+    assert set(found) == {("shipped_recipe_seed0", "size64"), ("shipped_recipe_seed1", "size64"),
+                          ("size128", "size64"), ("shipped_recipe_seed1", "shipped_recipe_seed0"),
+                          ("size128", "shipped_recipe_seed0")}
+    assert found[("shipped_recipe_seed1", "size64")]["differs"] == ["epochs", "seed"]
+    assert found[("size128", "shipped_recipe_seed0")]["differs"] == ["input size", "epochs"]
+    assert found[("shipped_recipe_seed0", "size64")]["validation"]["p_value"] is None  # identical
+    seed1 = found[("shipped_recipe_seed1", "shipped_recipe_seed0")]["validation"]
     assert seed1["mean_difference"] == pytest.approx(-0.1) and seed1["worse"] == 6
     assert seed1["interval"] == pytest.approx([-0.1, -0.1])
+    assert all(c["holdout"] is None for c in found.values())  # no held-out reports here
     with pytest.raises(ValueError, match="no study run named"):
         study.comparisons(runs, reference="nope")
+
+
+def write_holdout_report(folder, jaccards, *, ids=HOLDOUT_IDS, split="training"):
+    """evaluate.py's report on held-out pairs, in `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "per_image.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_id", "jaccard"])
+        writer.writerows(zip(ids, jaccards))
+    mean = float(np.mean(jaccards))
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump({"summary": {"jaccard": mean},
+                   "confidence_95": {"jaccard": [mean - 0.01, mean + 0.01]},
+                   "config": {"split": split, "data_dir": "/somewhere/isic2017_256",
+                              "model": os.path.join(os.getcwd(), "pretrained", "export")}}, f)
+    return folder
+
+
+def test_held_out_reports_are_compared_and_tabled(study_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = write_holdout_report(str(tmp_path / "report"), [0.8, 0.9, 0.7])
+    target = study.collect_holdout_report(report, os.path.join(study_dir, "shipped_recipe_seed0"),
+                                          data_dir="/somewhere/isic2017_256")
+    recorded = json.loads(open(os.path.join(target, "summary.json")).read())["config"]
+    # The data by its folder name, a path under the working folder relative to it.
+    assert recorded["data_dir"] == "isic2017_256"
+    assert recorded["model"] == os.path.join("pretrained", "export")
+    write_holdout_report(os.path.join(study_dir, "size128", "holdout"), [0.7, 0.9, 0.65])
+    runs = study.read_study(study_dir)
+    found = {(c["first"], c["second"]): c
+             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    held_out = found[("size128", "shipped_recipe_seed0")]["holdout"]
+    assert held_out["mean_difference"] == pytest.approx(-0.05)
+    assert (held_out["better"], held_out["worse"], held_out["ties"]) == (0, 2, 1)
+    assert found[("size128", "size64")]["holdout"] is None  # size64 was not scored so
+    table = study.markdown(runs, reference="shipped_recipe_seed0")
+    assert "| 0.600 ± 0.071 | 0.800 ± 0.000 | 0.800 (seed 0) | 49/50, 49/50 |" in table
+    assert "| size128 | 0 | 0.6300 (0.5800-0.6800) | 0.7500 (0.7400-0.7600) |" in table
+    held_out_table = table.split("held-out training pairs scored")[1]
+    assert "| size128 | shipped_recipe_seed0 | input size, epochs | -0.0500" in held_out_table
+    assert "size64" not in held_out_table
+
+
+def test_held_out_reports_of_other_images_or_splits_are_refused(study_dir, tmp_path):
+    run = os.path.join(study_dir, "size128")
+    for report, problem in (
+            (write_holdout_report(str(tmp_path / "other"), [0.8, 0.9], ids=HOLDOUT_IDS[:2]),
+             "scores 2 images, not the run's 3 held-out pairs"),
+            (write_holdout_report(str(tmp_path / "validation"), [0.8, 0.9, 0.7],
+                                  split="validation"), "scores the validation split")):
+        with pytest.raises(ValueError, match=problem):
+            study.collect_holdout_report(report, run, data_dir=str(tmp_path))
+        assert not os.path.exists(os.path.join(run, "holdout"))  # nothing copied
+    # A report already in the study folder is checked when the study is read.
+    write_holdout_report(os.path.join(run, "holdout"), [0.8, 0.9], ids=HOLDOUT_IDS[:2])
+    with pytest.raises(ValueError, match="size128/holdout/per_image.csv scores 2 images"):
+        study.read_study(study_dir)
 
 
 def test_missing_files_are_named(tmp_path):
@@ -118,10 +182,15 @@ def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path
     assert networks[(128, "128x128, Table 1 + image-pooling context, cosine rate, at most 30 "
                           "epochs, patience 20")] == "image_pooling"
     assert networks[(128, "128x128, cosine rate, at most 30 epochs, patience 20")] == "none"
-    # Size pairs are made within one network: context128 pairs with no Table-1 run.
-    pairs = {(a, b) for a, b, _ in study.comparisons(runs, reference="shipped_recipe_seed0")}
-    assert ("size128", "size64") in pairs
-    assert not any("context128" in pair and "shipped_recipe_seed0" not in pair for pair in pairs)
+    # Pairs differ in one setting: context128 pairs with size128 (the network), not with
+    # size64 (network and size) nor context64 (size and epochs); context first.
+    pairs = {(c["first"], c["second"])
+             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    assert {("size128", "size64"), ("context128", "size128"),
+            ("context64", "shipped_recipe_seed0"), ("context64", "shipped_recipe_seed1"),
+            ("bfloat16_64", "shipped_recipe_seed1")} <= pairs
+    assert not {frozenset(("context128", "size64")), frozenset(("context128", "context64"))} & {
+        frozenset(pair) for pair in pairs}
 
 
 def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path):
@@ -129,10 +198,10 @@ def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path
     run = runs / "size256"
     write_run(runs, "size256", image_size=256, seed=0, jaccards=[0.5] * 6,
               data_dir=str(data), model_dir=str(run))
-    for split in ("validation", "holdout"):
-        (run / "evaluation" / split).mkdir(parents=True)
-        for name in ("per_image.csv", "summary.json"):
-            (run / "evaluation" / split / name).write_bytes((run / name).read_bytes())
+    (run / "evaluation" / "validation").mkdir(parents=True)
+    for name in ("per_image.csv", "summary.json"):
+        (run / "evaluation" / "validation" / name).write_bytes((run / name).read_bytes())
+    write_holdout_report(str(run / "evaluation" / "holdout"), [0.8, 0.9, 0.7])
     (run / "result.json").write_text(json.dumps({
         "selection_jaccard": 0.8, "best_epoch": 3, "epochs_run": 5,
         "export_dir": str(run / "export")}))

@@ -4,9 +4,12 @@ collects a finished run's small files into docs/study/.
 
     python -m tools.study                       # writes docs/study/table.md and the figure
     python -m tools.study --collect=RUNS/size256_cosine50 --data_dir=isic2017_256
+    python -m tools.study --collect_holdout=REPORT --run=RUN --data_dir=isic2017_256
 
 Each run folder holds a train.py run's flags.json, holdout_ids.txt, training_log.csv and
-result.json, and evaluate.py's validation per_image.csv and summary.json.
+result.json, and evaluate.py's validation per_image.csv and summary.json; and, where its
+held-out pairs were scored at the photographs' resolution through its export, that report
+under holdout/.
 """
 
 import os
@@ -26,8 +29,14 @@ _COLLECT = flags.DEFINE_string(
     "collect", None, "Instead: copy this finished, scored run folder's small files (flags, "
     "held-out ids, log, result, validation report, held-out report) to "
     "<study_dir>/<run name>/, with the paths of this machine taken out.")
-_DATA_DIR, _ = common_flags.define_dataset_flags("With --collect: the data the run used, "
-                                                 "recorded by its folder name only.")
+_COLLECT_HOLDOUT = flags.DEFINE_string(
+    "collect_holdout", None, "Instead: copy this evaluate.py report folder, scored on the "
+    "held-out pairs of the study run --run (--split=training --ids_file=its holdout_ids.txt), "
+    "to <study_dir>/<run>/holdout/, its paths made portable.")
+_RUN = flags.DEFINE_string("run", None, "With --collect_holdout: the study run it scores.")
+_DATA_DIR, _ = common_flags.define_dataset_flags("With --collect or --collect_holdout: the data "
+                                                 "the run used, recorded by its folder name "
+                                                 "only.")
 
 TABLE_FILE = "table.md"
 FIGURE_FILE = "validation_jaccard_by_input_size.png"
@@ -44,6 +53,17 @@ def main(argv):
         try:
             folder = study.collect_run(_COLLECT.value, _STUDY_DIR.value, data_dir=_DATA_DIR.value)
         except OSError as e:
+            sys.exit(f"study: {e}")
+        print(f"collected: {folder}")
+        return
+    if _COLLECT_HOLDOUT.value:
+        if not _RUN.value:
+            raise app.UsageError("--collect_holdout needs --run (the study run it scores)")
+        try:
+            folder = study.collect_holdout_report(
+                _COLLECT_HOLDOUT.value, os.path.join(_STUDY_DIR.value, _RUN.value),
+                data_dir=_DATA_DIR.value)
+        except (OSError, ValueError) as e:
             sys.exit(f"study: {e}")
         print(f"collected: {folder}")
         return
