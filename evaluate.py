@@ -63,7 +63,7 @@ def main(argv):
         output_dir = _OUTPUT_DIR.value or report.default_output_dir(
             model=_MODEL.value, pred_dir=_PRED_DIR.value, data_dir=_DATA_DIR.value,
             split=_SPLIT.value, ids_file=_IDS_FILE.value)
-        report.check_output_dir(output_dir, _DATA_DIR.value)
+        report.check_output_dir(output_dir, data_dir=_DATA_DIR.value)
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
     console.start_tensorflow()
@@ -74,9 +74,9 @@ def main(argv):
         print(dataset.summary(), flush=True)
         examples = dataset.find(_SPLIT.value)
         if _IDS_FILE.value:
-            examples = evaluation.select_ids(examples, _IDS_FILE.value)
+            examples = evaluation.select_ids(examples, ids_file=_IDS_FILE.value)
         if _PRED_DIR.value:
-            paths, problems = evaluation.match_predictions(examples, _PRED_DIR.value)
+            paths, problems = evaluation.match_predictions(examples, pred_dir=_PRED_DIR.value)
             if problems:
                 for problem in problems:
                     fail(problem)
@@ -93,13 +93,14 @@ def main(argv):
             segmenter.check_options(tta=options["tta"])
 
             def predict(example):
-                image = images.read_image_file(example.image_path, _MAX_IMAGE_PIXELS.value)
+                image = images.read_image_file(example.image_path,
+                                               max_pixels=_MAX_IMAGE_PIXELS.value)
                 return segmenter.segment(image, **options), example.image_path
             source = _MODEL.value
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
     overlap, ids_file = ([], None) if _PRED_DIR.value else evaluation.training_overlap(
-        examples, _MODEL.value)
+        examples, saved_model=_MODEL.value)
     if overlap:
         fail(f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
              f"({ids_file}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
@@ -111,12 +112,14 @@ def main(argv):
               "dataset": dataset.layout.name, "images_trained_on": len(overlap)}
     try:
         result = evaluation.run(
-            examples, predict, output_dir=output_dir, config=config, bootstrap=_BOOTSTRAP.value,
+            examples, predict=predict, output_dir=output_dir, config=config,
+            bootstrap=_BOOTSTRAP.value,
             figures_title=name if _FIGURES.value else None, on_error=fail,
             progress=console.make_progress(len(examples)))
     except evaluation.ScoringError as e:
         sys.exit(f"evaluate.py: {e}")
-    print(evaluation.format_table(result.summary, f"{name}, {source}", result.intervals))
+    print(evaluation.format_table(result.summary, title=f"{name}, {source}",
+                                  intervals=result.intervals))
     print(f"per-image scores and summary: {output_dir}")
     for path in result.figures:
         print(f"figure: {path}")

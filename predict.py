@@ -51,7 +51,8 @@ def main(argv):
     from lesionseg_tf import inference, prediction
 
     try:
-        jobs, found = prediction.plan(_INPUT.value, _OUTPUT_DIR.value, truth_dir=_TRUTH_DIR.value,
+        jobs, found = prediction.plan(_INPUT.value, output_dir=_OUTPUT_DIR.value,
+                                      truth_dir=_TRUTH_DIR.value,
                                       allow_writing_into_sources=_OVERWRITE_SOURCES.value)
         print(found, flush=True)
         segmenter = inference.load_segmenter(_MODEL.value)
@@ -61,7 +62,7 @@ def main(argv):
     os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
     start = time.perf_counter()
     failures = prediction.run(
-        jobs, segmenter, overlay=_OVERLAY.value, max_pixels=_MAX_IMAGE_PIXELS.value,
+        jobs, segmenter=segmenter, overlay=_OVERLAY.value, max_pixels=_MAX_IMAGE_PIXELS.value,
         progress=console.make_progress(len(jobs)), **_SEGMENT_OPTIONS(),
         on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start

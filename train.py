@@ -170,7 +170,7 @@ def main(argv):
             logging.info("writing a synthetic ISIC-layout dataset to %s", config.data_dir)
             synthetic.write_synthetic_dataset(config.data_dir, num_training=64,
                                               num_validation=16, num_test=16, seed=config.seed)
-        result = training.run(config, _MODEL_DIR.value, overwrite=_OVERWRITE.value,
+        result = training.run(config, model_dir=_MODEL_DIR.value, overwrite=_OVERWRITE.value,
                               strategy=strategy, verbose=1 if sys.stdout.isatty() else 2,
                               report=report)
     except (ValueError, OSError, training.TrainingError) as e:

@@ -18,7 +18,7 @@ import tensorflow as tf
 NUM_TRANSFORMS = 8
 
 
-def draw_transforms(batch_size, seed):
+def draw_transforms(batch_size, *, seed):
     """Draws one dihedral transform per example.
 
     Args:
@@ -34,7 +34,7 @@ def draw_transforms(batch_size, seed):
     return tf.cast(bits, tf.bool)
 
 
-def apply_transforms(tensor, transforms, inverse=False):
+def apply_transforms(tensor, *, transforms, inverse=False):
     """Applies per-example dihedral transforms to `[batch, side, side, channels]`.
 
     `transforms` is `[batch, 3]` bool from `draw_transforms`: transpose, then flip
@@ -55,7 +55,7 @@ def apply_transforms(tensor, transforms, inverse=False):
     return tensor
 
 
-def random_dihedral(images, masks, seed):
+def random_dihedral(images, *, masks, seed):
     """Transforms each image and its mask by the same random rotation/flip.
 
     Args:
@@ -71,5 +71,6 @@ def random_dihedral(images, masks, seed):
     tf.debugging.assert_equal(
         tf.shape(images)[1], tf.shape(images)[2],
         message="random_dihedral needs square images (height == width)")
-    transforms = draw_transforms(tf.shape(images)[0], seed)
-    return apply_transforms(images, transforms), apply_transforms(masks, transforms)
+    transforms = draw_transforms(tf.shape(images)[0], seed=seed)
+    return (apply_transforms(images, transforms=transforms),
+            apply_transforms(masks, transforms=transforms))

@@ -80,7 +80,7 @@ class EpochBackup(keras.callbacks.Callback):
     states. An epoch whose loss is not finite is not backed up.
     """
 
-    def __init__(self, backup_dir, early_stopping):
+    def __init__(self, backup_dir, *, early_stopping):
         super().__init__()
         self.backup_dir = backup_dir
         self.early_stopping = early_stopping
@@ -94,14 +94,14 @@ class EpochBackup(keras.callbacks.Callback):
             self.model.save_weights(temporary)
         files.write_atomically(
             os.path.join(self.backup_dir, RunDir.BACKUP_STATE),
-            json.dumps({"epoch": epoch + 1, "weights": name,
-                        "early_stopping": self.early_stopping.state()}))
+            payload=json.dumps({"epoch": epoch + 1, "weights": name,
+                                "early_stopping": self.early_stopping.state()}))
         for path in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
             if os.path.basename(path) != name:
                 os.remove(path)
 
 
-def restore_backup(model, backup_dir, state):
+def restore_backup(model, *, backup_dir, state):
     """Loads the weights and optimizer state `state` (`RunDir.backup_state`) names."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
@@ -144,7 +144,7 @@ class EpochSummaries(keras.callbacks.Callback):
         self._writers = {}
 
 
-def truncate_logs(csv_path, log_dir, epochs):
+def truncate_logs(csv_path, *, log_dir, epochs):
     """Keeps what the logs hold of the first `epochs` epochs and drops the rest, which
     a resumed run trains and logs again: the CSV rows after epoch `epochs` (counted
     from 1, as `EpochLog` writes them), and the TensorBoard events of those steps
@@ -165,7 +165,7 @@ def truncate_logs(csv_path, log_dir, epochs):
                 dropped += len(body) - len(kept)
                 text = io.StringIO()
                 csv.writer(text, lineterminator="\n").writerows([header] + kept)
-                files.write_atomically(csv_path, text.getvalue())
+                files.write_atomically(csv_path, payload=text.getvalue())
     for path in sorted(glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*"))):
         records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
         kept = []

@@ -89,7 +89,7 @@ def _files_by_stem(folder, extensions):
 class IsicLayout:
     """An ISIC challenge's segmentation archives, unpacked side by side."""
 
-    def __init__(self, name, title, folders, mask_suffix="_segmentation"):
+    def __init__(self, name, *, title, folders, mask_suffix="_segmentation"):
         self.name, self.title, self.folders = name, title, folders
         self.mask_suffix = mask_suffix  # as the archives spell it; both spellings are read
 
@@ -201,16 +201,16 @@ class FolderLayout:
 
 
 LAYOUTS = (
-    IsicLayout("isic2016", "ISIC 2016 Part 1", {
+    IsicLayout("isic2016", title="ISIC 2016 Part 1", folders={
         "training": ("ISBI2016_ISIC_Part1_Training_Data",
                      "ISBI2016_ISIC_Part1_Training_GroundTruth"),
         "test": ("ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth")},
         mask_suffix="_Segmentation"),
-    IsicLayout("isic2017", "ISIC 2017 Task 1", {
+    IsicLayout("isic2017", title="ISIC 2017 Task 1", folders={
         "training": ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth"),
         "validation": ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth"),
         "test": ("ISIC-2017_Test_v2_Data", "ISIC-2017_Test_v2_Part1_GroundTruth")}),
-    IsicLayout("isic2018", "ISIC 2018 Task 1", {
+    IsicLayout("isic2018", title="ISIC 2018 Task 1", folders={
         "training": ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"),
         "validation": ("ISIC2018_Task1-2_Validation_Input",
                        "ISIC2018_Task1_Validation_GroundTruth"),
@@ -400,7 +400,7 @@ def open_dataset(data_dir, *, dataset=None):
     return Dataset(layout, root, layout.split_files(root))
 
 
-def find_split(data_dir, split, *, dataset=None):
+def find_split(data_dir, *, split, dataset=None):
     """`open_dataset(data_dir, dataset=dataset).find(split)`."""
     return open_dataset(data_dir, dataset=dataset).find(split)
 

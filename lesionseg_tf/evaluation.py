@@ -22,7 +22,7 @@ TABLE_ROWS = (
 )
 
 
-def score_image(image_id, truth, prediction, prediction_name=None):
+def score_image(image_id, *, truth, prediction, prediction_name=None):
     """Per-image row from `[H, W]` truth and prediction mask images (0-255 values).
 
     Raises:
@@ -33,13 +33,13 @@ def score_image(image_id, truth, prediction, prediction_name=None):
                          f"{prediction.shape[1]}x{prediction.shape[0]} (WxH), ground truth is "
                          f"{truth.shape[1]}x{truth.shape[0]}")
     truth, prediction = metrics.binarize(truth), metrics.binarize(prediction)
-    counts = metrics.confusion(truth, prediction)
+    counts = metrics.confusion(truth, prediction=prediction)
     return {"image_id": image_id, "height": truth.shape[0], "width": truth.shape[1],
             **counts, **metrics.image_metrics(counts),
-            **metrics.boundary_distances(truth, prediction)}
+            **metrics.boundary_distances(truth, prediction=prediction)}
 
 
-def match_predictions(examples, pred_dir):
+def match_predictions(examples, *, pred_dir):
     """Finds each example's predicted mask by its image id (the file stem), on every
     dataset layout: a PNG or BMP named `<id>.png` or `<id>_<anything>.png`, such as
     predict.py's `<id>_segmentation.png`. A file that two ids could claim (`a_b.png`
@@ -74,7 +74,7 @@ def match_predictions(examples, pred_dir):
     return paths, problems
 
 
-def training_overlap(examples, saved_model):
+def training_overlap(examples, *, saved_model):
     """The ids of `examples` that the model of `saved_model` was trained on.
 
     ISIC editions share many images, so a model trained on one edition and scored
@@ -94,7 +94,7 @@ def training_overlap(examples, saved_model):
             run.file(RunDir.TRAINING_IDS))
 
 
-def select_ids(examples, ids_file):
+def select_ids(examples, *, ids_file):
     """The examples whose ids `ids_file` lists (one per line), in the file's order.
 
     Raises:
@@ -112,7 +112,7 @@ def select_ids(examples, ids_file):
     return [by_id[i] for i in wanted]
 
 
-def format_table(summary, title, intervals=None):
+def format_table(summary, *, title, intervals=None):
     """The summary as a text table; per-image means get their 95% interval beside
     them when `intervals` (from `metrics.bootstrap_intervals`) is given."""
     width = max(len(label) for _, label in TABLE_ROWS)
@@ -137,7 +137,7 @@ def format_table(summary, title, intervals=None):
 
 
 
-def evaluate(examples, predict, *, on_error, progress=None):
+def evaluate(examples, *, predict, on_error, progress=None):
     """Scores every example.
 
     Args:
@@ -155,7 +155,8 @@ def evaluate(examples, predict, *, on_error, progress=None):
         try:
             truth = images.read_mask_file(example.mask_path)
             prediction, name = predict(example)
-            rows.append(score_image(example.image_id, truth, prediction, name))
+            rows.append(score_image(example.image_id, truth=truth, prediction=prediction,
+                                    prediction_name=name))
         except (ValueError, OSError) as e:
             failed.append(example.image_id)
             on_error(str(e))
@@ -167,7 +168,7 @@ def evaluate(examples, predict, *, on_error, progress=None):
 PAPER_JACCARD = 0.642  # the paper's ISIC 2017 validation score (section 4)
 
 
-def write_figures(rows, examples, predict, output_dir, *, title):
+def write_figures(rows, *, examples, predict, output_dir, title):
     """Draws the per-image Jaccard histogram and a contact sheet of the best,
     median and worst images (predicted outline green, true outline magenta)
     beside the report.
@@ -184,7 +185,7 @@ def write_figures(rows, examples, predict, output_dir, *, title):
 
     jaccards = [row["jaccard"] for row in rows]
     paths = [figures.jaccard_histogram(
-        jaccards, os.path.join(output_dir, figures.HISTOGRAM_FILE), title=title,
+        jaccards, path=os.path.join(output_dir, figures.HISTOGRAM_FILE), title=title,
         reference=PAPER_JACCARD, reference_label=f"paper {PAPER_JACCARD}")]
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["jaccard"], rows[i]["image_id"]))
     picks = (("best", order[-1]), ("median", order[len(order) // 2]), ("worst", order[0]))
@@ -194,12 +195,12 @@ def write_figures(rows, examples, predict, output_dir, *, title):
         example = by_id[rows[index]["image_id"]]
         image = images.read_image_file(example.image_path)
         prediction, _ = predict(example)
-        picture = figures.overlay(image, prediction, images.read_mask_file(example.mask_path),
-                                    max_side=600)
+        picture = figures.overlay(image, predicted=prediction,
+                                  truth=images.read_mask_file(example.mask_path), max_side=600)
         panels.append((f"{label}: {example.image_id}, Jaccard {rows[index]['jaccard']:.3f}",
                        picture[..., ::-1]))
     paths.append(figures.contact_sheet(
-        panels, os.path.join(output_dir, figures.CONTACT_SHEET_FILE), title=title))
+        panels, path=os.path.join(output_dir, figures.CONTACT_SHEET_FILE), title=title))
     return paths
 
 
@@ -217,7 +218,7 @@ class ScoringError(RuntimeError):
     """Some images could not be scored; nothing was written."""
 
 
-def run(examples, predict, *, output_dir, config, bootstrap=2000, figures_title=None,
+def run(examples, *, predict, output_dir, config, bootstrap=2000, figures_title=None,
         on_error, progress=None):
     """Scores every example and writes the report folder (`report.write`): the one
     call behind evaluate.py.
@@ -234,7 +235,7 @@ def run(examples, predict, *, output_dir, config, bootstrap=2000, figures_title=
     Raises:
       ScoringError: an image could not be scored (each was passed to `on_error`).
     """
-    rows, failed = evaluate(examples, predict, on_error=on_error, progress=progress)
+    rows, failed = evaluate(examples, predict=predict, on_error=on_error, progress=progress)
     if failed:
         raise ScoringError(f"{len(failed)} of {len(examples)} images could not be scored; "
                            "no report written")
@@ -242,7 +243,9 @@ def run(examples, predict, *, output_dir, config, bootstrap=2000, figures_title=
     intervals = (metrics.bootstrap_intervals(rows, samples=bootstrap, seed=0)
                  if bootstrap else None)
     draw = None if figures_title is None else (
-        lambda folder: write_figures(rows, examples, predict, folder, title=figures_title))
-    drawn = report.write(output_dir, rows, summary, config, intervals=intervals, draw=draw)
+        lambda folder: write_figures(rows, examples=examples, predict=predict, output_dir=folder,
+                                     title=figures_title))
+    drawn = report.write(output_dir, rows=rows, summary=summary, config=config,
+                         intervals=intervals, draw=draw)
     return Report(rows=rows, summary=summary, intervals=intervals, output_dir=output_dir,
                   figures=drawn)

@@ -75,7 +75,7 @@ class LesionSegModule(tf.Module):
         return self._model(batch, training=False)
 
     def _mask(self, image, *, tta):
-        return segment.segment_photograph(self._network, image, image_size=self._image_size,
+        return segment.segment_photograph(self._network, image=image, image_size=self._image_size,
                                           tta=tta)
 
     @tf.function(input_signature=[_PHOTOGRAPH])
@@ -105,7 +105,7 @@ class LesionSegModule(tf.Module):
                 SEGMENT_BYTES_ENDPOINT: self.segment_bytes, LOGITS_ENDPOINT: self.logits}
 
 
-def export_saved_model(model, export_dir, *, image_size, max_pixels=DEFAULT_MAX_PIXELS):
+def export_saved_model(model, *, export_dir, image_size, max_pixels=DEFAULT_MAX_PIXELS):
     """Writes `model` as a TensorFlow SavedModel (`LesionSegModule`'s signatures),
     atomically, each weight stored once. `assets.extra/lesionseg.json` records
     `image_size`, `max_pixels` and the network's `context` option.
@@ -123,7 +123,7 @@ def export_saved_model(model, export_dir, *, image_size, max_pixels=DEFAULT_MAX_
     with files.atomic_path(export_dir) as written:
         tf.saved_model.save(module, written, signatures=module.signatures())
         os.makedirs(os.path.join(written, os.path.dirname(INFO_FILE)), exist_ok=True)
-        files.write_atomically(os.path.join(written, INFO_FILE), json.dumps(
+        files.write_atomically(os.path.join(written, INFO_FILE), payload=json.dumps(
             {"image_size": int(image_size), "max_pixels": int(max_pixels),
              "context": model_lib.context_of(model), "paper": "arXiv:1703.03372"}))
     return export_dir
@@ -147,7 +147,7 @@ UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "bfloat16": 2.0 ** -8, "float16": 2.0 **
 FLOAT32_ATOL = 1e-4
 
 
-def export_tolerance(compute_dtype, largest_logit):
+def export_tolerance(compute_dtype, *, largest_logit):
     """How far the reloaded export's logits may be from the in-memory model's.
 
     The export computes in the model's own precision (a mixed-precision model
@@ -162,7 +162,7 @@ def export_tolerance(compute_dtype, largest_logit):
     return 8 * UNIT_ROUNDOFF[compute_dtype] * max(1.0, float(largest_logit))
 
 
-def check_export(export_dir, model, inputs, atol=None):
+def check_export(export_dir, *, model, inputs, atol=None):
     """Reloads the export and checks it reproduces `model` on `images`.
 
     Args:
@@ -184,7 +184,7 @@ def check_export(export_dir, model, inputs, atol=None):
     difference = float(np.max(np.abs(expected - got)))
     compute_dtype = model.get_layer("conv1_1").compute_dtype
     if atol is None:
-        atol = export_tolerance(compute_dtype, np.max(np.abs(expected)))
+        atol = export_tolerance(compute_dtype, largest_logit=np.max(np.abs(expected)))
     if difference > atol:
         raise AssertionError(f"SavedModel {export_dir} differs from the trained model: "
                              f"max |logit difference| = {difference:.3g} (allowed {atol:.3g} "

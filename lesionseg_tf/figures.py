@@ -31,11 +31,11 @@ def _save(figure, path):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
-    files.write_atomically(path, buffer.getvalue())
+    files.write_atomically(path, payload=buffer.getvalue())
     return path
 
 
-def jaccard_histogram(jaccards, path, *, title, reference=None, reference_label=None):
+def jaccard_histogram(jaccards, *, path, title, reference=None, reference_label=None):
     """Histogram of per-image Jaccard indices, with their mean (and an optional
     reference value, such as the paper's) marked, written to `path`."""
     figure, _ = histogram_figure(jaccards, title=title, reference=reference,
@@ -62,7 +62,7 @@ def histogram_figure(jaccards, *, title, reference=None, reference_label=None):
     return figure, axis
 
 
-def contact_sheet(panels, path, *, title):
+def contact_sheet(panels, *, path, title):
     """Pictures side by side, each titled.
 
     Args:
@@ -93,7 +93,7 @@ def read_training_log(csv_path):
     return columns
 
 
-def learning_curves(csv_path, path, *, title, selection_label="held-out"):
+def learning_curves(csv_path, *, path, title, selection_label="held-out"):
     """Loss and per-image Jaccard per epoch, training and selection set, from a
     run's `training_log.csv`; the best selection epoch is marked."""
     log = read_training_log(csv_path)
@@ -116,7 +116,7 @@ def learning_curves(csv_path, path, *, title, selection_label="held-out"):
     return _save(figure, path)
 
 
-def study_figure(points, outside, path, *, title, receptive_field=None):
+def study_figure(points, *, outside, path, title, receptive_field=None):
     """Validation Jaccard against the network's input side, one point per run with
     its 95% interval (runs of one recipe share a colour, seeds side by side; circles
     for Table 1, squares for the network with the context branch), the outside points
@@ -168,7 +168,7 @@ def study_figure(points, outside, path, *, title, receptive_field=None):
     return _save(figure, path)
 
 
-def overlay(image, predicted, truth=None, max_side=2000):
+def overlay(image, *, predicted, truth=None, max_side=2000):
     """A picture for a person: the photograph with the predicted lesion outline in
     green and, when given, the ground-truth outline in magenta.
 

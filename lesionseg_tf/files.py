@@ -48,7 +48,7 @@ def _replace_dir(source, target):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_atomically(path, payload):
+def write_atomically(path, *, payload):
     """Writes `payload` (bytes, or str as UTF-8) to `path` through `atomic_path`: a
     reader (or the ISIC scorer) sees the old file or the whole new one, never a part."""
     if isinstance(payload, str):

@@ -153,7 +153,7 @@ def decode_bytes(raw):
     image.set_shape([None, None, 3])
     return image
 
-def read_image_file(path, max_pixels=DEFAULT_MAX_PIXELS):
+def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     """Reads a photograph (JPEG, PNG, BMP or GIF) for prediction and evaluation.
 
     The header is checked first (`read_image_header`), so an image over
@@ -234,13 +234,13 @@ def write_resized_pair(example, *, image_path, mask_path, size, max_pixels=DEFAU
     Raises:
       ImageReadError: the photograph or the mask cannot be read.
     """
-    image = read_image_file(example.image_path, max_pixels)
+    image = read_image_file(example.image_path, max_pixels=max_pixels)
     mask = read_mask_file(example.mask_path)
     small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     small_mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
     ok, jpeg = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise ValueError(f"{example.image_path}: JPEG encoding failed")
-    files.write_atomically(image_path, jpeg.tobytes())
-    files.write_atomically(mask_path, encode_png(np.where(small_mask > 127, 255, 0)
+    files.write_atomically(image_path, payload=jpeg.tobytes())
+    files.write_atomically(mask_path, payload=encode_png(np.where(small_mask > 127, 255, 0)
                                                  .astype(np.uint8)))

@@ -68,7 +68,7 @@ class LiteSegmenter:
 
     def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
         """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
-        mask = segment.segment_photograph(self._network, tf.constant(image, tf.uint8),
+        mask = segment.segment_photograph(self._network, image=tf.constant(image, tf.uint8),
                                          image_size=self.image_size, tta=tta).numpy()
         return postprocess.refine(mask, keep_largest_component=keep_largest_component,
                                   fill_mask_holes=fill_mask_holes)

@@ -25,7 +25,7 @@ def binarize(mask):
     return np.asarray(mask) > LESION_THRESHOLD
 
 
-def confusion(truth, prediction):
+def confusion(truth, *, prediction):
     """Pixel counts `{"tp", "fp", "tn", "fn"}` of two boolean masks of equal shape."""
     truth = np.asarray(truth, bool)
     prediction = np.asarray(prediction, bool)
@@ -102,7 +102,7 @@ def _weighted_percentile(distances, weights, percent):
     return float(distances[min(index, distances.size - 1)])
 
 
-def boundary_distances(truth, prediction):
+def boundary_distances(truth, *, prediction):
     """HD95 and ASSD of two bool masks, in pixels, and why they are undefined.
 
     The definition of DeepMind's `surface-distance` (`compute_surface_distances`
@@ -222,7 +222,7 @@ def bootstrap_intervals(rows, *, samples=2000, seed=0, confidence=0.95):
     return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
-def paired_comparison(first, second, *, samples=2000, seed=0, confidence=0.95):
+def paired_comparison(first, *, second, samples=2000, seed=0, confidence=0.95):
     """Compares two models scored on the same images: is the first better?
 
     Args:
@@ -264,7 +264,7 @@ def paired_comparison(first, second, *, samples=2000, seed=0, confidence=0.95):
             "ties": int(np.sum(differences == 0))}
 
 
-def format_comparison(comparison, first_name, second_name, *, metric="Jaccard"):
+def format_comparison(comparison, *, first_name, second_name, metric="Jaccard"):
     """`paired_comparison`'s result as the lines a person reads."""
     low, high = comparison["interval"]
     p_value = ("undefined (every image scores the same)" if comparison["p_value"] is None

@@ -21,7 +21,7 @@ from lesionseg_tf.table1 import (CONTEXT_FILTERS, NUM_CLASSES, TABLE_1,  # noqa:
                                  WHOLE_IMAGE, ConvSpec, receptive_field)
 from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
 
-def conv_block(x, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchNormalization):
+def conv_block(x, *, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchNormalization):
     """Mirror padding -> 'valid' convolution -> [batch norm] -> [ReLU]."""
     pad = spec.dilation * (spec.kernel - 1) // 2
     if pad:
@@ -36,7 +36,7 @@ def conv_block(x, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchNorm
     return x
 
 
-def context_branch(features, sync_batch_norm=False,
+def context_branch(features, *, sync_batch_norm=False,
                    batch_norm_layer=layers.BatchNormalization):
     """DeepLabv3's image-level feature (Chen et al. 2017, arXiv:1706.05587, section 3.3):
     global average pooling of `features`, a 1x1 convolution to `CONTEXT_FILTERS`
@@ -76,7 +76,7 @@ class LesionSegNet(keras.Model):
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
         seed = tf.stack([tf.constant(self.augment_seed, tf.int64), step * 1024 + replica])
         with tf.name_scope("augment"):  # named, for profiles (tools.profile_step)
-            images, masks = augment.random_dihedral(images, masks, seed)
+            images, masks = augment.random_dihedral(images, masks=masks, seed=seed)
         return self._reducible(super().train_step((images, masks)))
 
     def test_step(self, data):
@@ -122,7 +122,7 @@ class LesionSegNet(keras.Model):
         return None
 
 
-def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, context="none",
+def build_model(image_size=None, *, name="lesionseg", sync_batch_norm=False, context="none",
                 fused_batch_norm=True):
     """Builds the Table-1 network.
 
@@ -152,8 +152,10 @@ def build_model(image_size=None, name="lesionseg", sync_batch_norm=False, *, con
                         else keras.layers.BatchNormalization)
     for spec in TABLE_1:
         if spec.name == "subpixel" and context == "image_pooling":
-            x = context_branch(x, sync_batch_norm, batch_norm_layer)
-        x = conv_block(x, spec, sync_batch_norm, batch_norm_layer)
+            x = context_branch(x, sync_batch_norm=sync_batch_norm,
+                               batch_norm_layer=batch_norm_layer)
+        x = conv_block(x, spec=spec, sync_batch_norm=sync_batch_norm,
+                       batch_norm_layer=batch_norm_layer)
     # float32 even under a mixed-precision policy: the logits feed the softmax and the loss.
     logits = DepthToSpace(UPSCALE, name="depth_to_space", dtype="float32")(x)
     return LesionSegNet(inputs=inputs, outputs=logits, name=name)
@@ -190,7 +192,7 @@ def load_run(run_dir):
     return load(path), image_size
 
 
-def set_weights_from(model, path):
+def set_weights_from(model, *, path):
     """Sets `model`'s weights to those of a `.keras` or `.weights.h5` file of the same
     network, without any optimizer state the file holds (fine-tuning starts afresh).
 

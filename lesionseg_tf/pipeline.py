@@ -27,7 +27,7 @@ def load_mask(path):
     mask.set_shape([None, None])
     return mask[..., None]
 
-def resize_image(image, image_size):
+def resize_image(image, *, image_size):
     """Resizes `[..., H, W, 3]` uint8 to `[..., image_size, image_size, 3]` uint8.
 
     Bilinear with antialiasing, so downscaling a 3000-pixel photograph averages
@@ -37,7 +37,7 @@ def resize_image(image, image_size):
     resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
-def resize_mask(mask, image_size):
+def resize_mask(mask, *, image_size):
     """Nearest-neighbour resize of `[..., H, W, 1]`, so a binary mask stays binary."""
     return tf.image.resize(mask, [image_size, image_size], method="nearest")
 
@@ -49,7 +49,7 @@ def mask_to_label(mask):
     """`[..., H, W, 1]` uint8 mask -> int32 class (1 = lesion where value > 128, as ISIC)."""
     return tf.cast(mask > LESION_THRESHOLD, tf.int32)
 
-def decode_resized_jpeg(path, image_size):
+def decode_resized_jpeg(path, *, image_size):
     """Reads a JPEG and resizes it to `[image_size, image_size, 3]` uint8, cheaply.
 
     Where the photograph is at least twice the target size on its shorter side,
@@ -69,9 +69,9 @@ def _resized_jpeg(raw, image_size):
         lambda ratio=ratio: tf.io.decode_jpeg(raw, channels=3, ratio=ratio,
                                               dct_method=JPEG_DCT_METHOD)
         for ratio in (1, 2, 4, 8)])
-    return resize_image(image, image_size)
+    return resize_image(image, image_size=image_size)
 
-def decode_resized_image(path, image_size):
+def decode_resized_image(path, *, image_size):
     """Reads a photograph as training does: a JPEG (known by its first bytes, whatever
     its name) through `decode_resized_jpeg`, a PNG or BMP (PH2's photographs) decoded
     whole; then resized to `[image_size, image_size, 3]` uint8."""
@@ -79,7 +79,7 @@ def decode_resized_image(path, image_size):
     return tf.cond(
         tf.equal(tf.strings.substr(raw, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE),
         lambda: _resized_jpeg(raw, image_size),
-        lambda: resize_image(decode_bytes(raw), image_size))
+        lambda: resize_image(decode_bytes(raw), image_size=image_size))
 
 _TRAINING_DECODERS = {}
 
@@ -88,11 +88,11 @@ def training_decoder(image_size):
     (made once per size; call it before using `check_image_decodes` from threads)."""
     if image_size not in _TRAINING_DECODERS:
         _TRAINING_DECODERS[image_size] = tf.function(
-            lambda path: decode_resized_image(path, image_size),
+            lambda path: decode_resized_image(path, image_size=image_size),
             input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
     return _TRAINING_DECODERS[image_size]
 
-def check_image_decodes(path, image_size):
+def check_image_decodes(path, *, image_size):
     """Decodes a photograph as the training pipeline does (`decode_resized_image`),
     so a file whose header reads but whose data TensorFlow refuses (a truncated
     JPEG, a bogus Huffman table, a 1-bit BMP, ...) is found before training rather
@@ -147,10 +147,10 @@ def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch
 
     def load(image_path, mask_path):
         if reduced_decode:
-            image = decode_resized_image(image_path, image_size)
+            image = decode_resized_image(image_path, image_size=image_size)
         else:
-            image = resize_image(decode_image(image_path), image_size)
-        return image, resize_mask(load_mask(mask_path), image_size)
+            image = resize_image(decode_image(image_path), image_size=image_size)
+        return image, resize_mask(load_mask(mask_path), image_size=image_size)
 
     resized = tf.data.Dataset.from_tensor_slices(
         ([e.image_path for e in examples], [e.mask_path for e in examples]))
@@ -209,7 +209,7 @@ def training_options():
     options.autotune.enabled = False
     return options
 
-def cache_name(examples, image_size, reduced_decode=True):
+def cache_name(examples, *, image_size, reduced_decode=True):
     """A cache file name that changes whenever the files, their sizes or dates, the
     image size or the decoding change, so a stale cache is never read."""
     digest = hashlib.sha256(f"{image_size}:{reduced_decode}".encode())
@@ -230,7 +230,7 @@ def cache_argument(cache, *, cache_dir, split, examples, image_size):
     if cache == "memory":
         return "memory"
     os.makedirs(cache_dir, exist_ok=True)
-    prefix = os.path.join(cache_dir, f"{split}-{cache_name(examples, image_size)}")
+    prefix = os.path.join(cache_dir, f"{split}-{cache_name(examples, image_size=image_size)}")
     for name in os.listdir(cache_dir):
         if name.startswith(os.path.basename(prefix)) and name.endswith(".lockfile"):
             os.remove(os.path.join(cache_dir, name))

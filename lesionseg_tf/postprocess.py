@@ -38,7 +38,7 @@ def lesion_probability(logits):
     return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)[..., 1]
 
 
-def tta_lesion_probability(logits_fn, images):
+def tta_lesion_probability(logits_fn, *, images):
     """Lesion probability averaged over the 8 rotations/flips of the input.
 
     Args:
@@ -51,9 +51,10 @@ def tta_lesion_probability(logits_fn, images):
     """
     codes = tf.range(augment.NUM_TRANSFORMS)
     transforms = tf.stack([codes // 4 % 2, codes // 2 % 2, codes % 2], axis=1) > 0
-    batch = augment.apply_transforms(tf.repeat(images, augment.NUM_TRANSFORMS, axis=0), transforms)
+    batch = augment.apply_transforms(tf.repeat(images, augment.NUM_TRANSFORMS, axis=0),
+                                     transforms=transforms)
     probability = lesion_probability(logits_fn(batch))[..., tf.newaxis]
-    restored = augment.apply_transforms(probability, transforms, inverse=True)
+    restored = augment.apply_transforms(probability, transforms=transforms, inverse=True)
     return tf.reduce_mean(restored, axis=0, keepdims=True)[..., 0]
 
 
@@ -80,7 +81,7 @@ def open_with_disk(binary):
     return _disk_extreme(eroded, tf.logical_or, False)
 
 
-def bicubic_weights(size, new_size):
+def bicubic_weights(size, *, new_size):
     """`[size, new_size]` float32: row i is the response of `tf.image.resize`'s
     bicubic kernel, along one axis, to a unit impulse at input position i.
 
@@ -105,9 +106,10 @@ def _upscale_and_threshold(scaled, height, width):
     (121 MB for a 6748x4499 photograph) never exists whole.
     """
     size = tf.shape(scaled)[0]
-    narrow = tf.linalg.matmul(scaled, bicubic_weights(tf.shape(scaled)[1], width))  # [h, W]
+    narrow = tf.linalg.matmul(scaled,
+                              bicubic_weights(tf.shape(scaled)[1], new_size=width))  # [h, W]
     bands = (height + BAND_ROWS - 1) // BAND_ROWS
-    rows = tf.pad(tf.transpose(bicubic_weights(size, height)),
+    rows = tf.pad(tf.transpose(bicubic_weights(size, new_size=height)),
                   [[0, bands * BAND_ROWS - height], [0, 0]])
     # The 8-bit value is >= 128 exactly where the float is >= 127.5 (rounding half
     # to even takes 127.5 to 128): one comparison instead of rounding and saturating.
@@ -118,7 +120,7 @@ def _upscale_and_threshold(scaled, height, width):
     return tf.reshape(binary, [bands * BAND_ROWS, width])[:height]
 
 
-def probability_to_mask(probability, height, width):
+def probability_to_mask(probability, *, height, width):
     """Paper section 3.4, in TensorFlow operations.
 
     Args:

@@ -42,7 +42,7 @@ def _truth_for(stem, truth_dir):
     return None
 
 
-def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=False):
+def plan(input_path, *, output_dir, truth_dir=None, allow_writing_into_sources=False):
     """Lists what predict.py will do, refusing bad requests before any work.
 
     A folder is a dataset's top folder or one of its image folders (any layout
@@ -98,7 +98,7 @@ def plan(input_path, output_dir, *, truth_dir=None, allow_writing_into_sources=F
     return jobs, f"{where}: {len(jobs)} photograph(s), {known} with ground truth"
 
 
-def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=images.DEFAULT_MAX_PIXELS,
+def run(jobs, *, segmenter, on_error, overlay=False, max_pixels=images.DEFAULT_MAX_PIXELS,
         progress=None, **options):
     """Predicts every job's mask (and overlay).
 
@@ -114,17 +114,17 @@ def run(jobs, segmenter, *, on_error, overlay=False, max_pixels=images.DEFAULT_M
     failures = []
     for done, job in enumerate(jobs, 1):
         try:
-            image = images.read_image_file(job.image_path, max_pixels)
+            image = images.read_image_file(job.image_path, max_pixels=max_pixels)
             mask = segmenter.segment(image, **options)
-            files.write_atomically(job.mask_path, images.encode_png(mask))
+            files.write_atomically(job.mask_path, payload=images.encode_png(mask))
             if overlay:
                 os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
                 truth = images.read_mask_file(job.truth_path) if job.truth_path else None
-                picture = figures.overlay(image, mask, truth)
+                picture = figures.overlay(image, predicted=mask, truth=truth)
                 ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 if not ok:
                     raise ValueError(f"{job.overlay_path}: JPEG encoding failed")
-                files.write_atomically(job.overlay_path, encoded.tobytes())
+                files.write_atomically(job.overlay_path, payload=encoded.tobytes())
         except (ValueError, OSError) as e:
             failures.append(job.image_path)
             on_error(str(e))

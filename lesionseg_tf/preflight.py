@@ -45,13 +45,13 @@ class Report:
         return [p for p in self.problems if not p.is_error]
 
 
-def check_example(example, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_IMAGE_SIZE):
+def check_example(example, *, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_IMAGE_SIZE):
     """All problems of one image/mask pair (`image_size`: the training size)."""
     problems = []
     try:
         photo_size = images.read_image_header(example.image_path, max_pixels=max_pixels,
                                             match_extension=True)
-        pipeline.check_image_decodes(example.image_path, image_size)
+        pipeline.check_image_decodes(example.image_path, image_size=image_size)
     except images.ImageReadError as e:
         problems.append(Problem(example.image_path, str(e).split(": ", 1)[1]))
         photo_size = None
@@ -81,7 +81,7 @@ def check_example(example, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_IMA
     return problems
 
 
-def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
+def check_split(examples, *, orphans=(), max_pixels=DEFAULT_MAX_PIXELS,
                 image_size=DEFAULT_IMAGE_SIZE, workers=None):
     """Checks every pair of a split; collects every problem rather than stopping.
 
@@ -99,7 +99,8 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
     good = []
     pipeline.training_decoder(image_size)  # traced once, before the threads share it
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        found = pool.map(lambda e: check_example(e, max_pixels, image_size), examples)
+        found = pool.map(
+            lambda e: check_example(e, max_pixels=max_pixels, image_size=image_size), examples)
         for example, example_problems in zip(examples, found):
             problems += example_problems
             if not any(p.is_error for p in example_problems):
@@ -107,7 +108,7 @@ def check_split(examples, orphans=(), *, max_pixels=DEFAULT_MAX_PIXELS,
     return Report(good=good, problems=problems)
 
 
-def select_data(dataset, config):
+def select_data(dataset, *, config):
     """Finds and checks the data before training (`check_split`), and
     chooses the selection set: the pairs whose per-image Jaccard picks the best
     epoch and stops training (section 3.3).
@@ -138,7 +139,7 @@ def select_data(dataset, config):
     scans = {split: dataset.scan(split) for split in wanted}  # all missing splits first
     splits, problems = {}, []
     for split, (examples, orphans) in scans.items():
-        report = check_split(examples, orphans, max_pixels=config.max_image_pixels,
+        report = check_split(examples, orphans=orphans, max_pixels=config.max_image_pixels,
                              image_size=config.image_size)
         problems += report.problems
         splits[split] = report.good if config.skip_bad_examples else examples

@@ -22,7 +22,7 @@ PARTS = ("convolution (forward)", "convolution (input gradient)",
          "metric", "optimizer", "gradient sums", "input pipeline", "other")
 
 
-def part_of(op_type, op_name):
+def part_of(op_type, *, op_name):
     """Which part of a training step (`PARTS`) an op of the profile belongs to, from its
     type (`Conv2DBackpropInput`, or oneDNN's `_MklNativeConv2DBackpropInput`) and its
     name in the step's graph (`gradient_tape/lesionseg_1/conv3_1_bn_1/moments/Tile`: Keras
@@ -83,7 +83,7 @@ def summarize(ops):
         raise ValueError("the profile holds no op time")
     parts = collections.Counter()
     for op_type, name, us in ops:
-        parts[part_of(op_type, name)] += us
+        parts[part_of(op_type, op_name=name)] += us
     shares = {part: parts[part] / total for part in PARTS if parts[part]}
     top = sorted(((us / total, op_type, name) for op_type, name, us in ops), reverse=True)
     return shares, top

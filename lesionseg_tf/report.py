@@ -50,7 +50,7 @@ def default_output_dir(*, model=None, pred_dir=None, data_dir, split, ids_file=N
     return os.path.join(base, name)
 
 
-def check_output_dir(output_dir, data_dir):
+def check_output_dir(output_dir, *, data_dir):
     """Refuses a folder holding the report of another data folder (a default folder
     of two datasets of the same name), before any scoring.
 
@@ -70,7 +70,7 @@ def check_output_dir(output_dir, data_dir):
                          f"than {data_dir}; choose --output_dir")
 
 
-def write(output_dir, rows, summary, config, *, intervals=None, draw=None):
+def write(output_dir, *, rows, summary, config, intervals=None, draw=None):
     """Writes a whole report folder atomically: `per_image.csv`, `summary.json` (with
     `config`, and `intervals` from `metrics.bootstrap_intervals` when given) and what
     `draw(folder)` writes there (the figures). The folder replaces any previous one,
@@ -91,8 +91,9 @@ def write(output_dir, rows, summary, config, *, intervals=None, draw=None):
     drawn = []
     with files.atomic_path(output_dir) as folder:
         os.makedirs(folder)
-        files.write_atomically(os.path.join(folder, PER_IMAGE_FILE), text.getvalue())
-        files.write_atomically(os.path.join(folder, SUMMARY_FILE), json.dumps(report, indent=2))
+        files.write_atomically(os.path.join(folder, PER_IMAGE_FILE), payload=text.getvalue())
+        files.write_atomically(os.path.join(folder, SUMMARY_FILE),
+                               payload=json.dumps(report, indent=2))
         if draw is not None:
             drawn = [os.path.join(output_dir, os.path.relpath(p, folder)) for p in draw(folder)]
     return drawn

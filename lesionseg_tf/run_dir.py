@@ -91,13 +91,13 @@ class RunDir:
 
     # What a run records.
 
-    def write(self, name, payload):
+    def write(self, name, *, payload):
         """Writes one of the run's files atomically (str or bytes)."""
         os.makedirs(self.path, exist_ok=True)
-        files.write_atomically(self.file(name), payload)
+        files.write_atomically(self.file(name), payload=payload)
 
-    def write_json(self, name, values):
-        self.write(name, json.dumps(values, indent=2) + "\n")
+    def write_json(self, name, *, values):
+        self.write(name, payload=json.dumps(values, indent=2) + "\n")
 
     def read_json(self, name):
         """A JSON file of the run, or None when it is not there."""
@@ -106,9 +106,9 @@ class RunDir:
         with open(self.file(name)) as f:
             return json.load(f)
 
-    def write_ids(self, name, examples):
+    def write_ids(self, name, *, examples):
         """One image id per line (`TRAINING_IDS`, `HOLDOUT_IDS`)."""
-        self.write(name, "".join(f"{e.image_id}\n" for e in examples))
+        self.write(name, payload="".join(f"{e.image_id}\n" for e in examples))
 
     def read_ids(self, name):
         """The ids of an ids file, or None when it is not there."""
@@ -119,7 +119,7 @@ class RunDir:
 
     def write_config(self, config):
         """Records a `config.RunConfig` (and the folder) in `CONFIG`."""
-        self.write_json(self.CONFIG, {**config.to_dict(), "model_dir": self.path})
+        self.write_json(self.CONFIG, values={**config.to_dict(), "model_dir": self.path})
 
     def settings(self):
         """The run settings its `CONFIG` records (`config.recorded_settings`: a field

@@ -23,13 +23,13 @@ import tensorflow as tf
 from lesionseg_tf import pipeline, postprocess
 
 
-def network_input(image, image_size):
+def network_input(image, *, image_size):
     """`[H, W, 3]` uint8 photograph -> `[1, image_size, image_size, 3]` float32, the
     network's standardized input (section 3.2)."""
-    return pipeline.standardize(pipeline.resize_image(image[tf.newaxis], image_size))
+    return pipeline.standardize(pipeline.resize_image(image[tf.newaxis], image_size=image_size))
 
 
-def segment_photograph(network, image, *, image_size, tta=False):
+def segment_photograph(network, *, image, image_size, tta=False):
     """One photograph's mask, the whole way (sections 3.2 and 3.4): `network_input`,
     `network`, the lesion probability (over the 8 rotations/flips with `tta`), then
     `postprocess.probability_to_mask` at the photograph's size. What the SavedModel's
@@ -44,9 +44,9 @@ def segment_photograph(network, image, *, image_size, tta=False):
       `[H, W]` uint8 0/255.
     """
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    inputs = network_input(image, image_size)
+    inputs = network_input(image, image_size=image_size)
     if tta:
-        probability = postprocess.tta_lesion_probability(network, inputs)[0]
+        probability = postprocess.tta_lesion_probability(network, images=inputs)[0]
     else:
         probability = postprocess.lesion_probability(network(inputs))[0]
-    return postprocess.probability_to_mask(probability, height, width)
+    return postprocess.probability_to_mask(probability, height=height, width=width)

@@ -200,10 +200,10 @@ def _copy_portably(pairs, *, runs_dir, data_dir, hint=""):
             payload = (json.dumps(portable(json.loads(payload), runs_dir=runs_dir,
                                            data_dir=data_dir), indent=2) + "\n").encode()
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        files.write_atomically(target, payload)
+        files.write_atomically(target, payload=payload)
 
 
-def collect_run(run_folder, study_dir, *, data_dir):
+def collect_run(run_folder, *, study_dir, data_dir):
     """Copies a finished run's small files (`COLLECTED`) to `<study_dir>/<run name>/`,
     its JSON files `portable`, the held-out report under `HOLDOUT_DIR`.
 
@@ -227,7 +227,7 @@ def collect_run(run_folder, study_dir, *, data_dir):
     return target
 
 
-def collect_holdout_report(report_folder, study_run, *, data_dir):
+def collect_holdout_report(report_folder, *, study_run, data_dir):
     """Copies evaluate.py's report on a study run's held-out pairs into
     `<study_run>/HOLDOUT_DIR/`: for a run collected before its held-out pairs were
     scored at the photographs' resolution (the shipped model, scored from its
@@ -289,7 +289,7 @@ def table_rows(runs):
     return rows
 
 
-def compare_runs(first, second, *, split="validation", samples=2000, seed=0):
+def compare_runs(first, *, second, split="validation", samples=2000, seed=0):
     """`metrics.paired_comparison` of two runs' per-image Jaccards on `split`:
     "validation", or "holdout" (the held-out pairs at the photographs' resolution).
 
@@ -307,8 +307,9 @@ def compare_runs(first, second, *, split="validation", samples=2000, seed=0):
         raise ValueError(f"{first.name} and {second.name} were scored on different images "
                          f"({split})")
     ids = sorted(scores[0])
-    return metrics.paired_comparison([scores[0][i] for i in ids], [scores[1][i] for i in ids],
-                                     samples=samples, seed=seed)
+    return metrics.paired_comparison([scores[0][i] for i in ids],
+                                     second=[scores[1][i] for i in ids], samples=samples,
+                                     seed=seed)
 
 
 def _differences(a, b):
@@ -350,8 +351,8 @@ def comparisons(runs, *, reference):
     pairs += [(r, by_name[reference]) for r in runs
               if r.name != reference and frozenset((r.name, reference)) not in paired]
     return [{"first": a.name, "second": b.name, "differs": _differences(a, b),
-             "validation": compare_runs(a, b),
-             "holdout": (compare_runs(a, b, split="holdout")
+             "validation": compare_runs(a, second=b),
+             "holdout": (compare_runs(a, second=b, split="holdout")
                          if a.holdout is not None and b.holdout is not None else None)}
             for a, b in sorted(pairs, key=lambda pair: (pair[0].name, pair[1].name))]
 

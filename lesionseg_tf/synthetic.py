@@ -73,7 +73,7 @@ def _draw_hairs(rng, image, count):
                       thickness + int(rng.integers(0, 2)), cv2.LINE_AA)
 
 
-def render_example(rng, height, width):
+def render_example(rng, *, height, width):
     """Draws one synthetic dermoscopy photograph and its lesion mask.
 
     Returns:
@@ -131,7 +131,7 @@ def _draw(rng, widths):
     height = max(16, round(width / ASPECT_RATIOS[rng.integers(len(ASPECT_RATIOS))]))
     if rng.random() < 0.3:  # some portrait photographs
         height, width = width, height
-    return render_example(rng, height, width)
+    return render_example(rng, height=height, width=width)
 
 
 def _write_isic(out_dir, layout, counts, rng, widths):

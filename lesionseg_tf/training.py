@@ -34,7 +34,7 @@ class TrainingError(RuntimeError):
     """Training could not go on; the message says why and what to try."""
 
 
-def run(config, model_dir, *, overwrite=False, strategy=None, verbose=2, report=None):
+def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=None):
     """A whole training run: the one call behind train.py.
 
     Checks the folder (`RunDir.check_start`: a fresh start, or the continuation
@@ -75,7 +75,7 @@ def run(config, model_dir, *, overwrite=False, strategy=None, verbose=2, report=
     init_from = config.init_from and run_dir.init_weights_file(config.init_from)
     dataset = datasets.open_dataset(config.data_dir, dataset=config.dataset)
     report(dataset.summary(), False)
-    train_examples, selection_examples, problems = preflight.select_data(dataset, config)
+    train_examples, selection_examples, problems = preflight.select_data(dataset, config=config)
     for problem in problems:
         report(str(problem) + (" (skipped)" if problem.is_error else ""), True)
     replicas = strategy.num_replicas_in_sync
@@ -93,9 +93,9 @@ def run(config, model_dir, *, overwrite=False, strategy=None, verbose=2, report=
     if chief:
         folder.write_config(config)
         # The ids trained on, for evaluate.py to warn when it scores any of them.
-        folder.write_ids(RunDir.TRAINING_IDS, train_examples)
+        folder.write_ids(RunDir.TRAINING_IDS, examples=train_examples)
         if config.select_on == "holdout":
-            folder.write_ids(RunDir.HOLDOUT_IDS, selection_examples)
+            folder.write_ids(RunDir.HOLDOUT_IDS, examples=selection_examples)
     logging.info("%d training and %d selection (%s) images from %s", len(train_examples),
                  len(selection_examples), config.select_on, config.data_dir)
     return _train(config, folder, strategy=strategy, train_examples=train_examples,
@@ -180,7 +180,7 @@ def _train(config, folder, *, strategy, train_examples, selection_examples, init
             shutil.rmtree(write_to.path, ignore_errors=True)
     result["selected_on"] = config.select_on
     if chief:
-        folder.write_json(RunDir.RESULT, result)
+        folder.write_json(RunDir.RESULT, values=result)
         # The run is complete only now: until here, a rerun continues from the backup.
         shutil.rmtree(folder.backup_dir, ignore_errors=True)
     return result
@@ -231,16 +231,17 @@ def _start(model, best, folder, *, config, strategy, init_from):
     state = folder.backup_state()
     if state is not None:
         with strategy.scope():
-            callbacks.restore_backup(model, folder.backup_dir, state)
+            callbacks.restore_backup(model, backup_dir=folder.backup_dir, state=state)
         best.restore(state["early_stopping"])
-        callbacks.truncate_logs(folder.log_path, folder.tensorboard_dir, state["epoch"])
+        callbacks.truncate_logs(folder.log_path, log_dir=folder.tensorboard_dir,
+                                epochs=state["epoch"])
         logging.info("resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
                      "without improvement", state["epoch"], config.max_epochs, MONITOR,
                      best.best, best.best_epoch + 1, best.wait)
         return state["epoch"]
     if init_from:
         with strategy.scope():
-            model_lib.set_weights_from(model, init_from)
+            model_lib.set_weights_from(model, path=init_from)
         logging.info("starting from the weights of %s", init_from)
     return 0
 
@@ -263,7 +264,7 @@ def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_
                   callbacks.EpochLog(folder.log_path),
                   callbacks.EpochSummaries(folder.tensorboard_dir),
                   # Last: an epoch is backed up only once all it writes is on disk.
-                  callbacks.EpochBackup(folder.backup_dir, best),
+                  callbacks.EpochBackup(folder.backup_dir, early_stopping=best),
               ])
     if nan_guard.where is not None:
         kept = (f" (the best model so far is in {folder.best_path})"
@@ -280,9 +281,10 @@ def _export(model, best, folder, selection_ds, *, image_size):
     """Exports the best epoch's weights, checked against the model: the result dict."""
     model.load_weights(folder.best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(selection_ds, return_dict=True, verbose=0)
-    export_dir = export.export_saved_model(model, folder.export_dir, image_size=image_size)
+    export_dir = export.export_saved_model(model, export_dir=folder.export_dir,
+                                           image_size=image_size)
     sample_images, _ = next(iter(selection_ds.take(1)))
-    export.check_export(export_dir, model, sample_images[:2].numpy())
+    export.check_export(export_dir, model=model, inputs=sample_images[:2].numpy())
     return {
         "selection_jaccard": float(scores["jaccard"]),
         "best_epoch": best.best_epoch + 1,

@@ -71,7 +71,7 @@ def main():
     elif point == "during_export":
         # The staged export's last file: the export is complete, not yet moved into place.
         _kill_after(files, "write_atomically",
-                    lambda path, payload: path.endswith(export.INFO_FILE))
+                    lambda path: path.endswith(export.INFO_FILE))
     else:
         raise SystemExit(f"unknown point {point}")
     sys.argv = ["train.py", *flags]

@@ -47,11 +47,11 @@ def test_option_trains_and_exports(name, training_only_isic, tiny_isic, tmp_path
 
 
 def test_export_tolerance_follows_the_precision():
-    assert export.export_tolerance("float32", 40.0) == export.FLOAT32_ATOL
+    assert export.export_tolerance("float32", largest_logit=40.0) == export.FLOAT32_ATOL
     # One rounding of bfloat16 at a logit of 4 is 4 * 2**-8 = 0.0156: eight of them pass.
-    assert export.export_tolerance("bfloat16", 4.0) == pytest.approx(8 * 4 * 2 ** -8)
-    assert export.export_tolerance("float16", 4.0) == pytest.approx(8 * 4 * 2 ** -11)
-    assert export.export_tolerance("bfloat16", 0.1) == pytest.approx(8 * 2 ** -8)
+    assert export.export_tolerance("bfloat16", largest_logit=4.0) == pytest.approx(8 * 4 * 2 ** -8)
+    assert export.export_tolerance("float16", largest_logit=4.0) == pytest.approx(8 * 4 * 2 ** -11)
+    assert export.export_tolerance("bfloat16", largest_logit=0.1) == pytest.approx(8 * 2 ** -8)
 
 
 @pytest.mark.slow
@@ -67,7 +67,7 @@ def test_no_per_step_host_reads(tmp_path):
                                       best_path=str(tmp_path / "best.keras"))
     project = [callbacks.EpochVariable(tf.Variable(0, dtype=tf.int64)), guard, best,
                callbacks.EpochSummaries(str(tmp_path / "logs")),
-               callbacks.EpochBackup(str(tmp_path / "backup"), best)]
+               callbacks.EpochBackup(str(tmp_path / "backup"), early_stopping=best)]
     model.fit(dataset, validation_data=dataset, epochs=2, verbose=0, callbacks=project,
               shuffle=False)
     assert guard.host_reads == 2 * 2  # 2 executions per epoch, 2 epochs

@@ -14,7 +14,7 @@ def test_mask_copy_as_image_stays_aligned():
     rng = np.random.default_rng(0)
     masks = (rng.random((32, 16, 16, 1)) > 0.5).astype(np.uint8) * 255
     images = np.repeat(masks.astype(np.float32), 3, axis=-1)
-    out_images, out_masks = augment.random_dihedral(images, masks, seed=[3, 7])
+    out_images, out_masks = augment.random_dihedral(images, masks=masks, seed=[3, 7])
     assert out_images.dtype == tf.float32 and out_masks.dtype == tf.uint8
     for channel in range(3):
         np.testing.assert_array_equal(out_images.numpy()[..., channel],
@@ -28,7 +28,7 @@ def test_all_eight_transforms_occur_and_only_those():
     group = numpy_dihedral_group(base)
     assert len({g.tobytes() for g in group}) == 8
     batch = np.repeat(base[None, :, :, None], 256, axis=0)
-    images, masks = augment.random_dihedral(batch, batch.copy(), seed=[0, 1])
+    images, masks = augment.random_dihedral(batch, masks=batch.copy(), seed=[0, 1])
     seen = set()
     for image, mask in zip(images.numpy()[..., 0], masks.numpy()[..., 0]):
         np.testing.assert_array_equal(image, mask)

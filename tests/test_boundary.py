@@ -36,7 +36,7 @@ def reference(truth, prediction):
 
 def test_identical_masks_are_zero_apart():
     mask = square(5, 7, 12)
-    assert metrics.boundary_distances(mask, mask) == {"hd95": 0.0, "assd": 0.0,
+    assert metrics.boundary_distances(mask, prediction=mask) == {"hd95": 0.0, "assd": 0.0,
                                                       "boundary_undefined": None}
 
 
@@ -45,7 +45,7 @@ def test_one_pixel_shifted_by_k(k):
     """One pixel's border is its 4 corners, each carrying half a diagonal. Shifted k to
     the right, two corners are k from the other's nearest corner and two are k - 1:
     the directed averages are both k - 0.5 and the 95th percentile is k."""
-    distances = metrics.boundary_distances(square(10, 10, 1), square(10, 10 + k, 1))
+    distances = metrics.boundary_distances(square(10, 10, 1), prediction=square(10, 10 + k, 1))
     assert distances["hd95"] == pytest.approx(k)
     assert distances["assd"] == pytest.approx(k - 0.5)
 
@@ -55,7 +55,7 @@ def test_square_shifted_by_k(k):
     """A 10-pixel square against itself shifted k (< 5) to the right: no border point
     is farther than k from the other border, and the two trailing sides (11 corners
     each, a quarter of the contour) are exactly k away, so HD95 is k."""
-    distances = metrics.boundary_distances(square(10, 10, 10), square(10, 10 + k, 10))
+    distances = metrics.boundary_distances(square(10, 10, 10), prediction=square(10, 10 + k, 10))
     assert distances["hd95"] == pytest.approx(k)
     assert 0 < distances["assd"] < k
 
@@ -71,7 +71,7 @@ def test_square_inside_a_square_by_hand():
     outer, inner = square(10, 10, 10), square(12, 12, 6)
     outer_average = (28 * 2 + 8 * np.sqrt(5) + 4 * 2.0) / (36 + 2 * np.sqrt(2))
     for truth, prediction in ((outer, inner), (inner, outer)):
-        distances = metrics.boundary_distances(truth, prediction)
+        distances = metrics.boundary_distances(truth, prediction=prediction)
         assert distances["hd95"] == pytest.approx(2 * np.sqrt(2))
         assert distances["assd"] == pytest.approx((outer_average + 2.0) / 2)
 
@@ -81,7 +81,7 @@ def test_disk_inside_a_larger_disk():
     pixel grid's staircase."""
     yy, xx = np.mgrid[:64, :64]
     radius = np.hypot(yy - 31.5, xx - 31.5)
-    distances = metrics.boundary_distances(radius < 20, radius < 14)
+    distances = metrics.boundary_distances(radius < 20, prediction=radius < 14)
     assert abs(distances["hd95"] - 6) <= 1 and abs(distances["assd"] - 6) <= 0.5
 
 
@@ -91,7 +91,7 @@ def test_disk_inside_a_larger_disk():
     (np.zeros((8, 8), bool), np.zeros((8, 8), bool), "both_empty"),
 ])
 def test_an_empty_mask_leaves_the_distances_undefined_and_says_why(truth, prediction, why):
-    assert metrics.boundary_distances(truth, prediction) == {
+    assert metrics.boundary_distances(truth, prediction=prediction) == {
         "hd95": None, "assd": None, "boundary_undefined": why}
 
 
@@ -104,7 +104,7 @@ def test_agrees_with_surface_distance_on_the_example_masks():
         eroded = cv2.erode(truth.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
         shifted = np.roll(truth, (9, -23), axis=(0, 1))
         for prediction in (eroded, shifted, np.roll(eroded, 40, axis=1)):
-            distances = metrics.boundary_distances(truth, prediction)
+            distances = metrics.boundary_distances(truth, prediction=prediction)
             hd95, assd = reference(truth, prediction)
             assert distances["hd95"] == pytest.approx(hd95, rel=1e-9), path
             assert distances["assd"] == pytest.approx(assd, rel=1e-9), path
@@ -119,7 +119,7 @@ def test_agrees_with_surface_distance_on_random_masks():
                              > rng.uniform(0.4, 0.6) for _ in range(2))
         if not (truth.any() and prediction.any()):
             continue
-        distances = metrics.boundary_distances(truth, prediction)
+        distances = metrics.boundary_distances(truth, prediction=prediction)
         hd95, assd = reference(truth, prediction)
         assert distances["hd95"] == pytest.approx(hd95, rel=1e-9), trial
         assert distances["assd"] == pytest.approx(assd, rel=1e-9), trial

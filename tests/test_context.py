@@ -49,7 +49,7 @@ def test_resumes_with_the_option_recorded(context_run):
 
 def photographs():
     rng = np.random.default_rng(3)
-    return [synthetic.render_example(rng, h, w)[0] for h, w in ((40, 56), (33, 71))]
+    return [synthetic.render_example(rng, height=h, width=w)[0] for h, w in ((40, 56), (33, 71))]
 
 
 def test_every_export_runs_the_context_network(context_run, tmp_path):
@@ -66,14 +66,14 @@ def test_every_export_runs_the_context_network(context_run, tmp_path):
     path.write_bytes(tflite.convert(keras_model, image_size=SIZE, variant="float32"))
     lite = inference.load_segmenter(str(path))
     for photograph in photographs():
-        inputs = standardize(resize_image(photograph[np.newaxis], SIZE)).numpy()
+        inputs = standardize(resize_image(photograph[np.newaxis], image_size=SIZE)).numpy()
         expected = keras_model(inputs, training=False).numpy()
         got = loaded.logits(images=tf.constant(inputs))["logits"].numpy()
         np.testing.assert_allclose(got, expected, atol=1e-4)
         lite_logits = tflite.LiteNetwork(str(path))(inputs).numpy()
         np.testing.assert_allclose(lite_logits, expected, atol=1e-4 * max(1, np.abs(expected).max()))
         mask = segment.segment_photograph(lambda x: keras_model(x, training=False),
-                                         tf.constant(photograph), image_size=SIZE).numpy()
+                                         image=tf.constant(photograph), image_size=SIZE).numpy()
         assert mask.shape == photograph.shape[:2]
         np.testing.assert_array_equal(segmenter.segment(photograph), mask)
         assert (lite.segment(photograph) == mask).mean() > 0.999

@@ -59,22 +59,22 @@ def test_each_layout_is_recognized_with_its_pairs(trees, layout):
 
 
 def test_decoys_are_not_examples(trees):
-    ph2 = datasets.find_split(trees["ph2"], datasets.ALL)
+    ph2 = datasets.find_split(trees["ph2"], split=datasets.ALL)
     assert all(e.mask_path.endswith(f"{e.image_id}_lesion.bmp") for e in ph2)  # not _roi
     isic2018 = os.path.join(trees["isic2018"], "ISIC2018_Task1-2_Training_Input")
     assert {"LICENSE.txt", "ATTRIBUTION.txt"} <= set(os.listdir(isic2018))
     # PH2 may be given as the folder holding "PH2 Dataset images" or as that folder.
     inner = os.path.join(trees["ph2"], "PH2 Dataset images")
-    assert datasets.find_split(inner, datasets.ALL) == ph2
+    assert datasets.find_split(inner, split=datasets.ALL) == ph2
 
 
 def test_splits_asked_for_and_missing_are_named(trees, tmp_path):
     with pytest.raises(datasets.DatasetError,
                        match="ISIC 2016 Part 1 in .* has no validation split; splits there: "
                              "training, test, all"):
-        datasets.find_split(trees["isic2016"], "validation")
+        datasets.find_split(trees["isic2016"], split="validation")
     with pytest.raises(datasets.DatasetError, match="has no training split; splits there: all"):
-        datasets.find_split(trees["ph2"], "training")
+        datasets.find_split(trees["ph2"], split="training")
     # An ISIC 2018 copy without validation ground truth is still recognized.
     copy = tmp_path / "isic2018"
     shutil.copytree(trees["isic2018"], copy)
@@ -103,16 +103,16 @@ def test_unknown_and_ambiguous_trees(trees, tmp_path):
     with pytest.raises(datasets.DatasetError, match="several dataset layouts: ISIC 2017 Task 1 "
                                                 r"\(--dataset=isic2017\), ISIC 2018"):
         datasets.open_dataset(str(both))
-    assert len(datasets.find_split(str(both), "training", dataset="isic2018")) == 4
+    assert len(datasets.find_split(str(both), split="training", dataset="isic2018")) == 4
     with pytest.raises(datasets.DatasetError, match="unknown split 'train'"):
-        datasets.find_split(trees["isic2017"], "train")
+        datasets.find_split(trees["isic2017"], split="train")
 
 
 def test_plain_folders_with_splits_and_unique_stems(tmp_path):
     rng = np.random.default_rng(0)
     for split, count in (("training", 3), ("test", 2)):
         for i in range(count):
-            image, mask = synthetic.render_example(rng, 24, 32)
+            image, mask = synthetic.render_example(rng, height=24, width=32)
             os.makedirs(tmp_path / split / "images", exist_ok=True)
             os.makedirs(tmp_path / split / "masks", exist_ok=True)
             cv2.imwrite(str(tmp_path / split / "images" / f"{split}-{i}.bmp"), image)
@@ -149,11 +149,12 @@ def test_bmp_masks_are_read_as_0_and_255_and_other_values_refused(tmp_path):
 
 def test_bmp_and_png_photographs_train_as_they_read(trees):
     # Training decodes BMP (PH2) and PNG photographs whole, JPEGs at reduced scale.
-    examples = datasets.find_split(trees["folders"], datasets.ALL)
+    examples = datasets.find_split(trees["folders"], split=datasets.ALL)
     assert {os.path.splitext(e.image_path)[1] for e in examples} == {".jpg", ".png"}
-    for example in examples + datasets.find_split(trees["ph2"], datasets.ALL)[:2]:
-        expected = pipeline.resize_image(images.read_image_file(example.image_path), 32).numpy()
-        got = pipeline.decode_resized_image(tf.constant(example.image_path), 32).numpy()
+    for example in examples + datasets.find_split(trees["ph2"], split=datasets.ALL)[:2]:
+        expected = pipeline.resize_image(images.read_image_file(example.image_path),
+                                         image_size=32).numpy()
+        got = pipeline.decode_resized_image(tf.constant(example.image_path), image_size=32).numpy()
         if example.image_path.endswith(".jpg"):
             assert np.abs(got.astype(int) - expected).mean() < 3
         else:
@@ -181,7 +182,7 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
     for layout, root in trees.items():
         dataset = datasets.open_dataset(root)
         train_examples, selection, problems = preflight.select_data(
-            dataset, RunConfig(data_dir=root, batch_size=2, holdout_fraction=0.25,
+            dataset, config=RunConfig(data_dir=root, batch_size=2, holdout_fraction=0.25,
                                image_size=32))
         assert problems == [] and len(train_examples) + len(selection) == len(
             dataset.find(dataset.training_split())), layout
@@ -195,7 +196,7 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
         def predict(example):
             image = images.read_image_file(example.image_path)
             return segmenter.segment(image), example.image_path
-        rows, failed = evaluation.evaluate(examples, predict, on_error=pytest.fail)
+        rows, failed = evaluation.evaluate(examples, predict=predict, on_error=pytest.fail)
         assert failed == [] and [r["image_id"] for r in rows] == [e.image_id for e in examples]
         summary = metrics.summarize(rows)
         assert 0.3 < summary["jaccard"] <= 1, (layout, summary)  # the model finds lesions
@@ -203,8 +204,8 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
 
 def test_predict_finds_photographs_and_truth_in_every_layout(trees, tmp_path):
     for layout, root in trees.items():
-        jobs, found = prediction.plan(root, str(tmp_path / layout))
-        examples = {e.image_id: e for e in datasets.find_split(root, datasets.ALL)}
+        jobs, found = prediction.plan(root, output_dir=str(tmp_path / layout))
+        examples = {e.image_id: e for e in datasets.find_split(root, split=datasets.ALL)}
         title = datasets.open_dataset(root).layout.title
         assert found == f"{title} ({root}): {len(examples)} photograph(s), {len(examples)} with " \
                         "ground truth", layout
@@ -215,10 +216,11 @@ def test_predict_finds_photographs_and_truth_in_every_layout(trees, tmp_path):
             assert job.truth_path == examples[stem].mask_path
     # One split's image folder: its photographs, the truth found beside them.
     images = os.path.join(trees["isic2018"], "ISIC2018_Task1-2_Test_Input")
-    jobs, _ = prediction.plan(images, str(tmp_path / "test"))
+    jobs, _ = prediction.plan(images, output_dir=str(tmp_path / "test"))
     assert [j.truth_path for j in jobs] == [
-        e.mask_path for e in datasets.find_split(trees["isic2018"], "test")]
-    jobs, _ = prediction.plan(os.path.join(trees["folders"], "images"), str(tmp_path / "f"))
+        e.mask_path for e in datasets.find_split(trees["isic2018"], split="test")]
+    jobs, _ = prediction.plan(os.path.join(trees["folders"], "images"),
+                              output_dir=str(tmp_path / "f"))
     assert jobs[0].truth_path.startswith(os.path.join(trees["folders"], "masks"))
 
 
@@ -229,7 +231,7 @@ def test_predictions_are_matched_by_stem(tmp_path):
                  "ISIC_0000001_segmentation.png", "ISIC_0000001_old.png", "notes.txt",
                  "clinic photo 7_segmentation.png"):
         (tmp_path / name).write_bytes(b"")
-    paths, problems = evaluation.match_predictions(examples, str(tmp_path))
+    paths, problems = evaluation.match_predictions(examples, pred_dir=str(tmp_path))
     assert paths == {"a": str(tmp_path / "a_segmentation.png"),
                      "a_b": str(tmp_path / "a_b_segmentation.png"),
                      "IMD002": str(tmp_path / "IMD002.bmp"),
@@ -254,17 +256,17 @@ def test_overlap_with_the_shipped_training_ids(trees, tmp_path):
         trained = f.read().split()
     root = tmp_path / "isic2016"
     shutil.copytree(trees["isic2016"], root)
-    example = datasets.find_split(str(root), "test")[0]
+    example = datasets.find_split(str(root), split="test")[0]
     os.rename(example.image_path, root / "ISBI2016_ISIC_Part1_Test_Data" / f"{trained[5]}.jpg")
     os.rename(example.mask_path,
               root / "ISBI2016_ISIC_Part1_Test_GroundTruth" / f"{trained[5]}_Segmentation.png")
     export_dir = os.path.join(PRETRAINED, "export")
-    overlap, ids_file = evaluation.training_overlap(datasets.find_split(str(root), datasets.ALL),
-                                                    export_dir)
+    overlap, ids_file = evaluation.training_overlap(
+        datasets.find_split(str(root), split=datasets.ALL), saved_model=export_dir)
     assert overlap == [trained[5]] and ids_file == os.path.join(PRETRAINED, "training_ids.txt")
-    assert evaluation.training_overlap(datasets.find_split(trees["isic2016"], datasets.ALL),
-                                       export_dir) == ([], ids_file)
-    assert evaluation.training_overlap([], str(tmp_path / "export")) == ([], None)
+    assert evaluation.training_overlap(datasets.find_split(trees["isic2016"], split=datasets.ALL),
+                                       saved_model=export_dir) == ([], ids_file)
+    assert evaluation.training_overlap([], saved_model=str(tmp_path / "export")) == ([], None)
 
 
 @pytest.mark.slow
@@ -272,7 +274,8 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     model_dir = str(tmp_path / "run")
     training.run(RunConfig(data_dir=trees["folders"], image_size=32, batch_size=2,
                            learning_rate=1e-7, max_epochs=1, holdout_fraction=0.25,
-                           jit_compile="false", init_from=PRETRAINED), model_dir, verbose=0)
+                           jit_compile="false", init_from=PRETRAINED), model_dir=model_dir,
+                 verbose=0)
     # Started from the shipped weights (a learning rate of 1e-7 barely moves them) with a
     # fresh optimizer (3 steps: 6 training pairs in batches of 2).
     import keras  # pylint: disable=import-outside-toplevel
@@ -303,17 +306,17 @@ def test_training_without_a_training_split_says_what_to_do(trees, tmp_path):
 def test_flat_folders_take_isic_mask_names_too(tmp_path):
     """images/ + masks/ whose masks carry ISIC's `_segmentation` suffix pair up."""
     for i in range(3):
-        image, mask = synthetic.render_example(np.random.default_rng(i), 40, 48)
+        image, mask = synthetic.render_example(np.random.default_rng(i), height=40, width=48)
         (tmp_path / "images").mkdir(exist_ok=True)
         (tmp_path / "masks").mkdir(exist_ok=True)
         cv2.imwrite(str(tmp_path / "images" / f"case{i}.jpg"), image[..., ::-1])
         cv2.imwrite(str(tmp_path / "masks" / f"case{i}_segmentation.png"), mask)
-    found = datasets.find_split(str(tmp_path), datasets.ALL)
+    found = datasets.find_split(str(tmp_path), split=datasets.ALL)
     assert [e.image_id for e in found] == ["case0", "case1", "case2"]
     assert found[0].mask_path.endswith("case0_segmentation.png")
     cv2.imwrite(str(tmp_path / "masks" / "case0.png"), mask)  # a second mask of case0
     with pytest.raises(datasets.DatasetError, match="are both masks of case0"):
-        datasets.find_split(str(tmp_path), datasets.ALL)
+        datasets.find_split(str(tmp_path), split=datasets.ALL)
 
 
 @pytest.mark.slow
@@ -326,7 +329,7 @@ def test_resize_dataset_makes_the_studys_kind_of_copy(tiny_isic, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     copy = datasets.open_dataset(str(out))
     assert copy.summary() == datasets.open_dataset(tiny_isic).summary()
-    for original, small in zip(datasets.find_split(tiny_isic, "validation"),
+    for original, small in zip(datasets.find_split(tiny_isic, split="validation"),
                                copy.find("validation"), strict=True):
         assert small.image_id == original.image_id
         image = images.read_image_file(small.image_path)

@@ -106,7 +106,7 @@ import json, sys
 from lesionseg_tf import datasets, distribute, pipeline
 strategy = distribute.make_strategy("multi_worker")
 import tensorflow as tf
-examples = datasets.find_split(sys.argv[1], "training")
+examples = datasets.find_split(sys.argv[1], split="training")
 epoch = tf.Variable(0, dtype=tf.int64)
 dataset = pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=True, seed=0,
                             epoch=epoch)
@@ -158,7 +158,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from lesionseg_tf import datasets, distribute, pipeline, training
 strategy = distribute.make_strategy("mirrored")
-examples = datasets.find_split(sys.argv[1], "training")
+examples = datasets.find_split(sys.argv[1], split="training")
 dataset = pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=True)
 images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
 shapes = [tuple(t.shape) for t in strategy.experimental_local_results(images)]
@@ -166,11 +166,11 @@ print("REPLICAS", strategy.num_replicas_in_sync, "SHAPES", shapes)
 from lesionseg_tf.config import RunConfig
 config = RunConfig(data_dir=sys.argv[1], image_size=32, batch_size=4, max_epochs=1,
                    select_on="validation")  # 4 pairs: a whole batch for the 2 replicas
-result = training.run(config, sys.argv[2], strategy=strategy, verbose=0)
+result = training.run(config, model_dir=sys.argv[2], strategy=strategy, verbose=0)
 print("TRAINED", result["epochs_run"])
 try:  # 10% of 8 pairs held out: 1 pair for 2 replicas
     training.run(RunConfig(data_dir=sys.argv[1], image_size=32, batch_size=4, max_epochs=1),
-                 sys.argv[2] + "_small", strategy=strategy, verbose=0)
+                 model_dir=sys.argv[2] + "_small", strategy=strategy, verbose=0)
 except ValueError as e:
     print("REFUSED", e)
 """

@@ -24,8 +24,9 @@ EXAMPLES = os.path.join(REPO_ROOT, "examples", "ISIC-2017_Validation_Data")
 def exported(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     model = build_model()
-    export_dir = export.export_saved_model(model, str(tmp_path_factory.mktemp("e") / "export"),
-                                           image_size=32, max_pixels=200_000)
+    export_dir = export.export_saved_model(
+        model, export_dir=str(tmp_path_factory.mktemp("e") / "export"), image_size=32,
+        max_pixels=200_000)
     return model, export_dir, tf.saved_model.load(export_dir)
 
 
@@ -66,7 +67,8 @@ def serve_rest(signature, body):
 def test_rest_round_trip_gives_the_segment_mask(exported, form):
     _, _, loaded = exported
     rng = np.random.default_rng(3)
-    photos = [synthetic.render_example(rng, 90, 120)[0], synthetic.render_example(rng, 75, 61)[0]]
+    photos = [synthetic.render_example(rng, height=90, width=120)[0],
+              synthetic.render_example(rng, height=75, width=61)[0]]
     payloads = [encoded(photos[0], ".jpg"), encoded(photos[1], ".png")]
     b64 = [{"b64": base64.b64encode(p).decode()} for p in payloads]
     body = {"row": {"signature_name": "segment_bytes", "instances": b64},
@@ -87,7 +89,8 @@ def test_rest_round_trip_gives_the_segment_mask(exported, form):
 def test_bytes_signature_refuses_bad_requests_with_a_message(exported):
     _, _, loaded = exported
     segment = loaded.signatures["segment_bytes"]
-    photo = encoded(synthetic.render_example(np.random.default_rng(0), 80, 100)[0], ".jpg")
+    photo = encoded(synthetic.render_example(np.random.default_rng(0), height=80, width=100)[0],
+                    ".jpg")
     with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG, PNG or BMP image"):
         segment(image_bytes=tf.constant([b"<html>not an image</html>"]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)jpeg"):
@@ -108,7 +111,7 @@ def test_header_size_matches_the_file_reader_on_real_photographs(tmp_path):
     size = tf.function(images.photograph_size)
     paths = sorted(glob.glob(os.path.join(EXAMPLES, "*.jpg")))
     assert len(paths) == 3
-    picture = synthetic.render_example(np.random.default_rng(1), 37, 53)[0]
+    picture = synthetic.render_example(np.random.default_rng(1), height=37, width=53)[0]
     for extension in (".png", ".bmp"):
         path = tmp_path / f"synthetic{extension}"
         path.write_bytes(encoded(picture, extension))

@@ -19,12 +19,12 @@ def learned(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("learn_isic"))
     synthetic.write_synthetic_dataset(root, num_training=60, num_validation=1, num_test=1, seed=7,
                                       widths=(48, 64))
-    _, held_out = datasets.split_holdout(datasets.find_split(root, "training"), fraction=0.2,
+    _, held_out = datasets.split_holdout(datasets.find_split(root, split="training"), fraction=0.2,
                                          seed=0)
     model_dir = str(tmp_path_factory.mktemp("learn_run"))
     config = RunConfig(data_dir=root, image_size=32, batch_size=8, max_epochs=12, patience=12,
                        seed=0, holdout_fraction=0.2)
-    result = training.run(config, model_dir, verbose=0)
+    result = training.run(config, model_dir=model_dir, verbose=0)
     return model_dir, held_out, result
 
 
@@ -77,4 +77,4 @@ def test_training_step_rotates_and_flips_image_and_mask_together():
 def _dihedral(array, code):
     """The `code`-th of the 8 rotations/flips of an `[h, w, c]` array (0: identity)."""
     flags = tf.constant([[code // 4 % 2, code // 2 % 2, code % 2]]) > 0
-    return augment.apply_transforms(tf.constant(array[np.newaxis]), flags)[0].numpy()
+    return augment.apply_transforms(tf.constant(array[np.newaxis]), transforms=flags)[0].numpy()

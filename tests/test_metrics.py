@@ -94,8 +94,8 @@ def test_parity_with_the_official_scorer(tmp_path):
         write_mask(truth_dir / f"{image_id}_segmentation.png", truth)
         write_mask(pred_dir / f"{image_id}_segmentation.png", prediction)
         rows.append(evaluation.score_image(
-            image_id, images.read_mask_file(str(truth_dir / f"{image_id}_segmentation.png")),
-            images.read_mask_file(str(pred_dir / f"{image_id}_segmentation.png"))))
+            image_id, truth=images.read_mask_file(str(truth_dir / f"{image_id}_segmentation.png")),
+            prediction=images.read_mask_file(str(pred_dir / f"{image_id}_segmentation.png"))))
     ours = metrics.summarize(rows)
     official = SegmentationScore.from_dir(truth_dir, pred_dir).macro_average
     for name in ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard",
@@ -109,17 +109,17 @@ def test_parity_with_the_official_scorer(tmp_path):
 def test_empty_denominators_score_one():
     from lesionseg_tf import metrics
     empty = np.zeros((4, 4), bool)
-    scores = metrics.image_metrics(metrics.confusion(empty, empty))
+    scores = metrics.image_metrics(metrics.confusion(empty, prediction=empty))
     assert scores == {"accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0, "jaccard": 1.0,
                       "threshold_jaccard": 1.0, "dice": 1.0}
     truth = np.zeros((4, 4), bool)
     truth[0, :3] = True
     prediction = truth.copy()
     prediction[0, 3] = True  # Jaccard 3/4, above the 0.65 threshold
-    scores = metrics.image_metrics(metrics.confusion(truth, prediction))
+    scores = metrics.image_metrics(metrics.confusion(truth, prediction=prediction))
     assert scores["jaccard"] == scores["threshold_jaccard"] == 0.75
     prediction[1, :] = True  # Jaccard 3/8, below it
-    scores = metrics.image_metrics(metrics.confusion(truth, prediction))
+    scores = metrics.image_metrics(metrics.confusion(truth, prediction=prediction))
     assert scores["jaccard"] == 3 / 8 and scores["threshold_jaccard"] == 0.0
 
 
@@ -152,8 +152,8 @@ def test_size_mismatch_names_the_file_and_both_sizes():
     from lesionseg_tf import evaluation
     with pytest.raises(ValueError, match=r"pred.png: prediction is 5x4 \(WxH\), ground truth is "
                                          r"6x4"):
-        evaluation.score_image("ISIC_0000001", np.zeros((4, 6), np.uint8),
-                               np.zeros((4, 5), np.uint8), "pred.png")
+        evaluation.score_image("ISIC_0000001", truth=np.zeros((4, 6), np.uint8),
+                               prediction=np.zeros((4, 5), np.uint8), prediction_name="pred.png")
 
 
 def test_default_report_folders_never_share_and_never_enter_a_shipped_model(tmp_path):
@@ -213,11 +213,11 @@ def test_bootstrap_is_seeded_and_narrows_with_more_images():
 
 def test_paired_comparison_of_identical_predictions_is_zero_and_untestable():
     scores = [0.2, 0.9, 0.55, 0.0, 1.0]
-    result = metrics.paired_comparison(scores, list(scores), samples=200, seed=0)
+    result = metrics.paired_comparison(scores, second=list(scores), samples=200, seed=0)
     assert result["mean_difference"] == 0.0 and result["interval"] == [0.0, 0.0]
     assert result["p_value"] is None  # undefined, not a number
     assert (result["better"], result["worse"], result["ties"]) == (0, 0, 5)
-    assert "undefined" in metrics.format_comparison(result, "a", "b")
+    assert "undefined" in metrics.format_comparison(result, first_name="a", second_name="b")
 
 
 def test_paired_comparison_by_hand():
@@ -228,18 +228,18 @@ def test_paired_comparison_by_hand():
     second = [0.50, 0.60, 0.70, 0.20, 0.90]
     differences = [0.01, 0.02, 0.03, 0.04, 0.05]
     first = [s + d for s, d in zip(second, differences)]
-    result = metrics.paired_comparison(first, second, samples=500, seed=1)
+    result = metrics.paired_comparison(first, second=second, samples=500, seed=1)
     assert result["mean_difference"] == pytest.approx(0.03)
     low, high = result["interval"]
     assert 0.01 - 1e-12 <= low < 0.03 < high <= 0.05 + 1e-12
     assert result["p_value"] == pytest.approx(0.0625)
     assert (result["better"], result["worse"], result["ties"]) == (5, 0, 0)
     # Swapped, the same evidence the other way.
-    swapped = metrics.paired_comparison(second, first, samples=500, seed=1)
+    swapped = metrics.paired_comparison(second, second=first, samples=500, seed=1)
     assert swapped["mean_difference"] == pytest.approx(-0.03)
     assert swapped["interval"][1] < 0 and swapped["p_value"] == pytest.approx(0.0625)
     with pytest.raises(ValueError, match="same length"):
-        metrics.paired_comparison([0.1, 0.2], [0.1])
+        metrics.paired_comparison([0.1, 0.2], second=[0.1])
 
 
 def test_summary_averages_boundary_distances_where_defined_and_counts_the_rest():
@@ -248,13 +248,15 @@ def test_summary_averages_boundary_distances_where_defined_and_counts_the_rest()
     square[5:10, 5:10] = 255
     shifted = np.roll(square, 2, axis=1)
     empty = np.zeros_like(square)
-    rows = [evaluation.score_image("a", square, square), evaluation.score_image("b", square, shifted),
-            evaluation.score_image("c", empty, empty), evaluation.score_image("d", square, empty)]
+    rows = [evaluation.score_image("a", truth=square, prediction=square),
+            evaluation.score_image("b", truth=square, prediction=shifted),
+            evaluation.score_image("c", truth=empty, prediction=empty),
+            evaluation.score_image("d", truth=square, prediction=empty)]
     summary = metrics.summarize(rows)
     assert summary["hd95"] == pytest.approx((0 + 2) / 2)  # not 4 images, not inf
     assert summary["boundary_undefined"] == {"empty_truth": 0, "empty_prediction": 1,
                                              "both_empty": 1}
     intervals = metrics.bootstrap_intervals(rows, samples=200, seed=0)
     assert 0 <= intervals["hd95"][0] <= intervals["hd95"][1] <= 2
-    table = evaluation.format_table(summary, "t", intervals)
+    table = evaluation.format_table(summary, title="t", intervals=intervals)
     assert "HD95" in table and "1 empty prediction, 1 both empty" in table

@@ -12,7 +12,7 @@ from lesionseg_tf import datasets, images, pipeline, synthetic
 
 
 def test_finds_exactly_the_pairs(tiny_isic):
-    examples = datasets.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, split="training")
     image_dir = os.path.join(tiny_isic, "ISIC-2017_Training_Data")
     # The folder also holds superpixel PNGs and a metadata CSV, which are not examples.
     assert any(n.endswith("_superpixels.png") for n in os.listdir(image_dir))
@@ -22,8 +22,8 @@ def test_finds_exactly_the_pairs(tiny_isic):
     for e in examples:
         assert e.image_path == os.path.join(image_dir, e.image_id + ".jpg")
         assert os.path.basename(e.mask_path) == e.image_id + "_segmentation.png"
-    assert len(datasets.find_split(tiny_isic, "validation")) == 4
-    assert len(datasets.find_split(tiny_isic, "test")) == 4
+    assert len(datasets.find_split(tiny_isic, split="validation")) == 4
+    assert len(datasets.find_split(tiny_isic, split="test")) == 4
 
 
 def test_holdout_split_is_a_seeded_partition():
@@ -53,7 +53,7 @@ def test_accepts_the_2016_mask_spelling(isic_copy):
     name = sorted(os.listdir(mask_dir))[0]
     os.rename(os.path.join(mask_dir, name),
               os.path.join(mask_dir, name.replace("_segmentation", "_Segmentation")))
-    assert len(datasets.find_split(isic_copy, "validation")) == 4
+    assert len(datasets.find_split(isic_copy, split="validation")) == 4
 
 
 def test_image_without_mask_is_named(isic_copy):
@@ -61,7 +61,7 @@ def test_image_without_mask_is_named(isic_copy):
     victim = sorted(os.listdir(mask_dir))[2]
     os.remove(os.path.join(mask_dir, victim))
     with pytest.raises(datasets.DatasetError) as error:
-        datasets.find_split(isic_copy, "training")
+        datasets.find_split(isic_copy, split="training")
     message = str(error.value)
     assert victim.replace("_segmentation.png", "") in message
     assert "have no mask" in message and "ISIC_<7 digits>_segmentation.png" in message
@@ -72,30 +72,30 @@ def test_mask_without_image_is_named(isic_copy):
     victim = sorted(n for n in os.listdir(image_dir) if n.endswith(".jpg"))[0]
     os.remove(os.path.join(image_dir, victim))
     with pytest.raises(datasets.DatasetError, match=f"have no image.*{victim[:-4]}"):
-        datasets.find_split(isic_copy, "test")
+        datasets.find_split(isic_copy, split="test")
 
 
 def test_missing_split_and_missing_dir(isic_copy, tmp_path):
     shutil.rmtree(os.path.join(isic_copy, "ISIC-2017_Validation_Data"))
     with pytest.raises(datasets.DatasetError, match="ISIC-2017_Validation_Data is missing"):
-        datasets.find_split(isic_copy, "validation")
+        datasets.find_split(isic_copy, split="validation")
     with pytest.raises(datasets.DatasetError, match="does not exist"):
-        datasets.find_split(str(tmp_path / "nowhere"), "training")
+        datasets.find_split(str(tmp_path / "nowhere"), split="training")
     with pytest.raises(datasets.DatasetError, match="unknown split"):
-        datasets.find_split(isic_copy, "train")
+        datasets.find_split(isic_copy, split="train")
 
 
 def test_empty_split_is_an_error(tmp_path):
     for folder in datasets.ISIC2017.folders["training"]:
         os.makedirs(tmp_path / folder)
     with pytest.raises(datasets.DatasetError, match="training split: no images found in"):
-        datasets.find_split(str(tmp_path), "training")
+        datasets.find_split(str(tmp_path), split="training")
 
 
 def test_resize_mask_stays_binary():
     mask = np.zeros((37, 53, 1), np.uint8)
     mask[10:30, 5:40] = 255
-    resized = pipeline.resize_mask(mask, 16).numpy()
+    resized = pipeline.resize_mask(mask, image_size=16).numpy()
     assert resized.shape == (16, 16, 1) and set(np.unique(resized)) == {0, 255}
 
 
@@ -105,7 +105,7 @@ def test_mask_to_label_uses_the_isic_threshold():
 
 
 def test_training_dataset(tiny_isic):
-    examples = datasets.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, split="training")
     dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3, is_training=True, seed=0)
     batches = list(dataset)
     assert len(batches) == 2  # 8 examples, last partial batch dropped
@@ -118,7 +118,7 @@ def test_training_dataset(tiny_isic):
 
 
 def test_training_order_is_shuffled_and_seeded(tiny_isic):
-    examples = datasets.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, split="training")
 
     def first_labels(seed):
         ds = pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=seed)
@@ -129,13 +129,13 @@ def test_training_order_is_shuffled_and_seeded(tiny_isic):
 
 
 def test_evaluation_dataset_keeps_order_and_remainder(tiny_isic):
-    examples = datasets.find_split(tiny_isic, "validation")
+    examples = datasets.find_split(tiny_isic, split="validation")
     dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3, is_training=False)
     labels = np.concatenate([l.numpy() for _, l in dataset])
     assert labels.shape == (4, 32, 32, 1)
     for label, example in zip(labels, examples):
         mask = pipeline.load_mask(tf.constant(example.mask_path))
-        expected = pipeline.mask_to_label(pipeline.resize_mask(mask, 32)).numpy()
+        expected = pipeline.mask_to_label(pipeline.resize_mask(mask, image_size=32)).numpy()
         np.testing.assert_array_equal(label, expected)
 
 
@@ -146,7 +146,7 @@ def as_arrays(dataset):
 
 @pytest.mark.parametrize("is_training", [True, False])
 def test_cached_and_uncached_pipelines_agree(tiny_isic, tmp_path, is_training):
-    examples = datasets.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, split="training")
     epoch = tf.Variable(0, dtype=tf.int64)
     kwargs = dict(image_size=32, batch_size=2, is_training=is_training, seed=5, epoch=epoch)
     plain = pipeline.make_dataset(examples, **kwargs)
@@ -164,7 +164,7 @@ def test_cached_and_uncached_pipelines_agree(tiny_isic, tmp_path, is_training):
 def test_cache_means_no_second_decode(tiny_isic, tmp_path):
     root = tmp_path / "isic"
     shutil.copytree(tiny_isic, root)
-    examples = datasets.find_split(str(root), "training")
+    examples = datasets.find_split(str(root), split="training")
     epoch = tf.Variable(0, dtype=tf.int64)
     dataset = pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=True,
                                 seed=0, epoch=epoch, cache="memory")
@@ -179,7 +179,7 @@ def test_cache_means_no_second_decode(tiny_isic, tmp_path):
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only(tiny_isic):
-    examples = datasets.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, split="training")
 
     def labels(seed, at_epoch):
         epoch = tf.Variable(at_epoch, dtype=tf.int64)
@@ -196,11 +196,11 @@ def test_reduced_scale_decode_stays_close(tmp_path):
     rng = np.random.default_rng(0)
     differences = []
     for i, (height, width) in enumerate([(600, 800), (1000, 1500), (530, 530)]):
-        image, _ = synthetic.render_example(rng, height, width)
+        image, _ = synthetic.render_example(rng, height=height, width=width)
         path = str(tmp_path / f"{i}.jpg")
         cv2.imwrite(path, image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-        full = pipeline.resize_image(images.decode_image(path), 64).numpy().astype(float)
-        reduced = pipeline.decode_resized_jpeg(path, 64).numpy().astype(float)
+        full = pipeline.resize_image(images.decode_image(path), image_size=64).numpy().astype(float)
+        reduced = pipeline.decode_resized_jpeg(path, image_size=64).numpy().astype(float)
         assert reduced.shape == (64, 64, 3)
         differences.append(np.abs(full - reduced).mean())
     assert max(differences) < 2.0  # mean absolute difference in grey levels
@@ -208,7 +208,7 @@ def test_reduced_scale_decode_stays_close(tmp_path):
 
 @pytest.mark.parametrize("global_seed", [0, 7])
 def test_epoch_order_ignores_the_global_seed(tiny_isic, global_seed):
-    examples = datasets.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, split="training")
     tf.random.set_seed(global_seed)
     try:
         ds = pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=2)
@@ -224,7 +224,7 @@ def test_epoch_order_ignores_the_global_seed(tiny_isic, global_seed):
 def test_training_and_selection_data_are_read_without_autotuning(tiny_isic, is_training):
     # tf.data's autotuning stalled training steps on 2 cores (pipeline.training_options);
     # a dataset derived from the pipeline's keeps the option.
-    examples = datasets.find_split(tiny_isic, "training")
+    examples = datasets.find_split(tiny_isic, split="training")
     dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3,
                                     is_training=is_training)
     assert dataset.options().autotune.enabled is False

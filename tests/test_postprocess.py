@@ -53,7 +53,7 @@ SIZES = [(16, 50, 37), (32, 32, 32), (64, 480, 640), (112, 301, 517), (64, 64, 2
                                         ((32, 48), (32, 48)), ((40, 40), (41, 90))])
 def test_bicubic_is_keys_kernel_as_in_pillow(shape, size):
     values = np.random.default_rng(0).integers(0, 256, shape).astype(np.float32)
-    rows, columns = (postprocess.bicubic_weights(n, new).numpy()
+    rows, columns = (postprocess.bicubic_weights(n, new_size=new).numpy()
                      for n, new in zip(shape, size))
     got = rows.T @ values @ columns
     assert got.shape == size
@@ -72,7 +72,7 @@ def test_bicubic_is_keys_kernel_as_in_pillow(shape, size):
 @pytest.mark.parametrize("net,height,width", SIZES)
 def test_matches_independent_reference(net, height, width):
     probability = random_probability(np.random.default_rng(net + height), net)
-    got = postprocess.probability_to_mask(probability, height, width).numpy()
+    got = postprocess.probability_to_mask(probability, height=height, width=width).numpy()
     assert got.shape == (height, width) and got.dtype == np.uint8
     assert set(np.unique(got)) <= {0, 255}
     expected, upscaled = reference_mask(probability, height, width)
@@ -89,7 +89,7 @@ def test_opening_is_the_disk_opening_of_opencv_and_skimage():
     # At the network's own size the bicubic step is the identity, so the opening
     # alone is compared on a random binary image, border included.
     binary = (np.random.default_rng(0).random((30, 45)) > 0.4).astype(np.uint8)
-    got = postprocess.probability_to_mask(binary.astype(np.float32), 30, 45).numpy()
+    got = postprocess.probability_to_mask(binary.astype(np.float32), height=30, width=45).numpy()
     np.testing.assert_array_equal(got, cv2.morphologyEx(binary * 255, cv2.MORPH_OPEN, DISK))
     inner = (slice(2, -2), slice(2, -2))  # skimage treats the image border differently
     expected = skimage.morphology.opening(binary > 0, skimage.morphology.disk(1))
@@ -100,10 +100,11 @@ def test_opening_removes_specks_and_threshold_is_half():
     probability = np.zeros((40, 40), np.float32)
     probability[10:30, 10:30] = 1.0
     probability[2, 2] = 1.0  # an isolated speck at network resolution
-    mask = postprocess.probability_to_mask(probability, 40, 40).numpy()
+    mask = postprocess.probability_to_mask(probability, height=40, width=40).numpy()
     assert mask[2, 2] == 0 and mask[20, 20] == 255
-    assert postprocess.probability_to_mask(np.full((8, 8), 0.5), 8, 8).numpy().min() == 255
-    assert postprocess.probability_to_mask(np.full((8, 8), 0.498), 8, 8).numpy().max() == 0
+    half, below = (postprocess.probability_to_mask(np.full((8, 8), p), height=8, width=8).numpy()
+                   for p in (0.5, 0.498))
+    assert half.min() == 255 and below.max() == 0
 
 
 def test_largest_component_and_fill_holes():
@@ -111,7 +112,7 @@ def test_largest_component_and_fill_holes():
     probability[5:40, 5:40] = 1.0
     probability[15:25, 15:25] = 0.0  # a hole
     probability[48:56, 48:56] = 1.0  # a smaller second region
-    plain = postprocess.probability_to_mask(probability, 60, 60).numpy()
+    plain = postprocess.probability_to_mask(probability, height=60, width=60).numpy()
     assert plain[20, 20] == 0 and plain[52, 52] == 255
     assert postprocess.refine(plain) is plain  # the paper's pipeline: no option
     largest = postprocess.refine(plain, keep_largest_component=True)
@@ -136,7 +137,7 @@ def test_tta_is_the_mean_over_the_eight_transforms():
     def position_dependent(batch):  # not equivariant, so each orientation differs
         return batch[..., :2] * weights
 
-    got = postprocess.tta_lesion_probability(position_dependent, images).numpy()[0]
+    got = postprocess.tta_lesion_probability(position_dependent, images=images).numpy()[0]
     expected = []
     for k in range(4):
         for flip in (False, True):

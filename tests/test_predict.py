@@ -39,7 +39,7 @@ def predictions(export_dir, tiny_isic, tmp_path_factory):
 
 @pytest.mark.slow
 def test_masks_are_a_valid_isic_submission(predictions, tiny_isic):
-    examples = datasets.find_split(tiny_isic, "validation")
+    examples = datasets.find_split(tiny_isic, split="validation")
     names = sorted(n for n in os.listdir(predictions) if n.endswith(".png"))
     assert names == [f"{e.image_id}_segmentation.png" for e in examples]
     for example in examples:
@@ -101,20 +101,21 @@ def test_predict_writes_the_graph_mask_of_the_library_pipeline(predictions, expo
     network = loaded.signatures["logits"]
     size = export.read_info(export_dir)["image_size"]
     differing = total = 0
-    for example in datasets.find_split(tiny_isic, "validation"):
+    for example in datasets.find_split(tiny_isic, split="validation"):
         image = images.read_image_file(example.image_path)
         height, width = image.shape[:2]
         written = images.read_mask_file(
             os.path.join(predictions, f"{example.image_id}_segmentation.png"))
         served = loaded.signatures["serving_default"](image=tf.constant(image))["mask"]
         np.testing.assert_array_equal(written, served.numpy())
-        inputs = pipeline.standardize(pipeline.resize_image(image[np.newaxis], size))
+        inputs = pipeline.standardize(pipeline.resize_image(image[np.newaxis], image_size=size))
         plain = postprocess.lesion_probability(network(images=inputs)["logits"])[0]
         averaged = postprocess.tta_lesion_probability(
-            lambda batch: network(images=batch)["logits"], inputs)[0]
+            lambda batch: network(images=batch)["logits"], images=inputs)[0]
         for name, probability in (("segment", plain), ("segment_tta", averaged)):
             got = loaded.signatures[name](image=tf.constant(image))["mask"].numpy()
-            expected = postprocess.probability_to_mask(probability, height, width).numpy()
+            expected = postprocess.probability_to_mask(probability, height=height,
+                                                       width=width).numpy()
             differing += int(np.sum(got != expected))  # float rounding at the threshold only
             total += got.size
     assert differing / total < 1e-3
@@ -185,7 +186,7 @@ def test_evaluate_reports_bad_files_and_trained_on_images_one_line_each(export_d
                                                                        tmp_path):
     root = tmp_path / "isic"
     shutil.copytree(tiny_isic, root)
-    examples = datasets.find_split(str(root), "validation")
+    examples = datasets.find_split(str(root), split="validation")
     open(examples[0].mask_path, "wb").close()  # zero-byte truth
     with open(examples[1].image_path, "wb") as f:
         f.write(os.urandom(3000))  # not an image
@@ -229,7 +230,7 @@ def test_evaluate_pred_dir_problems(predictions, tiny_isic, tmp_path):
 def test_killing_predict_leaves_no_partial_mask(export_dir, tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
-    image, _ = synthetic.render_example(np.random.default_rng(0), 1500, 2000)
+    image, _ = synthetic.render_example(np.random.default_rng(0), height=1500, width=2000)
     cv2.imwrite(str(folder / "ISIC_9100000.jpg"), image[..., ::-1])
     for i in range(1, 60):
         os.link(folder / "ISIC_9100000.jpg", folder / f"ISIC_91{i:05d}.jpg")
@@ -259,7 +260,7 @@ def test_killing_the_export_never_leaves_a_partial_one(tmp_path):
               "from lesionseg_tf.model import build_model\n"
               "model = build_model()\n"
               "while True:\n"
-              "    export.export_saved_model(model, sys.argv[1], image_size=32)\n")
+              "    export.export_saved_model(model, export_dir=sys.argv[1], image_size=32)\n")
     env = script_env()
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -282,8 +283,8 @@ def test_killing_the_export_never_leaves_a_partial_one(tmp_path):
 def test_write_atomically_leaves_old_or_new_never_partial(tmp_path, monkeypatch):
     from lesionseg_tf import files
     target = tmp_path / "mask.png"
-    files.write_atomically(str(target), b"old")
-    files.write_atomically(str(target), "new text")
+    files.write_atomically(str(target), payload=b"old")
+    files.write_atomically(str(target), payload="new text")
     assert target.read_bytes() == b"new text"
 
     def crash(*args):
@@ -291,7 +292,7 @@ def test_write_atomically_leaves_old_or_new_never_partial(tmp_path, monkeypatch)
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        files.write_atomically(str(target), b"half")
+        files.write_atomically(str(target), payload=b"half")
     assert target.read_bytes() == b"new text" and os.listdir(tmp_path) == ["mask.png"]
 
 

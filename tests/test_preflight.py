@@ -21,7 +21,7 @@ def corrupted(tmp_path_factory, tiny_isic):
     shutil.copytree(tiny_isic, root)
     images = os.path.join(root, "ISIC-2017_Training_Data")
     masks = os.path.join(root, "ISIC-2017_Training_Part1_GroundTruth")
-    ids = [e.image_id for e in datasets.find_split(root, "training")]
+    ids = [e.image_id for e in datasets.find_split(root, split="training")]
 
     def image(i):
         return os.path.join(images, f"{ids[i]}.jpg")
@@ -58,7 +58,7 @@ def corrupted(tmp_path_factory, tiny_isic):
 def test_report_names_every_problem(corrupted):
     root, named = corrupted
     examples, orphans = datasets.open_dataset(root).scan("training")
-    report = preflight.check_split(examples, orphans)
+    report = preflight.check_split(examples, orphans=orphans)
     text = "\n".join(str(p) for p in report.problems)
     for problem, name in named.items():
         assert name in text, problem
@@ -71,7 +71,7 @@ def test_report_names_every_problem(corrupted):
 
 
 def test_pixel_limit(tiny_isic):
-    example = datasets.find_split(tiny_isic, "validation")[0]
+    example = datasets.find_split(tiny_isic, split="validation")[0]
     width, height = images.read_image_header(example.image_path)
     problems = preflight.check_example(example, max_pixels=width * height - 1)
     assert len(problems) == 1 and "over the limit" in problems[0].message

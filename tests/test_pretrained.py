@@ -27,14 +27,14 @@ def test_readme_command_segments_the_examples_as_measured(tmp_path):
                         f"--input={os.path.join(EXAMPLES, 'ISIC-2017_Validation_Data')}",
                         f"--output_dir={out}", "--overlay")
     assert result.returncode == 0, result.stderr[-3000:]
-    examples = datasets.find_split(EXAMPLES, "validation")
+    examples = datasets.find_split(EXAMPLES, split="validation")
     assert len(examples) == 3
     rows = []
     for example in examples:
         mask = images.read_mask_file(str(out / f"{example.image_id}_segmentation.png"))
         assert set(np.unique(mask)) <= {0, 255}
-        rows.append(evaluation.score_image(example.image_id,
-                                           images.read_mask_file(example.mask_path), mask))
+        rows.append(evaluation.score_image(
+            example.image_id, truth=images.read_mask_file(example.mask_path), prediction=mask))
         overlay = cv2.imread(str(out / "overlays" / f"{example.image_id}_overlay.jpg"))
         assert overlay is not None and overlay.shape[:2] == mask.shape
     jaccard = metrics.summarize(rows)["jaccard"]
@@ -52,7 +52,7 @@ def test_model_card_and_run_files_are_shipped():
     assert flags["select_on"] == "holdout"  # selected without validation ground truth
     with open(os.path.join(PRETRAINED, "holdout_ids.txt")) as f:
         held_out = set(f.read().split())
-    validation = {e.image_id for e in datasets.find_split(EXAMPLES, "validation")}
+    validation = {e.image_id for e in datasets.find_split(EXAMPLES, split="validation")}
     assert not held_out & validation
     size = sum(os.path.getsize(os.path.join(folder, name))
                for folder, _, names in os.walk(PRETRAINED) for name in names)
@@ -85,12 +85,12 @@ def test_shipped_int8_tflite_scores_the_examples_as_the_saved_model():
     saved = inference.load_segmenter(os.path.join(PRETRAINED, "export"))
     assert lite.image_size == saved.image_size == 64
     rows = []
-    for example in datasets.find_split(EXAMPLES, "validation"):
+    for example in datasets.find_split(EXAMPLES, split="validation"):
         photo = images.read_image_file(example.image_path)
         mask = lite.segment(photo)
         assert (mask == saved.segment(photo)).mean() > 0.98
-        rows.append(evaluation.score_image(example.image_id,
-                                           images.read_mask_file(example.mask_path), mask))
+        rows.append(evaluation.score_image(
+            example.image_id, truth=images.read_mask_file(example.mask_path), prediction=mask))
     assert metrics.summarize(rows)["jaccard"] >= MEASURED_JACCARD - TOLERANCE
 
 

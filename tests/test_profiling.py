@@ -36,7 +36,7 @@ RECORDED_OPS = [
 
 @pytest.mark.parametrize("op_type,name,part", RECORDED_OPS)
 def test_each_recorded_op_is_put_in_its_part(op_type, name, part):
-    assert profiling.part_of(op_type, name) == part
+    assert profiling.part_of(op_type, op_name=name) == part
 
 
 def test_summary_shares_add_up_and_rank_the_ops():
@@ -66,7 +66,7 @@ def test_a_profiled_step_shows_every_part_of_training(tmp_path, fused):
                  "augmentation", "loss", "metric", "optimizer"):
         assert shares.get(part, 0) > 0, part
     batch_norm_kernels = {op_type for op_type, name, _ in ops
-                          if profiling.part_of(op_type, name) == "batch normalization"}
+                          if profiling.part_of(op_type, op_name=name) == "batch normalization"}
     # The fused layer is one kernel forward and one backward; Keras' own is many ops.
     assert any("FusedBatchNorm" in t for t in batch_norm_kernels) == fused
     assert ("Mean" in batch_norm_kernels) == (not fused)

@@ -27,14 +27,14 @@ def test_a_folder_starts_continues_or_is_refused(tmp_path):
     run.write_config(config)
     assert run.check_start(config) is False  # no completed epoch: a fresh start
     os.makedirs(run.backup_dir)
-    run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), '{"epoch": 2}')
+    run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), payload='{"epoch": 2}')
     assert run.backup_state() == {"epoch": 2}
     assert run.check_start(config) is True  # the same settings: continue
     assert run.check_start(RunConfig(data_dir="d", seed=1, cache="none")) is True
     with pytest.raises(ValueError, match=r"other flags \(seed: 1 then, 2 now\); rerun"):
         run.check_start(RunConfig(data_dir="d", seed=2, holdout_seed=1))
     assert run.check_start(RunConfig(data_dir="d", seed=2), overwrite=True) is False
-    run.write_json(RunDir.RESULT, {"best_epoch": 1})
+    run.write_json(RunDir.RESULT, values={"best_epoch": 1})
     with pytest.raises(ValueError, match="holds a finished run"):
         run.check_start(config)
 
@@ -42,7 +42,7 @@ def test_a_folder_starts_continues_or_is_refused(tmp_path):
 def test_clear_removes_the_run_files_only(tmp_path):
     run = RunDir(tmp_path)
     for name in (RunDir.RESULT, RunDir.LOG, RunDir.TRAINING_IDS, "notes.txt"):
-        run.write(name, "x")
+        run.write(name, payload="x")
     os.makedirs(run.export_dir)
     os.makedirs(run.cache_dir)
     run.clear()
@@ -51,7 +51,8 @@ def test_clear_removes_the_run_files_only(tmp_path):
 
 def test_ids_round_trip(tmp_path):
     run = RunDir(tmp_path)
-    run.write_ids(RunDir.HOLDOUT_IDS, [Example("a", "a.jpg", "a.png"), Example("b", "", "")])
+    run.write_ids(RunDir.HOLDOUT_IDS,
+                  examples=[Example("a", "a.jpg", "a.png"), Example("b", "", "")])
     assert run.read_ids(RunDir.HOLDOUT_IDS) == ["a", "b"]
     assert run.read_ids(RunDir.TRAINING_IDS) is None
 
@@ -59,7 +60,7 @@ def test_ids_round_trip(tmp_path):
 def test_atomic_files_and_folders_get_the_umask_modes(tmp_path):
     umask = os.umask(0o027)
     try:
-        files.write_atomically(str(tmp_path / "a.json"), "{}")
+        files.write_atomically(str(tmp_path / "a.json"), payload="{}")
         with files.atomic_path(str(tmp_path / "folder")) as temporary:
             os.makedirs(temporary)
             open(os.path.join(temporary, "x"), "w").close()
@@ -94,9 +95,9 @@ def test_a_run_recorded_before_the_context_option_resumes_as_table_1(tmp_path):
     run = RunDir(tmp_path / "old")
     recorded = RunConfig(data_dir="d", image_size=256).to_dict()
     del recorded["context"]
-    run.write_json(RunDir.CONFIG, {**recorded, "model_dir": run.path})
+    run.write_json(RunDir.CONFIG, values={**recorded, "model_dir": run.path})
     os.makedirs(run.backup_dir)
-    run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), '{"epoch": 7}')
+    run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), payload='{"epoch": 7}')
     assert run.settings()["context"] == "none"
     assert run.check_start(RunConfig(data_dir="d", image_size=256)) is True
     with pytest.raises(ValueError, match="context: 'none' then, 'image_pooling' now"):
@@ -106,7 +107,7 @@ def test_a_run_recorded_before_the_context_option_resumes_as_table_1(tmp_path):
 def test_fine_tuning_takes_the_size_and_network_of_the_run_it_starts_from(tmp_path):
     shipped = RunDir(tmp_path / "shipped")
     shipped.write_config(RunConfig(data_dir="d", image_size=64, context="image_pooling"))
-    shipped.write(RunDir.SHIPPED_MODEL, b"weights")
+    shipped.write(RunDir.SHIPPED_MODEL, payload=b"weights")
     expected = {"image_size": 64, "context": "image_pooling"}
     assert run_dir.inherited_settings(shipped.path) == expected
     assert run_dir.inherited_settings(shipped.file(RunDir.SHIPPED_MODEL)) == expected
@@ -114,7 +115,7 @@ def test_fine_tuning_takes_the_size_and_network_of_the_run_it_starts_from(tmp_pa
     loose = tmp_path / "loose.keras"
     loose.write_bytes(b"weights")
     assert run_dir.inherited_settings(str(loose)) == {}
-    shipped.write(RunDir.CONFIG, "{not json")
+    shipped.write(RunDir.CONFIG, payload="{not json")
     with pytest.raises(ValueError, match="flags.json: cannot be read"):
         run_dir.inherited_settings(shipped.path)
 

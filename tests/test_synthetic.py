@@ -14,7 +14,7 @@ def test_tree_has_the_isic_layout_and_exact_masks(tiny_isic):
         image_dir = os.path.join(tiny_isic, image_folder)
         mask_dir = os.path.join(tiny_isic, mask_folder)
         assert os.path.isfile(os.path.join(image_dir, f"{image_folder}_metadata.csv"))
-        for example in datasets.find_split(tiny_isic, split):
+        for example in datasets.find_split(tiny_isic, split=split):
             image = cv2.imread(example.image_path, cv2.IMREAD_UNCHANGED)
             mask = cv2.imread(example.mask_path, cv2.IMREAD_UNCHANGED)
             assert image.ndim == 3 and image.shape[2] == 3
@@ -26,7 +26,7 @@ def test_tree_has_the_isic_layout_and_exact_masks(tiny_isic):
 
 
 def test_lesion_is_darker_than_skin():
-    image, mask = synthetic.render_example(np.random.default_rng(3), 120, 160)
+    image, mask = synthetic.render_example(np.random.default_rng(3), height=120, width=160)
     grey = image.astype(float).mean(-1)
     centre = grey[mask > 0].mean()
     ring = (cv2.dilate(mask, np.ones((15, 15), np.uint8))
@@ -53,7 +53,7 @@ def test_command_line_default_set(tmp_path):
     assert result.returncode == 0, result.stderr
     sizes = []
     for split, minimum in (("training", 16), ("validation", 8), ("test", 8)):
-        examples = datasets.find_split(out, split)
+        examples = datasets.find_split(out, split=split)
         assert len(examples) >= minimum
         sizes += [cv2.imread(e.image_path).shape[:2] for e in examples]
     widths = [w for _, w in sizes]

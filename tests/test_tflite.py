@@ -21,8 +21,8 @@ def model():
 
 def standardized(count, seed=0):
     rng = np.random.default_rng(seed)
-    photos = [synthetic.render_example(rng, 60, 80)[0] for _ in range(count)]
-    return np.concatenate([standardize(resize_image(p[np.newaxis], SIZE)).numpy()
+    photos = [synthetic.render_example(rng, height=60, width=80)[0] for _ in range(count)]
+    return np.concatenate([standardize(resize_image(p[np.newaxis], image_size=SIZE)).numpy()
                            for p in photos])
 
 
@@ -60,7 +60,8 @@ def test_int8_is_calibrated_and_agrees_on_the_decision(model, tmp_path):
 
 def test_lite_segmenter_gives_the_saved_models_mask(model, tmp_path):
     """Only the network differs: the same `segment.segment_photograph` around it."""
-    export_dir = export.export_saved_model(model, str(tmp_path / "export"), image_size=SIZE)
+    export_dir = export.export_saved_model(model, export_dir=str(tmp_path / "export"),
+                                           image_size=SIZE)
     path = tmp_path / "lesionseg_float32.tflite"
     path.write_bytes(tflite.convert(model, image_size=SIZE, variant="float32"))
     lite = inference.load_segmenter(str(path))
@@ -68,7 +69,7 @@ def test_lite_segmenter_gives_the_saved_models_mask(model, tmp_path):
     assert isinstance(lite, inference.LiteSegmenter) and lite.image_size == SIZE
     rng = np.random.default_rng(5)
     for height, width in ((90, 120), (301, 257)):
-        photo = synthetic.render_example(rng, height, width)[0]
+        photo = synthetic.render_example(rng, height=height, width=width)[0]
         for tta in (False, True):
             a = lite.segment(photo, tta=tta)
             b = saved.segment(photo, tta=tta)

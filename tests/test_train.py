@@ -29,7 +29,7 @@ def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
     # --seed's (3 holds out another pair).
     with open(os.path.join(model_dir, "holdout_ids.txt")) as f:
         written = f.read().split()
-    pairs = datasets.find_split(training_only_isic, "training")
+    pairs = datasets.find_split(training_only_isic, split="training")
     trained, held_out = datasets.split_holdout(pairs, fraction=0.1, seed=4)
     assert written == [e.image_id for e in held_out] and len(written) == 1
     assert written != [e.image_id for e in datasets.split_holdout(pairs, fraction=0.1, seed=3)[1]]
@@ -103,7 +103,7 @@ def test_run_files_have_the_modes_of_the_umask(trained_run):
 def test_export_reproduces_the_best_model(trained_run, tiny_isic):
     model_dir, _ = trained_run
     best = keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True)
-    examples = datasets.find_split(tiny_isic, "validation")
+    examples = datasets.find_split(tiny_isic, split="validation")
     images, _ = next(iter(pipeline.make_dataset(examples, image_size=32, batch_size=4,
                                             is_training=False)))
     loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
@@ -121,7 +121,7 @@ def test_check_export_catches_a_different_model(trained_run, tiny_isic):
     other = build_model()
     images = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
     with pytest.raises(AssertionError, match="differs"):
-        export.check_export(os.path.join(model_dir, "export"), other, images)
+        export.check_export(os.path.join(model_dir, "export"), model=other, inputs=images)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -166,4 +166,4 @@ def test_learning_curves_command(trained_run, tmp_path):
     assert_drawn(out, min_width=600)
     with pytest.raises(FileNotFoundError, match="no training log"):
         figures.learning_curves(str(tmp_path / "nothing" / "training_log.csv"),
-                                str(tmp_path / "x.png"), title="x")
+                                path=str(tmp_path / "x.png"), title="x")

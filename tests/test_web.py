@@ -74,7 +74,8 @@ def test_each_step_matches_its_python_twin(page):
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
     resized = np.array(call(driver, "resizeImage", typed("Uint8Array", photo), 53, 37, 16))
-    expected = pipeline.resize_image(photo[np.newaxis], 16)[0].numpy().ravel().astype(int)
+    expected = pipeline.resize_image(photo[np.newaxis], image_size=16)[0].numpy()
+    expected = expected.ravel().astype(int)
     assert np.abs(resized - expected).max() <= 1 and (resized == expected).mean() > 0.99
     standardized = np.array(call(driver, "standardize", typed("Uint8Array", expected)))
     np.testing.assert_allclose(
@@ -86,8 +87,8 @@ def test_each_step_matches_its_python_twin(page):
         for o in range(new_size):
             for k in range(4):
                 dense[taps["indices"][o * 4 + k], o] += taps["weights"][o * 4 + k]
-        np.testing.assert_allclose(dense, postprocess.bicubic_weights(size, new_size).numpy(),
-                                   atol=2e-6)
+        np.testing.assert_allclose(
+            dense, postprocess.bicubic_weights(size, new_size=new_size).numpy(), atol=2e-6)
     binary = rng.random((23, 31)) > 0.4
     opened = np.array(call(driver, "openWithDisk", typed("Uint8Array", binary), 31, 23))
     np.testing.assert_array_equal(
@@ -96,7 +97,7 @@ def test_each_step_matches_its_python_twin(page):
     probability = (probability - probability.min()) / np.ptp(probability)
     mask = np.array(call(driver, "probabilityToMask", typed("Float32Array", probability), 16,
                          101, 67)).reshape(101, 67)
-    expected_mask = postprocess.probability_to_mask(probability, 101, 67).numpy()
+    expected_mask = postprocess.probability_to_mask(probability, height=101, width=67).numpy()
     assert (mask == expected_mask).mean() > AGREEMENT
     for name in sorted(os.listdir(EXAMPLES)):
         with open(os.path.join(EXAMPLES, name), "rb") as f:
@@ -132,7 +133,7 @@ def awkward_photographs(folder):
     paths = []
     for height, width, extension in ((167, 251, ".png"), (37, 1201, ".png"), (9, 11, ".png"),
                                      (4499, 6748, ".jpg")):
-        image, _ = synthetic.render_example(rng, height, width)
+        image, _ = synthetic.render_example(rng, height=height, width=width)
         path = os.path.join(folder, f"synthetic_{width}x{height}{extension}")
         cv2.imwrite(path, image[..., ::-1])
         paths.append(path)
@@ -163,7 +164,7 @@ def test_page_masks_agree_with_the_library_on_real_and_awkward_photographs(page,
 
 def test_exif_rotation_is_ignored_as_predict_py_ignores_it(page, tmp_path):
     driver, _ = page
-    image, _ = synthetic.render_example(np.random.default_rng(5), 90, 140)
+    image, _ = synthetic.render_example(np.random.default_rng(5), height=90, width=140)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 clockwise to display"
     path = str(tmp_path / "rotated.jpg")

@@ -79,7 +79,8 @@ LARGEST_SIZE = (4499, 6748)  # the largest ISIC image
 
 def write_test_jpeg(path, height, width, seed=0):
     """A synthetic dermoscopy-like JPEG of the given size (rendered small, upscaled)."""
-    image, _ = synthetic.render_example(np.random.default_rng(seed), height // 4, width // 4)
+    image, _ = synthetic.render_example(np.random.default_rng(seed), height=height // 4,
+                                        width=width // 4)
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
     if not cv2.imwrite(path, image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
         raise OSError(f"could not write {path}")
@@ -94,7 +95,7 @@ def time_stages(segmenter, image_path, repeats):
     size = segmenter.image_size
     network = tf.saved_model.load(segmenter.path).signatures[export.LOGITS_ENDPOINT]
     preprocess = tf.function(lambda image: pipeline.standardize(pipeline.resize_image(image[tf.newaxis],
-                                                                              size)))
+                                                                              image_size=size)))
     probability = tf.function(lambda inputs: postprocess.lesion_probability(
         network(images=inputs)["logits"])[0])
     to_mask = tf.function(postprocess.probability_to_mask)
@@ -160,7 +161,7 @@ def run_predict_benchmark(saved_model=None, repeats=5, workdir=None):
     workdir = workdir or tempfile.mkdtemp(prefix="lesionseg-bench-")
     if saved_model is None:
         saved_model = export.export_saved_model(
-            build_model(), RunDir(workdir).export_dir, image_size=DEFAULT_IMAGE_SIZE)
+            build_model(), export_dir=RunDir(workdir).export_dir, image_size=DEFAULT_IMAGE_SIZE)
     timing_jpeg = os.path.join(workdir, "ISIC_9999991.jpg")
     largest_jpeg = os.path.join(workdir, "ISIC_9999992.jpg")
     write_test_jpeg(timing_jpeg, *TIMING_SIZE)
@@ -319,7 +320,8 @@ def format_train(result):
 def sample_examples(sample_dir, workdir, count=12):
     """The real sample's validation pairs, or synthetic 3008x2000 ones if it is absent."""
     if sample_dir and os.path.isdir(sample_dir):
-        return datasets.find_split(sample_dir, "validation"), f"real ISIC sample ({sample_dir})"
+        return (datasets.find_split(sample_dir, split="validation"),
+                f"real ISIC sample ({sample_dir})")
     root = os.path.join(workdir, "synthetic")
     image_dir, mask_dir = (os.path.join(root, name)
                            for name in datasets.ISIC2017.folders["validation"])
@@ -330,7 +332,7 @@ def sample_examples(sample_dir, workdir, count=12):
         write_test_jpeg(os.path.join(image_dir, f"{image_id}.jpg"), 2000, 3008, seed=i)
         cv2.imwrite(os.path.join(mask_dir, f"{image_id}_segmentation.png"),
                     np.zeros((2000, 3008), np.uint8))
-    return datasets.find_split(root, "validation"), "synthetic 3008x2000 JPEGs"
+    return datasets.find_split(root, split="validation"), "synthetic 3008x2000 JPEGs"
 
 
 def _epoch_seconds(dataset, epoch, value):
@@ -387,8 +389,8 @@ def run_pipeline_benchmark(sample_dir=None, image_size=DEFAULT_IMAGE_SIZE, repea
                                         / result["first_epoch_full_decode_images_per_s"])
     differences = []
     for example in examples[:len(examples) // repeat]:
-        full = pipeline.resize_image(images.decode_image(example.image_path), image_size)
-        reduced = pipeline.decode_resized_jpeg(example.image_path, image_size)
+        full = pipeline.resize_image(images.decode_image(example.image_path), image_size=image_size)
+        reduced = pipeline.decode_resized_jpeg(example.image_path, image_size=image_size)
         differences.append(float(np.mean(np.abs(
             full.numpy().astype(np.float32) - reduced.numpy().astype(np.float32)))))
     result["reduced_decode_mean_abs_difference"] = float(np.mean(differences))

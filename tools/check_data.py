@@ -44,7 +44,8 @@ def main(argv):
     errors = 0
     for split, (examples, orphans) in scans.items():
         start = time.perf_counter()
-        report = preflight.check_split(examples, orphans, max_pixels=_MAX_IMAGE_PIXELS.value,
+        report = preflight.check_split(examples, orphans=orphans,
+                                       max_pixels=_MAX_IMAGE_PIXELS.value,
                                        image_size=_IMAGE_SIZE.value)
         for problem in report.problems:
             print(problem)

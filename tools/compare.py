@@ -53,9 +53,9 @@ def main(argv):
     if len(ids) < len(first):
         print(f"{len(first) - len(ids)} of {len(first)} images left out: {_METRIC.value} is "
               "undefined there (an empty mask) in one report or both")
-    comparison = metrics.paired_comparison([first[i] for i in ids], [second[i] for i in ids],
+    comparison = metrics.paired_comparison([first[i] for i in ids], second=[second[i] for i in ids],
                                            samples=_BOOTSTRAP.value, seed=0)
-    print(metrics.format_comparison(comparison, first_path, second_path,
+    print(metrics.format_comparison(comparison, first_name=first_path, second_name=second_path,
                                     metric=_METRIC.value))
 
 

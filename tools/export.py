@@ -95,8 +95,8 @@ def main(argv):
         saved_models.append(os.path.join(_SERVING_BASE.value, str(_VERSION.value)))
     images = np.random.default_rng(0).normal(size=(2, image_size, image_size, 3))
     for target in saved_models:
-        export_dir = export.export_saved_model(model, target, image_size=image_size)
-        difference = export.check_export(export_dir, model, images.astype(np.float32))
+        export_dir = export.export_saved_model(model, export_dir=target, image_size=image_size)
+        difference = export.check_export(export_dir, model=model, inputs=images.astype(np.float32))
         print(f"SavedModel: {export_dir} (image_size {image_size}; max |logit difference| "
               f"{difference:.2g})")
     for variant in _TFLITE.value:
@@ -112,7 +112,7 @@ def main(argv):
         path = os.path.join(_TFLITE_DIR.value or run.path,
                             f"lesionseg_{variant}{tflite.EXTENSION}")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        files.write_atomically(path, data)
+        files.write_atomically(path, payload=data)
         print(f"TFLite {variant}: {path} ({len(data) / 1e6:.1f} MB"
               + (f", calibrated on {len(calibration)} training photographs)"
                  if calibration is not None else ")"))

@@ -32,7 +32,7 @@ def main(argv):
     recorded = run.read_json(RunDir.CONFIG) or {}
     selected_on = "validation" if recorded.get("select_on") == "validation" else "held-out"
     try:
-        figures.learning_curves(run.log_path, output,
+        figures.learning_curves(run.log_path, path=output,
                                 title=os.path.basename(os.path.normpath(run.path)),
                                 selection_label=selected_on)
     except (OSError, ValueError) as e:

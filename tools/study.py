@@ -51,7 +51,8 @@ def main(argv):
 
     if _COLLECT.value:
         try:
-            folder = study.collect_run(_COLLECT.value, _STUDY_DIR.value, data_dir=_DATA_DIR.value)
+            folder = study.collect_run(_COLLECT.value, study_dir=_STUDY_DIR.value,
+                                       data_dir=_DATA_DIR.value)
         except OSError as e:
             sys.exit(f"study: {e}")
         print(f"collected: {folder}")
@@ -61,7 +62,7 @@ def main(argv):
             raise app.UsageError("--collect_holdout needs --run (the study run it scores)")
         try:
             folder = study.collect_holdout_report(
-                _COLLECT_HOLDOUT.value, os.path.join(_STUDY_DIR.value, _RUN.value),
+                _COLLECT_HOLDOUT.value, study_run=os.path.join(_STUDY_DIR.value, _RUN.value),
                 data_dir=_DATA_DIR.value)
         except (OSError, ValueError) as e:
             sys.exit(f"study: {e}")
@@ -75,9 +76,10 @@ def main(argv):
     except (OSError, ValueError) as e:
         sys.exit(f"study: {e}")
     os.makedirs(output_dir, exist_ok=True)
-    files.write_atomically(os.path.join(output_dir, TABLE_FILE), table)
+    files.write_atomically(os.path.join(output_dir, TABLE_FILE), payload=table)
     figure = figures.study_figure(
-        study.size_points(runs), study.OUTSIDE_POINTS, os.path.join(output_dir, FIGURE_FILE),
+        study.size_points(runs), outside=study.OUTSIDE_POINTS,
+        path=os.path.join(output_dir, FIGURE_FILE),
         title="LesionSeg on ISIC 2017 validation, selected blind (95% CI over images)",
         receptive_field=receptive_field(TABLE_1))
     print(table)
