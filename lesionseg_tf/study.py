@@ -297,6 +297,8 @@ def compare_runs(first, *, second, split="validation", samples=2000, seed=0):
       ValueError: the two runs were scored on different images, or a run's
         held-out pairs were not scored.
     """
+    if split not in ("validation", "holdout"):
+        raise ValueError(f"split must be validation or holdout, got {split!r}")
     scores = []
     for run in (first, second):
         values = run.jaccards if split == "validation" else run.holdout
