@@ -90,7 +90,7 @@ class StudyRun:
             self.holdout_summary["summary"]["jaccard"])
 
     def settings(self):
-        """What defines the run besides its seed (`SETTINGS`), by name."""
+        """What defines the run besides its seed, by name: the settings `comparisons` pairs on."""
         c = self.config
         return {"input size": self.image_size, "rate": c["lr_schedule"],
                 "epochs": int(c["max_epochs"]), "patience": int(c["patience"]),
