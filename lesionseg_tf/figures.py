@@ -116,6 +116,35 @@ def learning_curves(csv_path, *, path, title, selection_label="held-out"):
     return _save(figure, path)
 
 
+def study_positions(points, *, step=0.03, seed_step=0.012):
+    """Where `study_figure` draws each run on its log-scale size axis: the recipes
+    present at one size side by side (in the order of `points`) and centred on it,
+    the seeds of one recipe a smaller step apart, so a size with one run draws it
+    on its tick whatever other sizes hold.
+
+    Args:
+      points: as `study_figure`'s; only the size (0) and recipe (4) are read.
+      step, seed_step: the gaps between recipes and between seeds, as shares of
+        the size.
+
+    Returns:
+      the x of each point, in their order.
+    """
+    at_size = {}  # size -> its recipes in the order they come
+    for point in points:
+        at_size.setdefault(point[0], {})[point[4]] = None
+    drawn = {}  # (size, recipe) -> runs drawn there so far
+    positions = []
+    for point in points:
+        size, recipe = point[0], point[4]
+        recipes = list(at_size[size])
+        shift = drawn.get((size, recipe), 0)
+        drawn[(size, recipe)] = shift + 1
+        positions.append(size * (1 + step * (recipes.index(recipe) - (len(recipes) - 1) / 2)
+                                 + seed_step * shift))
+    return positions
+
+
 def study_figure(points, *, outside, path, title, receptive_field=None):
     """Validation Jaccard against the network's input side, one point per run with
     its 95% interval (runs of one recipe share a colour, seeds side by side; circles
@@ -130,15 +159,11 @@ def study_figure(points, *, outside, path, title, receptive_field=None):
         input side one output pixel sees.
     """
     figure, axis = plt.subplots(figsize=(8, 4.8))
-    recipes = sorted({p[4] for p in points}, key=lambda r: [p[4] for p in points].index(r))
+    recipes = list(dict.fromkeys(p[4] for p in points))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    drawn = {}  # (size, recipe) -> runs drawn there, so seeds stand side by side
     labelled = set()
-    for size, value, low, high, recipe, _, network in points:
+    for (size, value, low, high, recipe, _, network), x in zip(points, study_positions(points)):
         index = recipes.index(recipe)
-        shift = drawn.get((size, recipe), 0)
-        drawn[(size, recipe)] = shift + 1
-        x = size * (1 + 0.03 * (index - (len(recipes) - 1) / 2) + 0.012 * shift)
         axis.errorbar([x], [value], yerr=[[value - low], [high - value]],
                       fmt="o" if network == "none" else "s",
                       color=colours[index % len(colours)], capsize=3,
