@@ -66,9 +66,10 @@ def test_model_card_and_run_files_are_shipped():
 def test_shipped_weights_are_the_exported_model():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    import keras  # pylint: disable=import-outside-toplevel
+    from lesionseg_tf import model as model_lib  # pylint: disable=import-outside-toplevel
 
-    model = keras.saving.load_model(os.path.join(PRETRAINED, "lesionseg.keras"))
+    # model.load registers the network's classes itself: this passes run alone too.
+    model = model_lib.load(os.path.join(PRETRAINED, "lesionseg.keras"))
     assert getattr(model, "optimizer", None) is None  # weights only, for fine-tuning
     images = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype(np.float32)
     exported = tf.saved_model.load(os.path.join(PRETRAINED, "export"))

@@ -7,11 +7,11 @@ import signal
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from lesionseg_tf import model as model_lib
 from lesionseg_tf import synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
 
@@ -43,8 +43,7 @@ def uninterrupted(resume_data, tmp_path_factory):
 
 
 def weights(model_dir):
-    model = keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True)
-    return model.get_weights()
+    return model_lib.load(os.path.join(model_dir, "best.keras")).get_weights()
 
 
 def tensorboard_points(model_dir):
