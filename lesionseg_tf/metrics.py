@@ -264,12 +264,40 @@ def paired_comparison(first, *, second, samples=2000, seed=0, confidence=0.95):
             "ties": int(np.sum(differences == 0))}
 
 
-def format_comparison(comparison, *, first_name, second_name, metric="Jaccard"):
-    """`paired_comparison`'s result as the lines a person reads."""
+def lesion_share(counts):
+    """The share of the image the ground-truth lesion covers, from a per-image row's
+    `tp`, `fn`, `height` and `width` (a `per_image.csv` row, `report.read_per_image`)."""
+    return (counts["tp"] + counts["fn"]) / (counts["height"] * counts["width"])
+
+
+def equal_count_groups(values, *, groups):
+    """Splits images into `groups` groups of equal count (within one) by rank of a
+    per-image value, such as `lesion_share`: the smallest values first. Images with
+    the same value may fall on either side of a boundary.
+
+    Returns:
+      `[(indices, lowest, highest)]` per group: the positions in `values` and the
+      range of the values the group holds.
+
+    Raises:
+      ValueError: `groups` below 1 or above the number of images.
+    """
+    values = np.asarray(values, np.float64)
+    if not 1 <= groups <= values.size:
+        raise ValueError(f"cannot split {values.size} images into {groups} groups")
+    order = np.argsort(values, kind="stable")
+    return [(indices, float(values[indices].min()), float(values[indices].max()))
+            for indices in np.array_split(order, groups)]
+
+
+def format_comparison(comparison, *, first_name, second_name, metric="Jaccard", heading=None):
+    """`paired_comparison`'s result as the lines a person reads; `heading`, when
+    given, stands in the first line instead of the names."""
     low, high = comparison["interval"]
     p_value = ("undefined (every image scores the same)" if comparison["p_value"] is None
                else f"{comparison['p_value']:.3g}")
     return "\n".join([
+        heading or
         f"{first_name} minus {second_name}, per-image {metric}, {comparison['images']} images:",
         f"  mean difference   {comparison['mean_difference']:+.4f}  "
         f"(95% paired bootstrap CI {low:+.4f} to {high:+.4f})",

@@ -20,7 +20,7 @@ COMMANDS = {
     "-m tools.benchmark": ["sections", "model", "train_image_size", "precisions", "mixed_precision",
                            "sample_dir", "output"],
     "-m tools.check_data": ["data_dir", "dataset", "split", "image_size", "max_image_pixels"],
-    "-m tools.compare": ["metric", "bootstrap"],
+    "-m tools.compare": ["metric", "bootstrap", "by_lesion_area"],
     "-m tools.export": ["run_dir", "export_dir", "serving_base", "version", "tflite",
                         "data_dir", "calibration_images"],
     "-m tools.learning_curves": ["run_dir", "output"],

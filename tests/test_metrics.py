@@ -242,6 +242,19 @@ def test_paired_comparison_by_hand():
         metrics.paired_comparison([0.1, 0.2], second=[0.1])
 
 
+def test_images_are_grouped_by_lesion_share_in_equal_counts():
+    # A 10x20 image whose lesion has 30 pixels found and 10 missed covers 20% of it.
+    assert metrics.lesion_share({"tp": 30, "fn": 10, "fp": 99, "height": 10, "width": 20}) == 0.2
+    shares = [0.5, 0.1, 0.3, 0.2, 0.4]
+    (small, low_1, high_1), (large, low_2, high_2) = metrics.equal_count_groups(shares, groups=2)
+    assert list(small) == [1, 3, 2] and (low_1, high_1) == (0.1, 0.3)  # the three smallest
+    assert list(large) == [4, 0] and (low_2, high_2) == (0.4, 0.5)
+    assert [list(g[0]) for g in metrics.equal_count_groups(shares, groups=5)] == [[1], [3], [2], [4], [0]]
+    for groups in (0, 6):
+        with pytest.raises(ValueError, match=f"cannot split 5 images into {groups} groups"):
+            metrics.equal_count_groups(shares, groups=groups)
+
+
 def test_summary_averages_boundary_distances_where_defined_and_counts_the_rest():
     from lesionseg_tf import evaluation
     square = np.zeros((20, 20), np.uint8)

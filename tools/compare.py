@@ -4,10 +4,13 @@ paired bootstrap 95% interval, and a two-sided Wilcoxon signed-rank p-value.
     python -m tools.compare runs/a/evaluation/ISIC2017-validation/per_image.csv \\
         runs/b/evaluation/ISIC2017-validation/per_image.csv
     python -m tools.compare A.csv B.csv --metric=hd95
+    python -m tools.compare A.csv B.csv --by_lesion_area=3
 
 Each file is an evaluate.py report (per_image.csv); the first minus the second is
 reported. The images must be the same in both; a boundary distance is compared on the
-images where both reports define it. Loads no TensorFlow.
+images where both reports define it. `--by_lesion_area=N` compares them again within N
+groups of equal count, from the smallest ground-truth lesions (as a share of the
+photograph) to the largest: where a difference lives. Loads no TensorFlow.
 """
 
 import os
@@ -24,14 +27,32 @@ from lesionseg_tf import metrics, report
 _METRIC = flags.DEFINE_enum("metric", "jaccard", list(metrics.SCORE_NAMES),
                             "Which per-image score to compare.")
 _BOOTSTRAP = common_flags.define_bootstrap()
+_BY_LESION_AREA = flags.DEFINE_integer(
+    "by_lesion_area", 0,
+    "Also compare within this many groups of images of equal count, by the share of the "
+    "photograph the ground-truth lesion covers, smallest first (0: not).")
 
 
-def read_scores(path, metric):
-    """Image id -> score (None where undefined) of a report."""
+def read_rows(path, metric):
+    """Image id -> row of a report, which must have a `metric` column."""
     rows = report.read_per_image(path)
     if not rows or metric not in rows[0]:
         raise ValueError(f"{path}: not a {report.PER_IMAGE_FILE} with a {metric} column")
-    return {row["image_id"]: row[metric] for row in rows}
+    return {row["image_id"]: row for row in rows}
+
+
+def lesion_shares(first, second, ids, *, names):
+    """The ground-truth lesion's share of each image, which both reports must agree on
+    (the same masks scored at the same size)."""
+    for path, rows in zip(names, (first, second)):
+        if any(c not in rows[ids[0]] for c in ("tp", "fn", "height", "width")):
+            raise ValueError(f"{path}: no tp, fn, height and width columns to measure lesions by")
+    shares = [metrics.lesion_share(first[i]) for i in ids]
+    differ = [i for i, share in zip(ids, shares) if abs(metrics.lesion_share(second[i]) - share) > 1e-3]
+    if differ:
+        raise ValueError(f"the two reports' ground-truth lesions differ on {len(differ)} images "
+                         f"({', '.join(differ[:3])}): scored at other sizes or with other masks")
+    return shares
 
 
 def main(argv):
@@ -39,24 +60,45 @@ def main(argv):
         raise app.UsageError("give two per_image.csv files: python -m tools.compare A B")
     if _BOOTSTRAP.value < 1:
         raise app.UsageError(f"--bootstrap must be >= 1, got {_BOOTSTRAP.value}")
+    if _BY_LESION_AREA.value < 0:
+        raise app.UsageError(f"--by_lesion_area must be >= 0, got {_BY_LESION_AREA.value}")
 
     first_path, second_path = argv[1:]
+    metric = _METRIC.value
     try:
-        first, second = (read_scores(p, _METRIC.value) for p in (first_path, second_path))
+        first, second = (read_rows(p, metric) for p in (first_path, second_path))
     except (OSError, ValueError) as e:
         sys.exit(f"compare: {e}")
     if set(first) != set(second):
         only = sorted(set(first) ^ set(second))
         sys.exit(f"compare: the files score different images ({len(only)} in one only: "
                  f"{', '.join(only[:3])}{', ...' if len(only) > 3 else ''})")
-    ids = sorted(i for i in first if first[i] is not None and second[i] is not None)
+    ids = sorted(i for i in first if first[i][metric] is not None and second[i][metric] is not None)
+    if not ids:
+        sys.exit(f"compare: {metric} is undefined on every image in one report or both")
+    groups = []
+    if _BY_LESION_AREA.value:
+        try:
+            shares = lesion_shares(first, second, ids, names=(first_path, second_path))
+            groups = metrics.equal_count_groups(shares, groups=_BY_LESION_AREA.value)
+        except ValueError as e:
+            sys.exit(f"compare: {e}")
     if len(ids) < len(first):
-        print(f"{len(first) - len(ids)} of {len(first)} images left out: {_METRIC.value} is "
+        print(f"{len(first) - len(ids)} of {len(first)} images left out: {metric} is "
               "undefined there (an empty mask) in one report or both")
-    comparison = metrics.paired_comparison([first[i] for i in ids], second=[second[i] for i in ids],
-                                           samples=_BOOTSTRAP.value, seed=0)
-    print(metrics.format_comparison(comparison, first_name=first_path, second_name=second_path,
-                                    metric=_METRIC.value))
+
+    def compare(chosen, heading=None):
+        comparison = metrics.paired_comparison(
+            [first[i][metric] for i in chosen], second=[second[i][metric] for i in chosen],
+            samples=_BOOTSTRAP.value, seed=0)
+        return metrics.format_comparison(comparison, first_name=first_path,
+                                         second_name=second_path, metric=metric, heading=heading)
+
+    print(compare(ids))
+    for number, (indices, lowest, highest) in enumerate(groups, start=1):
+        print(compare([ids[k] for k in indices], heading=(
+            f"group {number} of {len(groups)} by lesion area: lesions covering {lowest:.1%} to "
+            f"{highest:.1%} of the photograph, {len(indices)} images:")))
 
 
 if __name__ == "__main__":
