@@ -48,7 +48,8 @@ def lesion_shares(first, second, ids, *, names):
         if any(c not in rows[ids[0]] for c in ("tp", "fn", "height", "width")):
             raise ValueError(f"{path}: no tp, fn, height and width columns to measure lesions by")
     shares = [metrics.lesion_share(first[i]) for i in ids]
-    differ = [i for i, share in zip(ids, shares) if abs(metrics.lesion_share(second[i]) - share) > 1e-3]
+    differ = [i for i, share in zip(ids, shares)
+              if abs(metrics.lesion_share(second[i]) - share) > 1e-3]
     if differ:
         raise ValueError(f"the two reports' ground-truth lesions differ on {len(differ)} images "
                          f"({', '.join(differ[:3])}): scored at other sizes or with other masks")
