@@ -3,7 +3,8 @@
 #
 #   docs/study/run_study.sh GROUP DATA_DIR RUNS_DIR WORKTREE [DOCS_DIR]
 #
-#   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16
+#   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16,
+#             beyond_baseline
 #   DATA_DIR  the ISIC 2017 Task 1 data in the official layout (the study used 256x256 copies)
 #   RUNS_DIR  where the run folders go, outside the repository
 #   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
@@ -39,6 +40,8 @@ fi
 echo "$commit" > "$RUNS/$GROUP.commit"
 cd "$WORKTREE" || exit 2
 COMMON="--data_dir=$DATA --batch_size=32 --learning_rate=1e-3 --holdout_seed=0 --cache=memory"
+# "Beyond the paper" (docs/reproduction.md): every arm at 64x64, float32, cosine over 50 epochs.
+BEYOND="--image_size=64 --lr_schedule=cosine --max_epochs=50 --patience=20 --mixed_precision=none"
 log() { echo "$(date -u +%FT%TZ) $*" >> "$RUNS/queue.log"; }
 run() {  # name, train.py flags...
   local name=$1; shift
@@ -80,6 +83,11 @@ case $GROUP in
     ;;
   bfloat16)
     run shipped_recipe_bfloat16 --image_size=64 --mixed_precision=bfloat16 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=0 || exit 1
+    ;;
+  beyond_baseline)  # docs/reproduction.md, "Beyond the paper": the baseline with today's code
+    for seed in 0 1; do
+      run baseline64_seed$seed $BEYOND --seed=$seed || exit 1
+    done
     ;;
   *) echo "run_study.sh: unknown group $GROUP" >&2; exit 2 ;;
 esac
