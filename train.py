@@ -84,6 +84,15 @@ _CONTEXT = flags.DEFINE_enum(
     "none: the paper's Table 1. image_pooling: also give every output pixel the whole image "
     "as context, DeepLabv3's image-level feature before the subpixel layer (not in the paper; "
     "docs/reproduction.md).")
+_LOSS = flags.DEFINE_enum(
+    "loss", _DEFAULTS.loss, list(config_lib.LOSSES),
+    "cross_entropy: the paper's per-pixel cross-entropy. soft_jaccard: one minus each image's "
+    "soft Jaccard (Yuan, Chao and Lo 2017). cross_entropy_dice: cross-entropy plus each "
+    "image's soft Dice loss. The last two are not in the paper (docs/reproduction.md).")
+_COLOR_AUGMENT = flags.DEFINE_bool(
+    "color_augment", _DEFAULTS.color_augment,
+    "Also change each training image's brightness, contrast, saturation and hue at random, "
+    "after the paper's rotations and flips (not in the paper).")
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "generate_synthetic", False,
     "If --data_dir does not exist, first write a small synthetic dataset in the ISIC layout "
@@ -101,7 +110,8 @@ _CONFIG_HOLDERS = {
     "select_on": _SELECT_ON, "holdout_fraction": _HOLDOUT_FRACTION, "seed": _SEED,
     "holdout_seed": _HOLDOUT_SEED, "deterministic": _DETERMINISTIC,
     "skip_bad_examples": _SKIP_BAD_EXAMPLES, "max_image_pixels": _MAX_IMAGE_PIXELS,
-    "mixed_precision": _MIXED_PRECISION, "context": _CONTEXT, "cache": _CACHE,
+    "mixed_precision": _MIXED_PRECISION, "context": _CONTEXT, "loss": _LOSS,
+    "color_augment": _COLOR_AUGMENT, "cache": _CACHE,
     "jit_compile": _JIT_COMPILE, "steps_per_execution": _STEPS_PER_EXECUTION,
     "strategy": _STRATEGY,
 }
@@ -188,7 +198,8 @@ HELP_GROUPS = (
               "generate_synthetic"]),
     ("model", ["image_size", "context", "init_from"]),
     ("training", ["batch_size", "learning_rate", "lr_schedule", "max_epochs", "patience",
-                  "select_on", "holdout_fraction", "seed", "holdout_seed", "deterministic"]),
+                  "loss", "color_augment", "select_on", "holdout_fraction", "seed",
+                  "holdout_seed", "deterministic"]),
     ("compute", ["mixed_precision", "jit_compile", "steps_per_execution", "strategy"]),
     ("output", ["model_dir", "overwrite"]),
 )

@@ -15,6 +15,8 @@ CPU in the input pipeline.
 
 import tensorflow as tf
 
+from lesionseg_tf.pipeline import standardize
+
 NUM_TRANSFORMS = 8
 
 
@@ -74,3 +76,48 @@ def random_dihedral(images, *, masks, seed):
     transforms = draw_transforms(tf.shape(images)[0], seed=seed)
     return (apply_transforms(images, transforms=transforms),
             apply_transforms(masks, transforms=transforms))
+
+
+# The ranges of `random_color`, on the photograph rescaled to [0, 1].
+BRIGHTNESS_DELTA = 0.1
+CONTRAST_RANGE = (0.8, 1.25)
+SATURATION_RANGE = (0.7, 1.3)
+HUE_DELTA = 0.04  # of the colour circle: about 14 degrees
+
+
+def random_color(images, *, seed):
+    """Changes each standardized image's colour by its own random brightness,
+    contrast, saturation and hue (not in the paper: dermoscopy's colour varies with
+    the camera and the light), then standardizes it again as section 3.2 does.
+
+    Each image is first rescaled to [0, 1] by its own minimum and maximum, an affine
+    map that standardization undoes exactly, so an image is left unchanged where
+    every draw is neutral. Brightness and contrast alone would also be undone by
+    the standardization; what they change is which pixels the clipping to [0, 1]
+    saturates, and saturation and hue change the balance between the channels.
+
+    Args:
+      images: `[batch, H, W, 3]` float32, per-image standardized.
+      seed: `[2]` int tensor; image k draws from a seed derived from it and k, so
+        the same seed gives the same changes.
+
+    Returns:
+      `[batch, H, W, 3]` float32, per-image standardized.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64),
+                                                   num=tf.shape(images)[0])
+
+    def change(args):
+        image, image_seed = args
+        low, high = tf.reduce_min(image), tf.reduce_max(image)
+        image = (image - low) / tf.maximum(high - low, 1e-6)
+        op_seeds = tf.random.experimental.stateless_split(image_seed, num=4)
+        image = tf.image.stateless_random_brightness(image, BRIGHTNESS_DELTA, op_seeds[0])
+        image = tf.image.stateless_random_contrast(image, *CONTRAST_RANGE, op_seeds[1])
+        image = tf.clip_by_value(image, 0.0, 1.0)
+        image = tf.image.stateless_random_saturation(image, *SATURATION_RANGE, op_seeds[2])
+        image = tf.image.stateless_random_hue(image, HUE_DELTA, op_seeds[3])
+        return standardize(tf.clip_by_value(image, 0.0, 1.0))
+
+    return tf.map_fn(change, (images, seeds), fn_output_signature=tf.float32)

@@ -21,6 +21,8 @@ PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
                       "bfloat16": "mixed_bfloat16"}
 # "none": Table 1; "image_pooling": DeepLabv3's image-level feature (`model.context_branch`).
 CONTEXTS = ("none", "image_pooling")
+# The training loss (`losses.make_loss`): "cross_entropy" is the paper's (section 3.3).
+LOSSES = ("cross_entropy", "soft_jaccard", "cross_entropy_dice")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # --jit_compile's words and what Keras' `compile(jit_compile=...)` takes for each.
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
@@ -33,7 +35,7 @@ TFLITE_VARIANTS = ("float32", "float16", "int8")
 class RunConfig:
     """The settings of one training run (section 3.3 and the project's options).
 
-    The fields down to `context` define the run (`RUN_FIELDS`): a
+    The fields down to `color_augment` define the run (`RUN_FIELDS`): a
     resumed run must repeat them. The rest say how it runs on this machine and
     may change between a run and its resumption.
 
@@ -61,6 +63,8 @@ class RunConfig:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     mixed_precision: str = "none"
     context: str = "none"
+    loss: str = "cross_entropy"
+    color_augment: bool = False
     # How the run executes; not compared on resumption.
     cache: str = "memory"
     jit_compile: str = "auto"
@@ -85,7 +89,7 @@ class RunConfig:
                              f"{self.holdout_fraction}")
         for name, choices in (("lr_schedule", LR_SCHEDULES), ("select_on", SELECT_ON),
                               ("cache", CACHE_CHOICES), ("mixed_precision", PRECISIONS),
-                              ("context", CONTEXTS),
+                              ("context", CONTEXTS), ("loss", LOSSES),
                               ("jit_compile", tuple(JIT_COMPILE)), ("strategy", STRATEGIES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got "
@@ -106,13 +110,22 @@ class RunConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+# Run settings added after the first runs were recorded. Their defaults are what the
+# code did before them (Table 1, the paper's loss and augmentation), so a `flags.json`
+# without them reads as its defaults and such runs still resume and compare.
+SETTINGS_BEFORE_RECORDED = {field.name: field.default for field in dataclasses.fields(RunConfig)
+                            if field.name in ("context", "loss", "color_augment")}
+
+
 def recorded_settings(recorded):
     """The run settings (`RUN_FIELDS`) a recorded `flags.json` stands for: a field
-    written before it existed reads as what the code did then (`context` "none",
-    Table 1; `holdout_seed` the `seed`), so such runs still resume and compare."""
+    written before it existed reads as what the code did then
+    (`SETTINGS_BEFORE_RECORDED`: Table 1, the paper's loss and augmentation;
+    `holdout_seed` the `seed`), so such runs still resume and compare."""
     values = {name: recorded.get(name) for name in RUN_FIELDS}
-    if "context" not in recorded:
-        values["context"] = "none"
+    for name, value in SETTINGS_BEFORE_RECORDED.items():
+        if name not in recorded:
+            values[name] = value
     if recorded.get("holdout_seed") is None and "seed" in recorded:
         values["holdout_seed"] = recorded["seed"]
     return values

@@ -16,6 +16,7 @@ import tensorflow as tf
 from lesionseg_tf import augment, layers
 from lesionseg_tf import run_dir as run_dir_lib
 from lesionseg_tf import keras_metrics  # noqa: F401 (registers the training metric for `load`)
+from lesionseg_tf import losses  # noqa: F401 (registers the training losses for `load`)
 from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
 from lesionseg_tf.table1 import (CONTEXT_FILTERS, NUM_CLASSES, TABLE_1,  # noqa: F401
                                  WHOLE_IMAGE, ConvSpec, receptive_field)
@@ -62,12 +63,14 @@ class LesionSegNet(keras.Model):
     Built by `build_model`, it is a Keras functional model (this subclass only
     overrides `train_step`). Each training step first draws a random rotation/flip
     per example and applies it to image and mask alike (`augment.random_dihedral`)
-    on the device that runs the step. The draw is seeded by `augment_seed` and the
+    on the device that runs the step, then, with `color_augment`, a random change
+    of colour per image (`augment.random_color`). The draw is seeded by `augment_seed` and the
     optimizer's step counter, so it depends on nothing else: a run resumed from a
     checkpoint draws what an uninterrupted run would have drawn.
     """
 
     augment_seed = 0
+    color_augment = False  # `augment.random_color` after the rotations/flips (not in the paper)
 
     def train_step(self, data):
         images, masks = data
@@ -77,6 +80,9 @@ class LesionSegNet(keras.Model):
         seed = tf.stack([tf.constant(self.augment_seed, tf.int64), step * 1024 + replica])
         with tf.name_scope("augment"):  # named, for profiles (tools.profile_step)
             images, masks = augment.random_dihedral(images, masks=masks, seed=seed)
+            if self.color_augment:
+                images = augment.random_color(
+                    images, seed=tf.random.experimental.stateless_fold_in(seed, 1))
         return self._reducible(super().train_step((images, masks)))
 
     def test_step(self, data):

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from lesionseg_tf import files, metrics, report
+from lesionseg_tf.config import SETTINGS_BEFORE_RECORDED
 from lesionseg_tf.report import PER_IMAGE_FILE, SUMMARY_FILE
 from lesionseg_tf.run_dir import RunDir
 
@@ -66,14 +67,19 @@ class StudyRun:
 
     @property
     def recipe(self):
-        """Everything that defines the run but its seed, as a label: the network and
-        the arithmetic are named where they are not Table 1 in float32, so such runs
+        """Everything that defines the run but its seed, as a label: the network, the
+        arithmetic, the loss and the augmentation are named where they are not the
+        paper's (Table 1 in float32, cross-entropy, rotations and flips), so such runs
         never join the shipped recipe's mean ± SD."""
         c = self.config
         network = ", Table 1 + image-pooling context" if self.network != "none" else ""
         precision = f", {self.precision} compute" if self.precision != "none" else ""
-        return (f"{c['image_size']}x{c['image_size']}{network}{precision}, {c['lr_schedule']} "
-                f"rate, at most {c['max_epochs']} epochs, patience {c['patience']}")
+        loss = self.recorded("loss")
+        loss = f", {loss.replace('_', ' ')} loss" if loss != "cross_entropy" else ""
+        color = ", colour augmentation" if self.recorded("color_augment") else ""
+        return (f"{c['image_size']}x{c['image_size']}{network}{precision}{loss}{color}, "
+                f"{c['lr_schedule']} rate, at most {c['max_epochs']} epochs, "
+                f"patience {c['patience']}")
 
     @property
     def validation_jaccard(self):
@@ -94,7 +100,13 @@ class StudyRun:
         c = self.config
         return {"input size": self.image_size, "rate": c["lr_schedule"],
                 "epochs": int(c["max_epochs"]), "patience": int(c["patience"]),
-                "network": self.network, "precision": self.precision}
+                "network": self.network, "precision": self.precision,
+                "loss": self.recorded("loss"), "colour augmentation": self.recorded("color_augment")}
+
+    def recorded(self, name):
+        """A run setting as `flags.json` records it, or what the code did before it was
+        recorded (`config.SETTINGS_BEFORE_RECORDED`)."""
+        return self.config.get(name, SETTINGS_BEFORE_RECORDED[name])
 
 
 # Where a study run keeps evaluate.py's report on its held-out training pairs, scored
@@ -322,8 +334,13 @@ def _differences(a, b):
 
 def _comes_first(setting, value):
     """Orders a pair that differs in one setting: the larger input, the more epochs,
-    the context network, the other precision first (first minus second)."""
-    return value != "none" if setting in ("network", "precision") else value
+    the context network, the other precision, the other loss, the added augmentation
+    first (first minus second)."""
+    if setting in ("network", "precision"):
+        return value != "none"
+    if setting == "loss":
+        return value != SETTINGS_BEFORE_RECORDED["loss"]
+    return value
 
 
 def comparisons(runs, *, reference):

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import callbacks, datasets, distribute, export, pipeline, preflight
+from lesionseg_tf import callbacks, datasets, distribute, export, losses, pipeline, preflight
 from lesionseg_tf.config import JIT_COMPILE, LR_SCHEDULES, PRECISION_POLICIES
 from lesionseg_tf.keras_metrics import PerImageJaccard
 from lesionseg_tf import model as model_lib
@@ -120,7 +120,7 @@ def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=No
 
 def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
                    sync_batch_norm=False, steps_per_execution=1, context="none",
-                   fused_batch_norm=True):
+                   fused_batch_norm=True, loss="cross_entropy", color_augment=False):
     """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
 
@@ -132,6 +132,8 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
         the global policy is restored to float32 afterwards.
       context: the network's context option (`model.build_model`).
       fused_batch_norm: `model.build_model`'s; False only to measure what fusing saves.
+      loss: a `config.LOSSES` name (`losses.make_loss`); "cross_entropy" is the paper's.
+      color_augment: also change each training image's colour (`augment.random_color`).
     """
     jit_compile = JIT_COMPILE.get(jit_compile, jit_compile)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
@@ -140,9 +142,10 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
                             fused_batch_norm=fused_batch_norm)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    model.color_augment = color_augment
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=losses.make_loss(loss),
         metrics=[PerImageJaccard()], jit_compile=jit_compile,
         steps_per_execution=steps_per_execution)
     return model
@@ -202,7 +205,8 @@ def _fit_and_export(config, folder, *, strategy, train_examples, selection_examp
                 decay_steps=config.max_epochs * steps_per_epoch),
             jit_compile=config.jit_compile, mixed_precision=config.mixed_precision,
             sync_batch_norm=strategy.num_replicas_in_sync > 1,
-            steps_per_execution=steps_per_execution, context=config.context)
+            steps_per_execution=steps_per_execution, context=config.context,
+            loss=config.loss, color_augment=config.color_augment)
         model.augment_seed = config.seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")

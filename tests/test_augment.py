@@ -46,3 +46,44 @@ def test_draws_are_roughly_uniform_and_seeded():
     np.testing.assert_array_equal(augment.draw_transforms(64, seed=[5, 0]).numpy(),
                                   transforms[:64])
     assert not np.array_equal(augment.draw_transforms(64, seed=[5, 1]).numpy(), transforms[:64])
+
+
+def standardized(images):
+    return tf.image.per_image_standardization(tf.constant(images, tf.float32)).numpy()
+
+
+def test_color_changes_each_image_its_own_way_and_keeps_it_standardized():
+    rng = np.random.default_rng(1)
+    images = standardized(np.repeat(rng.integers(0, 256, (1, 16, 16, 3)), 6, axis=0))
+    out = augment.random_color(images, seed=[2, 9]).numpy()
+    assert out.shape == images.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-2)
+    # The six copies of one photograph come out six different ways, each changed.
+    assert len({np.round(o, 3).tobytes() for o in out}) == 6
+    assert all(np.abs(o - images[0]).mean() > 1e-3 for o in out)
+    np.testing.assert_array_equal(augment.random_color(images, seed=[2, 9]).numpy(), out)
+    assert not np.array_equal(augment.random_color(images, seed=[2, 10]).numpy(), out)
+
+
+def test_color_with_neutral_ranges_gives_the_image_back(monkeypatch):
+    """Rescaling to [0, 1] and standardizing again is exact: what changes an image is
+    the draws alone."""
+    monkeypatch.setattr(augment, "BRIGHTNESS_DELTA", 0.0)
+    monkeypatch.setattr(augment, "CONTRAST_RANGE", (1.0, 1.0 + 1e-9))
+    monkeypatch.setattr(augment, "SATURATION_RANGE", (1.0, 1.0 + 1e-9))
+    monkeypatch.setattr(augment, "HUE_DELTA", 0.0)
+    rng = np.random.default_rng(2)
+    images = standardized(rng.integers(0, 256, (4, 8, 8, 3)))
+    np.testing.assert_allclose(augment.random_color(images, seed=[0, 1]).numpy(), images,
+                               atol=2e-3)
+
+
+def test_color_keeps_a_grey_image_grey_apart_from_brightness_and_contrast():
+    """Saturation and hue act on the balance of the channels: a grey image has none,
+    so its three channels stay equal."""
+    rng = np.random.default_rng(3)
+    grey = np.repeat(rng.integers(0, 256, (4, 8, 8, 1)), 3, axis=-1)
+    out = augment.random_color(standardized(grey), seed=[4, 4]).numpy()
+    np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-4)
+    np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-4)

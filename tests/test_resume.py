@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lesionseg_tf import losses
 from lesionseg_tf import model as model_lib
 from lesionseg_tf import synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
@@ -31,7 +33,10 @@ def resume_data(tmp_path_factory):
 def train_args(data_dir, model_dir):
     return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--image_size=32",
             "--batch_size=2", f"--max_epochs={EPOCHS}", f"--patience={EPOCHS}", "--seed=11",
-            "--deterministic", "--steps_per_execution=3"]  # 7 steps: executions of 3, 3, 1
+            "--deterministic", "--steps_per_execution=3",  # 7 steps: executions of 3, 3, 1
+            # The options beyond the paper on: the resume is proven with the fullest
+            # training step (the paper's is the same step with the colour branch off).
+            "--loss=soft_jaccard", "--color_augment"]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +111,14 @@ def test_killed_at_every_point_ends_as_an_uninterrupted_run(uninterrupted, resum
     assert not (model_dir / "backup").exists()
     assert not glob.glob(str(model_dir / ".partial-*"))
     assert os.path.isfile(model_dir / "export" / "saved_model.pb")
+
+
+def test_the_options_are_recorded_and_trained_with(uninterrupted):
+    with open(os.path.join(uninterrupted, "flags.json")) as f:
+        recorded = json.load(f)
+    assert recorded["loss"] == "soft_jaccard" and recorded["color_augment"] is True
+    model = model_lib.load(os.path.join(uninterrupted, "best.keras"))
+    assert isinstance(model.loss, losses.SoftJaccard)
 
 
 def test_resuming_with_other_flags_is_refused(resume_data, tmp_path):

@@ -89,17 +89,21 @@ def test_atomic_path_replaces_a_folder_and_clears_debris(tmp_path):
     assert os.listdir(target) == ["new"] and sorted(os.listdir(tmp_path)) == ["export"]
 
 
-def test_a_run_recorded_before_the_context_option_resumes_as_table_1(tmp_path):
+def test_a_run_recorded_before_the_options_resumes_as_the_papers_recipe(tmp_path):
     """The study's 256x256 run, and every run folder written before `context` existed,
     has no such key: it reads as "none" (Table 1), so it continues, and only as that."""
     run = RunDir(tmp_path / "old")
     recorded = RunConfig(data_dir="d", image_size=256).to_dict()
-    del recorded["context"]
+    for name in ("context", "loss", "color_augment"):
+        del recorded[name]
     run.write_json(RunDir.CONFIG, values={**recorded, "model_dir": run.path})
     os.makedirs(run.backup_dir)
     run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), payload='{"epoch": 7}')
     assert run.settings()["context"] == "none"
+    assert run.settings()["loss"] == "cross_entropy" and run.settings()["color_augment"] is False
     assert run.check_start(RunConfig(data_dir="d", image_size=256)) is True
+    with pytest.raises(ValueError, match="loss: 'cross_entropy' then, 'soft_jaccard' now"):
+        run.check_start(RunConfig(data_dir="d", image_size=256, loss="soft_jaccard"))
     with pytest.raises(ValueError, match="context: 'none' then, 'image_pooling' now"):
         run.check_start(RunConfig(data_dir="d", image_size=256, context="image_pooling"))
 

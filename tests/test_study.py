@@ -194,6 +194,31 @@ def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path
         frozenset(pair) for pair in pairs}
 
 
+def test_other_losses_and_colour_augmentation_never_join_the_recipe(study_dir, tmp_path):
+    base = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.4])
+    write_run(tmp_path, "jaccard64", image_size=64, seed=0, jaccards=base + 0.01, epochs=50,
+              loss="soft_jaccard")
+    write_run(tmp_path, "color64", image_size=64, seed=1, jaccards=base + 0.02, epochs=50,
+              color_augment=True)
+    write_run(tmp_path, "baseline64", image_size=64, seed=1, jaccards=base, epochs=50,
+              loss="cross_entropy", color_augment=False)
+    runs = study.read_study(study_dir)
+    rows = {row["recipe"]: row["runs"] for row in study.table_rows(runs)}
+    # A run that records the paper's settings pools with one recorded before them.
+    assert rows["64x64, cosine rate, at most 50 epochs, patience 20"] == [
+        "shipped_recipe_seed0", "baseline64", "shipped_recipe_seed1"]
+    assert rows["64x64, soft jaccard loss, cosine rate, at most 50 epochs, patience 20"] == [
+        "jaccard64"]
+    assert rows["64x64, colour augmentation, cosine rate, at most 50 epochs, patience 20"] == [
+        "color64"]
+    found = {(c["first"], c["second"]): c["differs"]
+             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    assert found[("jaccard64", "shipped_recipe_seed0")] == ["loss"]
+    assert found[("color64", "baseline64")] == ["colour augmentation"]
+    assert found[("color64", "shipped_recipe_seed1")] == ["colour augmentation"]
+    assert ("jaccard64", "color64") not in found and ("color64", "jaccard64") not in found
+
+
 def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path):
     runs, data = tmp_path / "runs", tmp_path / "data" / "isic2017_256"
     run = runs / "size256"
