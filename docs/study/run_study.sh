@@ -4,7 +4,7 @@
 #   docs/study/run_study.sh GROUP DATA_DIR RUNS_DIR WORKTREE [DOCS_DIR]
 #
 #   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16,
-#             beyond_baseline
+#             beyond_baseline, beyond_round1
 #   DATA_DIR  the ISIC 2017 Task 1 data in the official layout (the study used 256x256 copies)
 #   RUNS_DIR  where the run folders go, outside the repository
 #   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
@@ -87,6 +87,15 @@ case $GROUP in
   beyond_baseline)  # docs/reproduction.md, "Beyond the paper": the baseline with today's code
     for seed in 0 1; do
       run baseline64_seed$seed $BEYOND --seed=$seed || exit 1
+    done
+    ;;
+  beyond_round1)  # the first training options, each against the baseline, seed 0 then seed 1
+    for seed in 0 1; do
+      run jaccard64_seed$seed $BEYOND --loss=soft_jaccard --seed=$seed || exit 1
+      run color64_seed$seed $BEYOND --color_augment --seed=$seed || exit 1
+    done
+    for seed in 0 1; do
+      run cedice64_seed$seed $BEYOND --loss=cross_entropy_dice --seed=$seed || exit 1
     done
     ;;
   *) echo "run_study.sh: unknown group $GROUP" >&2; exit 2 ;;
