@@ -54,3 +54,18 @@ def test_reports_of_other_ground_truth_are_refused(tmp_path):
     assert not result.stdout  # nothing compared
     too_many = run_script("-m tools.compare", *reports(tmp_path), "--by_lesion_area=7", timeout=120)
     assert too_many.returncode != 0 and "cannot split 6 images into 7 groups" in too_many.stderr
+
+
+def test_seeds_of_an_arm_are_averaged_image_by_image(tmp_path):
+    first, second = reports(tmp_path)
+    rows = [(f"ISIC_{k}", 10, 10, n, 0, 100 - n, 0, 0.3 if n < 10 else 0.9)
+            for k, n in enumerate([2, 4, 6, 20, 40, 60])]
+    other_seed = write_report(tmp_path / "first_seed1.csv", rows)
+    # The first arm averages 0.5 and 0.3 on the three smallest: 0.4, 0.3 below the second.
+    result = run_script("-m tools.compare", f"{first},{other_seed}", second, "--bootstrap=200",
+                        timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mean difference   -0.1500" in result.stdout
+    stray = write_report(tmp_path / "stray.csv", rows[:5])
+    refused = run_script("-m tools.compare", f"{first},{stray}", second, timeout=120)
+    assert refused.returncode != 0 and "stray.csv scores other images than" in refused.stderr

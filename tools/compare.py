@@ -5,9 +5,12 @@ paired bootstrap 95% interval, and a two-sided Wilcoxon signed-rank p-value.
         runs/b/evaluation/ISIC2017-validation/per_image.csv
     python -m tools.compare A.csv B.csv --metric=hd95
     python -m tools.compare A.csv B.csv --by_lesion_area=3
+    python -m tools.compare A_seed0.csv,A_seed1.csv B_seed0.csv,B_seed1.csv
 
 Each file is an evaluate.py report (per_image.csv); the first minus the second is
-reported. The images must be the same in both; a boundary distance is compared on the
+reported. Either may be several reports joined by commas (seeds of one recipe): each
+image's score is then its mean over them, as the study's rule for keeping an
+ingredient compares two seeds of each arm (docs/reproduction.md). The images must be the same in both; a boundary distance is compared on the
 images where both reports define it. `--by_lesion_area=N` compares them again within N
 groups of equal count, from the smallest ground-truth lesions (as a share of the
 photograph) to the largest: where a difference lives. Loads no TensorFlow.
@@ -41,6 +44,27 @@ def read_rows(path, metric):
     return {row["image_id"]: row for row in rows}
 
 
+def read_arm(paths, metric):
+    """Image id -> row of one arm: a report, or several comma-separated reports of the
+    same images (seeds of one recipe), whose `metric` is then each image's mean over
+    them (undefined where any report leaves it undefined); the other columns are the
+    first report's.
+
+    Raises:
+      ValueError: a report is unreadable, or the reports score different images.
+    """
+    reports = [read_rows(path, metric) for path in paths.split(",")]
+    for path, rows in zip(paths.split(",")[1:], reports[1:]):
+        if set(rows) != set(reports[0]):
+            raise ValueError(f"{path} scores other images than {paths.split(',')[0]}")
+    arm = {}
+    for image_id, row in reports[0].items():
+        values = [rows[image_id][metric] for rows in reports]
+        mean = None if None in values else sum(values) / len(values)
+        arm[image_id] = {**row, metric: mean}
+    return arm
+
+
 def lesion_shares(first, second, ids, *, names):
     """The ground-truth lesion's share of each image, which both reports must agree on
     (the same masks scored at the same size)."""
@@ -58,7 +82,8 @@ def lesion_shares(first, second, ids, *, names):
 
 def main(argv):
     if len(argv) != 3:
-        raise app.UsageError("give two per_image.csv files: python -m tools.compare A B")
+        raise app.UsageError("give two per_image.csv files, or two comma-separated lists of "
+                             "them: python -m tools.compare A B")
     if _BOOTSTRAP.value < 1:
         raise app.UsageError(f"--bootstrap must be >= 1, got {_BOOTSTRAP.value}")
     if _BY_LESION_AREA.value < 0:
@@ -67,7 +92,7 @@ def main(argv):
     first_path, second_path = argv[1:]
     metric = _METRIC.value
     try:
-        first, second = (read_rows(p, metric) for p in (first_path, second_path))
+        first, second = (read_arm(p, metric) for p in (first_path, second_path))
     except (OSError, ValueError) as e:
         sys.exit(f"compare: {e}")
     if set(first) != set(second):
