@@ -93,6 +93,10 @@ _COLOR_AUGMENT = flags.DEFINE_bool(
     "color_augment", _DEFAULTS.color_augment,
     "Also change each training image's brightness, contrast, saturation and hue at random, "
     "after the paper's rotations and flips (not in the paper).")
+_SCALE_AUGMENT = flags.DEFINE_bool(
+    "scale_augment", _DEFAULTS.scale_augment,
+    "Also zoom each training pair in or out (up to 1.5x, mirrored surroundings) and shift it "
+    "at random, keeping the whole lesion, after the rotations and flips (not in the paper).")
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "generate_synthetic", False,
     "If --data_dir does not exist, first write a small synthetic dataset in the ISIC layout "
@@ -111,7 +115,7 @@ _CONFIG_HOLDERS = {
     "holdout_seed": _HOLDOUT_SEED, "deterministic": _DETERMINISTIC,
     "skip_bad_examples": _SKIP_BAD_EXAMPLES, "max_image_pixels": _MAX_IMAGE_PIXELS,
     "mixed_precision": _MIXED_PRECISION, "context": _CONTEXT, "loss": _LOSS,
-    "color_augment": _COLOR_AUGMENT, "cache": _CACHE,
+    "color_augment": _COLOR_AUGMENT, "scale_augment": _SCALE_AUGMENT, "cache": _CACHE,
     "jit_compile": _JIT_COMPILE, "steps_per_execution": _STEPS_PER_EXECUTION,
     "strategy": _STRATEGY,
 }
@@ -198,8 +202,8 @@ HELP_GROUPS = (
               "generate_synthetic"]),
     ("model", ["image_size", "context", "init_from"]),
     ("training", ["batch_size", "learning_rate", "lr_schedule", "max_epochs", "patience",
-                  "loss", "color_augment", "select_on", "holdout_fraction", "seed",
-                  "holdout_seed", "deterministic"]),
+                  "loss", "color_augment", "scale_augment", "select_on", "holdout_fraction",
+                  "seed", "holdout_seed", "deterministic"]),
     ("compute", ["mixed_precision", "jit_compile", "steps_per_execution", "strategy"]),
     ("output", ["model_dir", "overwrite"]),
 )

@@ -121,3 +121,83 @@ def random_color(images, *, seed):
         return standardize(tf.clip_by_value(image, 0.0, 1.0))
 
     return tf.map_fn(change, (images, seeds), fn_output_signature=tf.float32)
+
+
+# `random_scale`: the side of the region taken, as a share of the image's side, drawn
+# log-uniformly (below 1 zooms in, above 1 zooms out into mirrored surroundings).
+SCALE_RANGE = (1 / 1.5, 1.5)
+
+
+def random_scale(images, *, masks, seed):
+    """Zooms and shifts each image and its mask alike, keeping the whole lesion (not in
+    the paper: lesions come at every size and place in dermoscopy).
+
+    Each example draws the side of a square region, `SCALE_RANGE` times the image's
+    (log-uniformly), widened where needed to hold the lesion's bounding box, and a
+    position that keeps the box inside it; the region is resized back to the image's
+    side. A region reaching past the border sees the image mirrored there, as
+    Table 1's padding does, so a lesion shrunk by zooming out keeps skin around it;
+    it reaches past a border only as far as the lesion-free skin there, so the
+    mirror shows no second lesion.
+    Images are standardized again afterwards (section 3.2).
+
+    Args:
+      images: `[batch, side, side, 3]` float32, per-image standardized.
+      masks: `[batch, side, side, 1]` int labels (lesion > 0).
+      seed: `[2]` int tensor.
+
+    Returns:
+      `(images, masks)` with the shapes and dtypes they came in with.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    masks = tf.convert_to_tensor(masks)
+    batch, side = tf.shape(images)[0], tf.shape(images)[1]
+    size = tf.cast(side, tf.float32)
+    draws = tf.random.stateless_uniform([batch, 3], seed=seed)
+    low, high = (tf.math.log(tf.constant(v, tf.float32)) for v in SCALE_RANGE)
+    region = tf.exp(low + (high - low) * draws[:, 0])
+    lesion = masks[..., 0] > 0
+    starts, extents = [], []
+    for axis in (1, 2):  # rows, then columns: the lesion's extent as shares of the side
+        present = tf.reduce_any(lesion, axis=3 - axis)
+        first = tf.cast(tf.argmax(tf.cast(present, tf.int32), axis=1), tf.float32)
+        last = size - tf.cast(tf.argmax(tf.cast(tf.reverse(present, [1]), tf.int32), axis=1),
+                              tf.float32)
+        some = tf.reduce_any(present, axis=1)
+        starts.append(tf.where(some, first / size, 0.5))
+        extents.append(tf.where(some, (last - first) / size, 0.0))
+    # The region may reach past a border by no more than the skin between that border
+    # and the lesion (its mirror image then holds no second lesion) and than the half
+    # side of mirrored margin: on each axis, within [lowest, highest].
+    # Two pixels of that skin are kept out of the mirror, for the resampling's rounding.
+    keep = 2.0 / size
+    lowest = [-tf.minimum(tf.maximum(start - keep, 0.0), 0.5) for start in starts]
+    highest = [1.0 + tf.minimum(tf.maximum(1.0 - start - extent - keep, 0.0), 0.5)
+               for start, extent in zip(starts, extents)]
+    region = tf.clip_by_value(region, tf.maximum(*extents),
+                              tf.minimum(*(h - l for h, l in zip(highest, lowest))))
+    corners = []
+    for k, (start, extent) in enumerate(zip(starts, extents)):
+        earliest = tf.maximum(start + extent - region, lowest[k])
+        latest = tf.minimum(start, highest[k] - region)
+        corners.append(earliest + (latest - earliest) * draws[:, 1 + k])
+    # Boxes in the coordinates of the image mirrored by half a side on each border, as
+    # `crop_and_resize` takes them (0 and 1 the centres of the first and last pixels).
+    pad = side // 2
+    padded_size = size + 2 * tf.cast(pad, tf.float32)
+
+    def to_padded(share):
+        return (share * size + tf.cast(pad, tf.float32) - 0.5) / (padded_size - 1.0)
+
+    boxes = tf.stack([to_padded(corners[0]), to_padded(corners[1]),
+                      to_padded(corners[0] + region), to_padded(corners[1] + region)], axis=1)
+    paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+    indices = tf.range(batch)
+
+    def crop(tensor, method):
+        return tf.image.crop_and_resize(tf.pad(tensor, paddings, mode="REFLECT"), boxes,
+                                        indices, [side, side], method=method)
+
+    scaled_images = standardize(crop(images, "bilinear"))
+    scaled_masks = tf.cast(crop(tf.cast(masks, tf.float32), "nearest"), masks.dtype)
+    return tf.ensure_shape(scaled_images, images.shape), tf.ensure_shape(scaled_masks, masks.shape)

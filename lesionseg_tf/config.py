@@ -35,7 +35,7 @@ TFLITE_VARIANTS = ("float32", "float16", "int8")
 class RunConfig:
     """The settings of one training run (section 3.3 and the project's options).
 
-    The fields down to `color_augment` define the run (`RUN_FIELDS`): a
+    The fields down to `scale_augment` define the run (`RUN_FIELDS`): a
     resumed run must repeat them. The rest say how it runs on this machine and
     may change between a run and its resumption.
 
@@ -65,6 +65,7 @@ class RunConfig:
     context: str = "none"
     loss: str = "cross_entropy"
     color_augment: bool = False
+    scale_augment: bool = False
     # How the run executes; not compared on resumption.
     cache: str = "memory"
     jit_compile: str = "auto"
@@ -114,7 +115,8 @@ class RunConfig:
 # code did before them (Table 1, the paper's loss and augmentation), so a `flags.json`
 # without them reads as its defaults and such runs still resume and compare.
 SETTINGS_BEFORE_RECORDED = {field.name: field.default for field in dataclasses.fields(RunConfig)
-                            if field.name in ("context", "loss", "color_augment")}
+                            if field.name in ("context", "loss", "color_augment",
+                                              "scale_augment")}
 
 
 def recorded_settings(recorded):

@@ -63,14 +63,18 @@ class LesionSegNet(keras.Model):
     Built by `build_model`, it is a Keras functional model (this subclass only
     overrides `train_step`). Each training step first draws a random rotation/flip
     per example and applies it to image and mask alike (`augment.random_dihedral`)
-    on the device that runs the step, then, with `color_augment`, a random change
-    of colour per image (`augment.random_color`). The draw is seeded by `augment_seed` and the
+    on the device that runs the step, then, with `scale_augment`, a random zoom and
+    shift that keeps the lesion (`augment.random_scale`), and with `color_augment`, a
+    random change of colour per image (`augment.random_color`). The draw is seeded by `augment_seed` and the
     optimizer's step counter, so it depends on nothing else: a run resumed from a
     checkpoint draws what an uninterrupted run would have drawn.
     """
 
     augment_seed = 0
-    color_augment = False  # `augment.random_color` after the rotations/flips (not in the paper)
+    # Not in the paper, off by default: `augment.random_scale`, then `augment.random_color`,
+    # after the rotations/flips.
+    scale_augment = False
+    color_augment = False
 
     def train_step(self, data):
         images, masks = data
@@ -80,6 +84,9 @@ class LesionSegNet(keras.Model):
         seed = tf.stack([tf.constant(self.augment_seed, tf.int64), step * 1024 + replica])
         with tf.name_scope("augment"):  # named, for profiles (tools.profile_step)
             images, masks = augment.random_dihedral(images, masks=masks, seed=seed)
+            if self.scale_augment:
+                images, masks = augment.random_scale(
+                    images, masks=masks, seed=tf.random.experimental.stateless_fold_in(seed, 2))
             if self.color_augment:
                 images = augment.random_color(
                     images, seed=tf.random.experimental.stateless_fold_in(seed, 1))

@@ -77,7 +77,8 @@ class StudyRun:
         loss = self.recorded("loss")
         loss = f", {loss.replace('_', ' ')} loss" if loss != "cross_entropy" else ""
         color = ", colour augmentation" if self.recorded("color_augment") else ""
-        return (f"{c['image_size']}x{c['image_size']}{network}{precision}{loss}{color}, "
+        scale = ", scale augmentation" if self.recorded("scale_augment") else ""
+        return (f"{c['image_size']}x{c['image_size']}{network}{precision}{loss}{color}{scale}, "
                 f"{c['lr_schedule']} rate, at most {c['max_epochs']} epochs, "
                 f"patience {c['patience']}")
 
@@ -101,7 +102,8 @@ class StudyRun:
         return {"input size": self.image_size, "rate": c["lr_schedule"],
                 "epochs": int(c["max_epochs"]), "patience": int(c["patience"]),
                 "network": self.network, "precision": self.precision,
-                "loss": self.recorded("loss"), "colour augmentation": self.recorded("color_augment")}
+                "loss": self.recorded("loss"), "colour augmentation": self.recorded("color_augment"),
+                "scale augmentation": self.recorded("scale_augment")}
 
     def recorded(self, name):
         """A run setting as `flags.json` records it, or what the code did before it was

@@ -120,7 +120,8 @@ def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=No
 
 def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
                    sync_batch_norm=False, steps_per_execution=1, context="none",
-                   fused_batch_norm=True, loss="cross_entropy", color_augment=False):
+                   fused_batch_norm=True, loss="cross_entropy", color_augment=False,
+                   scale_augment=False):
     """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
 
@@ -134,6 +135,7 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
       fused_batch_norm: `model.build_model`'s; False only to measure what fusing saves.
       loss: a `config.LOSSES` name (`losses.make_loss`); "cross_entropy" is the paper's.
       color_augment: also change each training image's colour (`augment.random_color`).
+      scale_augment: also zoom and shift each training pair (`augment.random_scale`).
     """
     jit_compile = JIT_COMPILE.get(jit_compile, jit_compile)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
@@ -143,6 +145,7 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
     finally:
         keras.mixed_precision.set_global_policy("float32")
     model.color_augment = color_augment
+    model.scale_augment = scale_augment
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=losses.make_loss(loss),
@@ -206,7 +209,8 @@ def _fit_and_export(config, folder, *, strategy, train_examples, selection_examp
             jit_compile=config.jit_compile, mixed_precision=config.mixed_precision,
             sync_batch_norm=strategy.num_replicas_in_sync > 1,
             steps_per_execution=steps_per_execution, context=config.context,
-            loss=config.loss, color_augment=config.color_augment)
+            loss=config.loss, color_augment=config.color_augment,
+            scale_augment=config.scale_augment)
         model.augment_seed = config.seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")

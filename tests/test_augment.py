@@ -87,3 +87,49 @@ def test_color_keeps_a_grey_image_grey_apart_from_brightness_and_contrast():
     out = augment.random_color(standardized(grey), seed=[4, 4]).numpy()
     np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-4)
     np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-4)
+
+
+def lesion_batch(count=64, side=32):
+    """Square lesions of several sizes and places, none touching the border."""
+    rng = np.random.default_rng(5)
+    masks = np.zeros((count, side, side, 1), np.int32)
+    for k in range(count):
+        extent = rng.integers(4, side // 2)
+        top, left = rng.integers(1, side - extent - 1, size=2)
+        masks[k, top:top + extent, left:left + extent] = 1
+    return masks
+
+
+def test_scale_keeps_image_and_mask_aligned_and_the_lesion_whole():
+    masks = lesion_batch()
+    images = standardized(np.repeat(masks * 255, 3, axis=-1))
+    out_images, out_masks = augment.random_scale(images, masks=masks, seed=[1, 2])
+    assert out_images.dtype == tf.float32 and out_masks.dtype == tf.int32
+    out_masks = out_masks.numpy()[..., 0]
+    # The mask copy, resized bilinearly, still says lesion where the mask does.
+    agreement = ((out_images.numpy()[..., 0] > 0) == (out_masks > 0)).mean()
+    assert agreement > 0.97, agreement
+    for after in out_masks:
+        # The whole lesion stays in view: each square lesion is still a square, where
+        # a border cutting it would leave a rectangle.
+        rows, columns = np.flatnonzero(after.any(axis=1)), np.flatnonzero(after.any(axis=0))
+        height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+        assert abs(height - width) <= 1 and after.sum() >= 0.8 * height * width
+    # Zoomed both ways: lesion areas grow and shrink by up to 1.5 squared.
+    ratios = out_masks.sum(axis=(1, 2)) / masks.sum(axis=(1, 2, 3))
+    assert ratios.min() < 0.75 and ratios.max() > 1.4, (ratios.min(), ratios.max())
+    again = augment.random_scale(images, masks=masks, seed=[1, 2])[1].numpy()[..., 0]
+    np.testing.assert_array_equal(again, out_masks)
+
+
+def test_zooming_out_mirrors_the_surroundings(monkeypatch):
+    """Where the region reaches past the border, the mirrored image fills it, so a
+    pixel pattern at the edge appears again outside it, never zeros."""
+    monkeypatch.setattr(augment, "SCALE_RANGE", (1.5, 1.5 + 1e-6))
+    rng = np.random.default_rng(6)
+    images = standardized(rng.integers(0, 256, (8, 32, 32, 3)))
+    masks = np.zeros((8, 32, 32, 1), np.int32)
+    out_images, out_masks = augment.random_scale(images, masks=masks, seed=[0, 3])
+    assert not out_masks.numpy().any()
+    # No flat band of padding: every output row varies.
+    assert out_images.numpy().std(axis=(2, 3)).min() > 0.1

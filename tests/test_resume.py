@@ -36,7 +36,7 @@ def train_args(data_dir, model_dir):
             "--deterministic", "--steps_per_execution=3",  # 7 steps: executions of 3, 3, 1
             # The options beyond the paper on: the resume is proven with the fullest
             # training step (the paper's is the same step with the colour branch off).
-            "--loss=soft_jaccard", "--color_augment"]
+            "--loss=soft_jaccard", "--color_augment", "--scale_augment"]
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,7 @@ def test_the_options_are_recorded_and_trained_with(uninterrupted):
     with open(os.path.join(uninterrupted, "flags.json")) as f:
         recorded = json.load(f)
     assert recorded["loss"] == "soft_jaccard" and recorded["color_augment"] is True
+    assert recorded["scale_augment"] is True
     model = model_lib.load(os.path.join(uninterrupted, "best.keras"))
     assert isinstance(model.loss, losses.SoftJaccard)
 

@@ -201,7 +201,9 @@ def test_other_losses_and_colour_augmentation_never_join_the_recipe(study_dir, t
     write_run(tmp_path, "color64", image_size=64, seed=1, jaccards=base + 0.02, epochs=50,
               color_augment=True)
     write_run(tmp_path, "baseline64", image_size=64, seed=1, jaccards=base, epochs=50,
-              loss="cross_entropy", color_augment=False)
+              loss="cross_entropy", color_augment=False, scale_augment=False)
+    write_run(tmp_path, "scale64", image_size=64, seed=0, jaccards=base, epochs=50,
+              scale_augment=True)
     runs = study.read_study(study_dir)
     rows = {row["recipe"]: row["runs"] for row in study.table_rows(runs)}
     # A run that records the paper's settings pools with one recorded before them.
@@ -216,6 +218,9 @@ def test_other_losses_and_colour_augmentation_never_join_the_recipe(study_dir, t
     assert found[("jaccard64", "shipped_recipe_seed0")] == ["loss"]
     assert found[("color64", "baseline64")] == ["colour augmentation"]
     assert found[("color64", "shipped_recipe_seed1")] == ["colour augmentation"]
+    assert found[("scale64", "shipped_recipe_seed0")] == ["scale augmentation"]
+    assert rows["64x64, scale augmentation, cosine rate, at most 50 epochs, patience 20"] == [
+        "scale64"]
     assert ("jaccard64", "color64") not in found and ("color64", "jaccard64") not in found
 
 

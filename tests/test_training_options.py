@@ -1,5 +1,6 @@
 """The options of the recipe beyond the paper reach the training step: the loss
-(`--loss`) and the colour augmentation (`--color_augment`)."""
+(`--loss`) and the colour and scale augmentations (`--color_augment`,
+`--scale_augment`)."""
 
 import numpy as np
 import pytest
@@ -36,15 +37,16 @@ def test_the_model_is_trained_on_the_loss_asked_for(name):
                                rtol=1e-5)
 
 
-def test_color_augmentation_changes_the_step_the_same_way_each_time():
+@pytest.mark.parametrize("option", ["color_augment", "scale_augment"])
+def test_an_augmentation_changes_the_step_the_same_way_each_time(option):
     images, labels = data(1)
     start = model_with().get_weights()
     stepped = {}
-    for name, color in (("plain", False), ("color", True), ("color again", True)):
-        model = model_with(start, color_augment=color)
+    for name, on in (("plain", False), ("on", True), ("on again", True)):
+        model = model_with(start, **{option: on})
         model.fit(tf.data.Dataset.from_tensors((images, labels)), verbose=0, shuffle=False)
         stepped[name] = model.get_weights()
     # Seeded by the run's seed and the step alone: the same step twice is the same.
-    for a, b in zip(stepped["color"], stepped["color again"]):
+    for a, b in zip(stepped["on"], stepped["on again"]):
         np.testing.assert_array_equal(a, b)
-    assert any(not np.allclose(a, b) for a, b in zip(stepped["color"], stepped["plain"]))
+    assert any(not np.allclose(a, b) for a, b in zip(stepped["on"], stepped["plain"]))

@@ -93,6 +93,7 @@ case $GROUP in
     for seed in 0 1; do
       run jaccard64_seed$seed $BEYOND --loss=soft_jaccard --seed=$seed || exit 1
       run color64_seed$seed $BEYOND --color_augment --seed=$seed || exit 1
+      run scale64_seed$seed $BEYOND --scale_augment --seed=$seed || exit 1
     done
     for seed in 0 1; do
       run cedice64_seed$seed $BEYOND --loss=cross_entropy_dice --seed=$seed || exit 1
