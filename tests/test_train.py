@@ -59,7 +59,7 @@ def test_log_reads_well_in_a_file(trained_run):
     from lesionseg_tf import hardware  # pylint: disable=import-outside-toplevel
     units = hardware.bfloat16_units(hardware.read_cpu_flags())
     assert ("this CPU has bfloat16 units" in result.stdout) == bool(
-        units and hardware.BFLOAT16_SPEEDUP)
+        hardware.bfloat16_measurement(units))
     assert "signature_serialization" not in output  # TensorFlow's own INFO lines
 
 
