@@ -15,26 +15,37 @@ def define_dataset_flags(data_dir_help=""):
     """`--data_dir`, and `--dataset`: the layout to read, recognized from the folder
     names unless given. `data_dir_help` is added to `--data_dir`'s help."""
     data_dir = flags.DEFINE_string(
-        "data_dir", "ISIC2017", "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
+        "data_dir",
+        "ISIC2017",
+        "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
         "archives, PH2, or images/ + masks/ folders (recognized by their names)."
-        + (" " + data_dir_help if data_dir_help else ""))
+        + (" " + data_dir_help if data_dir_help else ""),
+    )
     dataset = flags.DEFINE_enum(
-        "dataset", None, list(datasets.LAYOUT_NAMES),
-        "Force this dataset layout instead of recognizing it from the folder names.")
+        "dataset",
+        None,
+        list(datasets.LAYOUT_NAMES),
+        "Force this dataset layout instead of recognizing it from the folder names.",
+    )
     return data_dir, dataset
 
 
 def define_split_flag(default, extra_help=""):
     """`--split`: training, validation, test, or all (every pair of the tree)."""
     return flags.DEFINE_enum(
-        "split", default, list(datasets.SPLIT_CHOICES), "Which split: training, validation, "
+        "split",
+        default,
+        list(datasets.SPLIT_CHOICES),
+        "Which split: training, validation, "
         "test, or all (every pair; the only split of PH2 and of a flat images/ + masks/ "
-        "folder)." + (" " + extra_help if extra_help else ""))
+        "folder)." + (" " + extra_help if extra_help else ""),
+    )
 
 
 def define_max_image_pixels():
-    return flags.DEFINE_integer("max_image_pixels", config.DEFAULT_MAX_PIXELS,
-                                "Refuse images with more pixels than this.")
+    return flags.DEFINE_integer(
+        "max_image_pixels", config.DEFAULT_MAX_PIXELS, "Refuse images with more pixels than this."
+    )
 
 
 def define_image_size(default, help_text):
@@ -49,8 +60,11 @@ def define_model_flags(default="runs/lesionseg/export"):
       The `--model` flag holder.
     """
     model = flags.DEFINE_string(
-        "model", default, "The model to run: a SavedModel folder (train.py's export/) or a "
-        ".tflite file (python -m tools.export --tflite=...).")
+        "model",
+        default,
+        "The model to run: a SavedModel folder (train.py's export/) or a "
+        ".tflite file (python -m tools.export --tflite=...).",
+    )
     flags.DEFINE_alias("saved_model", "model")
     return model
 
@@ -69,8 +83,11 @@ def define_run_dir(help_text):
 
 def define_bootstrap():
     return flags.DEFINE_integer(
-        "bootstrap", 2000, "Bootstrap resamples (over images, seeded) for the 95% confidence "
-        "intervals; 0 skips them where they are optional.")
+        "bootstrap",
+        2000,
+        "Bootstrap resamples (over images, seeded) for the 95% confidence "
+        "intervals; 0 skips them where they are optional.",
+    )
 
 
 def define_seed(help_text):
@@ -80,16 +97,22 @@ def define_seed(help_text):
 def define_compute_flags():
     """`--jit_compile` (the words of `config.JIT_COMPILE`) and `--mixed_precision`."""
     jit_compile = flags.DEFINE_enum(
-        "jit_compile", "auto", list(config.JIT_COMPILE),
-        "XLA-compile the training step; auto: on where a GPU is visible.")
+        "jit_compile",
+        "auto",
+        list(config.JIT_COMPILE),
+        "XLA-compile the training step; auto: on where a GPU is visible.",
+    )
     mixed_precision = flags.DEFINE_enum(
-        "mixed_precision", "none", list(config.PRECISIONS),
+        "mixed_precision",
+        "none",
+        list(config.PRECISIONS),
         "Compute in half precision (variables, logits and loss stay float32): float16 or "
         "bfloat16 on GPUs; bfloat16 on CPUs only where they have bfloat16 units (python -m "
         "tools.benchmark says which): with AVX512_BF16, 1.5-1.9x faster than float32 from "
         "64x64 to 448x448 on a 2-core AMD EPYC VM; with AMX, 2.6-3.1x on a 2-core Intel Xeon "
         "VM; validation Jaccard -0.006 at 64 (docs/cpu.md). Without such units it is emulated "
-        "and much slower.")
+        "and much slower.",
+    )
     return jit_compile, mixed_precision
 
 
@@ -102,12 +125,28 @@ def define_postprocess_flags():
     """
     tta = flags.DEFINE_bool("tta", False, "Average over the 8 rotations/flips (not in the paper).")
     largest = flags.DEFINE_bool(
-        "largest_component", False, "Keep only the largest lesion region (not in the paper).")
+        "largest_component", False, "Keep only the largest lesion region (not in the paper)."
+    )
+    central = flags.DEFINE_bool(
+        "central_component",
+        False,
+        "Keep only the lesion region nearest the photograph's centre (not in the paper; not "
+        "with --largest_component).",
+    )
+    flags.register_multi_flags_validator(
+        ["largest_component", "central_component"],
+        lambda values: not (values["largest_component"] and values["central_component"]),
+        message="give --largest_component or --central_component, not both",
+    )
     fill = flags.DEFINE_bool("fill_holes", False, "Fill holes in the mask (not in the paper).")
     max_pixels = define_max_image_pixels()
 
     def segment_options():
-        return {"tta": tta.value, "keep_largest_component": largest.value,
-                "fill_mask_holes": fill.value}
+        return {
+            "tta": tta.value,
+            "keep_largest_component": largest.value,
+            "keep_central_component": central.value,
+            "fill_mask_holes": fill.value,
+        }
 
     return segment_options, max_pixels

@@ -28,9 +28,7 @@ _ROUTINE = (
 # Native lines TensorFlow writes while it runs that say nothing about the run: oneDNN
 # choosing Eigen's kernel for an int32 op on a CPU without AVX-512 (an ERROR-level line
 # at the first epoch that a user reads as a failure).
-_RUNTIME_ROUTINE = (
-    re.compile(r"oneDNN supports DT_INT32 only on platforms with AVX-512"),
-)
+_RUNTIME_ROUTINE = (re.compile(r"oneDNN supports DT_INT32 only on platforms with AVX-512"),)
 # No CUDA driver installed: a machine without a GPU. Only then is the failure to
 # initialize CUDA that follows expected; on a machine with a driver it is kept.
 _NO_DRIVER = re.compile(r"cudart_stub\.cc.*Could not find cuda drivers")
@@ -48,10 +46,13 @@ def quiet_start_lines(text):
     """
     lines = [line for line in text.splitlines() if line.strip()]
     no_driver = any(_NO_DRIVER.search(line) for line in lines)
-    kept = [line for line in lines
-            if not any(p.search(line) for p in _ROUTINE)
-            and not _NO_DRIVER.search(line)
-            and not (no_driver and _CUINIT.search(line))]
+    kept = [
+        line
+        for line in lines
+        if not any(p.search(line) for p in _ROUTINE)
+        and not _NO_DRIVER.search(line)
+        and not (no_driver and _CUINIT.search(line))
+    ]
     return kept, no_driver
 
 
@@ -80,8 +81,9 @@ def import_tensorflow():
             tf.config.list_physical_devices()
             import keras as keras_module  # pylint: disable=import-outside-toplevel,reimported
 
-            _quiet_library_info(os.path.dirname(tf.__file__),
-                                os.path.dirname(keras_module.__file__))
+            _quiet_library_info(
+                os.path.dirname(tf.__file__), os.path.dirname(keras_module.__file__)
+            )
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -129,8 +131,11 @@ def filter_runtime_lines():
             while chunk := pipe.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                kept = [line + b"\n" for line in lines
-                        if not is_runtime_routine(line.decode("utf-8", errors="replace"))]
+                kept = [
+                    line + b"\n"
+                    for line in lines
+                    if not is_runtime_routine(line.decode("utf-8", errors="replace"))
+                ]
                 if kept:
                     os.write(real, b"".join(kept))
             if pending:
@@ -192,9 +197,14 @@ def command_help(module, *, groups=()):
     from absl import flags  # pylint: disable=import-outside-toplevel
 
     registry = flags.FLAGS
-    own = sorted({name for name, flag in registry._flags().items()  # pylint: disable=protected-access
-                  if name == flag.name
-                  and not (registry.find_module_defining_flag(name) or "").startswith("absl")})
+    own = sorted(
+        {
+            name
+            for name, flag in registry._flags().items()  # pylint: disable=protected-access
+            if name == flag.name
+            and not (registry.find_module_defining_flag(name) or "").startswith("absl")
+        }
+    )
     listed = [name for _, names in groups for name in names]
     unknown = sorted(set(listed) - set(own))
     if unknown:
@@ -210,8 +220,9 @@ def command_help(module, *, groups=()):
             text = " ".join(flag.help.split())
             if flag.default not in (None, "", []) and not text.startswith("Alias for"):
                 text += f" (default: {flag.default_as_str.strip(chr(39))})"
-            lines += textwrap.wrap(text, width=96, initial_indent=f"  --{name}: ",
-                                   subsequent_indent="      ")
+            lines += textwrap.wrap(
+                text, width=96, initial_indent=f"  --{name}: ", subsequent_indent="      "
+            )
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -251,8 +262,11 @@ class LineProgress:
             return
         elapsed = time.perf_counter() - self._start
         rate = done / elapsed if elapsed > 0 else 0.0
-        print(f"{done}/{self.total} {self.unit}s, {rate:.2f} {self.unit}s/s, "
-              f"{elapsed:.0f} s", file=self.stream, flush=True)
+        print(
+            f"{done}/{self.total} {self.unit}s, {rate:.2f} {self.unit}s/s, {elapsed:.0f} s",
+            file=self.stream,
+            flush=True,
+        )
 
 
 def make_progress(total, *, unit="image", stream=None, every=None):

@@ -25,21 +25,30 @@ _DATA_DIR, _DATASET = common_flags.define_dataset_flags()
 _SPLIT = common_flags.define_split_flag("validation")
 _MODEL = common_flags.define_model_flags()
 _PRED_DIR = flags.DEFINE_string(
-    "pred_dir", None, "Score this folder of predicted masks instead of running a model.")
+    "pred_dir", None, "Score this folder of predicted masks instead of running a model."
+)
 _IDS_FILE = flags.DEFINE_string(
-    "ids_file", None, "Score only the images listed in this file, one id per line (for "
+    "ids_file",
+    None,
+    "Score only the images listed in this file, one id per line (for "
     "example a run's holdout_ids.txt, to score its held-out training pairs with --split="
-    "training).")
+    "training).",
+)
 _SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
 _OUTPUT_DIR = common_flags.define_output_dir(
-    None, "Where the report goes (replaced whole); default: one folder per model, data folder "
+    None,
+    "Where the report goes (replaced whole); default: one folder per model, data folder "
     "and split: <run>/evaluation/<data>-<split> beside a run's export, "
     "runs/evaluation/<model>/<data>-<split> for a shipped model, or "
-    "<pred_dir>_evaluation/<data>-<split>.")
+    "<pred_dir>_evaluation/<data>-<split>.",
+)
 _BOOTSTRAP = common_flags.define_bootstrap()
 _FIGURES = flags.DEFINE_bool(
-    "figures", False, "Also write a per-image Jaccard histogram and a contact sheet of the "
-    "best, median and worst images (PNG) beside summary.json.")
+    "figures",
+    False,
+    "Also write a per-image Jaccard histogram and a contact sheet of the "
+    "best, median and worst images (PNG) beside summary.json.",
+)
 
 # The shared flags are listed by --help as this script's own.
 flags.adopt_module_key_flags(common_flags)
@@ -54,15 +63,26 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _BOOTSTRAP.value < 0:  # refused before TensorFlow loads
         raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
-    console.require_inputs("evaluate.py", [
-        ("--data_dir", _DATA_DIR.value, "folder"), ("--ids_file", _IDS_FILE.value, "file"),
-        ("--pred_dir", _PRED_DIR.value, "folder") if _PRED_DIR.value else
-        ("--model", _MODEL.value, "file or folder")])
+    console.require_inputs(
+        "evaluate.py",
+        [
+            ("--data_dir", _DATA_DIR.value, "folder"),
+            ("--ids_file", _IDS_FILE.value, "file"),
+            ("--pred_dir", _PRED_DIR.value, "folder")
+            if _PRED_DIR.value
+            else ("--model", _MODEL.value, "file or folder"),
+        ],
+    )
     try:
         from lesionseg_tf import report  # pylint: disable=import-outside-toplevel
+
         output_dir = _OUTPUT_DIR.value or report.default_output_dir(
-            model=_MODEL.value, pred_dir=_PRED_DIR.value, data_dir=_DATA_DIR.value,
-            split=_SPLIT.value, ids_file=_IDS_FILE.value)
+            model=_MODEL.value,
+            pred_dir=_PRED_DIR.value,
+            data_dir=_DATA_DIR.value,
+            split=_SPLIT.value,
+            ids_file=_IDS_FILE.value,
+        )
         report.check_output_dir(output_dir, data_dir=_DATA_DIR.value)
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
@@ -80,12 +100,15 @@ def main(argv):
             if problems:
                 for problem in problems:
                     fail(problem)
-                sys.exit(f"evaluate.py: {len(problems)} image(s) of the {_SPLIT.value} split "
-                         f"have no single prediction in {_PRED_DIR.value}")
+                sys.exit(
+                    f"evaluate.py: {len(problems)} image(s) of the {_SPLIT.value} split "
+                    f"have no single prediction in {_PRED_DIR.value}"
+                )
 
             def predict(example):
                 path = paths[example.image_id]
                 return images.read_mask_file(path), path
+
             source = _PRED_DIR.value
         else:
             segmenter = inference.load_segmenter(_MODEL.value)
@@ -93,33 +116,55 @@ def main(argv):
             segmenter.check_options(tta=options["tta"])
 
             def predict(example):
-                image = images.read_image_file(example.image_path,
-                                               max_pixels=_MAX_IMAGE_PIXELS.value)
+                image = images.read_image_file(
+                    example.image_path, max_pixels=_MAX_IMAGE_PIXELS.value
+                )
                 return segmenter.segment(image, **options), example.image_path
+
             source = _MODEL.value
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
-    overlap, ids_file = ([], None) if _PRED_DIR.value else evaluation.training_overlap(
-        examples, saved_model=_MODEL.value)
+    overlap, ids_file = (
+        ([], None)
+        if _PRED_DIR.value
+        else evaluation.training_overlap(examples, saved_model=_MODEL.value)
+    )
     if overlap:
-        fail(f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
-             f"({ids_file}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
-             "the scores below are optimistic")
+        fail(
+            f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
+            f"({ids_file}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
+            "the scores below are optimistic"
+        )
     name = f"{dataset.layout.title}, {_SPLIT.value} split"
-    config = {"data_dir": _DATA_DIR.value, "split": _SPLIT.value,
-              "model": None if _PRED_DIR.value else _MODEL.value, "pred_dir": _PRED_DIR.value,
-              **_SEGMENT_OPTIONS(), "bootstrap": _BOOTSTRAP.value, "ids_file": _IDS_FILE.value,
-              "dataset": dataset.layout.name, "images_trained_on": len(overlap)}
+    config = {
+        "data_dir": _DATA_DIR.value,
+        "split": _SPLIT.value,
+        "model": None if _PRED_DIR.value else _MODEL.value,
+        "pred_dir": _PRED_DIR.value,
+        **_SEGMENT_OPTIONS(),
+        "bootstrap": _BOOTSTRAP.value,
+        "ids_file": _IDS_FILE.value,
+        "dataset": dataset.layout.name,
+        "images_trained_on": len(overlap),
+    }
     try:
         result = evaluation.run(
-            examples, predict=predict, output_dir=output_dir, config=config,
+            examples,
+            predict=predict,
+            output_dir=output_dir,
+            config=config,
             bootstrap=_BOOTSTRAP.value,
-            figures_title=name if _FIGURES.value else None, on_error=fail,
-            progress=console.make_progress(len(examples)))
+            figures_title=name if _FIGURES.value else None,
+            on_error=fail,
+            progress=console.make_progress(len(examples)),
+        )
     except evaluation.ScoringError as e:
         sys.exit(f"evaluate.py: {e}")
-    print(evaluation.format_table(result.summary, title=f"{name}, {source}",
-                                  intervals=result.intervals))
+    print(
+        evaluation.format_table(
+            result.summary, title=f"{name}, {source}", intervals=result.intervals
+        )
+    )
     print(f"per-image scores and summary: {output_dir}")
     for path in result.figures:
         print(f"figure: {path}")

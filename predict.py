@@ -21,19 +21,29 @@ import console
 
 _MODEL = common_flags.define_model_flags()
 _INPUT = flags.DEFINE_string(
-    "input", None, "One image, a folder of images (ISIC superpixel files are skipped), or a "
-    "dataset's top or image folder (any layout train.py reads, PH2's nested folders too).")
+    "input",
+    None,
+    "One image, a folder of images (ISIC superpixel files are skipped), or a "
+    "dataset's top or image folder (any layout train.py reads, PH2's nested folders too).",
+)
 _OUTPUT_DIR = common_flags.define_output_dir("predictions", "Where the masks are written.")
 _OVERLAY = flags.DEFINE_bool(
-    "overlay", False, "Also write overlays/<id>_overlay.jpg: the photograph with the predicted "
-    "outline (green) and, where a ground-truth mask is known, the true one (magenta).")
+    "overlay",
+    False,
+    "Also write overlays/<id>_overlay.jpg: the photograph with the predicted "
+    "outline (green) and, where a ground-truth mask is known, the true one (magenta).",
+)
 _TRUTH_DIR = flags.DEFINE_string(
-    "truth_dir", None, "Ground-truth masks for the overlays; found by themselves for a folder "
-    "of a dataset layout.")
+    "truth_dir",
+    None,
+    "Ground-truth masks for the overlays; found by themselves for a folder of a dataset layout.",
+)
 _SEGMENT_OPTIONS, _MAX_IMAGE_PIXELS = common_flags.define_postprocess_flags()
 _OVERWRITE_SOURCES = flags.DEFINE_bool(
-    "allow_writing_into_sources", False,
-    "Allow --output_dir to be the input or ground-truth folder.")
+    "allow_writing_into_sources",
+    False,
+    "Allow --output_dir to be the input or ground-truth folder.",
+)
 
 # The shared flags are listed by --help as this script's own.
 flags.adopt_module_key_flags(common_flags)
@@ -44,16 +54,24 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _INPUT.value:
         raise app.UsageError("--input is required: an image or a folder of images")
-    console.require_inputs("predict.py", [("--input", _INPUT.value, "file or folder"),
-                                          ("--model", _MODEL.value, "file or folder"),
-                                          ("--truth_dir", _TRUTH_DIR.value, "folder")])
+    console.require_inputs(
+        "predict.py",
+        [
+            ("--input", _INPUT.value, "file or folder"),
+            ("--model", _MODEL.value, "file or folder"),
+            ("--truth_dir", _TRUTH_DIR.value, "folder"),
+        ],
+    )
     console.start_tensorflow()
     from lesionseg_tf import inference, prediction
 
     try:
-        jobs, found = prediction.plan(_INPUT.value, output_dir=_OUTPUT_DIR.value,
-                                      truth_dir=_TRUTH_DIR.value,
-                                      allow_writing_into_sources=_OVERWRITE_SOURCES.value)
+        jobs, found = prediction.plan(
+            _INPUT.value,
+            output_dir=_OUTPUT_DIR.value,
+            truth_dir=_TRUTH_DIR.value,
+            allow_writing_into_sources=_OVERWRITE_SOURCES.value,
+        )
         print(found, flush=True)
         segmenter = inference.load_segmenter(_MODEL.value)
         segmenter.check_options(tta=_SEGMENT_OPTIONS()["tta"])
@@ -62,16 +80,25 @@ def main(argv):
     os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
     start = time.perf_counter()
     failures = prediction.run(
-        jobs, segmenter=segmenter, overlay=_OVERLAY.value, max_pixels=_MAX_IMAGE_PIXELS.value,
-        progress=console.make_progress(len(jobs)), **_SEGMENT_OPTIONS(),
-        on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True))
+        jobs,
+        segmenter=segmenter,
+        overlay=_OVERLAY.value,
+        max_pixels=_MAX_IMAGE_PIXELS.value,
+        progress=console.make_progress(len(jobs)),
+        **_SEGMENT_OPTIONS(),
+        on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True),
+    )
     elapsed = time.perf_counter() - start
     written = len(jobs) - len(failures)
-    print(f"wrote {written} of {len(jobs)} masks to {_OUTPUT_DIR.value} in {elapsed:.1f} s "
-          f"({elapsed / max(1, len(jobs)):.2f} s per image)", flush=True)
+    print(
+        f"wrote {written} of {len(jobs)} masks to {_OUTPUT_DIR.value} in {elapsed:.1f} s "
+        f"({elapsed / max(1, len(jobs)):.2f} s per image)",
+        flush=True,
+    )
     if failures:
-        sys.exit(f"predict.py: {len(failures)} of {len(jobs)} images failed: "
-                 + ", ".join(failures))
+        sys.exit(
+            f"predict.py: {len(failures)} of {len(jobs)} images failed: " + ", ".join(failures)
+        )
 
 
 HELP_GROUPS = (

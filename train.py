@@ -16,91 +16,142 @@ from absl import app, flags, logging
 
 import common_flags
 import console
-
 from lesionseg_tf import config as config_lib  # noqa: E402 (after the environment)
 from lesionseg_tf import hardware, run_dir  # noqa: E402
+
 _DEFAULTS = config_lib.RunConfig(data_dir="")
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags(
-    "Trains on the training split, or on every pair of a layout without splits.")
+    "Trains on the training split, or on every pair of a layout without splits."
+)
 _INIT_FROM = flags.DEFINE_string(
-    "init_from", None, "Start from these weights (fine-tuning), with a fresh optimizer: a run "
+    "init_from",
+    None,
+    "Start from these weights (fine-tuning), with a fresh optimizer: a run "
     "folder, a shipped model such as pretrained/lesionseg_isic2017 (its lesionseg.keras), or a "
-    ".keras/.weights.h5 file.")
+    ".keras/.weights.h5 file.",
+)
 _MODEL_DIR = flags.DEFINE_string(
-    "model_dir", "runs/lesionseg", "Where checkpoints, logs and the export are written.")
-_IMAGE_SIZE = common_flags.define_image_size(_DEFAULTS.image_size,
-                                             "Network input side (paper: 448).")
+    "model_dir", "runs/lesionseg", "Where checkpoints, logs and the export are written."
+)
+_IMAGE_SIZE = common_flags.define_image_size(
+    _DEFAULTS.image_size, "Network input side (paper: 448)."
+)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Batch size (paper: 32).")
 _LEARNING_RATE = flags.DEFINE_float(
-    "learning_rate", _DEFAULTS.learning_rate,
-    "Adam learning rate (the paper gives none; Adam's default).")
+    "learning_rate",
+    _DEFAULTS.learning_rate,
+    "Adam learning rate (the paper gives none; Adam's default).",
+)
 _LR_SCHEDULE = flags.DEFINE_enum(
-    "lr_schedule", _DEFAULTS.lr_schedule, list(config_lib.LR_SCHEDULES),
-    "constant (the paper's), or cosine decay to zero over --max_epochs.")
-_MAX_EPOCHS = flags.DEFINE_integer("max_epochs", _DEFAULTS.max_epochs,
-                                   "Upper bound on training epochs.")
+    "lr_schedule",
+    _DEFAULTS.lr_schedule,
+    list(config_lib.LR_SCHEDULES),
+    "constant (the paper's), or cosine decay to zero over --max_epochs.",
+)
+_MAX_EPOCHS = flags.DEFINE_integer(
+    "max_epochs", _DEFAULTS.max_epochs, "Upper bound on training epochs."
+)
 _PATIENCE = flags.DEFINE_integer(
-    "patience", _DEFAULTS.patience,
-    "Epochs without a better selection Jaccard before training stops.")
+    "patience",
+    _DEFAULTS.patience,
+    "Epochs without a better selection Jaccard before training stops.",
+)
 _SELECT_ON = flags.DEFINE_enum(
-    "select_on", _DEFAULTS.select_on, list(config_lib.SELECT_ON),
+    "select_on",
+    _DEFAULTS.select_on,
+    list(config_lib.SELECT_ON),
     "Which pairs pick the best epoch and stop training: a held-out part of the training split "
     "(the validation split is then never read: the paper's validation score was blind), or "
-    "the validation split (its score is then optimistic).")
+    "the validation split (its score is then optimistic).",
+)
 _HOLDOUT_FRACTION = flags.DEFINE_float(
-    "holdout_fraction", _DEFAULTS.holdout_fraction, "Share of the training split held out for "
+    "holdout_fraction",
+    _DEFAULTS.holdout_fraction,
+    "Share of the training split held out for "
     "--select_on=holdout, drawn from --holdout_seed; the ids go to "
-    "<model_dir>/holdout_ids.txt.")
+    "<model_dir>/holdout_ids.txt.",
+)
 _SEED = common_flags.define_seed("Seed for weights, data order and augmentation.")
 _HOLDOUT_SEED = flags.DEFINE_integer(
-    "holdout_seed", None, "Seed of the held-out draw (default: --seed). Fix it to compare "
-    "seeds on the same selection pairs.")
+    "holdout_seed",
+    None,
+    "Seed of the held-out draw (default: --seed). Fix it to compare "
+    "seeds on the same selection pairs.",
+)
 _DETERMINISTIC = flags.DEFINE_bool(
-    "deterministic", False, "Deterministic TensorFlow ops: two runs with the same flags give "
-    "bit-identical weights on the same hardware (slower on GPUs).")
+    "deterministic",
+    False,
+    "Deterministic TensorFlow ops: two runs with the same flags give "
+    "bit-identical weights on the same hardware (slower on GPUs).",
+)
 _SKIP_BAD_EXAMPLES = flags.DEFINE_bool(
-    "skip_bad_examples", False, "Train on the good pairs when the data check finds bad ones "
-    "(they are listed); by default any error stops the run before training.")
+    "skip_bad_examples",
+    False,
+    "Train on the good pairs when the data check finds bad ones "
+    "(they are listed); by default any error stops the run before training.",
+)
 _MAX_IMAGE_PIXELS = common_flags.define_max_image_pixels()
 _OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False, "Train again in a --model_dir that holds a finished run.")
+    "overwrite", False, "Train again in a --model_dir that holds a finished run."
+)
 _CACHE = flags.DEFINE_enum(
-    "cache", _DEFAULTS.cache, list(config_lib.CACHE_CHOICES),
+    "cache",
+    _DEFAULTS.cache,
+    list(config_lib.CACHE_CHOICES),
     "Keep the decoded, resized images in memory (about 1.2 GB for ISIC 2017 training at 448), "
-    "in a cache file under --model_dir/cache, or decode every epoch.")
+    "in a cache file under --model_dir/cache, or decode every epoch.",
+)
 _JIT_COMPILE, _MIXED_PRECISION = common_flags.define_compute_flags()
 _STEPS_PER_EXECUTION = flags.DEFINE_integer(
-    "steps_per_execution", _DEFAULTS.steps_per_execution, "Training steps per call into the "
+    "steps_per_execution",
+    _DEFAULTS.steps_per_execution,
+    "Training steps per call into the "
     "compiled graph, and per host read of the loss (by the NaN guard); more saves per-step "
-    "overhead on a GPU. Does not change the results; epochs stay whole.")
+    "overhead on a GPU. Does not change the results; epochs stay whole.",
+)
 _STRATEGY = flags.DEFINE_enum(
-    "strategy", _DEFAULTS.strategy, list(config_lib.STRATEGIES),
+    "strategy",
+    _DEFAULTS.strategy,
+    list(config_lib.STRATEGIES),
     "tf.distribute strategy. auto: MirroredStrategy when more than one GPU is visible; "
     "multi_worker: MultiWorkerMirroredStrategy configured by TF_CONFIG. --batch_size is the "
-    "global batch, split over the replicas.")
+    "global batch, split over the replicas.",
+)
 _CONTEXT = flags.DEFINE_enum(
-    "context", _DEFAULTS.context, list(config_lib.CONTEXTS),
+    "context",
+    _DEFAULTS.context,
+    list(config_lib.CONTEXTS),
     "none: the paper's Table 1. image_pooling: also give every output pixel the whole image "
     "as context, DeepLabv3's image-level feature before the subpixel layer (not in the paper; "
-    "docs/reproduction.md).")
+    "docs/reproduction.md).",
+)
 _LOSS = flags.DEFINE_enum(
-    "loss", _DEFAULTS.loss, list(config_lib.LOSSES),
+    "loss",
+    _DEFAULTS.loss,
+    list(config_lib.LOSSES),
     "cross_entropy: the paper's per-pixel cross-entropy. soft_jaccard: one minus each image's "
     "soft Jaccard (Yuan, Chao and Lo 2017). cross_entropy_dice: cross-entropy plus each "
-    "image's soft Dice loss. The last two are not in the paper (docs/reproduction.md).")
+    "image's soft Dice loss. The last two are not in the paper (docs/reproduction.md).",
+)
 _COLOR_AUGMENT = flags.DEFINE_bool(
-    "color_augment", _DEFAULTS.color_augment,
+    "color_augment",
+    _DEFAULTS.color_augment,
     "Also change each training image's brightness, contrast, saturation and hue at random, "
-    "after the paper's rotations and flips (not in the paper).")
+    "after the paper's rotations and flips (not in the paper).",
+)
 _SCALE_AUGMENT = flags.DEFINE_bool(
-    "scale_augment", _DEFAULTS.scale_augment,
+    "scale_augment",
+    _DEFAULTS.scale_augment,
     "Also zoom each training pair in or out (up to 1.5x, mirrored surroundings) and shift it "
-    "at random, keeping the whole lesion, after the rotations and flips (not in the paper).")
+    "at random, keeping the whole lesion, after the rotations and flips (not in the paper).",
+)
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
-    "generate_synthetic", False,
+    "generate_synthetic",
+    False,
     "If --data_dir does not exist, first write a small synthetic dataset in the ISIC layout "
-    "there (the quick start).")
+    "there (the quick start).",
+)
 
 # The shared flags are listed by --help as this script's own.
 flags.adopt_module_key_flags(common_flags)
@@ -108,15 +159,30 @@ flags.adopt_module_key_flags(common_flags)
 
 # The flag of each `RunConfig` field (the fields are the flags' names).
 _CONFIG_HOLDERS = {
-    "data_dir": _DATA_DIR, "dataset": _DATASET, "init_from": _INIT_FROM,
-    "image_size": _IMAGE_SIZE, "batch_size": _BATCH_SIZE, "learning_rate": _LEARNING_RATE,
-    "lr_schedule": _LR_SCHEDULE, "max_epochs": _MAX_EPOCHS, "patience": _PATIENCE,
-    "select_on": _SELECT_ON, "holdout_fraction": _HOLDOUT_FRACTION, "seed": _SEED,
-    "holdout_seed": _HOLDOUT_SEED, "deterministic": _DETERMINISTIC,
-    "skip_bad_examples": _SKIP_BAD_EXAMPLES, "max_image_pixels": _MAX_IMAGE_PIXELS,
-    "mixed_precision": _MIXED_PRECISION, "context": _CONTEXT, "loss": _LOSS,
-    "color_augment": _COLOR_AUGMENT, "scale_augment": _SCALE_AUGMENT, "cache": _CACHE,
-    "jit_compile": _JIT_COMPILE, "steps_per_execution": _STEPS_PER_EXECUTION,
+    "data_dir": _DATA_DIR,
+    "dataset": _DATASET,
+    "init_from": _INIT_FROM,
+    "image_size": _IMAGE_SIZE,
+    "batch_size": _BATCH_SIZE,
+    "learning_rate": _LEARNING_RATE,
+    "lr_schedule": _LR_SCHEDULE,
+    "max_epochs": _MAX_EPOCHS,
+    "patience": _PATIENCE,
+    "select_on": _SELECT_ON,
+    "holdout_fraction": _HOLDOUT_FRACTION,
+    "seed": _SEED,
+    "holdout_seed": _HOLDOUT_SEED,
+    "deterministic": _DETERMINISTIC,
+    "skip_bad_examples": _SKIP_BAD_EXAMPLES,
+    "max_image_pixels": _MAX_IMAGE_PIXELS,
+    "mixed_precision": _MIXED_PRECISION,
+    "context": _CONTEXT,
+    "loss": _LOSS,
+    "color_augment": _COLOR_AUGMENT,
+    "scale_augment": _SCALE_AUGMENT,
+    "cache": _CACHE,
+    "jit_compile": _JIT_COMPILE,
+    "steps_per_execution": _STEPS_PER_EXECUTION,
     "strategy": _STRATEGY,
 }
 
@@ -135,12 +201,16 @@ def run_config():
         for name, value in run_dir.inherited_settings(_INIT_FROM.value).items():
             if not _CONFIG_HOLDERS[name].present:
                 if value != values[name]:
-                    notes.append(f"--{name}={value}, as {_INIT_FROM.value} was trained (give "
-                                 f"--{name} to change it)")
+                    notes.append(
+                        f"--{name}={value}, as {_INIT_FROM.value} was trained (give "
+                        f"--{name} to change it)"
+                    )
                 values[name] = value
             elif values[name] != value:
-                notes.append(f"--{name}={values[name]}, while {_INIT_FROM.value} was trained "
-                             f"at --{name}={value}")
+                notes.append(
+                    f"--{name}={values[name]}, while {_INIT_FROM.value} was trained "
+                    f"at --{name}={value}"
+                )
     return config_lib.RunConfig(**values), notes
 
 
@@ -164,8 +234,10 @@ def main(argv):
     advice = hardware.bfloat16_advice(
         hardware.bfloat16_units(hardware.read_cpu_flags()),
         gpu_visible=bool(tf.config.list_physical_devices("GPU")),
-        precision=config.mixed_precision, precision_given=_MIXED_PRECISION.present,
-        image_size=config.image_size)
+        precision=config.mixed_precision,
+        precision_given=_MIXED_PRECISION.present,
+        image_size=config.image_size,
+    )
     if advice:
         print(f"train.py: {advice}", flush=True)
 
@@ -182,28 +254,60 @@ def main(argv):
         strategy = distribute.make_strategy(config.strategy)
         if _GENERATE_SYNTHETIC.value and not os.path.exists(config.data_dir):
             logging.info("writing a synthetic ISIC-layout dataset to %s", config.data_dir)
-            synthetic.write_synthetic_dataset(config.data_dir, num_training=64,
-                                              num_validation=16, num_test=16, seed=config.seed)
-        result = training.run(config, model_dir=_MODEL_DIR.value, overwrite=_OVERWRITE.value,
-                              strategy=strategy, verbose=1 if sys.stdout.isatty() else 2,
-                              report=report)
+            synthetic.write_synthetic_dataset(
+                config.data_dir, num_training=64, num_validation=16, num_test=16, seed=config.seed
+            )
+        result = training.run(
+            config,
+            model_dir=_MODEL_DIR.value,
+            overwrite=_OVERWRITE.value,
+            strategy=strategy,
+            verbose=1 if sys.stdout.isatty() else 2,
+            report=report,
+        )
     except (ValueError, OSError, training.TrainingError) as e:
         sys.exit(f"train.py: {e}")
     selected_on = {"holdout": "held-out", "validation": "validation"}[result["selected_on"]]
     chief = distribute.is_chief(strategy)
-    print(f"{selected_on} per-image mean Jaccard: {result['selection_jaccard']:.4f} "
-          f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
-          + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)"))
+    print(
+        f"{selected_on} per-image mean Jaccard: {result['selection_jaccard']:.4f} "
+        f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
+        + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)")
+    )
     print(f"final weights sha256: {result['weights_sha256']}")
 
 
 HELP_GROUPS = (
-    ("data", ["data_dir", "dataset", "skip_bad_examples", "max_image_pixels", "cache",
-              "generate_synthetic"]),
+    (
+        "data",
+        [
+            "data_dir",
+            "dataset",
+            "skip_bad_examples",
+            "max_image_pixels",
+            "cache",
+            "generate_synthetic",
+        ],
+    ),
     ("model", ["image_size", "context", "init_from"]),
-    ("training", ["batch_size", "learning_rate", "lr_schedule", "max_epochs", "patience",
-                  "loss", "color_augment", "scale_augment", "select_on", "holdout_fraction",
-                  "seed", "holdout_seed", "deterministic"]),
+    (
+        "training",
+        [
+            "batch_size",
+            "learning_rate",
+            "lr_schedule",
+            "max_epochs",
+            "patience",
+            "loss",
+            "color_augment",
+            "scale_augment",
+            "select_on",
+            "holdout_fraction",
+            "seed",
+            "holdout_seed",
+            "deterministic",
+        ],
+    ),
     ("compute", ["mixed_precision", "jit_compile", "steps_per_execution", "strategy"]),
     ("output", ["model_dir", "overwrite"]),
 )

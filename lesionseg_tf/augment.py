@@ -32,7 +32,8 @@ def draw_transforms(batch_size, *, seed):
       `[batch_size, 3]` bool: (transpose, flip up-down, flip left-right).
     """
     bits = tf.random.stateless_uniform(
-        [batch_size, 3], seed=seed, minval=0, maxval=2, dtype=tf.int32)
+        [batch_size, 3], seed=seed, minval=0, maxval=2, dtype=tf.int32
+    )
     return tf.cast(bits, tf.bool)
 
 
@@ -44,6 +45,7 @@ def apply_transforms(tensor, *, transforms, inverse=False):
     which undoes the transform (each step is its own inverse). Height must equal
     width: a transposed image of another shape could not be batched.
     """
+
     def pick(flag, changed, unchanged):
         return tf.where(flag[:, tf.newaxis, tf.newaxis, tf.newaxis], changed, unchanged)
 
@@ -52,7 +54,7 @@ def apply_transforms(tensor, *, transforms, inverse=False):
         lambda t: pick(transforms[:, 1], tf.reverse(t, axis=[1]), t),
         lambda t: pick(transforms[:, 2], tf.reverse(t, axis=[2]), t),
     ]
-    for step in (reversed(steps) if inverse else steps):
+    for step in reversed(steps) if inverse else steps:
         tensor = step(tensor)
     return tensor
 
@@ -71,11 +73,15 @@ def random_dihedral(images, *, masks, seed):
     images = tf.convert_to_tensor(images)
     masks = tf.convert_to_tensor(masks)
     tf.debugging.assert_equal(
-        tf.shape(images)[1], tf.shape(images)[2],
-        message="random_dihedral needs square images (height == width)")
+        tf.shape(images)[1],
+        tf.shape(images)[2],
+        message="random_dihedral needs square images (height == width)",
+    )
     transforms = draw_transforms(tf.shape(images)[0], seed=seed)
-    return (apply_transforms(images, transforms=transforms),
-            apply_transforms(masks, transforms=transforms))
+    return (
+        apply_transforms(images, transforms=transforms),
+        apply_transforms(masks, transforms=transforms),
+    )
 
 
 # The ranges of `random_color`, on the photograph rescaled to [0, 1].
@@ -105,8 +111,7 @@ def random_color(images, *, seed):
       `[batch, H, W, 3]` float32, per-image standardized.
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64),
-                                                   num=tf.shape(images)[0])
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=tf.shape(images)[0])
 
     def change(args):
         image, image_seed = args
@@ -161,8 +166,9 @@ def random_scale(images, *, masks, seed):
     for axis in (1, 2):  # rows, then columns: the lesion's extent as shares of the side
         present = tf.reduce_any(lesion, axis=3 - axis)
         first = tf.cast(tf.argmax(tf.cast(present, tf.int32), axis=1), tf.float32)
-        last = size - tf.cast(tf.argmax(tf.cast(tf.reverse(present, [1]), tf.int32), axis=1),
-                              tf.float32)
+        last = size - tf.cast(
+            tf.argmax(tf.cast(tf.reverse(present, [1]), tf.int32), axis=1), tf.float32
+        )
         some = tf.reduce_any(present, axis=1)
         starts.append(tf.where(some, first / size, 0.5))
         extents.append(tf.where(some, (last - first) / size, 0.0))
@@ -172,10 +178,15 @@ def random_scale(images, *, masks, seed):
     # Two pixels of that skin are kept out of the mirror, for the resampling's rounding.
     keep = 2.0 / size
     lowest = [-tf.minimum(tf.maximum(start - keep, 0.0), 0.5) for start in starts]
-    highest = [1.0 + tf.minimum(tf.maximum(1.0 - start - extent - keep, 0.0), 0.5)
-               for start, extent in zip(starts, extents)]
-    region = tf.clip_by_value(region, tf.maximum(*extents),
-                              tf.minimum(*(h - l for h, l in zip(highest, lowest))))
+    highest = [
+        1.0 + tf.minimum(tf.maximum(1.0 - start - extent - keep, 0.0), 0.5)
+        for start, extent in zip(starts, extents)
+    ]
+    region = tf.clip_by_value(
+        region,
+        tf.maximum(*extents),
+        tf.minimum(*(top - bottom for top, bottom in zip(highest, lowest))),
+    )
     corners = []
     for k, (start, extent) in enumerate(zip(starts, extents)):
         earliest = tf.maximum(start + extent - region, lowest[k])
@@ -189,14 +200,22 @@ def random_scale(images, *, masks, seed):
     def to_padded(share):
         return (share * size + tf.cast(pad, tf.float32) - 0.5) / (padded_size - 1.0)
 
-    boxes = tf.stack([to_padded(corners[0]), to_padded(corners[1]),
-                      to_padded(corners[0] + region), to_padded(corners[1] + region)], axis=1)
+    boxes = tf.stack(
+        [
+            to_padded(corners[0]),
+            to_padded(corners[1]),
+            to_padded(corners[0] + region),
+            to_padded(corners[1] + region),
+        ],
+        axis=1,
+    )
     paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
     indices = tf.range(batch)
 
     def crop(tensor, method):
-        return tf.image.crop_and_resize(tf.pad(tensor, paddings, mode="REFLECT"), boxes,
-                                        indices, [side, side], method=method)
+        return tf.image.crop_and_resize(
+            tf.pad(tensor, paddings, mode="REFLECT"), boxes, indices, [side, side], method=method
+        )
 
     scaled_images = standardize(crop(images, "bilinear"))
     scaled_masks = tf.cast(crop(tf.cast(masks, tf.float32), "nearest"), masks.dtype)

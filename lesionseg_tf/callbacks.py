@@ -45,8 +45,12 @@ class BestAndEarlyStop(keras.callbacks.Callback):
         self.stopped = False
 
     def state(self):
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "stopped": self.stopped}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped": self.stopped,
+        }
 
     def restore(self, state):
         self.best, self.best_epoch = state["best"], state["best_epoch"]
@@ -55,8 +59,7 @@ class BestAndEarlyStop(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise KeyError(f"{self.monitor} is not among the logged metrics "
-                           f"{sorted(logs or {})}")
+            raise KeyError(f"{self.monitor} is not among the logged metrics {sorted(logs or {})}")
         loss = (logs or {}).get("loss", 0.0)
         if value > self.best and math.isfinite(float(loss)):  # never keep diverged weights
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
@@ -94,8 +97,10 @@ class EpochBackup(keras.callbacks.Callback):
             self.model.save_weights(temporary)
         files.write_atomically(
             os.path.join(self.backup_dir, RunDir.BACKUP_STATE),
-            payload=json.dumps({"epoch": epoch + 1, "weights": name,
-                                "early_stopping": self.early_stopping.state()}))
+            payload=json.dumps(
+                {"epoch": epoch + 1, "weights": name, "early_stopping": self.early_stopping.state()}
+            ),
+        )
         for path in glob.glob(os.path.join(self.backup_dir, "*.weights.h5")):
             if os.path.basename(path) != name:
                 os.remove(path)
@@ -126,9 +131,10 @@ class EpochSummaries(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         train = {k: v for k, v in logs.items() if not k.startswith("val_")}
-        train["learning_rate"] = float(keras.ops.convert_to_numpy(
-            self.model.optimizer.learning_rate))
-        validation = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
+        train["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
+        validation = {k[len("val_") :]: v for k, v in logs.items() if k.startswith("val_")}
         for run, values in (("train", train), ("validation", validation)):
             if not values:
                 continue
@@ -216,7 +222,8 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class EpochVariable(keras.callbacks.Callback):
-    """Writes the epoch number into a variable the input pipeline reads (`pipeline.make_dataset`)."""
+    """Writes the epoch number into a variable the input pipeline reads
+    (`pipeline.make_dataset`)."""
 
     def __init__(self, variable):
         super().__init__()

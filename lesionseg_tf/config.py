@@ -17,8 +17,7 @@ SELECT_ON = ("holdout", "validation")
 CACHE_CHOICES = ("memory", "disk", "none")
 PRECISIONS = ("none", "float16", "bfloat16")
 # Keras' mixed-precision policy of each --mixed_precision choice.
-PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16",
-                      "bfloat16": "mixed_bfloat16"}
+PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 # "none": Table 1; "image_pooling": DeepLabv3's image-level feature (`model.context_branch`).
 CONTEXTS = ("none", "image_pooling")
 # The training loss (`losses.make_loss`): "cross_entropy" is the paper's (section 3.3).
@@ -45,6 +44,7 @@ class RunConfig:
     Raises:
       ValueError: on construction, for any setting that cannot train.
     """
+
     data_dir: str
     dataset: str | None = None
     init_from: str | None = None
@@ -76,8 +76,9 @@ class RunConfig:
         if self.holdout_seed is None:
             object.__setattr__(self, "holdout_seed", self.seed)
         if self.image_size <= 0 or self.image_size % UPSCALE:
-            raise ValueError(f"image_size must be a positive multiple of {UPSCALE}, got "
-                             f"{self.image_size}")
+            raise ValueError(
+                f"image_size must be a positive multiple of {UPSCALE}, got {self.image_size}"
+            )
         for name in ("batch_size", "max_epochs", "max_image_pixels", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -86,15 +87,23 @@ class RunConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.select_on == "holdout" and not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction must be between 0 and 1, got "
-                             f"{self.holdout_fraction}")
-        for name, choices in (("lr_schedule", LR_SCHEDULES), ("select_on", SELECT_ON),
-                              ("cache", CACHE_CHOICES), ("mixed_precision", PRECISIONS),
-                              ("context", CONTEXTS), ("loss", LOSSES),
-                              ("jit_compile", tuple(JIT_COMPILE)), ("strategy", STRATEGIES)):
+            raise ValueError(
+                f"holdout_fraction must be between 0 and 1, got {self.holdout_fraction}"
+            )
+        for name, choices in (
+            ("lr_schedule", LR_SCHEDULES),
+            ("select_on", SELECT_ON),
+            ("cache", CACHE_CHOICES),
+            ("mixed_precision", PRECISIONS),
+            ("context", CONTEXTS),
+            ("loss", LOSSES),
+            ("jit_compile", tuple(JIT_COMPILE)),
+            ("strategy", STRATEGIES),
+        ):
             if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}, got "
-                                 f"{getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
+                )
 
     def run_settings(self):
         """The settings that define the run, as a dict (compared on resumption)."""
@@ -114,9 +123,11 @@ class RunConfig:
 # Run settings added after the first runs were recorded. Their defaults are what the
 # code did before them (Table 1, the paper's loss and augmentation), so a `flags.json`
 # without them reads as its defaults and such runs still resume and compare.
-SETTINGS_BEFORE_RECORDED = {field.name: field.default for field in dataclasses.fields(RunConfig)
-                            if field.name in ("context", "loss", "color_augment",
-                                              "scale_augment")}
+SETTINGS_BEFORE_RECORDED = {
+    field.name: field.default
+    for field in dataclasses.fields(RunConfig)
+    if field.name in ("context", "loss", "color_augment", "scale_augment")
+}
 
 
 def recorded_settings(recorded):
@@ -133,6 +144,8 @@ def recorded_settings(recorded):
     return values
 
 
-RUN_FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig)
-                   if field.name not in ("cache", "jit_compile", "steps_per_execution",
-                                         "strategy"))
+RUN_FIELDS = tuple(
+    field.name
+    for field in dataclasses.fields(RunConfig)
+    if field.name not in ("cache", "jit_compile", "steps_per_execution", "strategy")
+)

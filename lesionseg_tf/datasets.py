@@ -16,7 +16,6 @@ import re
 
 import numpy as np
 
-
 # What a photograph's name says it is; the dataset check holds the file to it.
 EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
 
@@ -28,6 +27,7 @@ class DatasetError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Example:
     """One image/mask pair of a split."""
+
     image_id: str
     image_path: str
     mask_path: str
@@ -48,6 +48,7 @@ ISIC_MASK = re.compile(r"^(ISIC_\d{7})_[Ss]egmentation\.png$")
 class SplitFiles:
     """What one split's folders hold. `images` / `masks` map image id -> path, and
     are None when that folder is not there."""
+
     images: dict | None
     masks: dict | None
     image_dir: str
@@ -80,8 +81,10 @@ def _files_by_stem(folder, extensions):
         if name.startswith(".") or extension.lower() not in extensions:
             continue
         if stem in found:
-            raise DatasetError(f"{found[stem]} and {os.path.join(folder, name)} have the same "
-                               "stem; image ids are file stems and must be unique")
+            raise DatasetError(
+                f"{found[stem]} and {os.path.join(folder, name)} have the same "
+                "stem; image ids are file stems and must be unique"
+            )
         found[stem] = os.path.join(folder, name)
     return found
 
@@ -94,15 +97,17 @@ class IsicLayout:
         self.mask_suffix = mask_suffix  # as the archives spell it; both spellings are read
 
     def locate(self, data_dir):
-        if any(os.path.isdir(os.path.join(data_dir, folder))
-               for pair in self.folders.values() for folder in pair):
+        if any(
+            os.path.isdir(os.path.join(data_dir, folder))
+            for pair in self.folders.values()
+            for folder in pair
+        ):
             return data_dir
         return None
 
     def expected(self):
         pairs = ", ".join(f"{images}/ + {masks}/" for images, masks in self.folders.values())
-        return (f"{self.title}: {pairs} (ISIC_<7 digits>.jpg, "
-                f"ISIC_<7 digits>{self.mask_suffix}.png)")
+        return f"{self.title}: {pairs} (ISIC_<7 digits>.jpg, ISIC_<7 digits>{self.mask_suffix}.png)"
 
     def split_files(self, root):
         found = {}
@@ -124,20 +129,24 @@ class Ph2Layout:
 
     def _is_case(self, data_dir, name):
         return bool(self.CASE.match(name)) and os.path.isdir(
-            os.path.join(data_dir, name, f"{name}_Dermoscopic_Image"))
+            os.path.join(data_dir, name, f"{name}_Dermoscopic_Image")
+        )
 
     def locate(self, data_dir):
         inner = os.path.join(data_dir, self.FOLDER)
         if os.path.isdir(inner):
             return inner
         if os.path.basename(os.path.normpath(data_dir)) == self.FOLDER or any(
-                self._is_case(data_dir, name) for name in os.listdir(data_dir)):
+            self._is_case(data_dir, name) for name in os.listdir(data_dir)
+        ):
             return data_dir
         return None
 
     def expected(self):
-        return (f"PH2: {self.FOLDER}/IMD<nnn>/IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp with "
-                "IMD<nnn>/IMD<nnn>_lesion/IMD<nnn>_lesion.bmp")
+        return (
+            f"PH2: {self.FOLDER}/IMD<nnn>/IMD<nnn>_Dermoscopic_Image/IMD<nnn>.bmp with "
+            "IMD<nnn>/IMD<nnn>_lesion/IMD<nnn>_lesion.bmp"
+        )
 
     def split_files(self, root):
         images, masks = {}, {}
@@ -163,25 +172,28 @@ class FolderLayout:
     name, title = "folders", "image/mask folders"
 
     def locate(self, data_dir):
-        if any(os.path.isdir(os.path.join(data_dir, *parts)) for parts in (
-                ("images",), *((split, "images") for split in SPLITS))):
+        if any(
+            os.path.isdir(os.path.join(data_dir, *parts))
+            for parts in (("images",), *((split, "images") for split in SPLITS))
+        ):
             return data_dir
         return None
 
     def expected(self):
-        return ("image/mask folders: images/<name>.jpg|.png|.bmp beside masks/<name>.png|.bmp "
-                f"or masks/<name>{self.MASK_SUFFIX}.png, a mask named as its photograph, "
-                "optionally under training/, validation/, test/")
+        return (
+            "image/mask folders: images/<name>.jpg|.png|.bmp beside masks/<name>.png|.bmp "
+            f"or masks/<name>{self.MASK_SUFFIX}.png, a mask named as its photograph, "
+            "optionally under training/, validation/, test/"
+        )
 
     @classmethod
     def _masks(cls, mask_dir):
         """Masks by the id of their photograph: the stem, without ISIC's suffix."""
         masks = {}
         for stem, path in _files_by_stem(mask_dir, MASK_EXTENSIONS).items():
-            image_id = stem[:-len(cls.MASK_SUFFIX)] if stem.endswith(cls.MASK_SUFFIX) else stem
+            image_id = stem[: -len(cls.MASK_SUFFIX)] if stem.endswith(cls.MASK_SUFFIX) else stem
             if image_id in masks:
-                raise DatasetError(f"{masks[image_id]} and {path} are both masks of "
-                                   f"{image_id}")
+                raise DatasetError(f"{masks[image_id]} and {path} are both masks of {image_id}")
             masks[image_id] = path
         return masks
 
@@ -191,30 +203,54 @@ class FolderLayout:
         return SplitFiles(
             _files_by_stem(image_dir, PHOTO_EXTENSIONS) if os.path.isdir(image_dir) else None,
             cls._masks(mask_dir) if os.path.isdir(mask_dir) else None,
-            image_dir, mask_dir)
+            image_dir,
+            mask_dir,
+        )
 
     def split_files(self, root):
         if os.path.isdir(os.path.join(root, "images")):
             return {ALL: self._split(root)}
-        return {split: self._split(os.path.join(root, split)) for split in SPLITS
-                if os.path.isdir(os.path.join(root, split, "images"))}
+        return {
+            split: self._split(os.path.join(root, split))
+            for split in SPLITS
+            if os.path.isdir(os.path.join(root, split, "images"))
+        }
 
 
 LAYOUTS = (
-    IsicLayout("isic2016", title="ISIC 2016 Part 1", folders={
-        "training": ("ISBI2016_ISIC_Part1_Training_Data",
-                     "ISBI2016_ISIC_Part1_Training_GroundTruth"),
-        "test": ("ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth")},
-        mask_suffix="_Segmentation"),
-    IsicLayout("isic2017", title="ISIC 2017 Task 1", folders={
-        "training": ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth"),
-        "validation": ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth"),
-        "test": ("ISIC-2017_Test_v2_Data", "ISIC-2017_Test_v2_Part1_GroundTruth")}),
-    IsicLayout("isic2018", title="ISIC 2018 Task 1", folders={
-        "training": ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"),
-        "validation": ("ISIC2018_Task1-2_Validation_Input",
-                       "ISIC2018_Task1_Validation_GroundTruth"),
-        "test": ("ISIC2018_Task1-2_Test_Input", "ISIC2018_Task1_Test_GroundTruth")}),
+    IsicLayout(
+        "isic2016",
+        title="ISIC 2016 Part 1",
+        folders={
+            "training": (
+                "ISBI2016_ISIC_Part1_Training_Data",
+                "ISBI2016_ISIC_Part1_Training_GroundTruth",
+            ),
+            "test": ("ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth"),
+        },
+        mask_suffix="_Segmentation",
+    ),
+    IsicLayout(
+        "isic2017",
+        title="ISIC 2017 Task 1",
+        folders={
+            "training": ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth"),
+            "validation": ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth"),
+            "test": ("ISIC-2017_Test_v2_Data", "ISIC-2017_Test_v2_Part1_GroundTruth"),
+        },
+    ),
+    IsicLayout(
+        "isic2018",
+        title="ISIC 2018 Task 1",
+        folders={
+            "training": ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"),
+            "validation": (
+                "ISIC2018_Task1-2_Validation_Input",
+                "ISIC2018_Task1_Validation_GroundTruth",
+            ),
+            "test": ("ISIC2018_Task1-2_Test_Input", "ISIC2018_Task1_Test_GroundTruth"),
+        },
+    ),
     Ph2Layout(),
     FolderLayout(),
 )
@@ -241,6 +277,7 @@ def _list_some(ids, limit=5):
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     """One recognized tree: its layout, where it is, and what each split holds."""
+
     layout: object
     root: str
     files: dict  # split (or ALL) -> SplitFiles
@@ -272,7 +309,8 @@ class Dataset:
                     "without splits: to train on these pairs, copy or link them into one "
                     "folder as images/<name>.jpg and masks/<name>.png (or "
                     "<name>_segmentation.png) and pass that folder as --data_dir "
-                    "(docs/datasets.md)") from None
+                    "(docs/datasets.md)"
+                ) from None
         return "training"
 
     def summary(self):
@@ -291,18 +329,21 @@ class Dataset:
 
     def _split_files(self, split):
         if split not in SPLIT_CHOICES:
-            raise DatasetError(f"unknown split {split!r}; choose one of "
-                               f"{', '.join(SPLIT_CHOICES)}")
+            raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_CHOICES)}")
         if split == ALL:
             if not self.splits:
-                raise DatasetError(f"{self.layout.title} in {self.root} has no split with both "
-                                   "photographs and ground truth" + self._missing_note())
+                raise DatasetError(
+                    f"{self.layout.title} in {self.root} has no split with both "
+                    "photographs and ground truth" + self._missing_note()
+                )
             return [self.files[s] for s in self.splits]
         found = self.files.get(split)
         if found is None or not found.paired:
             there = ", ".join(self.available()) or "none"
-            raise DatasetError(f"{self.layout.title} in {self.root} has no {split} split"
-                               f"{self._missing_note(split)}; splits there: {there}")
+            raise DatasetError(
+                f"{self.layout.title} in {self.root} has no {split} split"
+                f"{self._missing_note(split)}; splits there: {there}"
+            )
         return [found]
 
     def _missing_note(self, split=None):
@@ -328,14 +369,20 @@ class Dataset:
         examples, orphans, seen = [], [], {}
         for found in self._split_files(split):
             images, masks = found.images, found.masks
-            orphans += [(images[i], f"image has no mask in {found.mask_dir}")
-                        for i in sorted(images.keys() - masks.keys())]
-            orphans += [(masks[i], f"mask has no image in {found.image_dir}")
-                        for i in sorted(masks.keys() - images.keys())]
+            orphans += [
+                (images[i], f"image has no mask in {found.mask_dir}")
+                for i in sorted(images.keys() - masks.keys())
+            ]
+            orphans += [
+                (masks[i], f"mask has no image in {found.image_dir}")
+                for i in sorted(masks.keys() - images.keys())
+            ]
             for image_id in sorted(images.keys() & masks.keys()):
                 if image_id in seen:
-                    raise DatasetError(f"image id {image_id} is in two splits: {seen[image_id]}"
-                                       f" and {images[image_id]}")
+                    raise DatasetError(
+                        f"image id {image_id} is in two splits: {seen[image_id]}"
+                        f" and {images[image_id]}"
+                    )
                 seen[image_id] = images[image_id]
                 examples.append(Example(image_id, images[image_id], masks[image_id]))
         return sorted(examples, key=lambda e: e.image_id), orphans
@@ -354,20 +401,23 @@ class Dataset:
             if no_mask:
                 problems.append(f"{len(no_mask)} image(s) have no mask: {_list_some(no_mask)}")
             if no_image:
-                problems.append(f"{len(no_image)} mask(s) have no image: "
-                                f"{_list_some(no_image)}")
-            raise DatasetError(f"{self.layout.title}, {split} split: " + "; ".join(problems)
-                               + f" (expected {self.layout.expected()})")
+                problems.append(f"{len(no_image)} mask(s) have no image: {_list_some(no_image)}")
+            raise DatasetError(
+                f"{self.layout.title}, {split} split: "
+                + "; ".join(problems)
+                + f" (expected {self.layout.expected()})"
+            )
         if not examples:
             folders = ", ".join(f.image_dir for f in self._split_files(split))
-            raise DatasetError(f"{self.layout.title}, {split} split: no images found in "
-                               f"{folders} (expected {self.layout.expected()})")
+            raise DatasetError(
+                f"{self.layout.title}, {split} split: no images found in "
+                f"{folders} (expected {self.layout.expected()})"
+            )
         return examples
 
 
 def _detect(data_dir, layouts):
-    return [(layout, root) for layout in layouts
-            if (root := layout.locate(data_dir)) is not None]
+    return [(layout, root) for layout in layouts if (root := layout.locate(data_dir)) is not None]
 
 
 def open_dataset(data_dir, *, dataset=None):
@@ -389,13 +439,20 @@ def open_dataset(data_dir, *, dataset=None):
     found = _detect(data_dir, layouts)
     if not found:
         looked_for = "\n".join(f"  {layout.expected()}" for layout in layouts)
-        raise DatasetError(f"{data_dir} does not hold " + (
-            "any of the dataset layouts this project reads" if dataset is None else
-            f"the {layouts[0].title} layout") + f"; looked for:\n{looked_for}")
+        raise DatasetError(
+            f"{data_dir} does not hold "
+            + (
+                "any of the dataset layouts this project reads"
+                if dataset is None
+                else f"the {layouts[0].title} layout"
+            )
+            + f"; looked for:\n{looked_for}"
+        )
     if len(found) > 1:
         names = ", ".join(f"{layout.title} (--dataset={layout.name})" for layout, _ in found)
-        raise DatasetError(f"{data_dir} holds several dataset layouts: {names}; choose one "
-                           "with --dataset")
+        raise DatasetError(
+            f"{data_dir} holds several dataset layouts: {names}; choose one with --dataset"
+        )
     layout, root = found[0]
     return Dataset(layout, root, layout.split_files(root))
 
@@ -413,6 +470,7 @@ def photographs_in(folder):
       `(layout title, [(image_id, image_path, mask_path or None)] sorted by id)`,
       or None when `folder` is neither (a plain folder of photographs).
     """
+
     def listing(files_of_splits):
         rows = []
         for found in files_of_splits:
@@ -427,8 +485,11 @@ def photographs_in(folder):
     parent = os.path.dirname(os.path.abspath(folder))
     for layout, root in _detect(parent, LAYOUTS):
         for split_files in layout.split_files(root).values():
-            if (split_files.images is not None and os.path.isdir(split_files.image_dir)
-                    and os.path.samefile(split_files.image_dir, folder)):
+            if (
+                split_files.images is not None
+                and os.path.isdir(split_files.image_dir)
+                and os.path.samefile(split_files.image_dir, folder)
+            ):
                 return layout.title, listing([split_files])
     return None
 
@@ -446,9 +507,13 @@ def split_holdout(examples, *, fraction, seed):
     ordered = sorted(examples, key=lambda e: e.image_id)
     count = max(1, round(fraction * len(ordered)))
     if count >= len(ordered):
-        raise DatasetError(f"{len(ordered)} training pairs cannot spare {count} for a held-out "
-                           "part; lower the holdout fraction or add data")
+        raise DatasetError(
+            f"{len(ordered)} training pairs cannot spare {count} for a held-out "
+            "part; lower the holdout fraction or add data"
+        )
     rng = np.random.default_rng(seed)
     held = set(rng.permutation(len(ordered))[:count].tolist())
-    return ([e for i, e in enumerate(ordered) if i not in held],
-            [e for i, e in enumerate(ordered) if i in held])
+    return (
+        [e for i, e in enumerate(ordered) if i not in held],
+        [e for i, e in enumerate(ordered) if i in held],
+    )

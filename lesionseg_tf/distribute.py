@@ -28,8 +28,10 @@ def make_strategy(name):
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(the cluster and this worker's task; see README)")
+            raise ValueError(
+                "--strategy=multi_worker needs the TF_CONFIG environment variable "
+                "(the cluster and this worker's task; see README)"
+            )
         try:
             json.loads(os.environ["TF_CONFIG"])
         except json.JSONDecodeError as e:
@@ -43,7 +45,8 @@ def make_strategy(name):
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
     return tf.distribute.MirroredStrategy(
-        gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
+        gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
+    )
 
 
 def is_chief(strategy):

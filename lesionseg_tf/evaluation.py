@@ -29,14 +29,21 @@ def score_image(image_id, *, truth, prediction, prediction_name=None):
       ValueError: the sizes differ (naming the prediction and both sizes).
     """
     if truth.shape != prediction.shape:
-        raise ValueError(f"{prediction_name or image_id}: prediction is "
-                         f"{prediction.shape[1]}x{prediction.shape[0]} (WxH), ground truth is "
-                         f"{truth.shape[1]}x{truth.shape[0]}")
+        raise ValueError(
+            f"{prediction_name or image_id}: prediction is "
+            f"{prediction.shape[1]}x{prediction.shape[0]} (WxH), ground truth is "
+            f"{truth.shape[1]}x{truth.shape[0]}"
+        )
     truth, prediction = metrics.binarize(truth), metrics.binarize(prediction)
     counts = metrics.confusion(truth, prediction=prediction)
-    return {"image_id": image_id, "height": truth.shape[0], "width": truth.shape[1],
-            **counts, **metrics.image_metrics(counts),
-            **metrics.boundary_distances(truth, prediction=prediction)}
+    return {
+        "image_id": image_id,
+        "height": truth.shape[0],
+        "width": truth.shape[1],
+        **counts,
+        **metrics.image_metrics(counts),
+        **metrics.boundary_distances(truth, prediction=prediction),
+    }
 
 
 def match_predictions(examples, *, pred_dir):
@@ -57,8 +64,11 @@ def match_predictions(examples, *, pred_dir):
         stem, extension = os.path.splitext(name)
         if name.startswith(".") or extension.lower() not in datasets.MASK_EXTENSIONS:
             continue
-        owners = [prefix for prefix in [stem[:i] for i, c in enumerate(stem) if c == "_"] + [stem]
-                  if prefix in ids]
+        owners = [
+            prefix
+            for prefix in [stem[:i] for i, c in enumerate(stem) if c == "_"] + [stem]
+            if prefix in ids
+        ]
         if owners:
             candidates.setdefault(max(owners, key=len), []).append(name)
     paths, problems = {}, []
@@ -67,8 +77,9 @@ def match_predictions(examples, *, pred_dir):
         if not found:
             problems.append(f"{pred_dir}: no prediction for {example.image_id}")
         elif len(found) > 1:
-            problems.append(f"{pred_dir}: several predictions for {example.image_id}: "
-                            f"{', '.join(found)}")
+            problems.append(
+                f"{pred_dir}: several predictions for {example.image_id}: {', '.join(found)}"
+            )
         else:
             paths[example.image_id] = os.path.join(pred_dir, found[0])
     return paths, problems
@@ -90,8 +101,10 @@ def training_overlap(examples, *, saved_model):
     if trained is None:
         return [], None
     trained = set(trained)
-    return (sorted(e.image_id for e in examples if e.image_id in trained),
-            run.file(RunDir.TRAINING_IDS))
+    return (
+        sorted(e.image_id for e in examples if e.image_id in trained),
+        run.file(RunDir.TRAINING_IDS),
+    )
 
 
 def select_ids(examples, *, ids_file):
@@ -107,8 +120,10 @@ def select_ids(examples, *, ids_file):
     by_id = {e.image_id: e for e in examples}
     missing = [i for i in wanted if i not in by_id]
     if missing:
-        raise ValueError(f"{ids_file}: {len(missing)} of its {len(wanted)} ids are not in the "
-                         f"split ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+        raise ValueError(
+            f"{ids_file}: {len(missing)} of its {len(wanted)} ids are not in the "
+            f"split ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+        )
     return [by_id[i] for i in wanted]
 
 
@@ -131,10 +146,11 @@ def format_table(summary, *, title, intervals=None):
     lines.append(f"{'images':<{width}}  {summary['images']}")
     undefined = {k: v for k, v in summary.get("boundary_undefined", {}).items() if v}
     if undefined:
-        lines.append(f"{'no HD95/ASSD (a mask empty)':<{width}}  " + ", ".join(
-            f"{count} {why.replace('_', ' ')}" for why, count in undefined.items()))
+        lines.append(
+            f"{'no HD95/ASSD (a mask empty)':<{width}}  "
+            + ", ".join(f"{count} {why.replace('_', ' ')}" for why, count in undefined.items())
+        )
     return "\n".join(lines)
-
 
 
 def evaluate(examples, *, predict, on_error, progress=None):
@@ -155,8 +171,11 @@ def evaluate(examples, *, predict, on_error, progress=None):
         try:
             truth = images.read_mask_file(example.mask_path)
             prediction, name = predict(example)
-            rows.append(score_image(example.image_id, truth=truth, prediction=prediction,
-                                    prediction_name=name))
+            rows.append(
+                score_image(
+                    example.image_id, truth=truth, prediction=prediction, prediction_name=name
+                )
+            )
         except (ValueError, OSError) as e:
             failed.append(example.image_id)
             on_error(str(e))
@@ -184,9 +203,15 @@ def write_figures(rows, *, examples, predict, output_dir, title):
     from lesionseg_tf import figures  # pylint: disable=import-outside-toplevel
 
     jaccards = [row["jaccard"] for row in rows]
-    paths = [figures.jaccard_histogram(
-        jaccards, path=os.path.join(output_dir, figures.HISTOGRAM_FILE), title=title,
-        reference=PAPER_JACCARD, reference_label=f"paper {PAPER_JACCARD}")]
+    paths = [
+        figures.jaccard_histogram(
+            jaccards,
+            path=os.path.join(output_dir, figures.HISTOGRAM_FILE),
+            title=title,
+            reference=PAPER_JACCARD,
+            reference_label=f"paper {PAPER_JACCARD}",
+        )
+    ]
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["jaccard"], rows[i]["image_id"]))
     picks = (("best", order[-1]), ("median", order[len(order) // 2]), ("worst", order[0]))
     by_id = {e.image_id: e for e in examples}
@@ -195,18 +220,30 @@ def write_figures(rows, *, examples, predict, output_dir, title):
         example = by_id[rows[index]["image_id"]]
         image = images.read_image_file(example.image_path)
         prediction, _ = predict(example)
-        picture = figures.overlay(image, predicted=prediction,
-                                  truth=images.read_mask_file(example.mask_path), max_side=600)
-        panels.append((f"{label}: {example.image_id}, Jaccard {rows[index]['jaccard']:.3f}",
-                       picture[..., ::-1]))
-    paths.append(figures.contact_sheet(
-        panels, path=os.path.join(output_dir, figures.CONTACT_SHEET_FILE), title=title))
+        picture = figures.overlay(
+            image,
+            predicted=prediction,
+            truth=images.read_mask_file(example.mask_path),
+            max_side=600,
+        )
+        panels.append(
+            (
+                f"{label}: {example.image_id}, Jaccard {rows[index]['jaccard']:.3f}",
+                picture[..., ::-1],
+            )
+        )
+    paths.append(
+        figures.contact_sheet(
+            panels, path=os.path.join(output_dir, figures.CONTACT_SHEET_FILE), title=title
+        )
+    )
     return paths
 
 
 @dataclasses.dataclass(frozen=True)
 class Report:
     """What `run` scored and wrote."""
+
     rows: list  # per image (`score_image`)
     summary: dict  # `metrics.summarize`
     intervals: dict | None  # `metrics.bootstrap_intervals`
@@ -218,8 +255,17 @@ class ScoringError(RuntimeError):
     """Some images could not be scored; nothing was written."""
 
 
-def run(examples, *, predict, output_dir, config, bootstrap=2000, figures_title=None,
-        on_error, progress=None):
+def run(
+    examples,
+    *,
+    predict,
+    output_dir,
+    config,
+    bootstrap=2000,
+    figures_title=None,
+    on_error,
+    progress=None,
+):
     """Scores every example and writes the report folder (`report.write`): the one
     call behind evaluate.py.
 
@@ -237,15 +283,23 @@ def run(examples, *, predict, output_dir, config, bootstrap=2000, figures_title=
     """
     rows, failed = evaluate(examples, predict=predict, on_error=on_error, progress=progress)
     if failed:
-        raise ScoringError(f"{len(failed)} of {len(examples)} images could not be scored; "
-                           "no report written")
+        raise ScoringError(
+            f"{len(failed)} of {len(examples)} images could not be scored; no report written"
+        )
     summary = metrics.summarize(rows)
-    intervals = (metrics.bootstrap_intervals(rows, samples=bootstrap, seed=0)
-                 if bootstrap else None)
-    draw = None if figures_title is None else (
-        lambda folder: write_figures(rows, examples=examples, predict=predict, output_dir=folder,
-                                     title=figures_title))
-    drawn = report.write(output_dir, rows=rows, summary=summary, config=config,
-                         intervals=intervals, draw=draw)
-    return Report(rows=rows, summary=summary, intervals=intervals, output_dir=output_dir,
-                  figures=drawn)
+    intervals = metrics.bootstrap_intervals(rows, samples=bootstrap, seed=0) if bootstrap else None
+    draw = (
+        None
+        if figures_title is None
+        else (
+            lambda folder: write_figures(
+                rows, examples=examples, predict=predict, output_dir=folder, title=figures_title
+            )
+        )
+    )
+    drawn = report.write(
+        output_dir, rows=rows, summary=summary, config=config, intervals=intervals, draw=draw
+    )
+    return Report(
+        rows=rows, summary=summary, intervals=intervals, output_dir=output_dir, figures=drawn
+    )

@@ -17,6 +17,7 @@ SEGMENT_BYTES_ENDPOINT = "segment_bytes"  # for TF Serving's REST API
 LOGITS_ENDPOINT = "logits"
 INFO_FILE = os.path.join("assets.extra", "lesionseg.json")
 
+
 def network_module(model):
     """A `tf.Module` tracking the network's own `tf.Variable`s, which functions calling
     `model` capture: saving it (not the Keras model, whose variable wrappers would be
@@ -75,8 +76,9 @@ class LesionSegModule(tf.Module):
         return self._model(batch, training=False)
 
     def _mask(self, image, *, tta):
-        return segment.segment_photograph(self._network, image=image, image_size=self._image_size,
-                                          tta=tta)
+        return segment.segment_photograph(
+            self._network, image=image, image_size=self._image_size, tta=tta
+        )
 
     @tf.function(input_signature=[_PHOTOGRAPH])
     def segment(self, image):
@@ -91,18 +93,25 @@ class LesionSegModule(tf.Module):
         def one(raw):
             image = images.decode_photograph(raw, max_pixels=self._max_pixels)
             return tf.io.encode_png(self._mask(image, tta=False)[..., tf.newaxis])
-        return {"mask_bytes": tf.map_fn(one, image_bytes,
-                                        fn_output_signature=tf.TensorSpec([], tf.string))}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32,
-                                                name="images")])
+        return {
+            "mask_bytes": tf.map_fn(
+                one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string)
+            )
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def logits(self, images):  # pylint: disable=redefined-outer-name
         return {"logits": self._network(images)}
 
     def signatures(self):
-        return {"serving_default": self.segment, SEGMENT_ENDPOINT: self.segment,
-                SEGMENT_TTA_ENDPOINT: self.segment_tta,
-                SEGMENT_BYTES_ENDPOINT: self.segment_bytes, LOGITS_ENDPOINT: self.logits}
+        return {
+            "serving_default": self.segment,
+            SEGMENT_ENDPOINT: self.segment,
+            SEGMENT_TTA_ENDPOINT: self.segment_tta,
+            SEGMENT_BYTES_ENDPOINT: self.segment_bytes,
+            LOGITS_ENDPOINT: self.logits,
+        }
 
 
 def export_saved_model(model, *, export_dir, image_size, max_pixels=DEFAULT_MAX_PIXELS):
@@ -123,9 +132,17 @@ def export_saved_model(model, *, export_dir, image_size, max_pixels=DEFAULT_MAX_
     with files.atomic_path(export_dir) as written:
         tf.saved_model.save(module, written, signatures=module.signatures())
         os.makedirs(os.path.join(written, os.path.dirname(INFO_FILE)), exist_ok=True)
-        files.write_atomically(os.path.join(written, INFO_FILE), payload=json.dumps(
-            {"image_size": int(image_size), "max_pixels": int(max_pixels),
-             "context": model_lib.context_of(model), "paper": "arXiv:1703.03372"}))
+        files.write_atomically(
+            os.path.join(written, INFO_FILE),
+            payload=json.dumps(
+                {
+                    "image_size": int(image_size),
+                    "max_pixels": int(max_pixels),
+                    "context": model_lib.context_of(model),
+                    "paper": "arXiv:1703.03372",
+                }
+            ),
+        )
     return export_dir
 
 
@@ -133,17 +150,20 @@ def read_info(export_dir):
     """The `lesionseg.json` of an export: `{"image_size": int, ...}`."""
     path = os.path.join(export_dir, INFO_FILE)
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
-        raise FileNotFoundError(f"{export_dir} is not a SavedModel (no saved_model.pb); "
-                                "train one with train.py or point --saved_model at its export/")
+        raise FileNotFoundError(
+            f"{export_dir} is not a SavedModel (no saved_model.pb); "
+            "train one with train.py or point --saved_model at its export/"
+        )
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{export_dir} was not exported by lesionseg_tf ({INFO_FILE} "
-                                "is missing)")
+        raise FileNotFoundError(
+            f"{export_dir} was not exported by lesionseg_tf ({INFO_FILE} is missing)"
+        )
     with open(path) as f:
         return json.load(f)
 
 
 # Unit roundoff of each compute precision: the relative error of one rounding.
-UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "bfloat16": 2.0 ** -8, "float16": 2.0 ** -11}
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}
 FLOAT32_ATOL = 1e-4
 
 
@@ -186,7 +206,9 @@ def check_export(export_dir, *, model, inputs, atol=None):
     if atol is None:
         atol = export_tolerance(compute_dtype, largest_logit=np.max(np.abs(expected)))
     if difference > atol:
-        raise AssertionError(f"SavedModel {export_dir} differs from the trained model: "
-                             f"max |logit difference| = {difference:.3g} (allowed {atol:.3g} "
-                             f"in {compute_dtype})")
+        raise AssertionError(
+            f"SavedModel {export_dir} differs from the trained model: "
+            f"max |logit difference| = {difference:.3g} (allowed {atol:.3g} "
+            f"in {compute_dtype})"
+        )
     return difference

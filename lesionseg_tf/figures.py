@@ -16,8 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
-from matplotlib.ticker import MaxNLocator  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
+from matplotlib.ticker import MaxNLocator  # noqa: E402  pylint: disable=wrong-import-position
 
 from lesionseg_tf import files  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -38,8 +38,9 @@ def _save(figure, path):
 def jaccard_histogram(jaccards, *, path, title, reference=None, reference_label=None):
     """Histogram of per-image Jaccard indices, with their mean (and an optional
     reference value, such as the paper's) marked, written to `path`."""
-    figure, _ = histogram_figure(jaccards, title=title, reference=reference,
-                                 reference_label=reference_label)
+    figure, _ = histogram_figure(
+        jaccards, title=title, reference=reference, reference_label=reference_label
+    )
     return _save(figure, path)
 
 
@@ -48,11 +49,16 @@ def histogram_figure(jaccards, *, title, reference=None, reference_label=None):
     values = np.asarray(jaccards, np.float64)
     figure, axis = plt.subplots(figsize=(6, 3.6))
     axis.hist(values, bins=np.linspace(0, 1, 21), color="#4c72b0", edgecolor="white")
-    axis.axvline(values.mean(), color="black", linestyle="-",
-                 label=f"mean {values.mean():.3f} ({len(values)} images)")
+    axis.axvline(
+        values.mean(),
+        color="black",
+        linestyle="-",
+        label=f"mean {values.mean():.3f} ({len(values)} images)",
+    )
     if reference is not None:
-        axis.axvline(reference, color="#c44e52", linestyle="--",
-                     label=reference_label or f"{reference:.3f}")
+        axis.axvline(
+            reference, color="#c44e52", linestyle="--", label=reference_label or f"{reference:.3f}"
+        )
     axis.set_xlabel("per-image Jaccard")
     axis.set_ylabel("images")
     axis.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts are whole numbers
@@ -99,12 +105,18 @@ def learning_curves(csv_path, *, path, title, selection_label="held-out"):
     log = read_training_log(csv_path)
     best = int(np.argmax(log["val_jaccard"]))
     figure, (loss_axis, jaccard_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for axis, metric, label in ((loss_axis, "loss", "cross-entropy loss"),
-                                (jaccard_axis, "jaccard", "per-image Jaccard")):
+    for axis, metric, label in (
+        (loss_axis, "loss", "cross-entropy loss"),
+        (jaccard_axis, "jaccard", "per-image Jaccard"),
+    ):
         axis.plot(log["epoch"], log[metric], label="training", color="#4c72b0")
         axis.plot(log["epoch"], log[f"val_{metric}"], label=selection_label, color="#dd8452")
-        axis.axvline(log["epoch"][best], color="grey", linestyle=":",
-                     label=f"best {selection_label} epoch ({log['epoch'][best]})")
+        axis.axvline(
+            log["epoch"][best],
+            color="grey",
+            linestyle=":",
+            label=f"best {selection_label} epoch ({log['epoch'][best]})",
+        )
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)
@@ -140,8 +152,9 @@ def study_positions(points, *, step=0.03, seed_step=0.012):
         recipes = list(at_size[size])
         shift = drawn.get((size, recipe), 0)
         drawn[(size, recipe)] = shift + 1
-        positions.append(size * (1 + step * (recipes.index(recipe) - (len(recipes) - 1) / 2)
-                                 + seed_step * shift))
+        positions.append(
+            size * (1 + step * (recipes.index(recipe) - (len(recipes) - 1) / 2) + seed_step * shift)
+        )
     return positions
 
 
@@ -162,30 +175,52 @@ def study_figure(points, *, outside, path, title, receptive_field=None):
     recipes = list(dict.fromkeys(p[4] for p in points))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labelled = set()
-    for (size, value, low, high, recipe, _, network), x in zip(points, study_positions(points)):
+    for (_, value, low, high, recipe, _, network), x in zip(points, study_positions(points)):
         index = recipes.index(recipe)
-        axis.errorbar([x], [value], yerr=[[value - low], [high - value]],
-                      fmt="o" if network == "none" else "s",
-                      color=colours[index % len(colours)], capsize=3,
-                      label=None if recipe in labelled else recipe)
+        axis.errorbar(
+            [x],
+            [value],
+            yerr=[[value - low], [high - value]],
+            fmt="o" if network == "none" else "s",
+            color=colours[index % len(colours)],
+            capsize=3,
+            label=None if recipe in labelled else recipe,
+        )
         labelled.add(recipe)
     for label, size, value in outside:
-        axis.plot([size], [value], marker="D", markerfacecolor="none", color="black",
-                  linestyle="none")
-        axis.annotate(textwrap.fill(label, 30), (size, value), textcoords="offset points",
-                      xytext=(-7, 0), ha="right", va="center", fontsize=7.5)
+        axis.plot(
+            [size], [value], marker="D", markerfacecolor="none", color="black", linestyle="none"
+        )
+        axis.annotate(
+            textwrap.fill(label, 30),
+            (size, value),
+            textcoords="offset points",
+            xytext=(-7, 0),
+            ha="right",
+            va="center",
+            fontsize=7.5,
+        )
     sizes = sorted({p[0] for p in points} | {o[1] for o in outside})
     axis.set_xscale("log", base=2)
     axis.set_xticks(sizes)
-    axis.set_xticklabels([f"{s}\n(field {min(1.0, receptive_field / s):.0%})"
-                          if receptive_field else str(s) for s in sizes])
+    axis.set_xticklabels(
+        [
+            f"{s}\n(field {min(1.0, receptive_field / s):.0%})" if receptive_field else str(s)
+            for s in sizes
+        ]
+    )
     axis.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.3)
     lowest = min([p[2] for p in points] + [o[2] for o in outside])
     highest = max([p[3] for p in points] + [o[2] for o in outside])
     axis.set_ylim(lowest - 0.03, highest + 0.02)
-    axis.set_xlabel("network input side (pixels)" + (
-        f"; the share of it a {receptive_field}-pixel receptive field covers"
-        if receptive_field else ""))
+    axis.set_xlabel(
+        "network input side (pixels)"
+        + (
+            f"; the share of it a {receptive_field}-pixel receptive field covers"
+            if receptive_field
+            else ""
+        )
+    )
     axis.set_ylabel("validation per-image mean Jaccard")
     axis.grid(alpha=0.3)
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)

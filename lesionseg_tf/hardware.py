@@ -43,6 +43,7 @@ class Bfloat16Measurement:
     """--mixed_precision=bfloat16 against float32, measured on one kind of CPU
     (docs/cpu.md): training images/s, bfloat16 over float32, by input side, from
     `python -m tools.benchmark --sections=train --precisions=none,bfloat16`."""
+
     unit: str  # the kind of unit, as `BFLOAT16_FLAGS` names it
     measured_on: str  # the machine and the date
     speedup: dict  # input side -> bfloat16 images/s over float32 images/s
@@ -52,11 +53,15 @@ class Bfloat16Measurement:
 # one figure cannot advise both.
 BFLOAT16_MEASUREMENTS = (
     # Issue 40's table: 1 warm-up and 8 timed steps, batch 32 (8 at 448), one round.
-    Bfloat16Measurement("AMX-BF16", "a 2-core Intel Xeon VM with AMX, 2026-12-02",
-                        {64: 2.56, 128: 3.09, 448: 2.99}),
+    Bfloat16Measurement(
+        "AMX-BF16", "a 2-core Intel Xeon VM with AMX, 2026-12-02", {64: 2.56, 128: 3.09, 448: 2.99}
+    ),
     # docs/cpu.md: the ratio of the mean images/s of two interleaved runs each.
-    Bfloat16Measurement("AVX512_BF16", "a 2-core AMD EPYC VM, 2026-12-01",
-                        {64: 1.47, 128: 1.75, 256: 1.75, 448: 1.90}),
+    Bfloat16Measurement(
+        "AVX512_BF16",
+        "a 2-core AMD EPYC VM, 2026-12-01",
+        {64: 1.47, 128: 1.75, 256: 1.75, 448: 1.90},
+    ),
 )
 # docs/study/shipped_recipe_bfloat16 against shipped_recipe_seed0, paired on the 150 images.
 BFLOAT16_JACCARD_CHANGE = -0.006  # validation Jaccard, bfloat16 run minus shipped model
@@ -81,14 +86,21 @@ def bfloat16_advice(units, *, gpu_visible, precision, precision_given, image_siz
     if gpu_visible:
         return None
     if not units and precision == "bfloat16":
-        return ("this CPU has no bfloat16 units (AVX512_BF16 or AMX): --mixed_precision="
-                "bfloat16 is emulated here and trains much slower than float32 (docs/cpu.md)")
+        return (
+            "this CPU has no bfloat16 units (AVX512_BF16 or AMX): --mixed_precision="
+            "bfloat16 is emulated here and trains much slower than float32 (docs/cpu.md)"
+        )
     measurement = bfloat16_measurement(units)
     if measurement and not precision_given:
         size = min(measurement.speedup, key=lambda s: abs(s - image_size))
-        accuracy = ("" if BFLOAT16_JACCARD_CHANGE is None else
-                    f", validation Jaccard {BFLOAT16_JACCARD_CHANGE:+.3f} vs float32")
-        return (f"this CPU has bfloat16 units ({', '.join(units)}): --mixed_precision=bfloat16 "
-                f"trained {measurement.speedup[size]:.1f}x faster at {size}x{size} on "
-                f"{measurement.measured_on}{accuracy} (docs/cpu.md)")
+        accuracy = (
+            ""
+            if BFLOAT16_JACCARD_CHANGE is None
+            else f", validation Jaccard {BFLOAT16_JACCARD_CHANGE:+.3f} vs float32"
+        )
+        return (
+            f"this CPU has bfloat16 units ({', '.join(units)}): --mixed_precision=bfloat16 "
+            f"trained {measurement.speedup[size]:.1f}x faster at {size}x{size} on "
+            f"{measurement.measured_on}{accuracy} (docs/cpu.md)"
+        )
     return None

@@ -30,8 +30,7 @@ BMP_SIGNATURE = b"BM"
 
 def _unsigned(raw, offset, length, *, little_endian):
     """The unsigned integer of `length` bytes at `offset` of a scalar string, as int64."""
-    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(raw, offset, length), tf.uint8),
-                     tf.int64)
+    digits = tf.cast(tf.io.decode_raw(tf.strings.substr(raw, offset, length), tf.uint8), tf.int64)
     if little_endian:
         digits = tf.reverse(digits, [0])
     return tf.reduce_sum(digits * (256 ** tf.range(length - 1, -1, -1, dtype=tf.int64)))
@@ -52,8 +51,12 @@ def photograph_size(raw):
     is_bmp = tf.equal(tf.strings.substr(raw, 0, 2), BMP_SIGNATURE)
     known = tf.debugging.Assert(
         is_jpeg | is_png | is_bmp,
-        ["the request's bytes are not a JPEG, PNG or BMP image (first bytes:",
-         tf.strings.substr(raw, 0, 8), ")"])
+        [
+            "the request's bytes are not a JPEG, PNG or BMP image (first bytes:",
+            tf.strings.substr(raw, 0, 8),
+            ")",
+        ],
+    )
     with tf.control_dependencies([known]):
         kind = tf.cast(is_png, tf.int32) + 2 * tf.cast(is_bmp, tf.int32)
 
@@ -64,13 +67,15 @@ def photograph_size(raw):
     def header(minimum, height_at, width_at, little_endian):
         def read():
             complete = tf.debugging.Assert(
-                length >= minimum, ["the image header is cut short:", length, "bytes"])
+                length >= minimum, ["the image header is cut short:", length, "bytes"]
+            )
             with tf.control_dependencies([complete]):
                 height = _unsigned(raw, height_at, 4, little_endian=little_endian)
                 width = _unsigned(raw, width_at, 4, little_endian=little_endian)
             if little_endian:  # a BMP's height is negative for top-down rows
-                height = tf.where(height >= 2 ** 31, 2 ** 32 - height, height)
+                height = tf.where(height >= 2**31, 2**32 - height, height)
             return height, width
+
         return read
 
     return tf.switch_case(kind, [jpeg, header(24, 20, 16, False), header(26, 22, 18, True)])
@@ -83,7 +88,8 @@ def decode_photograph(raw, *, max_pixels):
     height, width = photograph_size(raw)
     small_enough = tf.debugging.Assert(
         height * width <= max_pixels,
-        ["the photograph is", width, "x", height, "pixels, over the limit of", max_pixels])
+        ["the photograph is", width, "x", height, "pixels, over the limit of", max_pixels],
+    )
     with tf.control_dependencies([small_enough]):
         return decode_bytes(raw)
 
@@ -98,6 +104,7 @@ def encode_png(mask):
 
 class ImageReadError(ValueError):
     """A file could not be read as the image it should be; the message names it."""
+
 
 def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, match_extension=False):
     """Reads `(width, height)` from an image file's header, without decoding it.
@@ -120,23 +127,29 @@ def read_image_header(path, *, max_pixels=DEFAULT_MAX_PIXELS, match_extension=Fa
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from None
     if image_format == "BMP" and mode == "P":
-        raise ImageReadError(f"{path}: is a colour-palette BMP, which TensorFlow's decoder would "
-                             "read as grey palette indices; save it as a 24-bit BMP or a PNG")
+        raise ImageReadError(
+            f"{path}: is a colour-palette BMP, which TensorFlow's decoder would "
+            "read as grey palette indices; save it as a 24-bit BMP or a PNG"
+        )
     extension = os.path.splitext(path)[1].lower()
     if match_extension and image_format != EXTENSION_FORMATS.get(extension):
-        raise ImageReadError(f"{path}: is a {image_format} file, expected a "
-                             f"{EXTENSION_FORMATS.get(extension, 'JPEG, PNG or BMP')} "
-                             f"(its name ends {extension or 'without an extension'})")
+        raise ImageReadError(
+            f"{path}: is a {image_format} file, expected a "
+            f"{EXTENSION_FORMATS.get(extension, 'JPEG, PNG or BMP')} "
+            f"(its name ends {extension or 'without an extension'})"
+        )
     if width * height > max_pixels:
         raise ImageReadError(
             f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (raise --max_image_pixels if it is meant to be this big)")
+            f"{max_pixels:,} (raise --max_image_pixels if it is meant to be this big)"
+        )
     return width, height
 
 
 def decode_image(path):
     """Reads a photograph (JPEG, PNG or BMP): `[H, W, 3]` uint8 RGB."""
     return decode_bytes(tf.io.read_file(path))
+
 
 # libjpeg's accurate integer inverse DCT, its own default and what Pillow, OpenCV and web
 # browsers decode with; TensorFlow's default is the fast one, about 1 grey level away.
@@ -149,9 +162,11 @@ def decode_bytes(raw):
     image = tf.cond(
         tf.equal(tf.strings.substr(raw, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE),
         lambda: tf.io.decode_jpeg(raw, channels=3, dct_method=JPEG_DCT_METHOD),
-        lambda: tf.io.decode_image(raw, channels=3, expand_animations=False))
+        lambda: tf.io.decode_image(raw, channels=3, expand_animations=False),
+    )
     image.set_shape([None, None, 3])
     return image
+
 
 def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     """Reads a photograph (JPEG, PNG, BMP or GIF) for prediction and evaluation.
@@ -172,6 +187,7 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
         reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
         raise ImageReadError(f"{path}: cannot decode image ({reason})") from None
     return image.numpy()
+
 
 def read_mask_file(path):
     """Reads a mask (PNG, or BMP as PH2's) the way the ISIC scorer does.
@@ -199,10 +215,13 @@ def read_mask_file(path):
         colour = mask[..., :3]
         if mask.shape[2] == 4 and not (mask[..., 3] == 255).all():
             raise ImageReadError(f"{path}: mask has transparent pixels; expected one channel")
-        if mask.shape[2] not in (3, 4) or not ((colour[..., 0] == colour[..., 1]).all()
-                                               and (colour[..., 1] == colour[..., 2]).all()):
-            raise ImageReadError(f"{path}: mask is not single-channel (greyscale) and its "
-                                 f"{mask.shape[2]} channels differ")
+        if mask.shape[2] not in (3, 4) or not (
+            (colour[..., 0] == colour[..., 1]).all() and (colour[..., 1] == colour[..., 2]).all()
+        ):
+            raise ImageReadError(
+                f"{path}: mask is not single-channel (greyscale) and its "
+                f"{mask.shape[2]} channels differ"
+            )
         mask = colour[..., 0].copy()
     with open(path, "rb") as f:
         is_bmp = f.read(2) == b"BM"
@@ -210,9 +229,12 @@ def read_mask_file(path):
         present = np.flatnonzero(mask_histogram(mask)).tolist()
         if not set(present) <= {0, 255}:
             shown = ", ".join(str(v) for v in present[:8]) + (", ..." if len(present) > 8 else "")
-            raise ImageReadError(f"{path}: BMP mask holds the values {shown}; a binary mask "
-                                 "(as PH2's) reads as 0 and 255 only")
+            raise ImageReadError(
+                f"{path}: BMP mask holds the values {shown}; a binary mask "
+                "(as PH2's) reads as 0 and 255 only"
+            )
     return mask
+
 
 def mask_histogram(mask):
     """Pixel count of each value 0-255 of a `[H, W]` uint8 mask (int64).
@@ -242,5 +264,6 @@ def write_resized_pair(example, *, image_path, mask_path, size, max_pixels=DEFAU
     if not ok:
         raise ValueError(f"{example.image_path}: JPEG encoding failed")
     files.write_atomically(image_path, payload=jpeg.tobytes())
-    files.write_atomically(mask_path, payload=encode_png(np.where(small_mask > 127, 255, 0)
-                                                 .astype(np.uint8)))
+    files.write_atomically(
+        mask_path, payload=encode_png(np.where(small_mask > 127, 255, 0).astype(np.uint8))
+    )

@@ -22,8 +22,10 @@ class Segmenter:
         try:
             self._module = tf.saved_model.load(export_dir)
             signatures = self._module.signatures
-            self._segment = {False: signatures[export.SEGMENT_ENDPOINT],
-                             True: signatures.get(export.SEGMENT_TTA_ENDPOINT)}
+            self._segment = {
+                False: signatures[export.SEGMENT_ENDPOINT],
+                True: signatures.get(export.SEGMENT_TTA_ENDPOINT),
+            }
         except (tf.errors.OpError, KeyError, ValueError, OSError) as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"{export_dir}: cannot load the SavedModel ({reason})") from None
@@ -31,16 +33,18 @@ class Segmenter:
     def check_options(self, *, tta=False):
         """Raises ValueError, before any work, when the export lacks a requested option."""
         if tta and self._segment[True] is None:
-            raise ValueError(f"{self.path} has no {export.SEGMENT_TTA_ENDPOINT} signature "
-                             "(exported by an older version); re-export it with "
-                             "python -m tools.export")
+            raise ValueError(
+                f"{self.path} has no {export.SEGMENT_TTA_ENDPOINT} signature "
+                "(exported by an older version); re-export it with "
+                "python -m tools.export"
+            )
 
-    def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
-        """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
+    def segment(self, image, *, tta=False, **refinements):
+        """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask;
+        `refinements` are `postprocess.refine`'s options."""
         self.check_options(tta=tta)
         mask = self._segment[tta](image=tf.constant(image, tf.uint8))["mask"].numpy()
-        return postprocess.refine(mask, keep_largest_component=keep_largest_component,
-                                  fill_mask_holes=fill_mask_holes)
+        return postprocess.refine(mask, **refinements)
 
 
 class LiteSegmenter:
@@ -66,12 +70,13 @@ class LiteSegmenter:
         """Every option works on a `.tflite` network: nothing to refuse."""
         del tta
 
-    def segment(self, image, *, tta=False, keep_largest_component=False, fill_mask_holes=False):
-        """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask."""
-        mask = segment.segment_photograph(self._network, image=tf.constant(image, tf.uint8),
-                                         image_size=self.image_size, tta=tta).numpy()
-        return postprocess.refine(mask, keep_largest_component=keep_largest_component,
-                                  fill_mask_holes=fill_mask_holes)
+    def segment(self, image, *, tta=False, **refinements):
+        """`[H, W, 3]` uint8 RGB photograph -> `[H, W]` uint8 0/255 lesion mask;
+        `refinements` are `postprocess.refine`'s options."""
+        mask = segment.segment_photograph(
+            self._network, image=tf.constant(image, tf.uint8), image_size=self.image_size, tta=tta
+        ).numpy()
+        return postprocess.refine(mask, **refinements)
 
 
 def load_segmenter(path):

@@ -103,9 +103,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     multiply and add ops (and casts bfloat16 to float32 around them), and the
     gradient runs back through each: on a CPU that was 12% of a 448x448 float32
     training step and 21% of a bfloat16 one, with the casts and the gradient sums
-    it needs (docs/cpu.md, "What the step spends its time on"). `FusedBatchNormV3` (oneDNN on CPUs, cuDNN on GPUs) computes the
-    same normalization, statistics and gradient in one pass, in float32 whatever
-    the input's precision.
+    it needs (docs/cpu.md, "What the step spends its time on"). `FusedBatchNormV3`
+    (oneDNN on CPUs, cuDNN on GPUs) computes the same normalization, statistics and
+    gradient in one pass, in float32 whatever the input's precision.
 
     Same weights, names, configuration and moving-statistics update as the Keras
     layer: the fused kernel reports the batch variance with Bessel's correction,
@@ -115,24 +115,36 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        if (not (training and self.trainable) or mask is not None or self.renorm
-                or self.synchronized or len(inputs.shape) != 4
-                or self.axis not in (-1, 3)):
+        if (
+            not (training and self.trainable)
+            or mask is not None
+            or self.renorm
+            or self.synchronized
+            or len(inputs.shape) != 4
+            or self.axis not in (-1, 3)
+        ):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
-        scale = (tf.convert_to_tensor(self.gamma) if self.scale
-                 else tf.ones([channels], tf.float32))
-        offset = (tf.convert_to_tensor(self.beta) if self.center
-                  else tf.zeros([channels], tf.float32))
+        scale = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones([channels], tf.float32)
+        offset = (
+            tf.convert_to_tensor(self.beta) if self.center else tf.zeros([channels], tf.float32)
+        )
         empty = tf.constant([], tf.float32)  # no moving statistics in: training mode
         outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=inputs, scale=scale, offset=offset, mean=empty, variance=empty,
-            epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
-            is_training=True)
+            x=inputs,
+            scale=scale,
+            offset=offset,
+            mean=empty,
+            variance=empty,
+            epsilon=self.epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=True,
+        )
         count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
         variance = variance * (tf.maximum(count - 1.0, 1.0) / count)
-        self.moving_mean.assign(
-            self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(
-            self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+        )
         return tf.cast(outputs, self.compute_dtype)

@@ -58,12 +58,12 @@ class CrossEntropyDice(keras.losses.Loss):
     def call(self, y_true, y_pred):
         logits = tf.cast(y_pred, tf.float32)
         labels = tf.reshape(tf.cast(y_true, tf.int32), tf.shape(logits)[:-1])
-        pixel_loss = keras.losses.sparse_categorical_crossentropy(labels, logits,
-                                                                  from_logits=True)
+        pixel_loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         probability = lesion_probability(logits)
         truth = tf.cast(labels[..., tf.newaxis], tf.float32)
-        return (tf.reduce_mean(pixel_loss, axis=[1, 2])
-                + keras.losses.dice(truth, probability, axis=(1, 2, 3)))
+        return tf.reduce_mean(pixel_loss, axis=[1, 2]) + keras.losses.dice(
+            truth, probability, axis=(1, 2, 3)
+        )
 
 
 def make_loss(name):

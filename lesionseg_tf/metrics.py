@@ -70,10 +70,26 @@ SCORE_NAMES = METRIC_NAMES + BOUNDARY_NAMES
 # squares' segments, in pixels. One pixel in or out cuts a corner (half a diagonal);
 # two side by side, a straight unit; two diagonal, two corners; none or all, no border.
 _HALF_DIAGONAL = 0.5 * np.sqrt(2.0)
-_CONTOUR_LENGTH = np.array([0.0, _HALF_DIAGONAL, _HALF_DIAGONAL, 1.0, _HALF_DIAGONAL, 1.0,
-                            2 * _HALF_DIAGONAL, _HALF_DIAGONAL, _HALF_DIAGONAL,
-                            2 * _HALF_DIAGONAL, 1.0, _HALF_DIAGONAL, 1.0, _HALF_DIAGONAL,
-                            _HALF_DIAGONAL, 0.0])
+_CONTOUR_LENGTH = np.array(
+    [
+        0.0,
+        _HALF_DIAGONAL,
+        _HALF_DIAGONAL,
+        1.0,
+        _HALF_DIAGONAL,
+        1.0,
+        2 * _HALF_DIAGONAL,
+        _HALF_DIAGONAL,
+        _HALF_DIAGONAL,
+        2 * _HALF_DIAGONAL,
+        1.0,
+        _HALF_DIAGONAL,
+        1.0,
+        _HALF_DIAGONAL,
+        _HALF_DIAGONAL,
+        0.0,
+    ]
+)
 
 
 def _border(mask):
@@ -127,13 +143,18 @@ def boundary_distances(truth, *, prediction):
         raise ValueError(f"mask shapes differ: truth {truth.shape}, prediction {prediction.shape}")
     has_truth, has_prediction = truth.any(), prediction.any()
     if not (has_truth and has_prediction):
-        why = ("both_empty" if not (has_truth or has_prediction) else
-               "empty_truth" if not has_truth else "empty_prediction")
+        why = (
+            "both_empty"
+            if not (has_truth or has_prediction)
+            else "empty_truth"
+            if not has_truth
+            else "empty_prediction"
+        )
         return {"hd95": None, "assd": None, "boundary_undefined": why}
     # Only the union's bounding box (and a background frame) holds border points.
     rows = np.flatnonzero((truth | prediction).any(axis=1))
     cols = np.flatnonzero((truth | prediction).any(axis=0))
-    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     borders = [_border(np.pad(mask[box], 1)) for mask in (truth, prediction)]
     forward = _directed(*borders[0], borders[1][0])
     backward = _directed(*borders[1], borders[0][0])
@@ -169,7 +190,8 @@ def summarize(rows):
             summary[name] = float(np.mean(defined)) if defined else None
         summary["boundary_undefined"] = {
             why: sum(row.get("boundary_undefined") == why for row in rows)
-            for why in BOUNDARY_UNDEFINED}
+            for why in BOUNDARY_UNDEFINED
+        }
     return summary
 
 
@@ -215,10 +237,12 @@ def bootstrap_intervals(rows, *, samples=2000, seed=0, confidence=0.95):
     if not rows:
         raise ValueError("no images to bootstrap")
     names = [name for name in SCORE_NAMES if all(name in row for row in rows)]
-    values = np.array([[np.nan if row[name] is None else row[name] for name in names]
-                       for row in rows], np.float64)
-    low, high = _percentile_interval(_bootstrap_means(values, samples=samples, seed=seed),
-                                     confidence)
+    values = np.array(
+        [[np.nan if row[name] is None else row[name] for name in names] for row in rows], np.float64
+    )
+    low, high = _percentile_interval(
+        _bootstrap_means(values, samples=samples, seed=seed), confidence
+    )
     return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
@@ -246,22 +270,30 @@ def paired_comparison(first, *, second, samples=2000, seed=0, confidence=0.95):
     first = np.asarray(first, np.float64)
     second = np.asarray(second, np.float64)
     if first.shape != second.shape or first.ndim != 1:
-        raise ValueError(f"paired scores must be two sequences of the same length, got "
-                         f"{first.shape} and {second.shape}")
+        raise ValueError(
+            f"paired scores must be two sequences of the same length, got "
+            f"{first.shape} and {second.shape}"
+        )
     if not first.size:
         raise ValueError("no images to compare")
     differences = first - second
     low, high = _percentile_interval(
-        _bootstrap_means(differences[:, np.newaxis], samples=samples, seed=seed),
-        confidence)[:, 0]
+        _bootstrap_means(differences[:, np.newaxis], samples=samples, seed=seed), confidence
+    )[:, 0]
     p_value = None
     if np.any(differences != 0):
-        p_value = float(stats.wilcoxon(first, second, zero_method="wilcox",
-                                       alternative="two-sided").pvalue)
-    return {"images": int(differences.size), "mean_difference": float(differences.mean()),
-            "interval": [float(low), float(high)], "p_value": p_value,
-            "better": int(np.sum(differences > 0)), "worse": int(np.sum(differences < 0)),
-            "ties": int(np.sum(differences == 0))}
+        p_value = float(
+            stats.wilcoxon(first, second, zero_method="wilcox", alternative="two-sided").pvalue
+        )
+    return {
+        "images": int(differences.size),
+        "mean_difference": float(differences.mean()),
+        "interval": [float(low), float(high)],
+        "p_value": p_value,
+        "better": int(np.sum(differences > 0)),
+        "worse": int(np.sum(differences < 0)),
+        "ties": int(np.sum(differences == 0)),
+    }
 
 
 def lesion_share(counts):
@@ -286,22 +318,32 @@ def equal_count_groups(values, *, groups):
     if not 1 <= groups <= values.size:
         raise ValueError(f"cannot split {values.size} images into {groups} groups")
     order = np.argsort(values, kind="stable")
-    return [(indices, float(values[indices].min()), float(values[indices].max()))
-            for indices in np.array_split(order, groups)]
+    return [
+        (indices, float(values[indices].min()), float(values[indices].max()))
+        for indices in np.array_split(order, groups)
+    ]
 
 
 def format_comparison(comparison, *, first_name, second_name, metric="Jaccard", heading=None):
     """`paired_comparison`'s result as the lines a person reads; `heading`, when
     given, stands in the first line instead of the names."""
     low, high = comparison["interval"]
-    p_value = ("undefined (every image scores the same)" if comparison["p_value"] is None
-               else f"{comparison['p_value']:.3g}")
-    return "\n".join([
-        heading or
-        f"{first_name} minus {second_name}, per-image {metric}, {comparison['images']} images:",
-        f"  mean difference   {comparison['mean_difference']:+.4f}  "
-        f"(95% paired bootstrap CI {low:+.4f} to {high:+.4f})",
-        f"  Wilcoxon signed-rank p (two-sided)  {p_value}",
-        f"  first better on {comparison['better']}, worse on {comparison['worse']}, "
-        f"equal on {comparison['ties']} images",
-    ])
+    p_value = (
+        "undefined (every image scores the same)"
+        if comparison["p_value"] is None
+        else f"{comparison['p_value']:.3g}"
+    )
+    return "\n".join(
+        [
+            heading
+            or (
+                f"{first_name} minus {second_name}, per-image {metric}, "
+                f"{comparison['images']} images:"
+            ),
+            f"  mean difference   {comparison['mean_difference']:+.4f}  "
+            f"(95% paired bootstrap CI {low:+.4f} to {high:+.4f})",
+            f"  Wilcoxon signed-rank p (two-sided)  {p_value}",
+            f"  first better on {comparison['better']}, worse on {comparison['worse']}, "
+            f"equal on {comparison['ties']} images",
+        ]
+    )

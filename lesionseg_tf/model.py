@@ -13,14 +13,17 @@ image-level feature before the subpixel layer (`context_branch`).
 import keras
 import tensorflow as tf
 
-from lesionseg_tf import augment, layers
+from lesionseg_tf import (
+    augment,
+    keras_metrics,  # noqa: F401 (registers the training metric for `load`)
+    layers,
+    losses,  # noqa: F401 (registers the training losses for `load`)
+)
 from lesionseg_tf import run_dir as run_dir_lib
-from lesionseg_tf import keras_metrics  # noqa: F401 (registers the training metric for `load`)
-from lesionseg_tf import losses  # noqa: F401 (registers the training losses for `load`)
-from lesionseg_tf.config import CONTEXTS, DEFAULT_IMAGE_SIZE, UPSCALE  # noqa: F401
-from lesionseg_tf.table1 import (CONTEXT_FILTERS, NUM_CLASSES, TABLE_1,  # noqa: F401
-                                 WHOLE_IMAGE, ConvSpec, receptive_field)
+from lesionseg_tf.config import CONTEXTS, UPSCALE
 from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
+from lesionseg_tf.table1 import CONTEXT_FILTERS, TABLE_1
+
 
 def conv_block(x, *, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchNormalization):
     """Mirror padding -> 'valid' convolution -> [batch norm] -> [ReLU]."""
@@ -28,8 +31,14 @@ def conv_block(x, *, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchN
     if pad:
         x = ReflectionPad2D(pad, name=f"{spec.name}_pad")(x)
     x = keras.layers.Conv2D(
-        spec.filters, spec.kernel, strides=spec.stride, dilation_rate=spec.dilation,
-        padding="valid", use_bias=not spec.batch_norm, name=spec.name)(x)
+        spec.filters,
+        spec.kernel,
+        strides=spec.stride,
+        dilation_rate=spec.dilation,
+        padding="valid",
+        use_bias=not spec.batch_norm,
+        name=spec.name,
+    )(x)
     if spec.batch_norm:
         x = batch_norm_layer(name=f"{spec.name}_bn", synchronized=sync_batch_norm)(x)
     if spec.relu:
@@ -37,8 +46,7 @@ def conv_block(x, *, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchN
     return x
 
 
-def context_branch(features, *, sync_batch_norm=False,
-                   batch_norm_layer=layers.BatchNormalization):
+def context_branch(features, *, sync_batch_norm=False, batch_norm_layer=layers.BatchNormalization):
     """DeepLabv3's image-level feature (Chen et al. 2017, arXiv:1706.05587, section 3.3):
     global average pooling of `features`, a 1x1 convolution to `CONTEXT_FILTERS`
     channels with batch norm and ReLU, broadcast back over the grid and concatenated
@@ -65,9 +73,10 @@ class LesionSegNet(keras.Model):
     per example and applies it to image and mask alike (`augment.random_dihedral`)
     on the device that runs the step, then, with `scale_augment`, a random zoom and
     shift that keeps the lesion (`augment.random_scale`), and with `color_augment`, a
-    random change of colour per image (`augment.random_color`). The draw is seeded by `augment_seed` and the
-    optimizer's step counter, so it depends on nothing else: a run resumed from a
-    checkpoint draws what an uninterrupted run would have drawn.
+    random change of colour per image (`augment.random_color`). The draw is seeded
+    by `augment_seed` and the optimizer's step counter, so it depends on nothing
+    else: a run resumed from a checkpoint draws what an uninterrupted run would have
+    drawn.
     """
 
     augment_seed = 0
@@ -86,10 +95,12 @@ class LesionSegNet(keras.Model):
             images, masks = augment.random_dihedral(images, masks=masks, seed=seed)
             if self.scale_augment:
                 images, masks = augment.random_scale(
-                    images, masks=masks, seed=tf.random.experimental.stateless_fold_in(seed, 2))
+                    images, masks=masks, seed=tf.random.experimental.stateless_fold_in(seed, 2)
+                )
             if self.color_augment:
                 images = augment.random_color(
-                    images, seed=tf.random.experimental.stateless_fold_in(seed, 1))
+                    images, seed=tf.random.experimental.stateless_fold_in(seed, 1)
+                )
         return self._reducible(super().train_step((images, masks)))
 
     def test_step(self, data):
@@ -101,20 +112,22 @@ class LesionSegNet(keras.Model):
         other size would come back as a different size, not as an error."""
         height, width = inputs.shape[1], inputs.shape[2]
         if any(side is not None and side % UPSCALE for side in (height, width)):
-            raise ValueError(f"image height and width must be divisible by {UPSCALE}, got "
-                             f"{height}x{width}")
+            raise ValueError(
+                f"image height and width must be divisible by {UPSCALE}, got {height}x{width}"
+            )
         if height is None or width is None:  # known only when the graph runs
             sides = tf.shape(inputs)[1:3]
             tf.debugging.assert_equal(
-                sides % UPSCALE, tf.zeros_like(sides),
-                message=f"image height and width must be divisible by {UPSCALE}")
+                sides % UPSCALE,
+                tf.zeros_like(sides),
+                message=f"image height and width must be divisible by {UPSCALE}",
+            )
         return super().call(inputs, training=training, mask=mask)
 
     def _reducible(self, logs):
         # Keras 3.15 averages a multi-worker step's logs with a reduction over axis 0,
         # which scalars lack; give them that axis (the mean over it is the value).
-        if isinstance(self._distribute_strategy,
-                      tf.distribute.MultiWorkerMirroredStrategy):
+        if isinstance(self._distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
@@ -128,15 +141,23 @@ class LesionSegNet(keras.Model):
         if strategy is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         image_shape = tuple(self.inputs[0].shape)
-        specs = (tf.TensorSpec(image_shape, tf.float32),
-                 tf.TensorSpec(image_shape[:-1] + (1,), tf.int32))
+        specs = (
+            tf.TensorSpec(image_shape, tf.float32),
+            tf.TensorSpec(image_shape[:-1] + (1,), tf.int32),
+        )
         with strategy.scope():
             self._symbolic_build(data_batch=specs)
         return None
 
 
-def build_model(image_size=None, *, name="lesionseg", sync_batch_norm=False, context="none",
-                fused_batch_norm=True):
+def build_model(
+    image_size=None,
+    *,
+    name="lesionseg",
+    sync_batch_norm=False,
+    context="none",
+    fused_batch_norm=True,
+):
     """Builds the Table-1 network.
 
     Args:
@@ -161,14 +182,17 @@ def build_model(image_size=None, *, name="lesionseg", sync_batch_norm=False, con
         raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
-    batch_norm_layer = (layers.BatchNormalization if fused_batch_norm
-                        else keras.layers.BatchNormalization)
+    batch_norm_layer = (
+        layers.BatchNormalization if fused_batch_norm else keras.layers.BatchNormalization
+    )
     for spec in TABLE_1:
         if spec.name == "subpixel" and context == "image_pooling":
-            x = context_branch(x, sync_batch_norm=sync_batch_norm,
-                               batch_norm_layer=batch_norm_layer)
-        x = conv_block(x, spec=spec, sync_batch_norm=sync_batch_norm,
-                       batch_norm_layer=batch_norm_layer)
+            x = context_branch(
+                x, sync_batch_norm=sync_batch_norm, batch_norm_layer=batch_norm_layer
+            )
+        x = conv_block(
+            x, spec=spec, sync_batch_norm=sync_batch_norm, batch_norm_layer=batch_norm_layer
+        )
     # float32 even under a mixed-precision policy: the logits feed the softmax and the loss.
     logits = DepthToSpace(UPSCALE, name="depth_to_space", dtype="float32")(x)
     return LesionSegNet(inputs=inputs, outputs=logits, name=name)
@@ -201,7 +225,9 @@ def load_run(run_dir):
     image_size = folder.image_size()
     path = folder.weights_file()
     if path is None:
-        raise FileNotFoundError(f"{run_dir} holds neither {' nor '.join(run_dir_lib.RunDir.WEIGHT_FILES)}")
+        raise FileNotFoundError(
+            f"{run_dir} holds neither {' nor '.join(run_dir_lib.RunDir.WEIGHT_FILES)}"
+        )
     return load(path), image_size
 
 
@@ -219,6 +245,8 @@ def set_weights_from(model, *, path):
         source = build_model(context=context)
         source.load_weights(path)
     if [tuple(w.shape) for w in source.weights] != [tuple(w.shape) for w in model.weights]:
-        raise ValueError(f"--init_from {path} holds another network than --context={context} "
-                         f"builds (--context={context_of(source)})")
+        raise ValueError(
+            f"--init_from {path} holds another network than --context={context} "
+            f"builds (--context={context_of(source)})"
+        )
     model.set_weights(source.get_weights())

@@ -13,8 +13,14 @@ import numpy as np
 import tensorflow as tf
 
 from lesionseg_tf.datasets import DatasetError
-from lesionseg_tf.images import (JPEG_DCT_METHOD, JPEG_SIGNATURE, ImageReadError, decode_bytes, decode_image,
-                                 read_mask_file)
+from lesionseg_tf.images import (
+    JPEG_DCT_METHOD,
+    JPEG_SIGNATURE,
+    ImageReadError,
+    decode_bytes,
+    decode_image,
+    read_mask_file,
+)
 from lesionseg_tf.metrics import LESION_THRESHOLD
 
 
@@ -22,10 +28,15 @@ def load_mask(path):
     """`read_mask_file` as a graph op (OpenCV reads 1-bit BMPs, which TensorFlow's
     BMP decoder cannot): `[H, W, 1]` uint8. Training, the dataset check and the
     evaluation so read every mask the same way."""
-    mask = tf.numpy_function(lambda p: read_mask_file(os.fsdecode(np.asarray(p).item())),
-                             [path], tf.uint8, stateful=False)
+    mask = tf.numpy_function(
+        lambda p: read_mask_file(os.fsdecode(np.asarray(p).item())),
+        [path],
+        tf.uint8,
+        stateful=False,
+    )
     mask.set_shape([None, None])
     return mask[..., None]
+
 
 def resize_image(image, *, image_size):
     """Resizes `[..., H, W, 3]` uint8 to `[..., image_size, image_size, 3]` uint8.
@@ -37,17 +48,21 @@ def resize_image(image, *, image_size):
     resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
+
 def resize_mask(mask, *, image_size):
     """Nearest-neighbour resize of `[..., H, W, 1]`, so a binary mask stays binary."""
     return tf.image.resize(mask, [image_size, image_size], method="nearest")
+
 
 def standardize(image):
     """Per-image standardization (paper section 3.2): `[..., H, W, 3]` uint8 -> float32."""
     return tf.image.per_image_standardization(image)
 
+
 def mask_to_label(mask):
     """`[..., H, W, 1]` uint8 mask -> int32 class (1 = lesion where value > 128, as ISIC)."""
     return tf.cast(mask > LESION_THRESHOLD, tf.int32)
+
 
 def decode_resized_jpeg(path, *, image_size):
     """Reads a JPEG and resizes it to `[image_size, image_size, 3]` uint8, cheaply.
@@ -60,16 +75,26 @@ def decode_resized_jpeg(path, *, image_size):
     """
     return _resized_jpeg(tf.io.read_file(path), image_size)
 
+
 def _resized_jpeg(raw, image_size):
     shape = tf.io.extract_jpeg_shape(raw)
     scale = tf.minimum(shape[0], shape[1]) // image_size
-    branch = tf.cast(scale >= 2, tf.int32) + tf.cast(scale >= 4, tf.int32) + tf.cast(
-        scale >= 8, tf.int32)
-    image = tf.switch_case(branch, [
-        lambda ratio=ratio: tf.io.decode_jpeg(raw, channels=3, ratio=ratio,
-                                              dct_method=JPEG_DCT_METHOD)
-        for ratio in (1, 2, 4, 8)])
+    branch = (
+        tf.cast(scale >= 2, tf.int32)
+        + tf.cast(scale >= 4, tf.int32)
+        + tf.cast(scale >= 8, tf.int32)
+    )
+    image = tf.switch_case(
+        branch,
+        [
+            lambda ratio=ratio: tf.io.decode_jpeg(
+                raw, channels=3, ratio=ratio, dct_method=JPEG_DCT_METHOD
+            )
+            for ratio in (1, 2, 4, 8)
+        ],
+    )
     return resize_image(image, image_size=image_size)
+
 
 def decode_resized_image(path, *, image_size):
     """Reads a photograph as training does: a JPEG (known by its first bytes, whatever
@@ -79,9 +104,12 @@ def decode_resized_image(path, *, image_size):
     return tf.cond(
         tf.equal(tf.strings.substr(raw, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE),
         lambda: _resized_jpeg(raw, image_size),
-        lambda: resize_image(decode_bytes(raw), image_size=image_size))
+        lambda: resize_image(decode_bytes(raw), image_size=image_size),
+    )
+
 
 _TRAINING_DECODERS = {}
+
 
 def training_decoder(image_size):
     """`decode_resized_image` for `image_size` as one traced function of a path
@@ -89,8 +117,11 @@ def training_decoder(image_size):
     if image_size not in _TRAINING_DECODERS:
         _TRAINING_DECODERS[image_size] = tf.function(
             lambda path: decode_resized_image(path, image_size=image_size),
-            input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+            input_signature=[tf.TensorSpec([], tf.string)],
+            autograph=False,
+        )
     return _TRAINING_DECODERS[image_size]
+
 
 def check_image_decodes(path, *, image_size):
     """Decodes a photograph as the training pipeline does (`decode_resized_image`),
@@ -106,11 +137,23 @@ def check_image_decodes(path, *, image_size):
         training_decoder(image_size)(tf.constant(path))
     except tf.errors.OpError as e:
         reason = re.sub(r"^\{\{[^}]*\}\}\s*", "", (e.message or "").strip().splitlines()[0])
-        raise ImageReadError(f"{path}: image data does not decode as training decodes it "
-                             f"(truncated or corrupt: {reason or type(e).__name__})") from None
+        raise ImageReadError(
+            f"{path}: image data does not decode as training decodes it "
+            f"(truncated or corrupt: {reason or type(e).__name__})"
+        ) from None
 
-def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch=None,
-                 cache=None, reduced_decode=True):
+
+def make_dataset(
+    examples,
+    *,
+    image_size,
+    batch_size,
+    is_training,
+    seed=0,
+    epoch=None,
+    cache=None,
+    reduced_decode=True,
+):
     """The input pipeline (paper section 3.2).
 
         decode + resize to uint8 -> [cache] -> per-epoch order -> standardize -> batch
@@ -153,7 +196,8 @@ def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch
         return image, resize_mask(load_mask(mask_path), image_size=image_size)
 
     resized = tf.data.Dataset.from_tensor_slices(
-        ([e.image_path for e in examples], [e.mask_path for e in examples]))
+        ([e.image_path for e in examples], [e.mask_path for e in examples])
+    )
     resized = resized.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if cache == "memory":
         resized = resized.cache()
@@ -163,8 +207,9 @@ def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch
     if is_training:
         used = count // batch_size * batch_size
         if not used:
-            raise DatasetError(f"{count} training examples are fewer than one batch of "
-                               f"{batch_size}")
+            raise DatasetError(
+                f"{count} training examples are fewer than one batch of {batch_size}"
+            )
 
         def one_epoch(_):
             current = tf.constant(0, tf.int64) if epoch is None else epoch.read_value()
@@ -173,8 +218,9 @@ def make_dataset(examples, *, image_size, batch_size, is_training, seed=0, epoch
             # process-wide seed (and avoids TF's special case of a zero global seed).
             tf.random.set_seed(1)
             epoch_seed = tf.constant(seed, tf.int64) * 1_000_003 + current
-            return resized.shuffle(count, seed=epoch_seed,
-                                   reshuffle_each_iteration=False).take(used)
+            return resized.shuffle(count, seed=epoch_seed, reshuffle_each_iteration=False).take(
+                used
+            )
 
         dataset = tf.data.Dataset.range(1).flat_map(one_epoch)
     else:
@@ -204,10 +250,10 @@ def training_options():
     at AUTOTUNE then means one call per core.
     """
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.autotune.enabled = False
     return options
+
 
 def cache_name(examples, *, image_size, reduced_decode=True):
     """A cache file name that changes whenever the files, their sizes or dates, the

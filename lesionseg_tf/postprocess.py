@@ -25,6 +25,7 @@ filling (`refine`, OpenCV steps on the graph's mask), all off by default.
 
 import cv2
 import numpy as np
+import scipy.ndimage
 import tensorflow as tf
 
 from lesionseg_tf import augment
@@ -51,8 +52,9 @@ def tta_lesion_probability(logits_fn, *, images):
     """
     codes = tf.range(augment.NUM_TRANSFORMS)
     transforms = tf.stack([codes // 4 % 2, codes // 2 % 2, codes % 2], axis=1) > 0
-    batch = augment.apply_transforms(tf.repeat(images, augment.NUM_TRANSFORMS, axis=0),
-                                     transforms=transforms)
+    batch = augment.apply_transforms(
+        tf.repeat(images, augment.NUM_TRANSFORMS, axis=0), transforms=transforms
+    )
     probability = lesion_probability(logits_fn(batch))[..., tf.newaxis]
     restored = augment.apply_transforms(probability, transforms=transforms, inverse=True)
     return tf.reduce_mean(restored, axis=0, keepdims=True)[..., 0]
@@ -106,17 +108,21 @@ def _upscale_and_threshold(scaled, height, width):
     (121 MB for a 6748x4499 photograph) never exists whole.
     """
     size = tf.shape(scaled)[0]
-    narrow = tf.linalg.matmul(scaled,
-                              bicubic_weights(tf.shape(scaled)[1], new_size=width))  # [h, W]
+    narrow = tf.linalg.matmul(
+        scaled, bicubic_weights(tf.shape(scaled)[1], new_size=width)
+    )  # [h, W]
     bands = (height + BAND_ROWS - 1) // BAND_ROWS
-    rows = tf.pad(tf.transpose(bicubic_weights(size, new_size=height)),
-                  [[0, bands * BAND_ROWS - height], [0, 0]])
+    rows = tf.pad(
+        tf.transpose(bicubic_weights(size, new_size=height)),
+        [[0, bands * BAND_ROWS - height], [0, 0]],
+    )
     # The 8-bit value is >= 128 exactly where the float is >= 127.5 (rounding half
     # to even takes 127.5 to 128): one comparison instead of rounding and saturating.
     binary = tf.map_fn(
         lambda band: tf.linalg.matmul(band, narrow) >= BINARY_THRESHOLD - 0.5,
         tf.reshape(rows, [bands, BAND_ROWS, size]),
-        fn_output_signature=tf.TensorSpec([BAND_ROWS, None], tf.bool))
+        fn_output_signature=tf.TensorSpec([BAND_ROWS, None], tf.bool),
+    )
     return tf.reshape(binary, [bands * BAND_ROWS, width])[:height]
 
 
@@ -146,6 +152,22 @@ def largest_component(mask):
     return np.where(labels == biggest, 255, 0).astype(np.uint8)
 
 
+def central_component(mask):
+    """Keeps the 8-connected foreground region of a 0/255 uint8 mask that comes nearest
+    the photograph's centre (where dermoscopy centres the lesion): a pixel of it lies
+    closest to the centre; among regions equally close, the largest."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 2:
+        return mask
+    rows, columns = np.indices(mask.shape, dtype=np.float64)
+    centre_distance = np.hypot(rows - (mask.shape[0] - 1) / 2, columns - (mask.shape[1] - 1) / 2)
+    regions = np.arange(1, count)
+    nearest = scipy.ndimage.minimum(centre_distance, labels=labels, index=regions)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    chosen = regions[np.lexsort((-areas, nearest))[0]]
+    return np.where(labels == chosen, 255, 0).astype(np.uint8)
+
+
 def fill_holes(mask):
     """Fills the background regions of a 0/255 uint8 mask that do not touch its border."""
     padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
@@ -156,16 +178,27 @@ def fill_holes(mask):
     return np.where(holes, 255, mask).astype(np.uint8)
 
 
-def refine(mask, *, keep_largest_component=False, fill_mask_holes=False):
+def refine(
+    mask, *, keep_largest_component=False, keep_central_component=False, fill_mask_holes=False
+):
     """The options beyond the paper, on a `[H, W]` uint8 0/255 mask of the graph.
 
     Args:
       keep_largest_component: keep only the largest connected region.
+      keep_central_component: keep only the region nearest the centre
+        (`central_component`); not with `keep_largest_component`.
       fill_mask_holes: fill enclosed holes (the ISIC 2018 rules ask for one region
         without holes).
+
+    Raises:
+      ValueError: both components asked for.
     """
+    if keep_largest_component and keep_central_component:
+        raise ValueError("keep the largest or the central component, not both")
     if keep_largest_component:
         mask = largest_component(mask)
+    if keep_central_component:
+        mask = central_component(mask)
     if fill_mask_holes:
         mask = fill_holes(mask)
     return mask

@@ -5,6 +5,7 @@ import os
 import re
 
 import cv2
+
 from lesionseg_tf import datasets, figures, files, images
 
 IMAGE_EXTENSIONS = datasets.PHOTO_EXTENSIONS
@@ -23,9 +24,13 @@ class Job:
 
 
 def _list_images(folder):
-    return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
-            if n.lower().endswith(IMAGE_EXTENSIONS) and not _NOT_PHOTOGRAPHS.search(n)
-            and not n.startswith(".")]
+    return [
+        os.path.join(folder, n)
+        for n in sorted(os.listdir(folder))
+        if n.lower().endswith(IMAGE_EXTENSIONS)
+        and not _NOT_PHOTOGRAPHS.search(n)
+        and not n.startswith(".")
+    ]
 
 
 def _stem(path):
@@ -34,8 +39,12 @@ def _stem(path):
 
 def _truth_for(stem, truth_dir):
     """A ground-truth mask in a folder given by hand: the ISIC names, or the stem's."""
-    for name in (f"{stem}_segmentation.png", f"{stem}_Segmentation.png", f"{stem}.png",
-                 f"{stem}.bmp"):
+    for name in (
+        f"{stem}_segmentation.png",
+        f"{stem}_Segmentation.png",
+        f"{stem}.png",
+        f"{stem}.bmp",
+    ):
         path = os.path.join(truth_dir, name)
         if os.path.isfile(path):
             return path
@@ -81,25 +90,39 @@ def plan(input_path, *, output_dir, truth_dir=None, allow_writing_into_sources=F
     if not allow_writing_into_sources:
         for source in sources:
             if os.path.realpath(source) == os.path.realpath(output_dir):
-                raise ValueError(f"--output_dir {output_dir} is the source folder {source}; "
-                                 "choose another (or pass --allow_writing_into_sources)")
+                raise ValueError(
+                    f"--output_dir {output_dir} is the source folder {source}; "
+                    "choose another (or pass --allow_writing_into_sources)"
+                )
     jobs, claimed = [], {}
     for stem, image_path, truth_path in found:
         if stem in claimed:
-            raise ValueError(f"{image_path} and {claimed[stem]} would both write "
-                             f"{stem}_segmentation.png")
+            raise ValueError(
+                f"{image_path} and {claimed[stem]} would both write {stem}_segmentation.png"
+            )
         claimed[stem] = image_path
-        jobs.append(Job(
-            image_path=image_path,
-            mask_path=os.path.join(output_dir, f"{stem}_segmentation.png"),
-            overlay_path=os.path.join(output_dir, OVERLAY_FOLDER, f"{stem}_overlay.jpg"),
-            truth_path=truth_path))
+        jobs.append(
+            Job(
+                image_path=image_path,
+                mask_path=os.path.join(output_dir, f"{stem}_segmentation.png"),
+                overlay_path=os.path.join(output_dir, OVERLAY_FOLDER, f"{stem}_overlay.jpg"),
+                truth_path=truth_path,
+            )
+        )
     known = sum(job.truth_path is not None for job in jobs)
     return jobs, f"{where}: {len(jobs)} photograph(s), {known} with ground truth"
 
 
-def run(jobs, *, segmenter, on_error, overlay=False, max_pixels=images.DEFAULT_MAX_PIXELS,
-        progress=None, **options):
+def run(
+    jobs,
+    *,
+    segmenter,
+    on_error,
+    overlay=False,
+    max_pixels=images.DEFAULT_MAX_PIXELS,
+    progress=None,
+    **options,
+):
     """Predicts every job's mask (and overlay).
 
     A job that fails (unreadable image, unreadable truth) is reported through

@@ -33,6 +33,7 @@ class Problem:
 @dataclasses.dataclass
 class Report:
     """What `check_split` found. `good` are the examples without errors."""
+
     good: list
     problems: list
 
@@ -49,8 +50,9 @@ def check_example(example, *, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_
     """All problems of one image/mask pair (`image_size`: the training size)."""
     problems = []
     try:
-        photo_size = images.read_image_header(example.image_path, max_pixels=max_pixels,
-                                            match_extension=True)
+        photo_size = images.read_image_header(
+            example.image_path, max_pixels=max_pixels, match_extension=True
+        )
         pipeline.check_image_decodes(example.image_path, image_size=image_size)
     except images.ImageReadError as e:
         problems.append(Problem(example.image_path, str(e).split(": ", 1)[1]))
@@ -64,25 +66,46 @@ def check_example(example, *, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_
         return problems + [Problem(path, str(e).split(": ", 1)[-1])]
     height, width = mask.shape
     if photo_size is not None and photo_size != (width, height):
-        problems.append(Problem(path, f"mask is {width}x{height}, its image "
-                                      f"{os.path.basename(example.image_path)} is "
-                                      f"{photo_size[0]}x{photo_size[1]}"))
+        problems.append(
+            Problem(
+                path,
+                f"mask is {width}x{height}, its image "
+                f"{os.path.basename(example.image_path)} is "
+                f"{photo_size[0]}x{photo_size[1]}",
+            )
+        )
     values = images.mask_histogram(mask)
     present = np.flatnonzero(values)
     if present.max() == 1:
-        problems.append(Problem(path, "mask values are 0/1: it looks 0/1-encoded and would "
-                                      "train as all background under the ISIC rule (lesion "
-                                      "where value > 128); store it as 0/255"))
+        problems.append(
+            Problem(
+                path,
+                "mask values are 0/1: it looks 0/1-encoded and would "
+                "train as all background under the ISIC rule (lesion "
+                "where value > 128); store it as 0/255",
+            )
+        )
     elif not set(present.tolist()) <= {0, 255}:
         other = int(values[1:255].sum())
-        problems.append(Problem(
-            path, f"{other} pixels are neither 0 nor 255 (anti-aliased edges?); they are "
-                  "binarized with value > 128", is_error=False))
+        problems.append(
+            Problem(
+                path,
+                f"{other} pixels are neither 0 nor 255 (anti-aliased edges?); they are "
+                "binarized with value > 128",
+                is_error=False,
+            )
+        )
     return problems
 
 
-def check_split(examples, *, orphans=(), max_pixels=DEFAULT_MAX_PIXELS,
-                image_size=DEFAULT_IMAGE_SIZE, workers=None):
+def check_split(
+    examples,
+    *,
+    orphans=(),
+    max_pixels=DEFAULT_MAX_PIXELS,
+    image_size=DEFAULT_IMAGE_SIZE,
+    workers=None,
+):
     """Checks every pair of a split; collects every problem rather than stopping.
 
     Args:
@@ -100,7 +123,8 @@ def check_split(examples, *, orphans=(), max_pixels=DEFAULT_MAX_PIXELS,
     pipeline.training_decoder(image_size)  # traced once, before the threads share it
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         found = pool.map(
-            lambda e: check_example(e, max_pixels=max_pixels, image_size=image_size), examples)
+            lambda e: check_example(e, max_pixels=max_pixels, image_size=image_size), examples
+        )
         for example, example_problems in zip(examples, found):
             problems += example_problems
             if not any(p.is_error for p in example_problems):
@@ -139,27 +163,35 @@ def select_data(dataset, *, config):
     scans = {split: dataset.scan(split) for split in wanted}  # all missing splits first
     splits, problems = {}, []
     for split, (examples, orphans) in scans.items():
-        report = check_split(examples, orphans=orphans, max_pixels=config.max_image_pixels,
-                             image_size=config.image_size)
+        report = check_split(
+            examples,
+            orphans=orphans,
+            max_pixels=config.max_image_pixels,
+            image_size=config.image_size,
+        )
         problems += report.problems
         splits[split] = report.good if config.skip_bad_examples else examples
         if not splits[split]:
-            raise datasets.DatasetError(f"{split} split of {dataset.root} has no usable "
-                                        "image/mask pairs")
+            raise datasets.DatasetError(
+                f"{split} split of {dataset.root} has no usable image/mask pairs"
+            )
     errors = [p for p in problems if p.is_error]
     if errors and not config.skip_bad_examples:
         lines = "\n".join(str(p) for p in problems)
         raise datasets.DatasetError(
             f"{len(errors)} problem(s) in {dataset.root}:\n{lines}\n"
-            "fix them, or pass --skip_bad_examples to train on the other pairs")
+            "fix them, or pass --skip_bad_examples to train on the other pairs"
+        )
     if config.select_on == "holdout":
         train_examples, selection = datasets.split_holdout(
-            splits[train_split], fraction=config.holdout_fraction, seed=config.holdout_seed)
+            splits[train_split], fraction=config.holdout_fraction, seed=config.holdout_seed
+        )
     else:
         train_examples, selection = splits[train_split], splits["validation"]
     if len(train_examples) < config.batch_size:
         raise datasets.DatasetError(
             f"{train_split} split of {dataset.root} leaves {len(train_examples)} usable images "
             f"for training, fewer than one batch of {config.batch_size}; lower --batch_size"
-            + (" or --holdout_fraction" if config.select_on == "holdout" else ""))
+            + (" or --holdout_fraction" if config.select_on == "holdout" else "")
+        )
     return train_examples, selection, problems

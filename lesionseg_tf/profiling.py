@@ -10,16 +10,31 @@ import re
 
 import numpy as np
 import tensorflow as tf
+
 # TensorFlow's own reader of profiles (what TensorBoard's profile tab shows).
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 
 from lesionseg_tf import callbacks, pipeline, training
 
 # The parts of a training step, in the order they are printed.
-PARTS = ("convolution (forward)", "convolution (input gradient)",
-         "convolution (filter gradient)", "atrous reshuffle", "batch normalization",
-         "mirror padding", "ReLU", "depth-to-space", "casts", "augmentation", "loss",
-         "metric", "optimizer", "gradient sums", "input pipeline", "other")
+PARTS = (
+    "convolution (forward)",
+    "convolution (input gradient)",
+    "convolution (filter gradient)",
+    "atrous reshuffle",
+    "batch normalization",
+    "mirror padding",
+    "ReLU",
+    "depth-to-space",
+    "casts",
+    "augmentation",
+    "loss",
+    "metric",
+    "optimizer",
+    "gradient sums",
+    "input pipeline",
+    "other",
+)
 
 
 def part_of(op_type, *, op_name):
@@ -43,12 +58,20 @@ def part_of(op_type, *, op_name):
     if op_type in ("AddN", "TemporaryVariable", "DestroyTemporaryVariable") or "AddN" in scopes:
         return "gradient sums"
     for scope in scopes:
-        for suffix, part in (("_bn", "batch normalization"), ("_pad", "mirror padding"),
-                             ("_relu", "ReLU")):
+        for suffix, part in (
+            ("_bn", "batch normalization"),
+            ("_pad", "mirror padding"),
+            ("_relu", "ReLU"),
+        ):
             if scope.endswith(suffix):
                 return part
-    for scope, part in (("depth_to_space", "depth-to-space"), ("augment", "augmentation"),
-                        ("compile_loss", "loss"), ("jaccard", "metric"), ("adam", "optimizer")):
+    for scope, part in (
+        ("depth_to_space", "depth-to-space"),
+        ("augment", "augmentation"),
+        ("compile_loss", "loss"),
+        ("jaccard", "metric"),
+        ("adam", "optimizer"),
+    ):
         if scope in scopes:
             return part
     return "other"
@@ -60,8 +83,7 @@ def read_op_stats(logdir):
     paths = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
     if not paths:
         raise FileNotFoundError(f"no profile (*.xplane.pb) was written under {logdir}")
-    data, ok = _pywrap_profiler_plugin.xspace_to_tools_data([paths[-1]], "framework_op_stats",
-                                                            {})
+    data, ok = _pywrap_profiler_plugin.xspace_to_tools_data([paths[-1]], "framework_op_stats", {})
     if not ok:
         raise RuntimeError(f"TensorFlow could not read the profile {paths[-1]}: {data[:200]!r}")
     table = json.loads(data)[0]
@@ -100,8 +122,9 @@ def random_batches(*, image_size, batch_size):
     return dataset.with_options(pipeline.training_options())  # as training reads its data
 
 
-def profile_steps(*, image_size, batch_size, mixed_precision, warm_up_steps, steps, logdir,
-                  fused_batch_norm=True):
+def profile_steps(
+    *, image_size, batch_size, mixed_precision, warm_up_steps, steps, logdir, fused_batch_norm=True
+):
     """Runs training steps of `training.compiled_model` (no XLA, one step per execution)
     on random images in memory, and records the last `steps` under `logdir`.
 
@@ -109,15 +132,19 @@ def profile_steps(*, image_size, batch_size, mixed_precision, warm_up_steps, ste
       Median wall-clock seconds of a recorded step.
     """
     dataset = random_batches(image_size=image_size, batch_size=batch_size)
-    model = training.compiled_model(learning_rate=1e-3, jit_compile=False,
-                                    mixed_precision=mixed_precision,
-                                    fused_batch_norm=fused_batch_norm)
+    model = training.compiled_model(
+        learning_rate=1e-3,
+        jit_compile=False,
+        mixed_precision=mixed_precision,
+        fused_batch_norm=fused_batch_norm,
+    )
     model.fit(dataset, epochs=1, steps_per_epoch=warm_up_steps, verbose=0, shuffle=False)
     clock = callbacks.StepClock()
     tf.profiler.experimental.start(logdir)
     try:
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
-                  callbacks=[clock])
+        model.fit(
+            dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[clock]
+        )
     finally:
         tf.profiler.experimental.stop()
     return float(np.median(clock.seconds))

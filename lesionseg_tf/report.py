@@ -18,8 +18,13 @@ from lesionseg_tf.run_dir import RunDir
 PER_IMAGE_FILE = "per_image.csv"
 SUMMARY_FILE = "summary.json"
 COUNT_COLUMNS = ("tp", "fp", "tn", "fn")
-CSV_COLUMNS = (("image_id", "height", "width") + COUNT_COLUMNS + metrics.METRIC_NAMES
-               + metrics.BOUNDARY_NAMES + ("boundary_undefined",))
+CSV_COLUMNS = (
+    ("image_id", "height", "width")
+    + COUNT_COLUMNS
+    + metrics.METRIC_NAMES
+    + metrics.BOUNDARY_NAMES
+    + ("boundary_undefined",)
+)
 # Where evaluate.py puts the reports of a shipped model (never inside it): relative to
 # the folder it runs in, beside train.py's runs/ (ignored by git).
 SHIPPED_MODEL_REPORTS = os.path.join("runs", "evaluation")
@@ -43,8 +48,11 @@ def default_output_dir(*, model=None, pred_dir=None, data_dir, split, ids_file=N
         return os.path.join(os.path.normpath(pred_dir) + "_evaluation", name)
     run = RunDir.of_export(model)
     shipped = os.path.isfile(run.file(RunDir.SHIPPED_MODEL))
-    base = (os.path.join(SHIPPED_MODEL_REPORTS, os.path.basename(os.path.abspath(run.path)))
-            if shipped else run.file(RunDir.EVALUATION))
+    base = (
+        os.path.join(SHIPPED_MODEL_REPORTS, os.path.basename(os.path.abspath(run.path)))
+        if shipped
+        else run.file(RunDir.EVALUATION)
+    )
     if str(model).endswith(".tflite"):
         base = os.path.join(base, os.path.splitext(os.path.basename(model))[0])
     return os.path.join(base, name)
@@ -66,8 +74,10 @@ def check_output_dir(output_dir, *, data_dir):
     except (ValueError, OSError):
         return  # not a readable report: replaced whole, as any report is
     if previous and os.path.abspath(previous) != os.path.abspath(data_dir):
-        raise ValueError(f"{output_dir} holds the report of {previous}, another data folder "
-                         f"than {data_dir}; choose --output_dir")
+        raise ValueError(
+            f"{output_dir} holds the report of {previous}, another data folder "
+            f"than {data_dir}; choose --output_dir"
+        )
 
 
 def write(output_dir, *, rows, summary, config, intervals=None, draw=None):
@@ -82,8 +92,7 @@ def write(output_dir, *, rows, summary, config, intervals=None, draw=None):
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS}
-                     for row in rows)
+    writer.writerows({k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS} for row in rows)
     report = {"summary": summary, "config": config}
     if intervals is not None:
         report["confidence_95"] = intervals
@@ -92,8 +101,9 @@ def write(output_dir, *, rows, summary, config, intervals=None, draw=None):
     with files.atomic_path(output_dir) as folder:
         os.makedirs(folder)
         files.write_atomically(os.path.join(folder, PER_IMAGE_FILE), payload=text.getvalue())
-        files.write_atomically(os.path.join(folder, SUMMARY_FILE),
-                               payload=json.dumps(report, indent=2))
+        files.write_atomically(
+            os.path.join(folder, SUMMARY_FILE), payload=json.dumps(report, indent=2)
+        )
         if draw is not None:
             drawn = [os.path.join(output_dir, os.path.relpath(p, folder)) for p in draw(folder)]
     return drawn
@@ -120,8 +130,7 @@ def read_per_image(path):
         missing = [c for c in ("image_id", "jaccard") if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: not a {PER_IMAGE_FILE} (no {', '.join(missing)} column)")
-        return [{column: _value(column, text) for column, text in row.items()}
-                for row in reader]
+        return [{column: _value(column, text) for column, text in row.items()} for row in reader]
 
 
 def read_summary(folder):

@@ -37,8 +37,17 @@ class RunDir:
     LEARNING_CURVES = "learning_curves.png"
 
     # What a fresh start removes (not CACHE, which stays valid, nor EVALUATION).
-    RUN_FILES = (BEST, EXPORT, EXPORT + ".old", BACKUP, RESULT, TENSORBOARD, LOG, HOLDOUT_IDS,
-                 TRAINING_IDS)
+    RUN_FILES = (
+        BEST,
+        EXPORT,
+        EXPORT + ".old",
+        BACKUP,
+        RESULT,
+        TENSORBOARD,
+        LOG,
+        HOLDOUT_IDS,
+        TRAINING_IDS,
+    )
     WEIGHT_FILES = (BEST, SHIPPED_MODEL)  # what a model is loaded from, in this order
 
     def __init__(self, path):
@@ -164,8 +173,10 @@ class RunDir:
         if overwrite:
             return False
         if self.is_finished():
-            raise ValueError(f"{self.path} holds a finished run ({self.RESULT}); choose another "
-                             "--model_dir, or pass --overwrite to train it again from scratch")
+            raise ValueError(
+                f"{self.path} holds a finished run ({self.RESULT}); choose another "
+                "--model_dir, or pass --overwrite to train it again from scratch"
+            )
         if self.backup_state() is None:
             return False
         previous = config_lib.recorded_settings(self.read_json(self.CONFIG) or {})
@@ -173,10 +184,11 @@ class RunDir:
         changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
         if changed:
             raise ValueError(
-                f"{self.path} holds an interrupted run with other flags (" + ", ".join(
-                    f"{k}: {previous.get(k)!r} then, {wanted[k]!r} now" for k in changed)
+                f"{self.path} holds an interrupted run with other flags ("
+                + ", ".join(f"{k}: {previous.get(k)!r} then, {wanted[k]!r} now" for k in changed)
                 + "); rerun with the same flags to resume, choose another --model_dir, or "
-                "pass --overwrite to start again from scratch")
+                "pass --overwrite to start again from scratch"
+            )
         return True
 
     def worker_copy(self):
@@ -237,4 +249,5 @@ def init_weights_file(init_from):
         return RunDir(init_from).weights_file()
     raise FileNotFoundError(
         f"--init_from {init_from}: expected a .keras or .weights.h5 file, or a folder holding "
-        f"{' or '.join(RunDir.WEIGHT_FILES)} (a train.py run or a shipped model)")
+        f"{' or '.join(RunDir.WEIGHT_FILES)} (a train.py run or a shipped model)"
+    )

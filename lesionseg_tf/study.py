@@ -22,8 +22,14 @@ from lesionseg_tf.report import PER_IMAGE_FILE, SUMMARY_FILE
 from lesionseg_tf.run_dir import RunDir
 
 # A run's files, and evaluate.py's report on the validation split beside them.
-STUDY_FILES = (RunDir.CONFIG, RunDir.HOLDOUT_IDS, RunDir.LOG, RunDir.RESULT, PER_IMAGE_FILE,
-               SUMMARY_FILE)
+STUDY_FILES = (
+    RunDir.CONFIG,
+    RunDir.HOLDOUT_IDS,
+    RunDir.LOG,
+    RunDir.RESULT,
+    PER_IMAGE_FILE,
+    SUMMARY_FILE,
+)
 
 # Validation scores from outside this project, drawn beside the study's runs but
 # never pooled with them: (label, input side, per-image mean Jaccard).
@@ -36,6 +42,7 @@ OUTSIDE_POINTS = (
 @dataclasses.dataclass(frozen=True)
 class StudyRun:
     """One finished run of the study, as its files record it."""
+
     name: str
     config: dict
     result: dict
@@ -78,9 +85,11 @@ class StudyRun:
         loss = f", {loss.replace('_', ' ')} loss" if loss != "cross_entropy" else ""
         color = ", colour augmentation" if self.recorded("color_augment") else ""
         scale = ", scale augmentation" if self.recorded("scale_augment") else ""
-        return (f"{c['image_size']}x{c['image_size']}{network}{precision}{loss}{color}{scale}, "
-                f"{c['lr_schedule']} rate, at most {c['max_epochs']} epochs, "
-                f"patience {c['patience']}")
+        return (
+            f"{c['image_size']}x{c['image_size']}{network}{precision}{loss}{color}{scale}, "
+            f"{c['lr_schedule']} rate, at most {c['max_epochs']} epochs, "
+            f"patience {c['patience']}"
+        )
 
     @property
     def validation_jaccard(self):
@@ -93,17 +102,26 @@ class StudyRun:
     @property
     def holdout_jaccard(self):
         """The held-out pairs' mean Jaccard at the photographs' resolution, or None."""
-        return None if self.holdout_summary is None else float(
-            self.holdout_summary["summary"]["jaccard"])
+        return (
+            None
+            if self.holdout_summary is None
+            else float(self.holdout_summary["summary"]["jaccard"])
+        )
 
     def settings(self):
         """What defines the run besides its seed, by name: the settings `comparisons` pairs on."""
         c = self.config
-        return {"input size": self.image_size, "rate": c["lr_schedule"],
-                "epochs": int(c["max_epochs"]), "patience": int(c["patience"]),
-                "network": self.network, "precision": self.precision,
-                "loss": self.recorded("loss"), "colour augmentation": self.recorded("color_augment"),
-                "scale augmentation": self.recorded("scale_augment")}
+        return {
+            "input size": self.image_size,
+            "rate": c["lr_schedule"],
+            "epochs": int(c["max_epochs"]),
+            "patience": int(c["patience"]),
+            "network": self.network,
+            "precision": self.precision,
+            "loss": self.recorded("loss"),
+            "colour augmentation": self.recorded("color_augment"),
+            "scale augmentation": self.recorded("scale_augment"),
+        }
 
     def recorded(self, name):
         """A run setting as `flags.json` records it, or what the code did before it was
@@ -127,18 +145,26 @@ def _read_report(folder, *, split, ids=None):
     """
     for name in (PER_IMAGE_FILE, SUMMARY_FILE):
         if not os.path.isfile(os.path.join(folder, name)):
-            raise FileNotFoundError(f"{os.path.join(folder, name)}: missing (an evaluate.py "
-                                    f"report keeps {PER_IMAGE_FILE} and {SUMMARY_FILE})")
+            raise FileNotFoundError(
+                f"{os.path.join(folder, name)}: missing (an evaluate.py "
+                f"report keeps {PER_IMAGE_FILE} and {SUMMARY_FILE})"
+            )
     summary = report.read_summary(folder)
     if summary["config"]["split"] != split:
-        raise ValueError(f"{os.path.join(folder, SUMMARY_FILE)} scores the "
-                         f"{summary['config']['split']} split; {split} was expected")
-    jaccards = {row["image_id"]: row["jaccard"]
-                for row in report.read_per_image(os.path.join(folder, PER_IMAGE_FILE))}
+        raise ValueError(
+            f"{os.path.join(folder, SUMMARY_FILE)} scores the "
+            f"{summary['config']['split']} split; {split} was expected"
+        )
+    jaccards = {
+        row["image_id"]: row["jaccard"]
+        for row in report.read_per_image(os.path.join(folder, PER_IMAGE_FILE))
+    }
     if ids is not None and set(jaccards) != set(ids):
-        raise ValueError(f"{os.path.join(folder, PER_IMAGE_FILE)} scores {len(jaccards)} "
-                         f"images, not the run's {len(set(ids))} held-out pairs "
-                         f"({len(set(jaccards) ^ set(ids))} differ)")
+        raise ValueError(
+            f"{os.path.join(folder, PER_IMAGE_FILE)} scores {len(jaccards)} "
+            f"images, not the run's {len(set(ids))} held-out pairs "
+            f"({len(set(jaccards) ^ set(ids))} differ)"
+        )
     return jaccards, summary
 
 
@@ -153,19 +179,27 @@ def read_run(folder):
     """
     missing = [name for name in STUDY_FILES if not os.path.isfile(os.path.join(folder, name))]
     if missing:
-        raise FileNotFoundError(f"{folder}: missing {', '.join(missing)} (a study run keeps "
-                                f"{', '.join(STUDY_FILES)})")
+        raise FileNotFoundError(
+            f"{folder}: missing {', '.join(missing)} (a study run keeps {', '.join(STUDY_FILES)})"
+        )
     run = RunDir(folder)
     jaccards, summary = _read_report(folder, split="validation")
     holdout_ids = tuple(run.read_ids(RunDir.HOLDOUT_IDS))
     holdout, holdout_summary = None, None
     if os.path.isdir(os.path.join(folder, HOLDOUT_DIR)):
-        holdout, holdout_summary = _read_report(os.path.join(folder, HOLDOUT_DIR),
-                                                split="training", ids=holdout_ids)
-    return StudyRun(name=os.path.basename(os.path.normpath(folder)),
-                    config=run.read_json(RunDir.CONFIG), result=run.read_json(RunDir.RESULT),
-                    summary=summary, jaccards=jaccards, holdout_ids=holdout_ids,
-                    holdout=holdout, holdout_summary=holdout_summary)
+        holdout, holdout_summary = _read_report(
+            os.path.join(folder, HOLDOUT_DIR), split="training", ids=holdout_ids
+        )
+    return StudyRun(
+        name=os.path.basename(os.path.normpath(folder)),
+        config=run.read_json(RunDir.CONFIG),
+        result=run.read_json(RunDir.RESULT),
+        summary=summary,
+        jaccards=jaccards,
+        holdout_ids=holdout_ids,
+        holdout=holdout,
+        holdout_summary=holdout_summary,
+    )
 
 
 def portable(value, *, runs_dir, data_dir):
@@ -178,8 +212,7 @@ def portable(value, *, runs_dir, data_dir):
         return [portable(v, runs_dir=runs_dir, data_dir=data_dir) for v in value]
     if not isinstance(value, str) or not value:
         return value
-    for root, keep in ((data_dir, os.path.basename(os.path.normpath(data_dir))),
-                       (runs_dir, "")):
+    for root, keep in ((data_dir, os.path.basename(os.path.normpath(data_dir))), (runs_dir, "")):
         for form in {root, os.path.abspath(root)}:
             form = os.path.normpath(form)
             if value == form or value.startswith(form + os.sep):
@@ -187,14 +220,18 @@ def portable(value, *, runs_dir, data_dir):
     return value
 
 
-
 # What `collect_run` copies of a finished run, as (file, folder in the run, folder in
 # the study's copy): its files, the validation report, and the held-out report.
-COLLECTED = ((RunDir.CONFIG, "", ""), (RunDir.HOLDOUT_IDS, "", ""), (RunDir.LOG, "", ""),
-             (RunDir.RESULT, "", ""), (PER_IMAGE_FILE, "evaluation/validation", ""),
-             (SUMMARY_FILE, "evaluation/validation", ""),
-             (PER_IMAGE_FILE, "evaluation/holdout", HOLDOUT_DIR),
-             (SUMMARY_FILE, "evaluation/holdout", HOLDOUT_DIR))
+COLLECTED = (
+    (RunDir.CONFIG, "", ""),
+    (RunDir.HOLDOUT_IDS, "", ""),
+    (RunDir.LOG, "", ""),
+    (RunDir.RESULT, "", ""),
+    (PER_IMAGE_FILE, "evaluation/validation", ""),
+    (SUMMARY_FILE, "evaluation/validation", ""),
+    (PER_IMAGE_FILE, "evaluation/holdout", HOLDOUT_DIR),
+    (SUMMARY_FILE, "evaluation/holdout", HOLDOUT_DIR),
+)
 
 
 def _copy_portably(pairs, *, runs_dir, data_dir, hint=""):
@@ -211,8 +248,12 @@ def _copy_portably(pairs, *, runs_dir, data_dir, hint=""):
         with open(source, "rb") as f:
             payload = f.read()
         if source.endswith(".json"):
-            payload = (json.dumps(portable(json.loads(payload), runs_dir=runs_dir,
-                                           data_dir=data_dir), indent=2) + "\n").encode()
+            payload = (
+                json.dumps(
+                    portable(json.loads(payload), runs_dir=runs_dir, data_dir=data_dir), indent=2
+                )
+                + "\n"
+            ).encode()
         os.makedirs(os.path.dirname(target), exist_ok=True)
         files.write_atomically(target, payload=payload)
 
@@ -231,13 +272,16 @@ def collect_run(run_folder, *, study_dir, data_dir):
     ids = RunDir(run_folder).read_ids(RunDir.HOLDOUT_IDS)
     if ids is not None:  # else named missing below
         _read_report(os.path.join(run_folder, "evaluation", "validation"), split="validation")
-        _read_report(os.path.join(run_folder, "evaluation", "holdout"), split="training",
-                     ids=ids)
-    _copy_portably([(os.path.join(run_folder, source, file_name),
-                     os.path.join(target, kept, file_name))
-                    for file_name, source, kept in COLLECTED],
-                   runs_dir=os.path.dirname(os.path.abspath(run_folder)), data_dir=data_dir,
-                   hint="; is the run finished and scored?")
+        _read_report(os.path.join(run_folder, "evaluation", "holdout"), split="training", ids=ids)
+    _copy_portably(
+        [
+            (os.path.join(run_folder, source, file_name), os.path.join(target, kept, file_name))
+            for file_name, source, kept in COLLECTED
+        ],
+        runs_dir=os.path.dirname(os.path.abspath(run_folder)),
+        data_dir=data_dir,
+        hint="; is the run finished and scored?",
+    )
     return target
 
 
@@ -257,16 +301,24 @@ def collect_holdout_report(report_folder, *, study_run, data_dir):
         raise FileNotFoundError(f"{study_run}: no {RunDir.HOLDOUT_IDS}; not a study run")
     _read_report(report_folder, split="training", ids=ids)
     target = os.path.join(study_run, HOLDOUT_DIR)
-    _copy_portably([(os.path.join(report_folder, name), os.path.join(target, name))
-                    for name in (PER_IMAGE_FILE, SUMMARY_FILE)],
-                   runs_dir=os.getcwd(), data_dir=data_dir)
+    _copy_portably(
+        [
+            (os.path.join(report_folder, name), os.path.join(target, name))
+            for name in (PER_IMAGE_FILE, SUMMARY_FILE)
+        ],
+        runs_dir=os.getcwd(),
+        data_dir=data_dir,
+    )
     return target
 
 
 def read_study(study_dir):
     """Every run folder under `study_dir` (a folder holding a `flags.json`), by name."""
-    names = sorted(name for name in os.listdir(study_dir)
-                   if os.path.isfile(os.path.join(study_dir, name, RunDir.CONFIG)))
+    names = sorted(
+        name
+        for name in os.listdir(study_dir)
+        if os.path.isfile(os.path.join(study_dir, name, RunDir.CONFIG))
+    )
     if not names:
         raise FileNotFoundError(f"{study_dir} holds no study run (folders with {RunDir.CONFIG})")
     return [read_run(os.path.join(study_dir, name)) for name in names]
@@ -282,24 +334,26 @@ def table_rows(runs):
     each run's held-out Jaccard at the photographs' resolution (None where not
     scored); best epochs and epochs run."""
     rows = []
-    for recipe, group in itertools.groupby(sorted(runs, key=lambda r: (r.image_size, r.recipe,
-                                                                      r.seed)),
-                                           key=lambda r: r.recipe):
+    for recipe, group in itertools.groupby(
+        sorted(runs, key=lambda r: (r.image_size, r.recipe, r.seed)), key=lambda r: r.recipe
+    ):
         group = list(group)
         validation = [r.validation_jaccard for r in group]
         held_out = [float(r.result["selection_jaccard"]) for r in group]
-        rows.append({
-            "recipe": recipe,
-            "runs": [r.name for r in group],
-            "seeds": [r.seed for r in group],
-            **dict(zip(("validation_mean", "validation_sd"), _mean_sd(validation))),
-            "validation": validation,
-            "intervals": [r.validation_interval for r in group],
-            **dict(zip(("held_out_mean", "held_out_sd"), _mean_sd(held_out))),
-            "holdout": [r.holdout_jaccard for r in group],
-            "best_epochs": [int(r.result["best_epoch"]) for r in group],
-            "epochs_run": [int(r.result["epochs_run"]) for r in group],
-        })
+        rows.append(
+            {
+                "recipe": recipe,
+                "runs": [r.name for r in group],
+                "seeds": [r.seed for r in group],
+                **dict(zip(("validation_mean", "validation_sd"), _mean_sd(validation))),
+                "validation": validation,
+                "intervals": [r.validation_interval for r in group],
+                **dict(zip(("held_out_mean", "held_out_sd"), _mean_sd(held_out))),
+                "holdout": [r.holdout_jaccard for r in group],
+                "best_epochs": [int(r.result["best_epoch"]) for r in group],
+                "epochs_run": [int(r.result["epochs_run"]) for r in group],
+            }
+        )
     return rows
 
 
@@ -320,12 +374,13 @@ def compare_runs(first, *, second, split="validation", samples=2000, seed=0):
             raise ValueError(f"{run.name}: its held-out pairs were not scored ({HOLDOUT_DIR}/)")
         scores.append(values)
     if set(scores[0]) != set(scores[1]):
-        raise ValueError(f"{first.name} and {second.name} were scored on different images "
-                         f"({split})")
+        raise ValueError(
+            f"{first.name} and {second.name} were scored on different images ({split})"
+        )
     ids = sorted(scores[0])
-    return metrics.paired_comparison([scores[0][i] for i in ids],
-                                     second=[scores[1][i] for i in ids], samples=samples,
-                                     seed=seed)
+    return metrics.paired_comparison(
+        [scores[0][i] for i in ids], second=[scores[1][i] for i in ids], samples=samples, seed=seed
+    )
 
 
 def _differences(a, b):
@@ -365,17 +420,30 @@ def comparisons(runs, *, reference):
         settings = [k for k in _differences(a, b) if k != "seed"]
         if len(settings) == 1:
             setting = settings[0]
-            a_first = (_comes_first(setting, a.settings()[setting])
-                       > _comes_first(setting, b.settings()[setting]))
+            a_first = _comes_first(setting, a.settings()[setting]) > _comes_first(
+                setting, b.settings()[setting]
+            )
             pairs.append((a, b) if a_first else (b, a))
     paired = {frozenset((a.name, b.name)) for a, b in pairs}
-    pairs += [(r, by_name[reference]) for r in runs
-              if r.name != reference and frozenset((r.name, reference)) not in paired]
-    return [{"first": a.name, "second": b.name, "differs": _differences(a, b),
-             "validation": compare_runs(a, second=b),
-             "holdout": (compare_runs(a, second=b, split="holdout")
-                         if a.holdout is not None and b.holdout is not None else None)}
-            for a, b in sorted(pairs, key=lambda pair: (pair[0].name, pair[1].name))]
+    pairs += [
+        (r, by_name[reference])
+        for r in runs
+        if r.name != reference and frozenset((r.name, reference)) not in paired
+    ]
+    return [
+        {
+            "first": a.name,
+            "second": b.name,
+            "differs": _differences(a, b),
+            "validation": compare_runs(a, second=b),
+            "holdout": (
+                compare_runs(a, second=b, split="holdout")
+                if a.holdout is not None and b.holdout is not None
+                else None
+            ),
+        }
+        for a, b in sorted(pairs, key=lambda pair: (pair[0].name, pair[1].name))
+    ]
 
 
 def _figure(value, sd=None):
@@ -385,8 +453,9 @@ def _figure(value, sd=None):
 def _holdout_cell(row):
     """The held-out Jaccard at the photographs' resolution of a recipe's runs: the
     mean ± SD when every seed was scored so, else each scored seed's value."""
-    scored = [(seed, value) for seed, value in zip(row["seeds"], row["holdout"])
-              if value is not None]
+    scored = [
+        (seed, value) for seed, value in zip(row["seeds"], row["holdout"]) if value is not None
+    ]
     if not scored:
         return "-"
     if len(scored) == len(row["seeds"]):
@@ -395,51 +464,73 @@ def _holdout_cell(row):
 
 
 def _comparison_rows(found, split):
-    lines = ["| first | second | differs in | mean difference (95% CI) | Wilcoxon p | first "
-             "better / worse / equal |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| first | second | differs in | mean difference (95% CI) | Wilcoxon p | first "
+        "better / worse / equal |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for pair in found:
         c = pair[split]
         if c is None:
             continue
         low, high = c["interval"]
         p_value = "undefined" if c["p_value"] is None else f"{c['p_value']:.3g}"
-        lines.append(f"| {pair['first']} | {pair['second']} | {', '.join(pair['differs'])} | "
-                     f"{c['mean_difference']:+.4f} ({low:+.4f} to {high:+.4f}) | {p_value} | "
-                     f"{c['better']} / {c['worse']} / {c['ties']} |")
+        lines.append(
+            f"| {pair['first']} | {pair['second']} | {', '.join(pair['differs'])} | "
+            f"{c['mean_difference']:+.4f} ({low:+.4f} to {high:+.4f}) | {p_value} | "
+            f"{c['better']} / {c['worse']} / {c['ties']} |"
+        )
     return lines
 
 
 def markdown(runs, *, reference):
     """The study as Markdown: the table by recipe, the runs, the paired comparisons
     on the validation images and on the held-out pairs."""
-    lines = ["| recipe | seeds | validation Jaccard (mean ± SD over seeds) | held-out Jaccard "
-             "at the input size (selection) | held-out Jaccard at the photographs' resolution "
-             "(export) | best epoch / epochs run |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| recipe | seeds | validation Jaccard (mean ± SD over seeds) | held-out Jaccard "
+        "at the input size (selection) | held-out Jaccard at the photographs' resolution "
+        "(export) | best epoch / epochs run |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in table_rows(runs):
         epochs = ", ".join(f"{b}/{e}" for b, e in zip(row["best_epochs"], row["epochs_run"]))
-        lines.append(f"| {row['recipe']} | {', '.join(map(str, row['seeds']))} | "
-                     f"{_figure(row['validation_mean'], row['validation_sd'])} | "
-                     f"{_figure(row['held_out_mean'], row['held_out_sd'])} | "
-                     f"{_holdout_cell(row)} | {epochs} |")
+        lines.append(
+            f"| {row['recipe']} | {', '.join(map(str, row['seeds']))} | "
+            f"{_figure(row['validation_mean'], row['validation_sd'])} | "
+            f"{_figure(row['held_out_mean'], row['held_out_sd'])} | "
+            f"{_holdout_cell(row)} | {epochs} |"
+        )
     for label, size, value in OUTSIDE_POINTS:
         lines.append(f"| outside point: {label}, {size}x{size} | - | {value:.3f} | - | - | - |")
-    lines += ["", "| run | seed | validation Jaccard (95% bootstrap CI over images) | held-out "
-              "Jaccard at the photographs' resolution (95% CI) |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| run | seed | validation Jaccard (95% bootstrap CI over images) | held-out "
+        "Jaccard at the photographs' resolution (95% CI) |",
+        "| --- | --- | --- | --- |",
+    ]
     for r in sorted(runs, key=lambda r: r.name):
         low, high = r.validation_interval
         holdout = "-"
         if r.holdout_summary is not None:
             h_low, h_high = r.holdout_summary["confidence_95"]["jaccard"]
             holdout = f"{r.holdout_jaccard:.4f} ({h_low:.4f}-{h_high:.4f})"
-        lines.append(f"| {r.name} | {r.seed} | {r.validation_jaccard:.4f} ({low:.4f}-{high:.4f}) "
-                     f"| {holdout} |")
+        lines.append(
+            f"| {r.name} | {r.seed} | {r.validation_jaccard:.4f} ({low:.4f}-{high:.4f}) "
+            f"| {holdout} |"
+        )
     found = comparisons(runs, reference=reference)
-    method = ("first minus second; 95% paired bootstrap interval, 2000 resamples, seed 0; "
-              "two-sided Wilcoxon signed-rank test")
+    method = (
+        "first minus second; 95% paired bootstrap interval, 2000 resamples, seed 0; "
+        "two-sided Wilcoxon signed-rank test"
+    )
     lines += ["", f"Paired comparisons on the 150 validation images ({method}):", ""]
     lines += _comparison_rows(found, "validation")
-    lines += ["", "The same on the held-out training pairs scored at the photographs' "
-              f"resolution through each export, where both runs were ({method}):", ""]
+    lines += [
+        "",
+        "The same on the held-out training pairs scored at the photographs' "
+        f"resolution through each export, where both runs were ({method}):",
+        "",
+    ]
     lines += _comparison_rows(found, "holdout")
     return "\n".join(lines) + "\n"
 
@@ -447,7 +538,7 @@ def markdown(runs, *, reference):
 def size_points(runs):
     """What the figure draws: per run `(image_size, Jaccard, low, high, recipe, seed,
     network)`, the network its context option ("none": Table 1)."""
-    return [(r.image_size, r.validation_jaccard, *r.validation_interval, r.recipe, r.seed,
-             r.network)
-            for r in sorted(runs, key=lambda r: (r.image_size, r.recipe, r.seed))]
-
+    return [
+        (r.image_size, r.validation_jaccard, *r.validation_interval, r.recipe, r.seed, r.network)
+        for r in sorted(runs, key=lambda r: (r.image_size, r.recipe, r.seed))
+    ]

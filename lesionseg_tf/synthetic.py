@@ -20,7 +20,6 @@ import os
 
 import cv2
 import numpy as np
-
 from PIL import Image
 
 from lesionseg_tf import datasets
@@ -29,8 +28,9 @@ from lesionseg_tf import datasets
 DEFAULT_WIDTHS = (480, 1280)
 ASPECT_RATIOS = (4 / 3, 3 / 2, 1.0, 5 / 4)
 SKIN_TONES = np.array([[228, 186, 160], [214, 160, 130], [238, 200, 180], [190, 135, 105]], float)
-PIGMENTS = np.array([[92, 58, 42], [140, 92, 66], [60, 38, 34], [120, 70, 70], [170, 120, 95]],
-                    float)
+PIGMENTS = np.array(
+    [[92, 58, 42], [140, 92, 66], [60, 38, 34], [120, 70, 70], [170, 120, 95]], float
+)
 MARKER_COLOURS = np.array([[60, 70, 170], [110, 50, 140], [40, 120, 90]], float)
 FIRST_ID = 9_000_000  # keeps synthetic ids apart from the real ones (ISIC_00xxxxx)
 
@@ -50,7 +50,7 @@ def _lesion_outline(rng, height, width):
     theta = np.linspace(0, 2 * np.pi, 360, endpoint=False)
     r = np.ones_like(theta)
     for k in range(2, 8):
-        r += rng.uniform(0.0, 0.18 / k ** 0.7) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        r += rng.uniform(0.0, 0.18 / k**0.7) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
     r *= rng.uniform(0.8, 1.2, 1) * radius
     aspect = rng.uniform(0.7, 1.0)
     angle = rng.uniform(0, np.pi)
@@ -67,10 +67,16 @@ def _draw_hairs(rng, image, count):
     for _ in range(count):
         start, middle, end = rng.uniform([0, 0], [width, height], (3, 2))
         t = np.linspace(0, 1, 60)[:, None]
-        curve = (1 - t) ** 2 * start + 2 * t * (1 - t) * middle + t ** 2 * end
+        curve = (1 - t) ** 2 * start + 2 * t * (1 - t) * middle + t**2 * end
         colour = tuple(float(c) for c in rng.uniform(15, 60) * np.array([1.0, 0.85, 0.75]))
-        cv2.polylines(image, [np.round(curve).astype(np.int32)], False, colour,
-                      thickness + int(rng.integers(0, 2)), cv2.LINE_AA)
+        cv2.polylines(
+            image,
+            [np.round(curve).astype(np.int32)],
+            False,
+            colour,
+            thickness + int(rng.integers(0, 2)),
+            cv2.LINE_AA,
+        )
 
 
 def render_example(rng, *, height, width):
@@ -103,8 +109,17 @@ def render_example(rng, *, height, width):
         colour = MARKER_COLOURS[rng.integers(len(MARKER_COLOURS))]
         centre = (int(rng.uniform(0.05, 0.25) * width), int(rng.uniform(0.05, 0.95) * height))
         axes = (max(2, int(0.03 * width)), max(2, int(0.015 * height)))
-        cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360,
-                    tuple(float(c) for c in colour), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            image,
+            centre,
+            axes,
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            tuple(float(c) for c in colour),
+            -1,
+            cv2.LINE_AA,
+        )
     _draw_hairs(rng, image, int(rng.integers(0, 9)))
     if rng.random() < 0.5:  # dermatoscope vignette
         dist = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2))
@@ -151,12 +166,15 @@ def _write_isic(out_dir, layout, counts, rng, widths):
             _write(os.path.join(image_dir, f"{image_id}.jpg"), image[..., ::-1])
             _write(os.path.join(mask_dir, f"{image_id}{layout.mask_suffix}.png"), mask)
             if layout.name == "isic2017":
-                _write(os.path.join(image_dir, f"{image_id}_superpixels.png"),
-                       _superpixels(*mask.shape))
+                _write(
+                    os.path.join(image_dir, f"{image_id}_superpixels.png"),
+                    _superpixels(*mask.shape),
+                )
             rows.append((image_id, int(rng.integers(20, 85)), rng.choice(["male", "female"])))
         if layout.name == "isic2017":
-            with open(os.path.join(image_dir, f"{layout.folders[split][0]}_metadata.csv"), "w",
-                      newline="") as f:
+            with open(
+                os.path.join(image_dir, f"{layout.folders[split][0]}_metadata.csv"), "w", newline=""
+            ) as f:
                 writer = csv.writer(f)
                 writer.writerow(["image_id", "age_approximate", "sex"])
                 writer.writerows(rows)
@@ -173,14 +191,16 @@ def _write_ph2(out_dir, total, rng, widths):
     for number in range(1, total + 1):
         case = f"IMD{number:03d}"
         image, mask = _draw(rng, widths)
-        _write(os.path.join(root, case, f"{case}_Dermoscopic_Image", f"{case}.bmp"),
-               image[..., ::-1])
+        _write(
+            os.path.join(root, case, f"{case}_Dermoscopic_Image", f"{case}.bmp"), image[..., ::-1]
+        )
         # Binary masks: 1-bit BMPs (which read as 0/255) and 8-bit ones.
         mask_path = os.path.join(root, case, f"{case}_lesion", f"{case}_lesion.bmp")
         os.makedirs(os.path.dirname(mask_path), exist_ok=True)
         Image.fromarray(mask).convert("1" if number % 2 else "L").save(mask_path)
-        _write(os.path.join(root, case, f"{case}_roi", f"{case}_R1_Label4.bmp"),
-               255 - mask)  # a decoy: region-of-interest masks are not lesion masks
+        _write(
+            os.path.join(root, case, f"{case}_roi", f"{case}_R1_Label4.bmp"), 255 - mask
+        )  # a decoy: region-of-interest masks are not lesion masks
     with open(os.path.join(out_dir, "PH2_dataset.txt"), "w") as f:
         f.write("synthetic PH2-layout data\n")
     return {datasets.ALL: total}
@@ -196,8 +216,16 @@ def _write_folders(out_dir, total, rng, widths):
     return {datasets.ALL: total}
 
 
-def write_synthetic_dataset(out_dir, *, layout="isic2017", num_training=16, num_validation=8,
-                            num_test=8, seed=0, widths=DEFAULT_WIDTHS):
+def write_synthetic_dataset(
+    out_dir,
+    *,
+    layout="isic2017",
+    num_training=16,
+    num_validation=8,
+    num_test=8,
+    seed=0,
+    widths=DEFAULT_WIDTHS,
+):
     """Writes a synthetic dataset in the folder layout of a real one.
 
     Args:
@@ -212,13 +240,13 @@ def write_synthetic_dataset(out_dir, *, layout="isic2017", num_training=16, num_
       `{split: number of pairs written}`.
     """
     if layout not in datasets.LAYOUT_NAMES:
-        raise ValueError(f"unknown layout {layout!r}; choose one of "
-                         f"{', '.join(datasets.LAYOUT_NAMES)}")
+        raise ValueError(
+            f"unknown layout {layout!r}; choose one of {', '.join(datasets.LAYOUT_NAMES)}"
+        )
     rng = np.random.default_rng(seed)
     counts = {"training": num_training, "validation": num_validation, "test": num_test}
     if layout == "ph2":
         return _write_ph2(out_dir, sum(counts.values()), rng, widths)
     if layout == "folders":
         return _write_folders(out_dir, sum(counts.values()), rng, widths)
-    return _write_isic(out_dir, datasets.layout_named(layout), counts,
-                       rng, widths)
+    return _write_isic(out_dir, datasets.layout_named(layout), counts, rng, widths)

@@ -13,6 +13,7 @@ NUM_CLASSES = 2  # background, lesion
 @dataclasses.dataclass(frozen=True)
 class ConvSpec:
     """One row of Table 1."""
+
     name: str
     kernel: int
     filters: int
@@ -36,8 +37,9 @@ TABLE_1 = (
     ConvSpec("conv3_2", kernel=3, filters=256, dilation=2),
     ConvSpec("conv3_3", kernel=3, filters=128, dilation=2, relu=False),
     # 32 = 4 * 4 sub-pixel positions x 2 classes; no normalization, no activation.
-    ConvSpec("subpixel", kernel=3, filters=UPSCALE * UPSCALE * NUM_CLASSES,
-             batch_norm=False, relu=False),
+    ConvSpec(
+        "subpixel", kernel=3, filters=UPSCALE * UPSCALE * NUM_CLASSES, batch_norm=False, relu=False
+    ),
 )
 
 

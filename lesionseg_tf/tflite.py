@@ -50,9 +50,10 @@ def convert(model, *, image_size, variant, calibration_images=None):
     # freezes the variables into constants (from a concrete function of the Keras
     # model they stay resource variables, which LiteRT reads uninitialized).
     module = export.network_module(model)
-    module.network = tf.function(lambda images: {"logits": model(images, training=False)},
-                                 input_signature=[tf.TensorSpec([1, image_size, image_size, 3],
-                                                                tf.float32, name="images")])
+    module.network = tf.function(
+        lambda images: {"logits": model(images, training=False)},
+        input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="images")],
+    )
     with tempfile.TemporaryDirectory(prefix="lesionseg-tflite-") as folder:
         tf.saved_model.save(module, folder, signatures={"serving_default": module.network})
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
@@ -66,7 +67,8 @@ def _convert(converter, variant, calibration_images):
     elif variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: (
-            [np.asarray(image, np.float32)[np.newaxis]] for image in calibration_images)
+            [np.asarray(image, np.float32)[np.newaxis]] for image in calibration_images
+        )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
 
@@ -87,8 +89,9 @@ class LiteNetwork:
         (self._output,) = self._interpreter.get_output_details()
         shape = tuple(int(v) for v in self._input["shape"])
         if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2] or shape[3] != 3:
-            raise ValueError(f"{path}: input shape {shape} is not [1, s, s, 3]: not a LesionSeg "
-                             "network")
+            raise ValueError(
+                f"{path}: input shape {shape} is not [1, s, s, 3]: not a LesionSeg network"
+            )
         self.path = path
         self.image_size = shape[1]
 

@@ -19,12 +19,20 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import callbacks, datasets, distribute, export, losses, pipeline, preflight
+from lesionseg_tf import (
+    callbacks,
+    datasets,
+    distribute,
+    export,
+    losses,
+    pipeline,
+    preflight,
+    run_dir,
+)
+from lesionseg_tf import model as model_lib
 from lesionseg_tf.config import JIT_COMPILE, LR_SCHEDULES, PRECISION_POLICIES
 from lesionseg_tf.keras_metrics import PerImageJaccard
-from lesionseg_tf import model as model_lib
 from lesionseg_tf.model import build_model
-from lesionseg_tf import run_dir
 from lesionseg_tf.run_dir import RunDir
 
 MONITOR = "val_jaccard"
@@ -83,7 +91,8 @@ def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=
         raise ValueError(
             f"{len(selection_examples)} selection pair(s) for {replicas} replicas: each "
             "replica scores its share of them; raise --holdout_fraction, or train on fewer "
-            "devices or workers")
+            "devices or workers"
+        )
     if resuming:
         logging.info("resuming the interrupted run in %s", model_dir)
     elif chief:  # a fresh start: overwrite, or no epoch of a run was completed here
@@ -96,10 +105,22 @@ def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=
         folder.write_ids(RunDir.TRAINING_IDS, examples=train_examples)
         if config.select_on == "holdout":
             folder.write_ids(RunDir.HOLDOUT_IDS, examples=selection_examples)
-    logging.info("%d training and %d selection (%s) images from %s", len(train_examples),
-                 len(selection_examples), config.select_on, config.data_dir)
-    return _train(config, folder, strategy=strategy, train_examples=train_examples,
-                  selection_examples=selection_examples, init_from=init_from, verbose=verbose)
+    logging.info(
+        "%d training and %d selection (%s) images from %s",
+        len(train_examples),
+        len(selection_examples),
+        config.select_on,
+        config.data_dir,
+    )
+    return _train(
+        config,
+        folder,
+        strategy=strategy,
+        train_examples=train_examples,
+        selection_examples=selection_examples,
+        init_from=init_from,
+        verbose=verbose,
+    )
 
 
 def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=None):
@@ -118,10 +139,19 @@ def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=No
     raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
 
 
-def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
-                   sync_batch_norm=False, steps_per_execution=1, context="none",
-                   fused_batch_norm=True, loss="cross_entropy", color_augment=False,
-                   scale_augment=False):
+def compiled_model(
+    *,
+    learning_rate,
+    jit_compile="auto",
+    mixed_precision="none",
+    sync_batch_norm=False,
+    steps_per_execution=1,
+    context="none",
+    fused_batch_norm=True,
+    loss="cross_entropy",
+    color_augment=False,
+    scale_augment=False,
+):
     """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
 
@@ -140,8 +170,9 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
     jit_compile = JIT_COMPILE.get(jit_compile, jit_compile)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
     try:
-        model = build_model(sync_batch_norm=sync_batch_norm, context=context,
-                            fused_batch_norm=fused_batch_norm)
+        model = build_model(
+            sync_batch_norm=sync_batch_norm, context=context, fused_batch_norm=fused_batch_norm
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     model.color_augment = color_augment
@@ -149,28 +180,36 @@ def compiled_model(*, learning_rate, jit_compile="auto", mixed_precision="none",
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=losses.make_loss(loss),
-        metrics=[PerImageJaccard()], jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution)
+        metrics=[PerImageJaccard()],
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
     return model
 
 
-def _train(config, folder, *, strategy, train_examples, selection_examples, init_from,
-           verbose):
+def _train(config, folder, *, strategy, train_examples, selection_examples, init_from, verbose):
     """Trains on a chief's `folder`, or a non-chief's temporary copy, and writes
     the result (chief only)."""
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ValueError(f"batch_size {config.batch_size} does not split evenly over "
-                         f"{replicas} replicas")
-    logging.info("global batch %d = %d replica(s) x %d", config.batch_size, replicas,
-                 config.batch_size // replicas)
+        raise ValueError(
+            f"batch_size {config.batch_size} does not split evenly over {replicas} replicas"
+        )
+    logging.info(
+        "global batch %d = %d replica(s) x %d",
+        config.batch_size,
+        replicas,
+        config.batch_size // replicas,
+    )
     steps_per_execution = config.steps_per_execution
     if steps_per_execution > 1 and strategy is not tf.distribute.get_strategy():
         # Keras 3.15's multi-step loop fails under tf.distribute strategies ("You must
         # feed a value for placeholder tensor ..." in multi_step_on_iterator).
-        logging.warning("--steps_per_execution=%d is not supported by Keras 3.15 under "
-                        "tf.distribute strategies; running one step per execution",
-                        steps_per_execution)
+        logging.warning(
+            "--steps_per_execution=%d is not supported by Keras 3.15 under "
+            "tf.distribute strategies; running one step per execution",
+            steps_per_execution,
+        )
         steps_per_execution = 1
     chief = distribute.is_chief(strategy)
     write_to = folder if chief else folder.worker_copy()
@@ -178,9 +217,15 @@ def _train(config, folder, *, strategy, train_examples, selection_examples, init
         logging.info("not the chief worker: writing to %s, removed at the end", write_to.path)
     try:
         result = _fit_and_export(
-            config, write_to, strategy=strategy, train_examples=train_examples,
-            selection_examples=selection_examples, steps_per_execution=steps_per_execution,
-            init_from=init_from, verbose=verbose)
+            config,
+            write_to,
+            strategy=strategy,
+            train_examples=train_examples,
+            selection_examples=selection_examples,
+            steps_per_execution=steps_per_execution,
+            init_from=init_from,
+            verbose=verbose,
+        )
     finally:
         if not chief:
             shutil.rmtree(write_to.path, ignore_errors=True)
@@ -192,8 +237,17 @@ def _train(config, folder, *, strategy, train_examples, selection_examples, init
     return result
 
 
-def _fit_and_export(config, folder, *, strategy, train_examples, selection_examples,
-                    steps_per_execution, init_from, verbose):
+def _fit_and_export(
+    config,
+    folder,
+    *,
+    strategy,
+    train_examples,
+    selection_examples,
+    steps_per_execution,
+    init_from,
+    verbose,
+):
     """Builds the model, continues from the folder's backup (or starts from
     `init_from`), trains until done, then exports the best epoch: the result dict."""
     os.makedirs(folder.path, exist_ok=True)
@@ -204,32 +258,63 @@ def _fit_and_export(config, folder, *, strategy, train_examples, selection_examp
         # device would compute them for the paper's batch of 32).
         model = compiled_model(
             learning_rate=learning_rate_schedule(
-                config.learning_rate, schedule=config.lr_schedule,
-                decay_steps=config.max_epochs * steps_per_epoch),
-            jit_compile=config.jit_compile, mixed_precision=config.mixed_precision,
+                config.learning_rate,
+                schedule=config.lr_schedule,
+                decay_steps=config.max_epochs * steps_per_epoch,
+            ),
+            jit_compile=config.jit_compile,
+            mixed_precision=config.mixed_precision,
             sync_batch_norm=strategy.num_replicas_in_sync > 1,
-            steps_per_execution=steps_per_execution, context=config.context,
-            loss=config.loss, color_augment=config.color_augment,
-            scale_augment=config.scale_augment)
+            steps_per_execution=steps_per_execution,
+            context=config.context,
+            loss=config.loss,
+            color_augment=config.color_augment,
+            scale_augment=config.scale_augment,
+        )
         model.augment_seed = config.seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds, selection_ds = (pipeline.make_dataset(
-        examples, image_size=config.image_size, batch_size=config.batch_size,
-        is_training=is_training, seed=config.seed, epoch=epoch if is_training else None,
-        cache=pipeline.cache_argument(config.cache, cache_dir=folder.cache_dir, split=split,
-                                      examples=examples, image_size=config.image_size))
-        for examples, is_training, split in ((train_examples, True, "training"),
-                                             (selection_examples, False, "selection")))
-    best = callbacks.BestAndEarlyStop(monitor=MONITOR, patience=config.patience,
-                                      best_path=folder.best_path)
-    initial_epoch = _start(model, best, folder, config=config, strategy=strategy,
-                           init_from=init_from)
+    train_ds, selection_ds = (
+        pipeline.make_dataset(
+            examples,
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            is_training=is_training,
+            seed=config.seed,
+            epoch=epoch if is_training else None,
+            cache=pipeline.cache_argument(
+                config.cache,
+                cache_dir=folder.cache_dir,
+                split=split,
+                examples=examples,
+                image_size=config.image_size,
+            ),
+        )
+        for examples, is_training, split in (
+            (train_examples, True, "training"),
+            (selection_examples, False, "selection"),
+        )
+    )
+    best = callbacks.BestAndEarlyStop(
+        monitor=MONITOR, patience=config.patience, best_path=folder.best_path
+    )
+    initial_epoch = _start(
+        model, best, folder, config=config, strategy=strategy, init_from=init_from
+    )
     if initial_epoch >= config.max_epochs or best.stopped:
         logging.info("training was complete; evaluating and exporting the best epoch")
     else:
-        _fit(model, best, folder, train_ds, selection_ds, epoch, config=config,
-             initial_epoch=initial_epoch, verbose=verbose)
+        _fit(
+            model,
+            best,
+            folder,
+            train_ds,
+            selection_ds,
+            epoch,
+            config=config,
+            initial_epoch=initial_epoch,
+            verbose=verbose,
+        )
     return _export(model, best, folder, selection_ds, image_size=config.image_size)
 
 
@@ -241,11 +326,19 @@ def _start(model, best, folder, *, config, strategy, init_from):
         with strategy.scope():
             callbacks.restore_backup(model, backup_dir=folder.backup_dir, state=state)
         best.restore(state["early_stopping"])
-        callbacks.truncate_logs(folder.log_path, log_dir=folder.tensorboard_dir,
-                                epochs=state["epoch"])
-        logging.info("resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
-                     "without improvement", state["epoch"], config.max_epochs, MONITOR,
-                     best.best, best.best_epoch + 1, best.wait)
+        callbacks.truncate_logs(
+            folder.log_path, log_dir=folder.tensorboard_dir, epochs=state["epoch"]
+        )
+        logging.info(
+            "resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
+            "without improvement",
+            state["epoch"],
+            config.max_epochs,
+            MONITOR,
+            best.best,
+            best.best_epoch + 1,
+            best.wait,
+        )
         return state["epoch"]
     if init_from:
         with strategy.scope():
@@ -254,43 +347,52 @@ def _start(model, best, folder, *, config, strategy, init_from):
     return 0
 
 
-def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_epoch,
-         verbose):
+def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_epoch, verbose):
     """`model.fit` with the run's callbacks, to the last epoch or early stopping.
 
     Raises:
       TrainingError: the loss became NaN or infinite.
     """
     nan_guard = callbacks.StopOnNaN()
-    model.fit(train_ds, validation_data=selection_ds, epochs=config.max_epochs,
-              initial_epoch=initial_epoch, verbose=verbose,
-              shuffle=False,  # the dataset orders each epoch itself
-              callbacks=[
-                  callbacks.EpochVariable(epoch),
-                  nan_guard,
-                  best,
-                  callbacks.EpochLog(folder.log_path),
-                  callbacks.EpochSummaries(folder.tensorboard_dir),
-                  # Last: an epoch is backed up only once all it writes is on disk.
-                  callbacks.EpochBackup(folder.backup_dir, early_stopping=best),
-              ])
+    model.fit(
+        train_ds,
+        validation_data=selection_ds,
+        epochs=config.max_epochs,
+        initial_epoch=initial_epoch,
+        verbose=verbose,
+        shuffle=False,  # the dataset orders each epoch itself
+        callbacks=[
+            callbacks.EpochVariable(epoch),
+            nan_guard,
+            best,
+            callbacks.EpochLog(folder.log_path),
+            callbacks.EpochSummaries(folder.tensorboard_dir),
+            # Last: an epoch is backed up only once all it writes is on disk.
+            callbacks.EpochBackup(folder.backup_dir, early_stopping=best),
+        ],
+    )
     if nan_guard.where is not None:
-        kept = (f" (the best model so far is in {folder.best_path})"
-                if os.path.exists(folder.best_path) else "")
+        kept = (
+            f" (the best model so far is in {folder.best_path})"
+            if os.path.exists(folder.best_path)
+            else ""
+        )
         epoch_number, first, last = nan_guard.where
         steps = f"step {first}" if first == last else f"steps {first}-{last}"
         raise TrainingError(
             f"the loss became NaN or infinite at epoch {epoch_number}, {steps}; training "
             f"stopped{kept}. Try a lower --learning_rate (e.g. 1e-4), check the data, or rerun "
-            "with --deterministic to reproduce it")
+            "with --deterministic to reproduce it"
+        )
 
 
 def _export(model, best, folder, selection_ds, *, image_size):
     """Exports the best epoch's weights, checked against the model: the result dict."""
     model.load_weights(folder.best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(selection_ds, return_dict=True, verbose=0)
-    export_dir = export.export_saved_model(model, export_dir=folder.export_dir,
-                                           image_size=image_size)
+    export_dir = export.export_saved_model(
+        model, export_dir=folder.export_dir, image_size=image_size
+    )
     sample_images, _ = next(iter(selection_ds.take(1)))
     export.check_export(export_dir, model=model, inputs=sample_images[:2].numpy())
     return {

@@ -17,8 +17,9 @@ SMALL_WIDTHS = (48, 96)
 def tiny_isic(tmp_path_factory):
     """A small synthetic ISIC tree, shared read-only by the tests that only read it."""
     root = tmp_path_factory.mktemp("isic")
-    synthetic.write_synthetic_dataset(str(root), num_training=8, num_validation=4, num_test=4,
-                                      seed=1, widths=SMALL_WIDTHS)
+    synthetic.write_synthetic_dataset(
+        str(root), num_training=8, num_validation=4, num_test=4, seed=1, widths=SMALL_WIDTHS
+    )
     return str(root)
 
 
@@ -30,8 +31,14 @@ def script_env(**extra):
 def run_script(script, *args, timeout=600):
     """Runs one of the top-level scripts in a fresh interpreter, as a user would."""
     env = script_env()
-    return subprocess.run([sys.executable, *script.split(), *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *script.split(), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_drawn(path, *, min_width):
@@ -46,7 +53,8 @@ def assert_drawn(path, *, min_width):
     dark = (picture.max(axis=2) < 100).mean()
     coloured = (picture.max(axis=2).astype(int) - picture.min(axis=2) > 60).mean()
     assert dark > 0.001 and coloured > 0.002, (
-        f"{path}: {dark:.2%} of the pixels dark, {coloured:.2%} coloured: blank?")
+        f"{path}: {dark:.2%} of the pixels dark, {coloured:.2%} coloured: blank?"
+    )
 
 
 TRAINED_EPOCHS = 6
@@ -76,12 +84,27 @@ def trained_run(training_only_isic, tmp_path_factory, worker_id):
     with open(shared / "trained_run.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not record.exists():
-            result = run_script("train.py", f"--data_dir={training_only_isic}",
-                                f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
-                                f"--max_epochs={TRAINED_EPOCHS}", f"--patience={TRAINED_EPOCHS}",
-                                "--seed=3", "--holdout_seed=4")
-            record.write_text(json.dumps({"args": result.args, "returncode": result.returncode,
-                                          "stdout": result.stdout, "stderr": result.stderr}))
+            result = run_script(
+                "train.py",
+                f"--data_dir={training_only_isic}",
+                f"--model_dir={model_dir}",
+                "--image_size=32",
+                "--batch_size=4",
+                f"--max_epochs={TRAINED_EPOCHS}",
+                f"--patience={TRAINED_EPOCHS}",
+                "--seed=3",
+                "--holdout_seed=4",
+            )
+            record.write_text(
+                json.dumps(
+                    {
+                        "args": result.args,
+                        "returncode": result.returncode,
+                        "stdout": result.stdout,
+                        "stderr": result.stderr,
+                    }
+                )
+            )
     result = subprocess.CompletedProcess(**json.loads(record.read_text()))
     assert result.returncode == 0, result.stderr[-3000:]
     return str(model_dir), result

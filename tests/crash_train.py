@@ -49,29 +49,35 @@ def _kill_before(owner, method):
 
 def main():
     point, epoch = sys.argv[1], int(sys.argv[2])
-    flags = sys.argv[sys.argv.index("--") + 1:]
+    flags = sys.argv[sys.argv.index("--") + 1 :]
     at_epoch = lambda self, e, *rest: e == epoch  # noqa: E731
     # Today's backup callback, or Keras' own where an older train.py uses it.
     backup = getattr(callbacks, "EpochBackup", keras.callbacks.BackupAndRestore)
     if point == "mid_epoch":
         state = {"epoch": -1}
-        _kill_after(callbacks.EpochVariable, "on_epoch_begin",
-                    lambda self, e, *rest: state.update(epoch=e) and False)
-        _kill_after(callbacks.StopOnNaN, "on_train_batch_end",
-                    lambda self, batch, *rest: state["epoch"] == epoch)
+        _kill_after(
+            callbacks.EpochVariable,
+            "on_epoch_begin",
+            lambda self, e, *rest: state.update(epoch=e) and False,
+        )
+        _kill_after(
+            callbacks.StopOnNaN,
+            "on_train_batch_end",
+            lambda self, batch, *rest: state["epoch"] == epoch,
+        )
     elif point == "checkpoint":
         _kill_after(callbacks.BestAndEarlyStop, "on_epoch_end", at_epoch)
     elif point == "csv":
-        _kill_after(getattr(callbacks, "EpochLog", keras.callbacks.CSVLogger), "on_epoch_end",
-                    at_epoch)
+        _kill_after(
+            getattr(callbacks, "EpochLog", keras.callbacks.CSVLogger), "on_epoch_end", at_epoch
+        )
     elif point == "backup":
         _kill_after(backup, "on_epoch_end", at_epoch)
     elif point == "before_export":
         _kill_before(export, "export_saved_model")
     elif point == "during_export":
         # The staged export's last file: the export is complete, not yet moved into place.
-        _kill_after(files, "write_atomically",
-                    lambda path: path.endswith(export.INFO_FILE))
+        _kill_after(files, "write_atomically", lambda path: path.endswith(export.INFO_FILE))
     else:
         raise SystemExit(f"unknown point {point}")
     sys.argv = ["train.py", *flags]

@@ -14,10 +14,14 @@ from lesionseg_tf import callbacks, export, training
 from tests.conftest import run_script
 
 OPTIONS = {
-    "bfloat16_xla": (["--mixed_precision=bfloat16", "--jit_compile=true"],
-                     {"compute_dtype": "bfloat16", "loss_scaling": False, "jit_compile": True}),
-    "float16": (["--mixed_precision=float16", "--jit_compile=false"],
-                {"compute_dtype": "float16", "loss_scaling": True, "jit_compile": False}),
+    "bfloat16_xla": (
+        ["--mixed_precision=bfloat16", "--jit_compile=true"],
+        {"compute_dtype": "bfloat16", "loss_scaling": False, "jit_compile": True},
+    ),
+    "float16": (
+        ["--mixed_precision=float16", "--jit_compile=false"],
+        {"compute_dtype": "float16", "loss_scaling": True, "jit_compile": False},
+    ),
 }
 
 
@@ -26,9 +30,16 @@ OPTIONS = {
 def test_option_trains_and_exports(name, training_only_isic, tiny_isic, tmp_path):
     args, expected = OPTIONS[name]
     model_dir = tmp_path / name
-    result = run_script("train.py", f"--data_dir={training_only_isic}",
-                        f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4",
-                        "--max_epochs=2", "--patience=2", *args)
+    result = run_script(
+        "train.py",
+        f"--data_dir={training_only_isic}",
+        f"--model_dir={model_dir}",
+        "--image_size=32",
+        "--batch_size=4",
+        "--max_epochs=2",
+        "--patience=2",
+        *args,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(model_dir / "result.json") as f:
         ran = json.load(f)
@@ -49,9 +60,9 @@ def test_option_trains_and_exports(name, training_only_isic, tiny_isic, tmp_path
 def test_export_tolerance_follows_the_precision():
     assert export.export_tolerance("float32", largest_logit=40.0) == export.FLOAT32_ATOL
     # One rounding of bfloat16 at a logit of 4 is 4 * 2**-8 = 0.0156: eight of them pass.
-    assert export.export_tolerance("bfloat16", largest_logit=4.0) == pytest.approx(8 * 4 * 2 ** -8)
-    assert export.export_tolerance("float16", largest_logit=4.0) == pytest.approx(8 * 4 * 2 ** -11)
-    assert export.export_tolerance("bfloat16", largest_logit=0.1) == pytest.approx(8 * 2 ** -8)
+    assert export.export_tolerance("bfloat16", largest_logit=4.0) == pytest.approx(8 * 4 * 2**-8)
+    assert export.export_tolerance("float16", largest_logit=4.0) == pytest.approx(8 * 4 * 2**-11)
+    assert export.export_tolerance("bfloat16", largest_logit=0.1) == pytest.approx(8 * 2**-8)
 
 
 @pytest.mark.slow
@@ -63,13 +74,19 @@ def test_no_per_step_host_reads(tmp_path):
     labels = (rng.random((16, 16, 16, 1)) > 0.5).astype(np.int32)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
     guard = callbacks.StopOnNaN()
-    best = callbacks.BestAndEarlyStop(monitor="val_jaccard", patience=5,
-                                      best_path=str(tmp_path / "best.keras"))
-    project = [callbacks.EpochVariable(tf.Variable(0, dtype=tf.int64)), guard, best,
-               callbacks.EpochSummaries(str(tmp_path / "logs")),
-               callbacks.EpochBackup(str(tmp_path / "backup"), early_stopping=best)]
-    model.fit(dataset, validation_data=dataset, epochs=2, verbose=0, callbacks=project,
-              shuffle=False)
+    best = callbacks.BestAndEarlyStop(
+        monitor="val_jaccard", patience=5, best_path=str(tmp_path / "best.keras")
+    )
+    project = [
+        callbacks.EpochVariable(tf.Variable(0, dtype=tf.int64)),
+        guard,
+        best,
+        callbacks.EpochSummaries(str(tmp_path / "logs")),
+        callbacks.EpochBackup(str(tmp_path / "backup"), early_stopping=best),
+    ]
+    model.fit(
+        dataset, validation_data=dataset, epochs=2, verbose=0, callbacks=project, shuffle=False
+    )
     assert guard.host_reads == 2 * 2  # 2 executions per epoch, 2 epochs
     assert int(model.optimizer.iterations) == 16
     # The project's other callbacks have no per-step hooks at all.
@@ -78,7 +95,9 @@ def test_no_per_step_host_reads(tmp_path):
             continue
         for hook in ("on_train_batch_begin", "on_train_batch_end"):
             assert getattr(type(callback), hook) is getattr(keras.callbacks.Callback, hook), (
-                type(callback).__name__, hook)
+                type(callback).__name__,
+                hook,
+            )
 
 
 @pytest.mark.slow

@@ -17,8 +17,9 @@ def test_mask_copy_as_image_stays_aligned():
     out_images, out_masks = augment.random_dihedral(images, masks=masks, seed=[3, 7])
     assert out_images.dtype == tf.float32 and out_masks.dtype == tf.uint8
     for channel in range(3):
-        np.testing.assert_array_equal(out_images.numpy()[..., channel],
-                                      out_masks.numpy()[..., 0].astype(np.float32))
+        np.testing.assert_array_equal(
+            out_images.numpy()[..., channel], out_masks.numpy()[..., 0].astype(np.float32)
+        )
     # And something was actually transformed.
     assert not np.array_equal(out_masks.numpy(), masks)
 
@@ -43,8 +44,7 @@ def test_draws_are_roughly_uniform_and_seeded():
     codes = transforms @ np.array([4, 2, 1])
     counts = np.bincount(codes, minlength=8)
     assert counts.min() > 800 and counts.max() < 1200  # 1000 expected each
-    np.testing.assert_array_equal(augment.draw_transforms(64, seed=[5, 0]).numpy(),
-                                  transforms[:64])
+    np.testing.assert_array_equal(augment.draw_transforms(64, seed=[5, 0]).numpy(), transforms[:64])
     assert not np.array_equal(augment.draw_transforms(64, seed=[5, 1]).numpy(), transforms[:64])
 
 
@@ -75,8 +75,7 @@ def test_color_with_neutral_ranges_gives_the_image_back(monkeypatch):
     monkeypatch.setattr(augment, "HUE_DELTA", 0.0)
     rng = np.random.default_rng(2)
     images = standardized(rng.integers(0, 256, (4, 8, 8, 3)))
-    np.testing.assert_allclose(augment.random_color(images, seed=[0, 1]).numpy(), images,
-                               atol=2e-3)
+    np.testing.assert_allclose(augment.random_color(images, seed=[0, 1]).numpy(), images, atol=2e-3)
 
 
 def test_color_keeps_a_grey_image_grey_apart_from_brightness_and_contrast():
@@ -96,7 +95,7 @@ def lesion_batch(count=64, side=32):
     for k in range(count):
         extent = rng.integers(4, side // 2)
         top, left = rng.integers(1, side - extent - 1, size=2)
-        masks[k, top:top + extent, left:left + extent] = 1
+        masks[k, top : top + extent, left : left + extent] = 1
     return masks
 
 

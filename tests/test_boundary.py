@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # its scipy.ndimage.morphology import is deprec
 
 def square(top, left, side, shape=(40, 40)):
     mask = np.zeros(shape, bool)
-    mask[top:top + side, left:left + side] = True
+    mask[top : top + side, left : left + side] = True
     return mask
 
 
@@ -36,8 +36,11 @@ def reference(truth, prediction):
 
 def test_identical_masks_are_zero_apart():
     mask = square(5, 7, 12)
-    assert metrics.boundary_distances(mask, prediction=mask) == {"hd95": 0.0, "assd": 0.0,
-                                                      "boundary_undefined": None}
+    assert metrics.boundary_distances(mask, prediction=mask) == {
+        "hd95": 0.0,
+        "assd": 0.0,
+        "boundary_undefined": None,
+    }
 
 
 @pytest.mark.parametrize("k", [1, 3, 7])
@@ -85,14 +88,20 @@ def test_disk_inside_a_larger_disk():
     assert abs(distances["hd95"] - 6) <= 1 and abs(distances["assd"] - 6) <= 0.5
 
 
-@pytest.mark.parametrize("truth,prediction,why", [
-    (np.zeros((8, 8), bool), square(1, 1, 3, (8, 8)), "empty_truth"),
-    (square(1, 1, 3, (8, 8)), np.zeros((8, 8), bool), "empty_prediction"),
-    (np.zeros((8, 8), bool), np.zeros((8, 8), bool), "both_empty"),
-])
+@pytest.mark.parametrize(
+    "truth,prediction,why",
+    [
+        (np.zeros((8, 8), bool), square(1, 1, 3, (8, 8)), "empty_truth"),
+        (square(1, 1, 3, (8, 8)), np.zeros((8, 8), bool), "empty_prediction"),
+        (np.zeros((8, 8), bool), np.zeros((8, 8), bool), "both_empty"),
+    ],
+)
 def test_an_empty_mask_leaves_the_distances_undefined_and_says_why(truth, prediction, why):
     assert metrics.boundary_distances(truth, prediction=prediction) == {
-        "hd95": None, "assd": None, "boundary_undefined": why}
+        "hd95": None,
+        "assd": None,
+        "boundary_undefined": why,
+    }
 
 
 def test_agrees_with_surface_distance_on_the_example_masks():
@@ -115,8 +124,10 @@ def test_agrees_with_surface_distance_on_random_masks():
     for trial in range(40):
         shape = tuple(rng.integers(5, 50, size=2))
         # Blobs of several sizes, some touching the image's edge.
-        truth, prediction = (cv2.GaussianBlur(rng.random(shape), (0, 0), rng.uniform(0.5, 4))
-                             > rng.uniform(0.4, 0.6) for _ in range(2))
+        truth, prediction = (
+            cv2.GaussianBlur(rng.random(shape), (0, 0), rng.uniform(0.5, 4)) > rng.uniform(0.4, 0.6)
+            for _ in range(2)
+        )
         if not (truth.any() and prediction.any()):
             continue
         distances = metrics.boundary_distances(truth, prediction=prediction)

@@ -12,20 +12,49 @@ from tests.conftest import REPO_ROOT, script_env
 
 # Each command, and flags its help must name (a sample of each group).
 COMMANDS = {
-    "train.py": ["data_dir", "image_size", "context", "init_from", "batch_size",
-                 "mixed_precision", "model_dir", "max_image_pixels"],
+    "train.py": [
+        "data_dir",
+        "image_size",
+        "context",
+        "init_from",
+        "batch_size",
+        "mixed_precision",
+        "model_dir",
+        "max_image_pixels",
+    ],
     "predict.py": ["input", "model", "saved_model", "output_dir", "tta", "max_image_pixels"],
-    "evaluate.py": ["data_dir", "split", "ids_file", "model", "pred_dir", "output_dir",
-                    "bootstrap", "figures"],
-    "-m tools.benchmark": ["sections", "model", "train_image_size", "precisions", "mixed_precision",
-                           "sample_dir", "output"],
+    "evaluate.py": [
+        "data_dir",
+        "split",
+        "ids_file",
+        "model",
+        "pred_dir",
+        "output_dir",
+        "bootstrap",
+        "figures",
+    ],
+    "-m tools.benchmark": [
+        "sections",
+        "model",
+        "train_image_size",
+        "precisions",
+        "mixed_precision",
+        "sample_dir",
+        "output",
+    ],
     "-m tools.check_data": ["data_dir", "dataset", "split", "image_size", "max_image_pixels"],
     "-m tools.compare": ["metric", "bootstrap", "by_lesion_area"],
-    "-m tools.export": ["run_dir", "export_dir", "serving_base", "version", "tflite",
-                        "data_dir", "calibration_images"],
+    "-m tools.export": [
+        "run_dir",
+        "export_dir",
+        "serving_base",
+        "version",
+        "tflite",
+        "data_dir",
+        "calibration_images",
+    ],
     "-m tools.learning_curves": ["run_dir", "output"],
-    "-m tools.study": ["study_dir", "output_dir", "reference", "collect", "collect_holdout",
-                        "run"],
+    "-m tools.study": ["study_dir", "output_dir", "reference", "collect", "collect_holdout", "run"],
     "-m tools.synthetic": ["layout", "out_dir", "seed"],
     "-m tools.train_step_speed": [],
     "-m tools.resize_dataset": ["data_dir", "output_dir", "size", "max_image_pixels"],
@@ -39,15 +68,22 @@ def no_tensorflow(tmp_path_factory):
     folder = tmp_path_factory.mktemp("no_tensorflow")
     (folder / "tensorflow").mkdir()
     (folder / "tensorflow" / "__init__.py").write_text(
-        "raise ImportError('TENSORFLOW WAS IMPORTED')\n")
+        "raise ImportError('TENSORFLOW WAS IMPORTED')\n"
+    )
     env = script_env()
     env["PYTHONPATH"] = f"{folder}{os.pathsep}{REPO_ROOT}"
     return env
 
 
 def command(line, *args, env):
-    return subprocess.run([sys.executable, *line.split(), *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, *line.split(), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("line", sorted(COMMANDS))
@@ -65,24 +101,44 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
             assert "  " not in text.split(" #")[0].strip(), text
 
 
-@pytest.mark.parametrize("line,args,message", [
-    ("train.py", ["--data_dir={missing}"], "train.py: --data_dir {missing}: no such folder"),
-    ("train.py", ["--data_dir=.", "--init_from={missing}"], "train.py: --init_from {missing}:"),
-    ("predict.py", ["--input={missing}", "--model=."],
-     "predict.py: --input {missing}: no such file or folder"),
-    ("predict.py", ["--input=.", "--model={missing}"],
-     "predict.py: --model {missing}: no such file or folder"),
-    ("evaluate.py", ["--data_dir={missing}", "--model=."],
-     "evaluate.py: --data_dir {missing}: no such folder"),
-    ("evaluate.py", ["--data_dir=.", "--model={missing}"],
-     "evaluate.py: --model {missing}: no such file or folder"),
-    ("evaluate.py", ["--data_dir=.", "--pred_dir={missing}"],
-     "evaluate.py: --pred_dir {missing}: no such folder"),
-    ("evaluate.py", ["--data_dir=.", "--model=.", "--ids_file={missing}"],
-     "evaluate.py: --ids_file {missing}: no such file"),
-])
-def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow,
-                                                       tmp_path):
+@pytest.mark.parametrize(
+    "line,args,message",
+    [
+        ("train.py", ["--data_dir={missing}"], "train.py: --data_dir {missing}: no such folder"),
+        ("train.py", ["--data_dir=.", "--init_from={missing}"], "train.py: --init_from {missing}:"),
+        (
+            "predict.py",
+            ["--input={missing}", "--model=."],
+            "predict.py: --input {missing}: no such file or folder",
+        ),
+        (
+            "predict.py",
+            ["--input=.", "--model={missing}"],
+            "predict.py: --model {missing}: no such file or folder",
+        ),
+        (
+            "evaluate.py",
+            ["--data_dir={missing}", "--model=."],
+            "evaluate.py: --data_dir {missing}: no such folder",
+        ),
+        (
+            "evaluate.py",
+            ["--data_dir=.", "--model={missing}"],
+            "evaluate.py: --model {missing}: no such file or folder",
+        ),
+        (
+            "evaluate.py",
+            ["--data_dir=.", "--pred_dir={missing}"],
+            "evaluate.py: --pred_dir {missing}: no such folder",
+        ),
+        (
+            "evaluate.py",
+            ["--data_dir=.", "--model=.", "--ids_file={missing}"],
+            "evaluate.py: --ids_file {missing}: no such file",
+        ),
+    ],
+)
+def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow, tmp_path):
     missing = str(tmp_path / "nowhere")
     result = command(line, *[a.format(missing=missing) for a in args], env=no_tensorflow)
     assert result.returncode == 1
@@ -99,9 +155,16 @@ def test_runtime_notices_are_dropped_from_standard_error_and_the_rest_kept(tmp_p
         "AVX-512. Falling back\\n')\n"
         "os.write(2, b'a real error\\n')\n"
         "print('from python', file=sys.stderr, flush=True)\n"
-        "os.write(2, b'last words without newline')\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=script_env(),
-                            capture_output=True, text=True, timeout=60)
+        "os.write(2, b'last words without newline')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     assert result.stderr == "a real error\nfrom python\nlast words without newline"
 
@@ -110,9 +173,18 @@ def test_the_library_imports_from_any_folder_after_the_install(tmp_path):
     """requirements.txt installs the repository (`-e .`): no PYTHONPATH, another folder."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, "-c", "import sys, lesionseg_tf.config, lesionseg_tf.datasets; "
-         "print(lesionseg_tf.__file__); print('tensorflow' in sys.modules)"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys, lesionseg_tf.config, lesionseg_tf.datasets; "
+            "print(lesionseg_tf.__file__); print('tensorflow' in sys.modules)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     location, tensorflow_loaded = result.stdout.split()
     assert location == os.path.join(REPO_ROOT, "lesionseg_tf", "__init__.py")

@@ -7,16 +7,20 @@ import sys
 
 import pytest
 
-from lesionseg_tf import config, datasets, model
+from lesionseg_tf import config, datasets
 from lesionseg_tf.config import RunConfig
 from tests.conftest import REPO_ROOT
 
 
 def test_defaults_are_the_papers():
     c = RunConfig(data_dir="ISIC2017")
-    assert (c.image_size, c.batch_size, c.learning_rate, c.lr_schedule) == (448, 32, 1e-3,
-                                                                            "constant")
-    assert c.image_size == model.DEFAULT_IMAGE_SIZE and config.UPSCALE == model.UPSCALE
+    assert (c.image_size, c.batch_size, c.learning_rate, c.lr_schedule) == (
+        448,
+        32,
+        1e-3,
+        "constant",
+    )
+    assert c.image_size == config.DEFAULT_IMAGE_SIZE == 448 and config.UPSCALE == 4
 
 
 def test_holdout_seed_defaults_to_the_seed_and_is_recorded_resolved():
@@ -24,19 +28,23 @@ def test_holdout_seed_defaults_to_the_seed_and_is_recorded_resolved():
     assert RunConfig(data_dir="d", seed=5, holdout_seed=0).holdout_seed == 0
     recorded = RunConfig(data_dir="d", seed=5).to_dict()
     assert recorded["holdout_seed"] == 5
-    assert RunConfig.from_dict({**recorded, "model_dir": "ignored"}) == RunConfig(data_dir="d",
-                                                                                   seed=5)
+    assert RunConfig.from_dict({**recorded, "model_dir": "ignored"}) == RunConfig(
+        data_dir="d", seed=5
+    )
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"image_size": 30}, "image_size must be a positive multiple of 4, got 30"),
-    ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
-    ({"patience": -1}, "patience must be >= 0"),
-    ({"learning_rate": 0.0}, "learning_rate must be > 0"),
-    ({"holdout_fraction": 1.0}, "holdout_fraction must be between 0 and 1"),
-    ({"lr_schedule": "step"}, "lr_schedule must be one of constant, cosine, got 'step'"),
-    ({"jit_compile": True}, "jit_compile must be one of auto, true, false"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"image_size": 30}, "image_size must be a positive multiple of 4, got 30"),
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+        ({"patience": -1}, "patience must be >= 0"),
+        ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+        ({"holdout_fraction": 1.0}, "holdout_fraction must be between 0 and 1"),
+        ({"lr_schedule": "step"}, "lr_schedule must be one of constant, cosine, got 'step'"),
+        ({"jit_compile": True}, "jit_compile must be one of auto, true, false"),
+    ],
+)
 def test_settings_that_cannot_train_are_refused_on_construction(changes, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(data_dir="d", **changes)
@@ -48,24 +56,33 @@ def test_run_settings_leave_out_how_a_run_executes():
     for how in ("cache", "jit_compile", "steps_per_execution", "strategy"):
         assert how not in settings
     assert set(settings) | {"cache", "jit_compile", "steps_per_execution", "strategy"} == {
-        f.name for f in dataclasses.fields(RunConfig)}
+        f.name for f in dataclasses.fields(RunConfig)
+    }
 
 
 def _python_succeeds(code):
     """Runs `code` in a fresh Python with the repository importable; fails the test
     with the child's error output if it does not exit 0."""
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_the_flags_and_the_data_modules_import_without_tensorflow():
     """--help and a bad flag answer before TensorFlow loads; so do the study and the
     compare command, which read reports."""
-    code = ("import sys, common_flags\n"
-            "from lesionseg_tf import config, datasets, run_dir, report, metrics, study\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
-            "assert common_flags.datasets is datasets and common_flags.config is config\n")
+    code = (
+        "import sys, common_flags\n"
+        "from lesionseg_tf import config, datasets, run_dir, report, metrics, study\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "assert common_flags.datasets is datasets and common_flags.config is config\n"
+    )
     _python_succeeds(code)
 
 
@@ -73,28 +90,50 @@ def test_flag_choices_come_from_the_library():
     import common_flags  # pylint: disable=import-outside-toplevel
 
     assert common_flags.datasets is datasets or (
-        common_flags.datasets.LAYOUT_NAMES == datasets.LAYOUT_NAMES)
+        common_flags.datasets.LAYOUT_NAMES == datasets.LAYOUT_NAMES
+    )
     assert common_flags.config.JIT_COMPILE == config.JIT_COMPILE
 
 
-@pytest.mark.parametrize("script,args,message", [
-    ("train.py", ["--image_size=30"], "image_size must be a positive multiple of 4"),
-    ("train.py", ["--lr_schedule=step"], "value should be one of <constant|cosine>"),
-    ("train.py", ["--dataset=isic2019"], "value should be one of <isic2016|isic2017|"),
-    ("evaluate.py", ["--bootstrap=-1"], "--bootstrap must be >= 0, got -1"),
-    ("predict.py", [], "--input is required"),
-    ("tools/compare.py", ["only_one.csv"], "give two per_image.csv files"),
-])
+@pytest.mark.parametrize(
+    "script,args,message",
+    [
+        ("train.py", ["--image_size=30"], "image_size must be a positive multiple of 4"),
+        ("train.py", ["--lr_schedule=step"], "value should be one of <constant|cosine>"),
+        ("train.py", ["--dataset=isic2019"], "value should be one of <isic2016|isic2017|"),
+        ("evaluate.py", ["--bootstrap=-1"], "--bootstrap must be >= 0, got -1"),
+        ("predict.py", [], "--input is required"),
+        (
+            "evaluate.py",
+            ["--largest_component", "--central_component"],
+            "give --largest_component or --central_component, not both",
+        ),
+        ("train.py", ["--loss=focal"], "value should be one of <cross_entropy|soft_jaccard|"),
+        ("tools/compare.py", ["only_one.csv"], "give two per_image.csv files"),
+    ],
+)
 def test_a_bad_flag_is_refused_before_tensorflow(script, args, message, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, PYTHONPROFILEIMPORTTIME="1")
-    command = (["-m", script[:-3].replace("/", ".")] if script.startswith("tools/")
-               else [script])
-    result = subprocess.run([sys.executable, *command, f"--model_dir={tmp_path / 'run'}"
-                             if script == "train.py" else "--verbosity=0", *args],
-                            cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
+    command = ["-m", script[:-3].replace("/", ".")] if script.startswith("tools/") else [script]
+    result = subprocess.run(
+        [
+            sys.executable,
+            *command,
+            f"--model_dir={tmp_path / 'run'}" if script == "train.py" else "--verbosity=0",
+            *args,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode != 0 and message in result.stderr
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.split("|")[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "tensorflow" not in imported and "absl.flags" in imported
     assert not (tmp_path / "run").exists()
 
@@ -102,8 +141,10 @@ def test_a_bad_flag_is_refused_before_tensorflow(script, args, message, tmp_path
 def test_train_py_has_a_flag_for_every_run_setting():
     """train.py builds RunConfig from one holder per field: a field without a flag would
     silently keep its default."""
-    code = ("import dataclasses, train\n"
-            "from lesionseg_tf.config import RunConfig\n"
-            "fields = {f.name for f in dataclasses.fields(RunConfig)}\n"
-            "assert set(train._CONFIG_HOLDERS) == fields, set(train._CONFIG_HOLDERS) ^ fields\n")
+    code = (
+        "import dataclasses, train\n"
+        "from lesionseg_tf.config import RunConfig\n"
+        "fields = {f.name for f in dataclasses.fields(RunConfig)}\n"
+        "assert set(train._CONFIG_HOLDERS) == fields, set(train._CONFIG_HOLDERS) ^ fields\n"
+    )
     _python_succeeds(code)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import export, inference, model as model_lib, segment, synthetic, tflite
+from lesionseg_tf import export, inference, segment, synthetic, tflite
+from lesionseg_tf import model as model_lib
 from lesionseg_tf.pipeline import resize_image, standardize
 from tests.conftest import REPO_ROOT, run_script, script_env
 
@@ -23,15 +24,28 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def context_run(tmp_path_factory):
     data = str(tmp_path_factory.mktemp("context_isic"))
-    synthetic.write_synthetic_dataset(data, num_training=10, num_validation=2, num_test=1,
-                                      seed=6, widths=(48, 64))
+    synthetic.write_synthetic_dataset(
+        data, num_training=10, num_validation=2, num_test=1, seed=6, widths=(48, 64)
+    )
     model_dir = tmp_path_factory.mktemp("context_run") / "run"
-    args = [f"--data_dir={data}", f"--model_dir={model_dir}", f"--image_size={SIZE}",
-            "--batch_size=3", "--max_epochs=2", "--patience=2", "--seed=2",
-            "--context=image_pooling"]
+    args = [
+        f"--data_dir={data}",
+        f"--model_dir={model_dir}",
+        f"--image_size={SIZE}",
+        "--batch_size=3",
+        "--max_epochs=2",
+        "--patience=2",
+        "--seed=2",
+        "--context=image_pooling",
+    ]
     killed = subprocess.run(
         [sys.executable, os.path.join("tests", "crash_train.py"), "backup", "0", "--", *args],
-        cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True, timeout=600)
+        cwd=REPO_ROOT,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     resumed = run_script("train.py", *args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -71,9 +85,12 @@ def test_every_export_runs_the_context_network(context_run, tmp_path):
         got = loaded.logits(images=tf.constant(inputs))["logits"].numpy()
         np.testing.assert_allclose(got, expected, atol=1e-4)
         lite_logits = tflite.LiteNetwork(str(path))(inputs).numpy()
-        np.testing.assert_allclose(lite_logits, expected, atol=1e-4 * max(1, np.abs(expected).max()))
-        mask = segment.segment_photograph(lambda x: keras_model(x, training=False),
-                                         image=tf.constant(photograph), image_size=SIZE).numpy()
+        np.testing.assert_allclose(
+            lite_logits, expected, atol=1e-4 * max(1, np.abs(expected).max())
+        )
+        mask = segment.segment_photograph(
+            lambda x: keras_model(x, training=False), image=tf.constant(photograph), image_size=SIZE
+        ).numpy()
         assert mask.shape == photograph.shape[:2]
         np.testing.assert_array_equal(segmenter.segment(photograph), mask)
         assert (lite.segment(photograph) == mask).mean() > 0.999

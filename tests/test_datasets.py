@@ -9,10 +9,20 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from lesionseg_tf import (
+    datasets,
+    evaluation,
+    images,
+    inference,
+    metrics,
+    pipeline,
+    prediction,
+    preflight,
+    run_dir,
+    synthetic,
+    training,
+)
 from lesionseg_tf.config import RunConfig
-from lesionseg_tf import (datasets, evaluation, images, inference, metrics, pipeline, prediction,
-                          preflight, synthetic)
-from lesionseg_tf import run_dir, training
 from tests.conftest import REPO_ROOT
 
 PRETRAINED = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
@@ -31,9 +41,15 @@ def trees(tmp_path_factory):
     root = tmp_path_factory.mktemp("layouts")
     found = {}
     for seed, layout in enumerate(datasets.LAYOUT_NAMES):
-        synthetic.write_synthetic_dataset(str(root / layout), layout=layout, num_training=4,
-                                          num_validation=2, num_test=2, seed=seed,
-                                          widths=(40, 64))
+        synthetic.write_synthetic_dataset(
+            str(root / layout),
+            layout=layout,
+            num_training=4,
+            num_validation=2,
+            num_test=2,
+            seed=seed,
+            widths=(40, 64),
+        )
         found[layout] = str(root / layout)
     return found
 
@@ -69,9 +85,10 @@ def test_decoys_are_not_examples(trees):
 
 
 def test_splits_asked_for_and_missing_are_named(trees, tmp_path):
-    with pytest.raises(datasets.DatasetError,
-                       match="ISIC 2016 Part 1 in .* has no validation split; splits there: "
-                             "training, test, all"):
+    with pytest.raises(
+        datasets.DatasetError,
+        match="ISIC 2016 Part 1 in .* has no validation split; splits there: training, test, all",
+    ):
         datasets.find_split(trees["isic2016"], split="validation")
     with pytest.raises(datasets.DatasetError, match="has no training split; splits there: all"):
         datasets.find_split(trees["ph2"], split="training")
@@ -80,11 +97,15 @@ def test_splits_asked_for_and_missing_are_named(trees, tmp_path):
     shutil.copytree(trees["isic2018"], copy)
     shutil.rmtree(copy / "ISIC2018_Task1_Validation_GroundTruth")
     dataset = datasets.open_dataset(str(copy))
-    assert dataset.summary() == ("ISIC 2018 Task 1: 4 training, 2 test pairs; "
-                                 "2 validation images without ground truth")
-    with pytest.raises(datasets.DatasetError, match="no validation split with ground truth "
-                                                r"\(.*ISIC2018_Task1_Validation_GroundTruth is "
-                                                "missing\\); splits there: training, test, all"):
+    assert dataset.summary() == (
+        "ISIC 2018 Task 1: 4 training, 2 test pairs; 2 validation images without ground truth"
+    )
+    with pytest.raises(
+        datasets.DatasetError,
+        match="no validation split with ground truth "
+        r"\(.*ISIC2018_Task1_Validation_GroundTruth is "
+        "missing\\); splits there: training, test, all",
+    ):
         dataset.find("validation")
     assert len(dataset.find(datasets.ALL)) == 6
 
@@ -100,8 +121,11 @@ def test_unknown_and_ambiguous_trees(trees, tmp_path):
     for layout in ("isic2017", "isic2018"):
         for name in os.listdir(trees[layout]):
             os.symlink(os.path.join(trees[layout], name), both / name)
-    with pytest.raises(datasets.DatasetError, match="several dataset layouts: ISIC 2017 Task 1 "
-                                                r"\(--dataset=isic2017\), ISIC 2018"):
+    with pytest.raises(
+        datasets.DatasetError,
+        match="several dataset layouts: ISIC 2017 Task 1 "
+        r"\(--dataset=isic2017\), ISIC 2018",
+    ):
         datasets.open_dataset(str(both))
     assert len(datasets.find_split(str(both), split="training", dataset="isic2018")) == 4
     with pytest.raises(datasets.DatasetError, match="unknown split 'train'"):
@@ -122,7 +146,9 @@ def test_plain_folders_with_splits_and_unique_stems(tmp_path):
     assert dataset.training_split() == "training"
     assert [e.image_id for e in dataset.find("test")] == ["test-0", "test-1"]
     cv2.imwrite(str(tmp_path / "test" / "images" / "test-1.png"), np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(datasets.DatasetError, match="test-1.bmp and .*test-1.png have the same stem"):
+    with pytest.raises(
+        datasets.DatasetError, match="test-1.bmp and .*test-1.png have the same stem"
+    ):
         datasets.open_dataset(str(tmp_path))
 
 
@@ -138,8 +164,10 @@ def test_bmp_masks_are_read_as_0_and_255_and_other_values_refused(tmp_path):
     for values, named in ((mask // 255, "0, 1"), (np.where(mask, 128, 0), "0, 128")):
         path = str(tmp_path / "odd.bmp")
         cv2.imwrite(path, values.astype(np.uint8))
-        with pytest.raises(images.ImageReadError, match=f"odd.bmp: BMP mask holds the values "
-                                                      f"{named}; a binary mask"):
+        with pytest.raises(
+            images.ImageReadError,
+            match=f"odd.bmp: BMP mask holds the values {named}; a binary mask",
+        ):
             images.read_mask_file(path)
         photo = str(tmp_path / "odd_photo.bmp")
         cv2.imwrite(photo, np.full((9, 11, 3), 90, np.uint8))
@@ -152,8 +180,9 @@ def test_bmp_and_png_photographs_train_as_they_read(trees):
     examples = datasets.find_split(trees["folders"], split=datasets.ALL)
     assert {os.path.splitext(e.image_path)[1] for e in examples} == {".jpg", ".png"}
     for example in examples + datasets.find_split(trees["ph2"], split=datasets.ALL)[:2]:
-        expected = pipeline.resize_image(images.read_image_file(example.image_path),
-                                         image_size=32).numpy()
+        expected = pipeline.resize_image(
+            images.read_image_file(example.image_path), image_size=32
+        ).numpy()
         got = pipeline.decode_resized_image(tf.constant(example.image_path), image_size=32).numpy()
         if example.image_path.endswith(".jpg"):
             assert np.abs(got.astype(int) - expected).mean() < 3
@@ -182,13 +211,19 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
     for layout, root in trees.items():
         dataset = datasets.open_dataset(root)
         train_examples, selection, problems = preflight.select_data(
-            dataset, config=RunConfig(data_dir=root, batch_size=2, holdout_fraction=0.25,
-                               image_size=32))
+            dataset,
+            config=RunConfig(data_dir=root, batch_size=2, holdout_fraction=0.25, image_size=32),
+        )
         assert problems == [] and len(train_examples) + len(selection) == len(
-            dataset.find(dataset.training_split())), layout
-        history = model.fit(pipeline.make_dataset(train_examples, image_size=32, batch_size=2,
-                                              is_training=True),
-                            epochs=1, steps_per_epoch=1, shuffle=False, verbose=0)
+            dataset.find(dataset.training_split())
+        ), layout
+        history = model.fit(
+            pipeline.make_dataset(train_examples, image_size=32, batch_size=2, is_training=True),
+            epochs=1,
+            steps_per_epoch=1,
+            shuffle=False,
+            verbose=0,
+        )
         assert np.isfinite(history.history["loss"][0]), layout
 
         examples = dataset.find(datasets.ALL)
@@ -196,6 +231,7 @@ def test_every_layout_trains_a_step_and_is_scored(trees):
         def predict(example):
             image = images.read_image_file(example.image_path)
             return segmenter.segment(image), example.image_path
+
         rows, failed = evaluation.evaluate(examples, predict=predict, on_error=pytest.fail)
         assert failed == [] and [r["image_id"] for r in rows] == [e.image_id for e in examples]
         summary = metrics.summarize(rows)
@@ -207,8 +243,10 @@ def test_predict_finds_photographs_and_truth_in_every_layout(trees, tmp_path):
         jobs, found = prediction.plan(root, output_dir=str(tmp_path / layout))
         examples = {e.image_id: e for e in datasets.find_split(root, split=datasets.ALL)}
         title = datasets.open_dataset(root).layout.title
-        assert found == f"{title} ({root}): {len(examples)} photograph(s), {len(examples)} with " \
-                        "ground truth", layout
+        assert (
+            found == f"{title} ({root}): {len(examples)} photograph(s), {len(examples)} with "
+            "ground truth"
+        ), layout
         assert len(jobs) == len(examples), layout
         for job in jobs:
             stem = os.path.splitext(os.path.basename(job.image_path))[0]
@@ -218,26 +256,38 @@ def test_predict_finds_photographs_and_truth_in_every_layout(trees, tmp_path):
     images = os.path.join(trees["isic2018"], "ISIC2018_Task1-2_Test_Input")
     jobs, _ = prediction.plan(images, output_dir=str(tmp_path / "test"))
     assert [j.truth_path for j in jobs] == [
-        e.mask_path for e in datasets.find_split(trees["isic2018"], split="test")]
-    jobs, _ = prediction.plan(os.path.join(trees["folders"], "images"),
-                              output_dir=str(tmp_path / "f"))
+        e.mask_path for e in datasets.find_split(trees["isic2018"], split="test")
+    ]
+    jobs, _ = prediction.plan(
+        os.path.join(trees["folders"], "images"), output_dir=str(tmp_path / "f")
+    )
     assert jobs[0].truth_path.startswith(os.path.join(trees["folders"], "masks"))
 
 
 def test_predictions_are_matched_by_stem(tmp_path):
     ids = ["a", "a_b", "IMD002", "ISIC_0000001", "clinic photo 7"]
     examples = [datasets.Example(i, f"{i}.jpg", f"{i}.png") for i in ids]
-    for name in ("a_segmentation.png", "a_b_segmentation.png", "IMD002.bmp",
-                 "ISIC_0000001_segmentation.png", "ISIC_0000001_old.png", "notes.txt",
-                 "clinic photo 7_segmentation.png"):
+    for name in (
+        "a_segmentation.png",
+        "a_b_segmentation.png",
+        "IMD002.bmp",
+        "ISIC_0000001_segmentation.png",
+        "ISIC_0000001_old.png",
+        "notes.txt",
+        "clinic photo 7_segmentation.png",
+    ):
         (tmp_path / name).write_bytes(b"")
     paths, problems = evaluation.match_predictions(examples, pred_dir=str(tmp_path))
-    assert paths == {"a": str(tmp_path / "a_segmentation.png"),
-                     "a_b": str(tmp_path / "a_b_segmentation.png"),
-                     "IMD002": str(tmp_path / "IMD002.bmp"),
-                     "clinic photo 7": str(tmp_path / "clinic photo 7_segmentation.png")}
-    assert problems == [f"{tmp_path}: several predictions for ISIC_0000001: "
-                        "ISIC_0000001_old.png, ISIC_0000001_segmentation.png"]
+    assert paths == {
+        "a": str(tmp_path / "a_segmentation.png"),
+        "a_b": str(tmp_path / "a_b_segmentation.png"),
+        "IMD002": str(tmp_path / "IMD002.bmp"),
+        "clinic photo 7": str(tmp_path / "clinic photo 7_segmentation.png"),
+    }
+    assert problems == [
+        f"{tmp_path}: several predictions for ISIC_0000001: "
+        "ISIC_0000001_old.png, ISIC_0000001_segmentation.png"
+    ]
 
 
 def test_shipped_training_ids_are_the_training_split_without_the_holdout():
@@ -258,24 +308,38 @@ def test_overlap_with_the_shipped_training_ids(trees, tmp_path):
     shutil.copytree(trees["isic2016"], root)
     example = datasets.find_split(str(root), split="test")[0]
     os.rename(example.image_path, root / "ISBI2016_ISIC_Part1_Test_Data" / f"{trained[5]}.jpg")
-    os.rename(example.mask_path,
-              root / "ISBI2016_ISIC_Part1_Test_GroundTruth" / f"{trained[5]}_Segmentation.png")
+    os.rename(
+        example.mask_path,
+        root / "ISBI2016_ISIC_Part1_Test_GroundTruth" / f"{trained[5]}_Segmentation.png",
+    )
     export_dir = os.path.join(PRETRAINED, "export")
     overlap, ids_file = evaluation.training_overlap(
-        datasets.find_split(str(root), split=datasets.ALL), saved_model=export_dir)
+        datasets.find_split(str(root), split=datasets.ALL), saved_model=export_dir
+    )
     assert overlap == [trained[5]] and ids_file == os.path.join(PRETRAINED, "training_ids.txt")
-    assert evaluation.training_overlap(datasets.find_split(trees["isic2016"], split=datasets.ALL),
-                                       saved_model=export_dir) == ([], ids_file)
+    assert evaluation.training_overlap(
+        datasets.find_split(trees["isic2016"], split=datasets.ALL), saved_model=export_dir
+    ) == ([], ids_file)
     assert evaluation.training_overlap([], saved_model=str(tmp_path / "export")) == ([], None)
 
 
 @pytest.mark.slow
 def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     model_dir = str(tmp_path / "run")
-    training.run(RunConfig(data_dir=trees["folders"], image_size=32, batch_size=2,
-                           learning_rate=1e-7, max_epochs=1, holdout_fraction=0.25,
-                           jit_compile="false", init_from=PRETRAINED), model_dir=model_dir,
-                 verbose=0)
+    training.run(
+        RunConfig(
+            data_dir=trees["folders"],
+            image_size=32,
+            batch_size=2,
+            learning_rate=1e-7,
+            max_epochs=1,
+            holdout_fraction=0.25,
+            jit_compile="false",
+            init_from=PRETRAINED,
+        ),
+        model_dir=model_dir,
+        verbose=0,
+    )
     # Started from the shipped weights (a learning rate of 1e-7 barely moves them) with a
     # fresh optimizer (3 steps: 6 training pairs in batches of 2).
     import keras  # pylint: disable=import-outside-toplevel
@@ -287,9 +351,12 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
     assert np.abs(kernel).max() > 1e-2
     assert int(tuned.optimizer.iterations.numpy()) == 3
     # A wrong --init_from is refused before any data is read (train.py: one line).
-    with pytest.raises(FileNotFoundError, match=f"--init_from {tmp_path}: expected a .keras or "
-                                                ".weights.h5 file, or a folder holding best.keras "
-                                                "or lesionseg.keras"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=f"--init_from {tmp_path}: expected a .keras or "
+        ".weights.h5 file, or a folder holding best.keras "
+        "or lesionseg.keras",
+    ):
         run_dir.init_weights_file(str(tmp_path))
 
 
@@ -298,8 +365,11 @@ def test_training_without_a_training_split_says_what_to_do(trees, tmp_path):
     copy.mkdir()
     for name in datasets.ISIC2017.folders["validation"]:
         os.symlink(os.path.join(trees["isic2017"], name), copy / name)
-    with pytest.raises(datasets.DatasetError, match=r"has no training split; splits there: "
-                       r"validation, all\. train.py trains on .* pass that folder as --data_dir"):
+    with pytest.raises(
+        datasets.DatasetError,
+        match=r"has no training split; splits there: "
+        r"validation, all\. train.py trains on .* pass that folder as --data_dir",
+    ):
         datasets.open_dataset(str(copy)).training_split()
 
 
@@ -324,13 +394,15 @@ def test_resize_dataset_makes_the_studys_kind_of_copy(tiny_isic, tmp_path):
     from tests.conftest import run_script  # pylint: disable=import-outside-toplevel
 
     out = tmp_path / "isic2017_32"
-    result = run_script("-m tools.resize_dataset", f"--data_dir={tiny_isic}",
-                        f"--output_dir={out}", "--size=32")
+    result = run_script(
+        "-m tools.resize_dataset", f"--data_dir={tiny_isic}", f"--output_dir={out}", "--size=32"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     copy = datasets.open_dataset(str(out))
     assert copy.summary() == datasets.open_dataset(tiny_isic).summary()
-    for original, small in zip(datasets.find_split(tiny_isic, split="validation"),
-                               copy.find("validation"), strict=True):
+    for original, small in zip(
+        datasets.find_split(tiny_isic, split="validation"), copy.find("validation"), strict=True
+    ):
         assert small.image_id == original.image_id
         image = images.read_image_file(small.image_path)
         mask = images.read_mask_file(small.mask_path)

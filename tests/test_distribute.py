@@ -30,11 +30,21 @@ def spawn_workers(args, count=2, quiet=False):
     """Starts `count` processes `python ARGS...` as one TF_CONFIG cluster."""
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(count)]}
     output = subprocess.DEVNULL if quiet else subprocess.PIPE
-    return [subprocess.Popen(
-        [sys.executable, *args], cwd=REPO_ROOT, stdout=output, stderr=output, text=True,
-        env=script_env(TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}})))
-        for index in range(count)]
+    return [
+        subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO_ROOT,
+            stdout=output,
+            stderr=output,
+            text=True,
+            env=script_env(
+                TF_CONFIG=json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                )
+            ),
+        )
+        for index in range(count)
+    ]
 
 
 def start_workers(args, count=2):
@@ -47,19 +57,25 @@ def start_workers(args, count=2):
 
 
 def digest_line(stdout):
-    return [l for l in stdout.splitlines() if l.startswith("final weights sha256:")][0]
+    return [line for line in stdout.splitlines() if line.startswith("final weights sha256:")][0]
 
 
 @pytest.mark.slow
-def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny_isic,
-                                                                           tmp_path):
+def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny_isic, tmp_path):
     model_dir = tmp_path / "run"
-    args = ["train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
-            f"--model_dir={model_dir}", "--image_size=32", "--batch_size=4", "--max_epochs=3",
-            "--patience=3",
-            # 4 selection pairs to share between the 2 workers (a held-out tenth of 8 is
-            # 1 pair, which leaves one worker none).
-            "--select_on=validation"]
+    args = [
+        "train.py",
+        "--strategy=multi_worker",
+        f"--data_dir={tiny_isic}",
+        f"--model_dir={model_dir}",
+        "--image_size=32",
+        "--batch_size=4",
+        "--max_epochs=3",
+        "--patience=3",
+        # 4 selection pairs to share between the 2 workers (a held-out tenth of 8 is
+        # 1 pair, which leaves one worker none).
+        "--select_on=validation",
+    ]
     processes = spawn_workers(args, quiet=True)
     backup_meta = model_dir / "backup" / "state.json"
     deadline = time.time() + 300
@@ -125,9 +141,11 @@ for number in (0, 1):
 def test_workers_see_disjoint_shares_of_each_epoch(tmp_path):
     # Each mask has a different number of lesion pixels, which identifies the example.
     import cv2
+
     root = tmp_path / "isic"
-    images, masks = (root / name for name in ("ISIC-2017_Training_Data",
-                                              "ISIC-2017_Training_Part1_GroundTruth"))
+    images, masks = (
+        root / name for name in ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth")
+    )
     images.mkdir(parents=True)
     masks.mkdir(parents=True)
     for i in range(8):
@@ -139,8 +157,13 @@ def test_workers_see_disjoint_shares_of_each_epoch(tmp_path):
     shares = []  # [worker][epoch]
     for returncode, stdout, stderr in results:
         assert returncode == 0, stderr[-3000:]
-        shares.append([json.loads(line.split("SEEN", 1)[1])
-                       for line in stdout.splitlines() if line.startswith("SEEN")])
+        shares.append(
+            [
+                json.loads(line.split("SEEN", 1)[1])
+                for line in stdout.splitlines()
+                if line.startswith("SEEN")
+            ]
+        )
     for epoch in (0, 1):
         seen = [shares[0][epoch], shares[1][epoch]]
         assert len(seen[0]) == len(seen[1]) == 4
@@ -179,24 +202,41 @@ except ValueError as e:
 @pytest.mark.slow
 def test_mirrored_splits_the_global_batch_over_two_cpu_devices(tiny_isic, tmp_path):
     env = script_env()
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, tiny_isic,
-                             str(tmp_path / "run")], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, tiny_isic, str(tmp_path / "run")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REPLICAS 2 SHAPES [(2, 32, 32, 3), (2, 32, 32, 3)]" in result.stdout
     assert "global batch 4 = 2 replica(s) x 2" in result.stderr
     assert "TRAINED 1" in result.stdout
-    assert ("REFUSED 1 selection pair(s) for 2 replicas: each replica scores its share of them; "
-            "raise --holdout_fraction") in result.stdout
+    assert (
+        "REFUSED 1 selection pair(s) for 2 replicas: each replica scores its share of them; "
+        "raise --holdout_fraction"
+    ) in result.stdout
 
 
 @pytest.mark.slow
 def test_multi_worker_without_tf_config_is_one_line(tiny_isic, tmp_path):
     env_free = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     result = subprocess.run(
-        [sys.executable, "train.py", "--strategy=multi_worker", f"--data_dir={tiny_isic}",
-         f"--model_dir={tmp_path / 'run'}"], cwd=REPO_ROOT, capture_output=True, text=True,
-        env=dict(env_free, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT), timeout=300)
+        [
+            sys.executable,
+            "train.py",
+            "--strategy=multi_worker",
+            f"--data_dir={tiny_isic}",
+            f"--model_dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(env_free, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT),
+        timeout=300,
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "needs the TF_CONFIG environment variable" in result.stderr.splitlines()[-1]
 

@@ -25,8 +25,11 @@ def exported(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     model = build_model()
     export_dir = export.export_saved_model(
-        model, export_dir=str(tmp_path_factory.mktemp("e") / "export"), image_size=32,
-        max_pixels=200_000)
+        model,
+        export_dir=str(tmp_path_factory.mktemp("e") / "export"),
+        image_size=32,
+        max_pixels=200_000,
+    )
     return model, export_dir, tf.saved_model.load(export_dir)
 
 
@@ -39,8 +42,10 @@ def encoded(picture, extension):
 def test_each_weight_is_stored_once(exported):
     model, export_dir, _ = exported
     weights = sum(int(np.prod(w.shape)) * 4 for w in model.weights)
-    stored = sum(os.path.getsize(p) for p in glob.glob(os.path.join(export_dir, "variables",
-                                                                    "variables.data-*")))
+    stored = sum(
+        os.path.getsize(p)
+        for p in glob.glob(os.path.join(export_dir, "variables", "variables.data-*"))
+    )
     assert weights <= stored <= 1.03 * weights, (stored, weights)
 
 
@@ -57,7 +62,7 @@ def serve_rest(signature, body):
         values = values[input_name]
     values = [v[input_name] if isinstance(v, dict) and input_name in v else v for v in values]
     batch = tf.constant([base64.b64decode(v["b64"]) for v in values])
-    (output_name, output), = signature(**{input_name: batch}).items()
+    ((output_name, output),) = signature(**{input_name: batch}).items()
     assert output_name.endswith("_bytes")
     encoded_outputs = [{"b64": base64.b64encode(o).decode()} for o in output.numpy()]
     return json.dumps({"predictions" if rows else "outputs": encoded_outputs})
@@ -67,14 +72,20 @@ def serve_rest(signature, body):
 def test_rest_round_trip_gives_the_segment_mask(exported, form):
     _, _, loaded = exported
     rng = np.random.default_rng(3)
-    photos = [synthetic.render_example(rng, height=90, width=120)[0],
-              synthetic.render_example(rng, height=75, width=61)[0]]
+    photos = [
+        synthetic.render_example(rng, height=90, width=120)[0],
+        synthetic.render_example(rng, height=75, width=61)[0],
+    ]
     payloads = [encoded(photos[0], ".jpg"), encoded(photos[1], ".png")]
     b64 = [{"b64": base64.b64encode(p).decode()} for p in payloads]
-    body = {"row": {"signature_name": "segment_bytes", "instances": b64},
-            "row_named": {"signature_name": "segment_bytes",
-                          "instances": [{"image_bytes": v} for v in b64]},
-            "columnar": {"signature_name": "segment_bytes", "inputs": {"image_bytes": b64}}}[form]
+    body = {
+        "row": {"signature_name": "segment_bytes", "instances": b64},
+        "row_named": {
+            "signature_name": "segment_bytes",
+            "instances": [{"image_bytes": v} for v in b64],
+        },
+        "columnar": {"signature_name": "segment_bytes", "inputs": {"image_bytes": b64}},
+    }[form]
     answer = json.loads(serve_rest(loaded.signatures[body["signature_name"]], json.dumps(body)))
     masks = answer["predictions" if form.startswith("row") else "outputs"]
     assert len(masks) == 2
@@ -89,18 +100,21 @@ def test_rest_round_trip_gives_the_segment_mask(exported, form):
 def test_bytes_signature_refuses_bad_requests_with_a_message(exported):
     _, _, loaded = exported
     segment = loaded.signatures["segment_bytes"]
-    photo = encoded(synthetic.render_example(np.random.default_rng(0), height=80, width=100)[0],
-                    ".jpg")
+    photo = encoded(
+        synthetic.render_example(np.random.default_rng(0), height=80, width=100)[0], ".jpg"
+    )
     with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG, PNG or BMP image"):
         segment(image_bytes=tf.constant([b"<html>not an image</html>"]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)jpeg"):
-        segment(image_bytes=tf.constant([photo[:len(photo) // 2]]))  # truncated data
+        segment(image_bytes=tf.constant([photo[: len(photo) // 2]]))  # truncated data
     # A PNG header claiming 1000x1000 pixels, over this export's 200,000, refused before
     # any decoding (the rest of the file is not even there).
     header = encoded(np.zeros((1000, 1000, 3), np.uint8), ".png")[:33]
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"the photograph is.*1000.*x.*1000.*pixels, over the limit of"
-                             r".*200000"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"the photograph is.*1000.*x.*1000.*pixels, over the limit of"
+        r".*200000",
+    ):
         segment(image_bytes=tf.constant([header]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="header is cut short"):
         segment(image_bytes=tf.constant([header[:20]]))

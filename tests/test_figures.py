@@ -17,9 +17,13 @@ def test_the_histogram_counts_images_in_whole_numbers():
 
 def test_study_runs_stand_centred_on_their_own_size():
     # (size, jaccard, low, high, recipe, seed, network): three recipes at 64, one at 128.
-    points = [(64, 0.74, 0.7, 0.78, "a", 0, "none"), (64, 0.74, 0.7, 0.78, "a", 1, "none"),
-              (64, 0.73, 0.7, 0.77, "b", 0, "none"), (64, 0.73, 0.7, 0.77, "c", 0, "image_pooling"),
-              (128, 0.70, 0.66, 0.75, "d", 0, "none")]
+    points = [
+        (64, 0.74, 0.7, 0.78, "a", 0, "none"),
+        (64, 0.74, 0.7, 0.78, "a", 1, "none"),
+        (64, 0.73, 0.7, 0.77, "b", 0, "none"),
+        (64, 0.73, 0.7, 0.77, "c", 0, "image_pooling"),
+        (128, 0.70, 0.66, 0.75, "d", 0, "none"),
+    ]
     x = figures.study_positions(points, step=0.03, seed_step=0.012)
     assert x[4] == 128  # alone at its size: on the tick, whatever 64 holds
     assert x[2] == 64 and x[0] == pytest.approx(64 * 0.97)  # recipes centred on 64

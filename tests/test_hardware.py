@@ -16,8 +16,10 @@ GRAVITON3 = "Features\t: fp asimd bf16 sve\n"
 
 def test_units_are_read_from_the_flags():
     assert hardware.bfloat16_units(hardware.cpu_flags(ZEN4)) == ["AVX512_BF16"]
-    assert hardware.bfloat16_units(hardware.cpu_flags(SAPPHIRE_RAPIDS)) == ["AVX512_BF16",
-                                                                          "AMX-BF16"]
+    assert hardware.bfloat16_units(hardware.cpu_flags(SAPPHIRE_RAPIDS)) == [
+        "AVX512_BF16",
+        "AMX-BF16",
+    ]
     assert hardware.bfloat16_units(hardware.cpu_flags(ICE_LAKE)) == []
     assert hardware.bfloat16_units(hardware.cpu_flags(GRAVITON3)) == []  # not oneDNN's x86 units
     assert hardware.cpu_flags("") == set()
@@ -36,9 +38,16 @@ MEASURED = (
 
 
 def advice(units, **kw):
-    return hardware.bfloat16_advice(**{
-        "units": units, "gpu_visible": False, "precision": "none", "precision_given": False,
-        "image_size": 448, **kw})
+    return hardware.bfloat16_advice(
+        **{
+            "units": units,
+            "gpu_visible": False,
+            "precision": "none",
+            "precision_given": False,
+            "image_size": 448,
+            **kw,
+        }
+    )
 
 
 def test_the_start_up_advice_appears_only_on_a_cpu_with_units_and_the_default_flag(monkeypatch):
@@ -46,8 +55,10 @@ def test_the_start_up_advice_appears_only_on_a_cpu_with_units_and_the_default_fl
     monkeypatch.setattr(hardware, "BFLOAT16_JACCARD_CHANGE", -0.001)
     units = hardware.bfloat16_units(hardware.cpu_flags(ZEN4))
     line = advice(units)
-    assert line.startswith("this CPU has bfloat16 units (AVX512_BF16): --mixed_precision=bfloat16 "
-                           "trained 1.6x faster at 448x448 on an AVX-512 machine")
+    assert line.startswith(
+        "this CPU has bfloat16 units (AVX512_BF16): --mixed_precision=bfloat16 "
+        "trained 1.6x faster at 448x448 on an AVX-512 machine"
+    )
     assert "validation Jaccard -0.001 vs float32" in line and len(line) < 200
     assert "2.0x faster at 64x64" in advice(units, image_size=96)  # the nearest size
     assert advice(units, precision_given=True) is None  # the user chose

@@ -17,8 +17,7 @@ def numpy_depth_to_space(x, block):
 @pytest.mark.parametrize("padding", [1, 2, 4])
 def test_reflection_pad_matches_numpy_reflect(padding):
     x = np.random.default_rng(padding).normal(size=(2, 9, 7, 3)).astype(np.float32)
-    expected = np.pad(x, [(0, 0), (padding, padding), (padding, padding), (0, 0)],
-                      mode="reflect")
+    expected = np.pad(x, [(0, 0), (padding, padding), (padding, padding), (0, 0)], mode="reflect")
     got = np.asarray(ReflectionPad2D(padding)(x))
     np.testing.assert_array_equal(got, expected)
 
@@ -26,8 +25,9 @@ def test_reflection_pad_matches_numpy_reflect(padding):
 @pytest.mark.parametrize("block,channels", [(2, 8), (4, 32), (4, 64)])
 def test_depth_to_space_matches_numpy(block, channels):
     x = np.random.default_rng(block).normal(size=(2, 5, 6, channels)).astype(np.float32)
-    np.testing.assert_array_equal(np.asarray(DepthToSpace(block)(x)),
-                                  numpy_depth_to_space(x, block))
+    np.testing.assert_array_equal(
+        np.asarray(DepthToSpace(block)(x)), numpy_depth_to_space(x, block)
+    )
 
 
 def test_depth_to_space_reference_is_the_subpixel_layout():
@@ -42,8 +42,9 @@ def test_layers_round_trip_their_config():
     d2s = DepthToSpace(4, name="d")
     assert DepthToSpace.from_config(d2s.get_config()).block_size == 4
     serialized = keras.saving.serialize_keras_object(pad)
-    assert isinstance(keras.saving.deserialize_keras_object(serialized, safe_mode=True),
-                      ReflectionPad2D)
+    assert isinstance(
+        keras.saving.deserialize_keras_object(serialized, safe_mode=True), ReflectionPad2D
+    )
 
 
 def test_layers_reject_bad_arguments():
@@ -76,8 +77,10 @@ def test_fused_batch_norm_trains_as_keras_batch_norm(policy):
     upstream = tf.constant(rng.normal(size=(2, 3, 3, 8)).astype(np.float32))
     keras.mixed_precision.set_global_policy(policy)
     try:
-        layers = [keras.layers.BatchNormalization(momentum=0.5),
-                  FusedBatchNormalization(momentum=0.5)]
+        layers = [
+            keras.layers.BatchNormalization(momentum=0.5),
+            FusedBatchNormalization(momentum=0.5),
+        ]
         results = []
         for layer in layers:
             layer.build(x.shape)
@@ -104,11 +107,9 @@ def test_fused_batch_norm_frozen_or_inferring_uses_the_moving_statistics():
     layer.moving_mean.assign([1.0, 2.0, 3.0])
     layer.moving_variance.assign([4.0, 1.0, 0.25])
     expected = (x - [1.0, 2.0, 3.0]) / np.sqrt(np.array([4.0, 1.0, 0.25]) + layer.epsilon)
-    np.testing.assert_allclose(np.asarray(layer(x, training=False)), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer(x, training=False)), expected, rtol=1e-5, atol=1e-5)
     layer.trainable = False  # a frozen layer normalizes with its moving statistics in training
-    np.testing.assert_allclose(np.asarray(layer(x, training=True)), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer(x, training=True)), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(layer.moving_mean.numpy(), [1.0, 2.0, 3.0])
     layer.trainable = True  # and a trained one normalizes with the batch's, and moves them
     trained = np.asarray(layer(x, training=True))

@@ -50,8 +50,9 @@ def test_soft_jaccard_weighs_images_not_pixels():
     background = np.stack([np.full((32, 32), 6.0), np.full((32, 32), -6.0)], -1)
     missed_small[0], missed_large[1] = background, background
     jaccard, pixels = losses.make_loss("soft_jaccard"), losses.make_loss("cross_entropy")
-    np.testing.assert_allclose(float(jaccard(labels, missed_small)),
-                               float(jaccard(labels, missed_large)), atol=0.05)
+    np.testing.assert_allclose(
+        float(jaccard(labels, missed_small)), float(jaccard(labels, missed_large)), atol=0.05
+    )
     assert float(pixels(labels, missed_large)) > 10 * float(pixels(labels, missed_small))
 
 

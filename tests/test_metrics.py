@@ -45,6 +45,7 @@ def test_accumulates_over_batches_per_image_not_per_pixel():
 
 def write_mask(path, array):
     import cv2
+
     assert cv2.imwrite(str(path), array)
 
 
@@ -55,8 +56,10 @@ def make_pairs(rng):
     for i in range(24):
         h, w = sizes[i % len(sizes)]
         truth = np.zeros((h, w), np.uint8)
-        truth[rng.integers(0, h // 2):rng.integers(h // 2 + 1, h + 1),
-              rng.integers(0, w // 2):rng.integers(w // 2 + 1, w + 1)] = 255
+        truth[
+            rng.integers(0, h // 2) : rng.integers(h // 2 + 1, h + 1),
+            rng.integers(0, w // 2) : rng.integers(w // 2 + 1, w + 1),
+        ] = 255
         prediction = np.where(rng.random((h, w)) < 0.2, 255 - truth, truth).astype(np.uint8)
         pairs.append((truth, prediction))
     zeros, full = np.zeros((40, 30), np.uint8), np.full((40, 30), 255, np.uint8)
@@ -72,8 +75,10 @@ def make_pairs(rng):
         (half, half // 255),  # prediction stored as 0/1
         (np.where(half > 0, 129, 128).astype(np.uint8), half),  # 129 is lesion, 128 is not
         (half, np.where(half > 0, 128, 0).astype(np.uint8)),
-        (rng.integers(0, 256, (50, 70)).astype(np.uint8),
-         rng.integers(0, 256, (50, 70)).astype(np.uint8)),
+        (
+            rng.integers(0, 256, (50, 70)).astype(np.uint8),
+            rng.integers(0, 256, (50, 70)).astype(np.uint8),
+        ),
     ]
     return pairs
 
@@ -93,13 +98,16 @@ def test_parity_with_the_official_scorer(tmp_path):
         image_id = f"ISIC_{i:07d}"
         write_mask(truth_dir / f"{image_id}_segmentation.png", truth)
         write_mask(pred_dir / f"{image_id}_segmentation.png", prediction)
-        rows.append(evaluation.score_image(
-            image_id, truth=images.read_mask_file(str(truth_dir / f"{image_id}_segmentation.png")),
-            prediction=images.read_mask_file(str(pred_dir / f"{image_id}_segmentation.png"))))
+        rows.append(
+            evaluation.score_image(
+                image_id,
+                truth=images.read_mask_file(str(truth_dir / f"{image_id}_segmentation.png")),
+                prediction=images.read_mask_file(str(pred_dir / f"{image_id}_segmentation.png")),
+            )
+        )
     ours = metrics.summarize(rows)
     official = SegmentationScore.from_dir(truth_dir, pred_dir).macro_average
-    for name in ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard",
-                 "dice"):
+    for name in ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard", "dice"):
         assert abs(ours[name] - official[name]) <= 1e-9, name
     # The corner cases really are in play: some images score exactly 1 and exactly 0.
     jaccards = [row["jaccard"] for row in rows]
@@ -108,10 +116,17 @@ def test_parity_with_the_official_scorer(tmp_path):
 
 def test_empty_denominators_score_one():
     from lesionseg_tf import metrics
+
     empty = np.zeros((4, 4), bool)
     scores = metrics.image_metrics(metrics.confusion(empty, prediction=empty))
-    assert scores == {"accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0, "jaccard": 1.0,
-                      "threshold_jaccard": 1.0, "dice": 1.0}
+    assert scores == {
+        "accuracy": 1.0,
+        "sensitivity": 1.0,
+        "specificity": 1.0,
+        "jaccard": 1.0,
+        "threshold_jaccard": 1.0,
+        "dice": 1.0,
+    }
     truth = np.zeros((4, 4), bool)
     truth[0, :3] = True
     prediction = truth.copy()
@@ -125,6 +140,7 @@ def test_empty_denominators_score_one():
 
 def test_pooled_mean_iou_pools_pixels():
     from lesionseg_tf import metrics
+
     a = {"tp": 10, "fp": 0, "fn": 0, "tn": 90}
     b = {"tp": 0, "fp": 0, "fn": 10, "tn": 90}
     summary = metrics.summarize([{**c, **metrics.image_metrics(c)} for c in (a, b)])
@@ -135,6 +151,7 @@ def test_pooled_mean_iou_pools_pixels():
 
 def test_grey_rgb_prediction_is_converted_and_colour_refused(tmp_path):
     from lesionseg_tf import images
+
     grey = np.zeros((6, 7), np.uint8)
     grey[2:4] = 255
     write_mask(tmp_path / "grey.png", np.dstack([grey] * 3))
@@ -150,42 +167,59 @@ def test_grey_rgb_prediction_is_converted_and_colour_refused(tmp_path):
 
 def test_size_mismatch_names_the_file_and_both_sizes():
     from lesionseg_tf import evaluation
-    with pytest.raises(ValueError, match=r"pred.png: prediction is 5x4 \(WxH\), ground truth is "
-                                         r"6x4"):
-        evaluation.score_image("ISIC_0000001", truth=np.zeros((4, 6), np.uint8),
-                               prediction=np.zeros((4, 5), np.uint8), prediction_name="pred.png")
+
+    with pytest.raises(
+        ValueError,
+        match=r"pred.png: prediction is 5x4 \(WxH\), ground truth is "
+        r"6x4",
+    ):
+        evaluation.score_image(
+            "ISIC_0000001",
+            truth=np.zeros((4, 6), np.uint8),
+            prediction=np.zeros((4, 5), np.uint8),
+            prediction_name="pred.png",
+        )
 
 
 def test_default_report_folders_never_share_and_never_enter_a_shipped_model(tmp_path):
     import os
 
     from lesionseg_tf import report
+
     run = tmp_path / "runs" / "a"
     (run / "export").mkdir(parents=True)
     shipped = tmp_path / "pretrained" / "m"
     (shipped / "export").mkdir(parents=True)
     (shipped / "lesionseg.keras").write_bytes(b"")
     folder = report.default_output_dir
-    assert folder(model=f"{run}/export/", data_dir="data/ISIC2017", split="test") == \
-        os.path.join(run, "evaluation", "ISIC2017-test")
-    assert folder(model=f"{run}/export", data_dir="PH2/", split="all") == \
-        os.path.join(run, "evaluation", "PH2-all")
-    assert folder(model=f"{run}/export", data_dir="d", split="training",
-                  ids_file=f"{run}/holdout_ids.txt") == os.path.join(run, "evaluation",
-                                                                     "d-training-holdout_ids")
-    assert folder(model=f"{shipped}/export", data_dir="examples", split="validation") == \
-        os.path.join("runs", "evaluation", "m", "examples-validation")
-    assert folder(model=f"{shipped}/lesionseg_int8.tflite", data_dir="examples",
-                  split="validation") == os.path.join("runs", "evaluation", "m",
-                                                      "lesionseg_int8", "examples-validation")
-    assert folder(model=f"{run}/export", pred_dir="sub/", data_dir="d", split="validation") == \
-        os.path.join("sub_evaluation", "d-validation")
-
+    assert folder(model=f"{run}/export/", data_dir="data/ISIC2017", split="test") == os.path.join(
+        run, "evaluation", "ISIC2017-test"
+    )
+    assert folder(model=f"{run}/export", data_dir="PH2/", split="all") == os.path.join(
+        run, "evaluation", "PH2-all"
+    )
+    assert folder(
+        model=f"{run}/export", data_dir="d", split="training", ids_file=f"{run}/holdout_ids.txt"
+    ) == os.path.join(run, "evaluation", "d-training-holdout_ids")
+    assert folder(
+        model=f"{shipped}/export", data_dir="examples", split="validation"
+    ) == os.path.join("runs", "evaluation", "m", "examples-validation")
+    assert folder(
+        model=f"{shipped}/lesionseg_int8.tflite", data_dir="examples", split="validation"
+    ) == os.path.join("runs", "evaluation", "m", "lesionseg_int8", "examples-validation")
+    assert folder(
+        model=f"{run}/export", pred_dir="sub/", data_dir="d", split="validation"
+    ) == os.path.join("sub_evaluation", "d-validation")
 
 
 def _rows(jaccards):
-    return [{name: (j if name in ("jaccard", "threshold_jaccard", "dice") else 1.0)
-             for name in metrics.METRIC_NAMES} for j in jaccards]
+    return [
+        {
+            name: (j if name in ("jaccard", "threshold_jaccard", "dice") else 1.0)
+            for name in metrics.METRIC_NAMES
+        }
+        for j in jaccards
+    ]
 
 
 def test_bootstrap_interval_matches_the_normal_approximation():
@@ -258,18 +292,24 @@ def test_images_are_grouped_by_lesion_share_in_equal_counts():
 
 def test_summary_averages_boundary_distances_where_defined_and_counts_the_rest():
     from lesionseg_tf import evaluation
+
     square = np.zeros((20, 20), np.uint8)
     square[5:10, 5:10] = 255
     shifted = np.roll(square, 2, axis=1)
     empty = np.zeros_like(square)
-    rows = [evaluation.score_image("a", truth=square, prediction=square),
-            evaluation.score_image("b", truth=square, prediction=shifted),
-            evaluation.score_image("c", truth=empty, prediction=empty),
-            evaluation.score_image("d", truth=square, prediction=empty)]
+    rows = [
+        evaluation.score_image("a", truth=square, prediction=square),
+        evaluation.score_image("b", truth=square, prediction=shifted),
+        evaluation.score_image("c", truth=empty, prediction=empty),
+        evaluation.score_image("d", truth=square, prediction=empty),
+    ]
     summary = metrics.summarize(rows)
     assert summary["hd95"] == pytest.approx((0 + 2) / 2)  # not 4 images, not inf
-    assert summary["boundary_undefined"] == {"empty_truth": 0, "empty_prediction": 1,
-                                             "both_empty": 1}
+    assert summary["boundary_undefined"] == {
+        "empty_truth": 0,
+        "empty_prediction": 1,
+        "both_empty": 1,
+    }
     intervals = metrics.bootstrap_intervals(rows, samples=200, seed=0)
     assert 0 <= intervals["hd95"][0] <= intervals["hd95"][1] <= 2
     table = evaluation.format_table(summary, title="t", intervals=intervals)

@@ -4,8 +4,8 @@ import pytest
 
 from lesionseg_tf import layers
 from lesionseg_tf.layers import DepthToSpace, ReflectionPad2D
-from lesionseg_tf.model import (TABLE_1, WHOLE_IMAGE, ConvSpec, LesionSegNet, build_model,
-                                 receptive_field)
+from lesionseg_tf.model import LesionSegNet, build_model
+from lesionseg_tf.table1 import TABLE_1, WHOLE_IMAGE, ConvSpec, receptive_field
 
 # The paper's Table 1, written out here independently of the library:
 # (name, kernel, filters, stride, dilation, batch norm, ReLU).
@@ -43,8 +43,9 @@ def test_receptive_field_of_table_1_is_77_pixels():
     # + 3 * 4*4 (three 3x3 at rate 2 on the /4 grid) + 2*4 (the 3x3 subpixel layer) = 77.
     assert receptive_field(TABLE_1) == 77
     # Computed from the table, not typed in: a rate-1 conv3 stage sees 24 pixels less.
-    plain = [ConvSpec(s.name, s.kernel, s.filters, s.stride, 1, s.batch_norm, s.relu)
-             for s in TABLE_1]
+    plain = [
+        ConvSpec(s.name, s.kernel, s.filters, s.stride, 1, s.batch_norm, s.relu) for s in TABLE_1
+    ]
     assert receptive_field(plain) == 77 - 3 * 2 * 4
 
 
@@ -106,14 +107,52 @@ def test_saved_keras_model_loads_in_safe_mode(model, tmp_path):
 
 # Every layer of the Table-1 network, in order: the context option off must leave it so.
 TABLE_1_LAYERS = [
-    "image", "conv1_1_pad", "conv1_1", "conv1_1_bn", "conv1_1_relu", "conv1_2_pad", "conv1_2",
-    "conv1_2_bn", "conv1_2_relu", "conv1_3", "conv1_3_bn", "conv1_3_relu", "conv2_1_pad",
-    "conv2_1", "conv2_1_bn", "conv2_1_relu", "conv2_2_pad", "conv2_2", "conv2_2_bn",
-    "conv2_2_relu", "conv2_3", "conv2_3_bn", "conv2_3_relu", "conv3_1_pad", "conv3_1",
-    "conv3_1_bn", "conv3_1_relu", "conv3_2_pad", "conv3_2", "conv3_2_bn", "conv3_2_relu",
-    "conv3_3_pad", "conv3_3", "conv3_3_bn", "subpixel_pad", "subpixel", "depth_to_space"]
-CONTEXT_LAYERS = ["context_pool", "context_conv", "context_conv_bn", "context_conv_relu",
-                  "context_broadcast", "context_concat"]
+    "image",
+    "conv1_1_pad",
+    "conv1_1",
+    "conv1_1_bn",
+    "conv1_1_relu",
+    "conv1_2_pad",
+    "conv1_2",
+    "conv1_2_bn",
+    "conv1_2_relu",
+    "conv1_3",
+    "conv1_3_bn",
+    "conv1_3_relu",
+    "conv2_1_pad",
+    "conv2_1",
+    "conv2_1_bn",
+    "conv2_1_relu",
+    "conv2_2_pad",
+    "conv2_2",
+    "conv2_2_bn",
+    "conv2_2_relu",
+    "conv2_3",
+    "conv2_3_bn",
+    "conv2_3_relu",
+    "conv3_1_pad",
+    "conv3_1",
+    "conv3_1_bn",
+    "conv3_1_relu",
+    "conv3_2_pad",
+    "conv3_2",
+    "conv3_2_bn",
+    "conv3_2_relu",
+    "conv3_3_pad",
+    "conv3_3",
+    "conv3_3_bn",
+    "subpixel_pad",
+    "subpixel",
+    "depth_to_space",
+]
+CONTEXT_LAYERS = [
+    "context_pool",
+    "context_conv",
+    "context_conv_bn",
+    "context_conv_relu",
+    "context_broadcast",
+    "context_concat",
+]
 
 
 def test_context_off_is_table_1_exactly(model):
@@ -158,7 +197,7 @@ def test_context_model_loads_in_safe_mode(context_model, tmp_path):
     path = str(tmp_path / "c.keras")
     context_model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
-    assert [layer.name for layer in loaded.layers] == [l.name for l in context_model.layers]
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in context_model.layers]
     x = np.random.default_rng(1).normal(size=(2, 32, 48, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(context_model(x)), atol=1e-5)
 

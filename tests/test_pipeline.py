@@ -51,8 +51,10 @@ def isic_copy(tiny_isic, tmp_path):
 def test_accepts_the_2016_mask_spelling(isic_copy):
     mask_dir = os.path.join(isic_copy, "ISIC-2017_Validation_Part1_GroundTruth")
     name = sorted(os.listdir(mask_dir))[0]
-    os.rename(os.path.join(mask_dir, name),
-              os.path.join(mask_dir, name.replace("_segmentation", "_Segmentation")))
+    os.rename(
+        os.path.join(mask_dir, name),
+        os.path.join(mask_dir, name.replace("_segmentation", "_Segmentation")),
+    )
     assert len(datasets.find_split(isic_copy, split="validation")) == 4
 
 
@@ -121,7 +123,9 @@ def test_training_order_is_shuffled_and_seeded(tiny_isic):
     examples = datasets.find_split(tiny_isic, split="training")
 
     def first_labels(seed):
-        ds = pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=seed)
+        ds = pipeline.make_dataset(
+            examples, image_size=32, batch_size=8, is_training=True, seed=seed
+        )
         return next(iter(ds))[1].numpy()
 
     np.testing.assert_array_equal(first_labels(3), first_labels(3))
@@ -131,7 +135,7 @@ def test_training_order_is_shuffled_and_seeded(tiny_isic):
 def test_evaluation_dataset_keeps_order_and_remainder(tiny_isic):
     examples = datasets.find_split(tiny_isic, split="validation")
     dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3, is_training=False)
-    labels = np.concatenate([l.numpy() for _, l in dataset])
+    labels = np.concatenate([label.numpy() for _, label in dataset])
     assert labels.shape == (4, 32, 32, 1)
     for label, example in zip(labels, examples):
         mask = pipeline.load_mask(tf.constant(example.mask_path))
@@ -140,7 +144,7 @@ def test_evaluation_dataset_keeps_order_and_remainder(tiny_isic):
 
 
 def as_arrays(dataset):
-    images, labels = zip(*[(i.numpy(), l.numpy()) for i, l in dataset])
+    images, labels = zip(*[(image.numpy(), label.numpy()) for image, label in dataset])
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -166,8 +170,9 @@ def test_cache_means_no_second_decode(tiny_isic, tmp_path):
     shutil.copytree(tiny_isic, root)
     examples = datasets.find_split(str(root), split="training")
     epoch = tf.Variable(0, dtype=tf.int64)
-    dataset = pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=True,
-                                seed=0, epoch=epoch, cache="memory")
+    dataset = pipeline.make_dataset(
+        examples, image_size=32, batch_size=4, is_training=True, seed=0, epoch=epoch, cache="memory"
+    )
     first = as_arrays(dataset)
     for e in examples:  # the sources are gone: only the cache can serve epoch 2
         os.remove(e.image_path)
@@ -183,8 +188,15 @@ def test_epoch_order_depends_on_seed_and_epoch_only(tiny_isic):
 
     def labels(seed, at_epoch):
         epoch = tf.Variable(at_epoch, dtype=tf.int64)
-        ds = pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True,
-                               seed=seed, epoch=epoch, cache="memory")
+        ds = pipeline.make_dataset(
+            examples,
+            image_size=32,
+            batch_size=8,
+            is_training=True,
+            seed=seed,
+            epoch=epoch,
+            cache="memory",
+        )
         return as_arrays(ds)[1]
 
     np.testing.assert_array_equal(labels(1, 3), labels(1, 3))
@@ -215,8 +227,9 @@ def test_epoch_order_ignores_the_global_seed(tiny_isic, global_seed):
         got = as_arrays(ds)[1]
     finally:
         tf.random.set_seed(None)
-    expected = as_arrays(pipeline.make_dataset(examples, image_size=32, batch_size=8,
-                                           is_training=True, seed=2))[1]
+    expected = as_arrays(
+        pipeline.make_dataset(examples, image_size=32, batch_size=8, is_training=True, seed=2)
+    )[1]
     np.testing.assert_array_equal(got, expected)
 
 
@@ -225,8 +238,8 @@ def test_training_and_selection_data_are_read_without_autotuning(tiny_isic, is_t
     # tf.data's autotuning stalled training steps on 2 cores (pipeline.training_options);
     # a dataset derived from the pipeline's keeps the option.
     examples = datasets.find_split(tiny_isic, split="training")
-    dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3,
-                                    is_training=is_training)
+    dataset = pipeline.make_dataset(examples, image_size=32, batch_size=3, is_training=is_training)
     assert dataset.options().autotune.enabled is False
     assert dataset.options().experimental_distribute.auto_shard_policy == (
-        tf.data.experimental.AutoShardPolicy.DATA)
+        tf.data.experimental.AutoShardPolicy.DATA
+    )

@@ -43,24 +43,30 @@ def random_probability(rng, size):
     return np.clip(smooth + rng.normal(0, 0.15, (size, size)), 0, 1).astype(np.float32)
 
 
-SIZES = [(16, 50, 37), (32, 32, 32), (64, 480, 640), (112, 301, 517), (64, 64, 200),
-         (64, 70, 200)]
+SIZES = [(16, 50, 37), (32, 32, 32), (64, 480, 640), (112, 301, 517), (64, 64, 200), (64, 70, 200)]
 
 
 # Upscaling only: Pillow widens the kernel when it shrinks (antialiasing), the
 # section 3.4 upscaling never shrinks.
-@pytest.mark.parametrize("shape,size", [((7, 9), (50, 31)), ((64, 64), (301, 517)),
-                                        ((32, 48), (32, 48)), ((40, 40), (41, 90))])
+@pytest.mark.parametrize(
+    "shape,size",
+    [((7, 9), (50, 31)), ((64, 64), (301, 517)), ((32, 48), (32, 48)), ((40, 40), (41, 90))],
+)
 def test_bicubic_is_keys_kernel_as_in_pillow(shape, size):
     values = np.random.default_rng(0).integers(0, 256, shape).astype(np.float32)
-    rows, columns = (postprocess.bicubic_weights(n, new_size=new).numpy()
-                     for n, new in zip(shape, size))
+    rows, columns = (
+        postprocess.bicubic_weights(n, new_size=new).numpy() for n, new in zip(shape, size)
+    )
     got = rows.T @ values @ columns
     assert got.shape == size
     # The two matrix products are TensorFlow's 2-D op...
-    np.testing.assert_allclose(got, tf.image.resize(
-        values[np.newaxis, :, :, np.newaxis], size, method="bicubic").numpy()[0, :, :, 0],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        got,
+        tf.image.resize(values[np.newaxis, :, :, np.newaxis], size, method="bicubic").numpy()[
+            0, :, :, 0
+        ],
+        atol=1e-3,
+    )
     # ...and that is Keys' kernel.
     expected = pillow_bicubic(values, *size)
     # TensorFlow reads the kernel from a table of 1024 steps per pixel, Pillow computes
@@ -102,8 +108,10 @@ def test_opening_removes_specks_and_threshold_is_half():
     probability[2, 2] = 1.0  # an isolated speck at network resolution
     mask = postprocess.probability_to_mask(probability, height=40, width=40).numpy()
     assert mask[2, 2] == 0 and mask[20, 20] == 255
-    half, below = (postprocess.probability_to_mask(np.full((8, 8), p), height=8, width=8).numpy()
-                   for p in (0.5, 0.498))
+    half, below = (
+        postprocess.probability_to_mask(np.full((8, 8), p), height=8, width=8).numpy()
+        for p in (0.5, 0.498)
+    )
     assert half.min() == 255 and below.max() == 0
 
 
@@ -120,6 +128,27 @@ def test_largest_component_and_fill_holes():
     filled = postprocess.refine(plain, fill_mask_holes=True)
     assert filled[20, 20] == 255 and filled[52, 52] == 255 and filled[45, 45] == 0
     np.testing.assert_array_equal(filled[plain > 0], 255)  # filling only adds
+
+
+def test_central_component_keeps_the_region_nearest_the_centre():
+    mask = np.zeros((60, 80), np.uint8)
+    mask[0:30, 0:30] = 255  # the largest, in a corner (a ruler, a dark vignette)
+    mask[28:34, 38:44] = 255  # small, over the centre (29.5, 39.5)
+    mask[50:58, 70:78] = 255  # another corner
+    central = postprocess.refine(mask, keep_central_component=True)
+    assert central[30, 40] == 255 and central[10, 10] == 0 and central[55, 75] == 0
+    assert postprocess.refine(mask, keep_largest_component=True)[10, 10] == 255
+    # Equally near the centre: the larger region.
+    tie = np.zeros((21, 21), np.uint8)  # centre (10, 10)
+    tie[4:17, 18] = 255  # 13 pixels, the nearest 8 to the right of the centre
+    tie[10, 0:3] = 255  # 3 pixels, the nearest 8 to the left
+    kept = postprocess.central_component(tie)
+    assert kept[10, 18] == 255 and kept[10, 1] == 0
+    one = np.zeros((9, 9), np.uint8)
+    one[1:3, 1:3] = 255
+    assert postprocess.central_component(one) is one  # a single region stays
+    with pytest.raises(ValueError, match="not both"):
+        postprocess.refine(mask, keep_largest_component=True, keep_central_component=True)
 
 
 def test_fill_holes_keeps_open_bays():

@@ -40,8 +40,12 @@ def corrupted(tmp_path_factory, tiny_isic):
     grey = cv2.imread(mask(3), cv2.IMREAD_UNCHANGED)
     cv2.imwrite(mask(3), np.dstack([grey, grey // 2, grey]))
     named["RGB mask"] = f"{ids[3]}_segmentation.png"
-    cv2.imwrite(mask(4), cv2.resize(cv2.imread(mask(4), cv2.IMREAD_UNCHANGED), (20, 20),
-                                    interpolation=cv2.INTER_NEAREST))
+    cv2.imwrite(
+        mask(4),
+        cv2.resize(
+            cv2.imread(mask(4), cv2.IMREAD_UNCHANGED), (20, 20), interpolation=cv2.INTER_NEAREST
+        ),
+    )
     named["wrong size"] = f"{ids[4]}_segmentation.png"
     cv2.imwrite(mask(5), cv2.imread(mask(5), cv2.IMREAD_UNCHANGED) // 255)
     named["0/1 mask"] = f"{ids[5]}_segmentation.png"
@@ -64,8 +68,13 @@ def test_report_names_every_problem(corrupted):
         assert name in text, problem
     assert len(report.errors) == 8 and len(report.warnings) == 1
     assert "anti-aliased" in str(report.warnings[0]) and named["anti-aliased mask"] in str(
-        report.warnings[0])
-    assert "0/1-encoded" in text and "does not decode as training decodes it (truncated" in text and "3 channels" in text
+        report.warnings[0]
+    )
+    assert (
+        "0/1-encoded" in text
+        and "does not decode as training decodes it (truncated" in text
+        and "3 channels" in text
+    )
     assert "is 20x20, its image" in text and "empty file" in text
     assert [e.image_id for e in report.good] == [e.image_id for e in examples[6:]]
 
@@ -97,9 +106,13 @@ def test_jpeg_that_training_cannot_decode_is_found_before_training(tmp_path):
     # The header reads (Pillow, OpenCV's size), but TensorFlow's decoder refuses the
     # data: a Huffman table with 16 x 255 codes, then a scan naming a component
     # the frame does not have.
-    for name, corrupt in (("bogus Huffman table", lambda b, dht, sos: b.__setitem__(
-            slice(dht + 5, dht + 21), bytes([255] * 16))),
-                          ("bad scan component", lambda b, dht, sos: b.__setitem__(sos + 5, 7))):
+    for name, corrupt in (
+        (
+            "bogus Huffman table",
+            lambda b, dht, sos: b.__setitem__(slice(dht + 5, dht + 21), bytes([255] * 16)),
+        ),
+        ("bad scan component", lambda b, dht, sos: b.__setitem__(sos + 5, 7)),
+    ):
         payload = jpeg_bytes()
         corrupt(payload, payload.find(b"\xff\xc4"), payload.find(b"\xff\xda"))
         folder = tmp_path / name.replace(" ", "_")
@@ -125,12 +138,14 @@ def test_pixel_limit_is_the_projects_not_pillows(tmp_path):
     # when the user allows it nor stand in for the project's message.
     payload = jpeg_bytes()
     frame = payload.find(b"\xff\xc0")
-    payload[frame + 5:frame + 9] = (10000).to_bytes(2, "big") + (20000).to_bytes(2, "big")
+    payload[frame + 5 : frame + 9] = (10000).to_bytes(2, "big") + (20000).to_bytes(2, "big")
     path = tmp_path / "ISIC_0000002.jpg"
     path.write_bytes(bytes(payload))
     assert images.read_image_header(str(path), max_pixels=300_000_000) == (20000, 10000)
-    with pytest.raises(images.ImageReadError,
-                       match="20000x10000 is 200,000,000 pixels, over the limit of 100,000,000"):
+    with pytest.raises(
+        images.ImageReadError,
+        match="20000x10000 is 200,000,000 pixels, over the limit of 100,000,000",
+    ):
         images.read_image_header(str(path))
 
 
@@ -138,8 +153,9 @@ def test_png_named_jpg_is_refused(tmp_path):
     path = str(tmp_path / "ISIC_0000001.jpg")
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
     os.rename(tmp_path / "x.png", path)
-    with pytest.raises(images.ImageReadError,
-                       match=r"is a PNG file, expected a JPEG \(its name ends .jpg\)"):
+    with pytest.raises(
+        images.ImageReadError, match=r"is a PNG file, expected a JPEG \(its name ends .jpg\)"
+    ):
         images.read_image_header(path, match_extension=True)
     assert images.read_image_header(path) == (8, 8)
 
@@ -147,8 +163,14 @@ def test_png_named_jpg_is_refused(tmp_path):
 @pytest.mark.slow
 def test_train_reports_all_before_training(corrupted, tmp_path):
     root, named = corrupted
-    result = run_script("train.py", f"--data_dir={root}", f"--model_dir={tmp_path / 'run'}",
-                        "--image_size=32", "--batch_size=2", "--max_epochs=1")
+    result = run_script(
+        "train.py",
+        f"--data_dir={root}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--image_size=32",
+        "--batch_size=2",
+        "--max_epochs=1",
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     for problem, name in named.items():
         assert name in result.stderr, problem
@@ -159,11 +181,18 @@ def test_train_reports_all_before_training(corrupted, tmp_path):
 @pytest.mark.slow
 def test_skip_bad_examples_trains_on_the_rest(corrupted, tmp_path):
     root, named = corrupted
-    result = run_script("train.py", f"--data_dir={root}", f"--model_dir={tmp_path / 'run'}",
-                        "--image_size=32", "--batch_size=2", "--max_epochs=1",
-                        "--skip_bad_examples", "--select_on=validation")  # 2 good pairs: no holdout
+    result = run_script(
+        "train.py",
+        f"--data_dir={root}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--image_size=32",
+        "--batch_size=2",
+        "--max_epochs=1",
+        "--skip_bad_examples",
+        "--select_on=validation",
+    )  # 2 good pairs: no holdout
     assert result.returncode == 0, result.stderr[-3000:]
-    skipped = [l for l in result.stderr.splitlines() if l.endswith("(skipped)")]
+    skipped = [line for line in result.stderr.splitlines() if line.endswith("(skipped)")]
     assert len(skipped) == 8
     assert "2 training and 4 selection (validation) images" in result.stderr
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()

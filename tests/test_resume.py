@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import losses
+from lesionseg_tf import losses, synthetic
 from lesionseg_tf import model as model_lib
-from lesionseg_tf import synthetic
 from tests.conftest import REPO_ROOT, run_script, script_env
 
 pytestmark = pytest.mark.slow  # every test here trains
@@ -25,18 +24,29 @@ EPOCHS = 4
 @pytest.fixture(scope="module")
 def resume_data(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("resume_isic"))
-    synthetic.write_synthetic_dataset(root, num_training=16, num_validation=4, num_test=1, seed=4,
-                                      widths=(48, 80))
+    synthetic.write_synthetic_dataset(
+        root, num_training=16, num_validation=4, num_test=1, seed=4, widths=(48, 80)
+    )
     return root
 
 
 def train_args(data_dir, model_dir):
-    return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--image_size=32",
-            "--batch_size=2", f"--max_epochs={EPOCHS}", f"--patience={EPOCHS}", "--seed=11",
-            "--deterministic", "--steps_per_execution=3",  # 7 steps: executions of 3, 3, 1
-            # The options beyond the paper on: the resume is proven with the fullest
-            # training step (the paper's is the same step with the colour branch off).
-            "--loss=soft_jaccard", "--color_augment", "--scale_augment"]
+    return [
+        f"--data_dir={data_dir}",
+        f"--model_dir={model_dir}",
+        "--image_size=32",
+        "--batch_size=2",
+        f"--max_epochs={EPOCHS}",
+        f"--patience={EPOCHS}",
+        "--seed=11",
+        "--deterministic",
+        "--steps_per_execution=3",  # 7 steps: executions of 3, 3, 1
+        # The options beyond the paper on: the resume is proven with the fullest
+        # training step (the paper's is the same step with the colour branch off).
+        "--loss=soft_jaccard",
+        "--color_augment",
+        "--scale_augment",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +70,7 @@ def tensorboard_points(model_dir):
         for record in tf.data.TFRecordDataset(path):
             event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
-                points.append((run, value.tag, event.step,
-                               float(tf.make_ndarray(value.tensor))))
+                points.append((run, value.tag, event.step, float(tf.make_ndarray(value.tensor))))
     return sorted(points)
 
 
@@ -71,19 +80,35 @@ def csv_epochs(model_dir):
 
 
 # Where each killed run dies (0-based epochs), in order, in one model folder.
-KILLS = (("csv", 0), ("mid_epoch", 1), ("checkpoint", 2), ("backup", EPOCHS - 1),
-         ("before_export", 0), ("during_export", 0))
+KILLS = (
+    ("csv", 0),
+    ("mid_epoch", 1),
+    ("checkpoint", 2),
+    ("backup", EPOCHS - 1),
+    ("before_export", 0),
+    ("during_export", 0),
+)
 
 
-def test_killed_at_every_point_ends_as_an_uninterrupted_run(uninterrupted, resume_data,
-                                                           tmp_path):
+def test_killed_at_every_point_ends_as_an_uninterrupted_run(uninterrupted, resume_data, tmp_path):
     model_dir = tmp_path / "killed"
     args = train_args(resume_data, model_dir)
     for point, epoch in KILLS:
         killed = subprocess.run(
-            [sys.executable, os.path.join("tests", "crash_train.py"), point, str(epoch), "--",
-             *args], cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
-            timeout=600)
+            [
+                sys.executable,
+                os.path.join("tests", "crash_train.py"),
+                point,
+                str(epoch),
+                "--",
+                *args,
+            ],
+            cwd=REPO_ROOT,
+            env=script_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-3000:])
         if point == "backup":  # training complete: what follows must not train again
             assert (model_dir / "backup").is_dir()
@@ -98,8 +123,10 @@ def test_killed_at_every_point_ends_as_an_uninterrupted_run(uninterrupted, resum
     assert f"of {EPOCHS});" in result.stdout
     # Each epoch once, with the values of the uninterrupted run.
     assert csv_epochs(model_dir) == list(range(1, EPOCHS + 1))
-    with open(model_dir / "training_log.csv", "rb") as f, \
-            open(os.path.join(uninterrupted, "training_log.csv"), "rb") as g:
+    with (
+        open(model_dir / "training_log.csv", "rb") as f,
+        open(os.path.join(uninterrupted, "training_log.csv"), "rb") as g,
+    ):
         assert f.read() == g.read()  # byte for byte, line endings included
     points = tensorboard_points(model_dir)
     assert points == tensorboard_points(uninterrupted)

@@ -51,8 +51,9 @@ def test_clear_removes_the_run_files_only(tmp_path):
 
 def test_ids_round_trip(tmp_path):
     run = RunDir(tmp_path)
-    run.write_ids(RunDir.HOLDOUT_IDS,
-                  examples=[Example("a", "a.jpg", "a.png"), Example("b", "", "")])
+    run.write_ids(
+        RunDir.HOLDOUT_IDS, examples=[Example("a", "a.jpg", "a.png"), Example("b", "", "")]
+    )
     assert run.read_ids(RunDir.HOLDOUT_IDS) == ["a", "b"]
     assert run.read_ids(RunDir.TRAINING_IDS) is None
 
@@ -129,15 +130,23 @@ def test_train_py_says_which_settings_it_took_from_the_run(tmp_path):
     so once; the answer comes before TensorFlow loads (the data folder is missing)."""
     shipped = os.path.join(REPO_ROOT, "pretrained", "lesionseg_isic2017")
     missing = str(tmp_path / "clinic")
-    taken = run_script("train.py", f"--data_dir={missing}", f"--init_from={shipped}",
-                       f"--model_dir={tmp_path / 'run'}")
+    taken = run_script(
+        "train.py",
+        f"--data_dir={missing}",
+        f"--init_from={shipped}",
+        f"--model_dir={tmp_path / 'run'}",
+    )
     assert taken.returncode == 1
     assert taken.stdout.count("--image_size=64, as ") == 1 and "--context" not in taken.stdout
-    assert taken.stderr.strip().splitlines()[-1] == f"train.py: --data_dir {missing}: no such folder"
-    given = run_script("train.py", f"--data_dir={missing}", f"--init_from={shipped}",
-                       "--image_size=128")
+    assert (
+        taken.stderr.strip().splitlines()[-1] == f"train.py: --data_dir {missing}: no such folder"
+    )
+    given = run_script(
+        "train.py", f"--data_dir={missing}", f"--init_from={shipped}", "--image_size=128"
+    )
     assert given.stdout.count("--image_size=128, while ") == 1
     assert "was trained at --image_size=64" in given.stdout
-    same = run_script("train.py", f"--data_dir={missing}", f"--init_from={shipped}",
-                      "--image_size=64")
+    same = run_script(
+        "train.py", f"--data_dir={missing}", f"--init_from={shipped}", "--image_size=64"
+    )
     assert "image_size" not in same.stdout

@@ -14,26 +14,52 @@ IDS = [f"ISIC_{i:07d}" for i in range(6)]
 HOLDOUT_IDS = [f"ISIC_{i:07d}" for i in range(100, 103)]
 
 
-def write_run(root, name, *, image_size, seed, jaccards, schedule="cosine", epochs=30,
-              held_out=0.8, **recorded):
+def write_run(
+    root,
+    name,
+    *,
+    image_size,
+    seed,
+    jaccards,
+    schedule="cosine",
+    epochs=30,
+    held_out=0.8,
+    **recorded,
+):
     """A study run folder as train.py and evaluate.py leave it (only what is read)."""
     folder = root / name
     folder.mkdir(parents=True)
-    (folder / "flags.json").write_text(json.dumps({
-        "image_size": image_size, "seed": seed, "lr_schedule": schedule, "max_epochs": epochs,
-        "patience": 20, **recorded}))
+    (folder / "flags.json").write_text(
+        json.dumps(
+            {
+                "image_size": image_size,
+                "seed": seed,
+                "lr_schedule": schedule,
+                "max_epochs": epochs,
+                "patience": 20,
+                **recorded,
+            }
+        )
+    )
     (folder / "holdout_ids.txt").write_text("".join(f"{i}\n" for i in HOLDOUT_IDS))
     (folder / "training_log.csv").write_text("epoch,val_jaccard\n1,0.5\n")
-    (folder / "result.json").write_text(json.dumps({
-        "selection_jaccard": held_out, "best_epoch": epochs - 1, "epochs_run": epochs}))
+    (folder / "result.json").write_text(
+        json.dumps({"selection_jaccard": held_out, "best_epoch": epochs - 1, "epochs_run": epochs})
+    )
     with open(folder / "per_image.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["image_id", "jaccard"])
         writer.writerows(zip(IDS, jaccards))
     mean = float(np.mean(jaccards))
-    (folder / "summary.json").write_text(json.dumps({
-        "summary": {"jaccard": mean}, "confidence_95": {"jaccard": [mean - 0.05, mean + 0.05]},
-        "config": {"split": "validation"}}))
+    (folder / "summary.json").write_text(
+        json.dumps(
+            {
+                "summary": {"jaccard": mean},
+                "confidence_95": {"jaccard": [mean - 0.05, mean + 0.05]},
+                "config": {"split": "validation"},
+            }
+        )
+    )
     return str(folder)
 
 
@@ -41,8 +67,9 @@ def write_run(root, name, *, image_size, seed, jaccards, schedule="cosine", epoc
 def study_dir(tmp_path):
     base = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.4])
     write_run(tmp_path, "shipped_recipe_seed0", image_size=64, seed=0, jaccards=base, epochs=50)
-    write_run(tmp_path, "shipped_recipe_seed1", image_size=64, seed=1, jaccards=base - 0.1,
-              epochs=50)
+    write_run(
+        tmp_path, "shipped_recipe_seed1", image_size=64, seed=1, jaccards=base - 0.1, epochs=50
+    )
     write_run(tmp_path, "size64", image_size=64, seed=0, jaccards=base)
     write_run(tmp_path, "size128", image_size=128, seed=0, jaccards=base - 0.02)
     return str(tmp_path)
@@ -65,13 +92,19 @@ def test_table_gives_mean_and_sd_over_seeds(study_dir):
 
 def test_comparisons_pair_runs_one_setting_apart_and_the_rest_with_the_reference(study_dir):
     runs = study.read_study(study_dir)
-    found = {(c["first"], c["second"]): c
-             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    found = {
+        (c["first"], c["second"]): c
+        for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+    }
     # size64 is the shipped recipe in 30 epochs: paired with both seeds, more epochs first;
     # size128 with size64 by input size, and with the reference (size and epochs differ).
-    assert set(found) == {("shipped_recipe_seed0", "size64"), ("shipped_recipe_seed1", "size64"),
-                          ("size128", "size64"), ("shipped_recipe_seed1", "shipped_recipe_seed0"),
-                          ("size128", "shipped_recipe_seed0")}
+    assert set(found) == {
+        ("shipped_recipe_seed0", "size64"),
+        ("shipped_recipe_seed1", "size64"),
+        ("size128", "size64"),
+        ("shipped_recipe_seed1", "shipped_recipe_seed0"),
+        ("size128", "shipped_recipe_seed0"),
+    }
     assert found[("shipped_recipe_seed1", "size64")]["differs"] == ["epochs", "seed"]
     assert found[("size128", "shipped_recipe_seed0")]["differs"] == ["input size", "epochs"]
     assert found[("shipped_recipe_seed0", "size64")]["validation"]["p_value"] is None  # identical
@@ -92,10 +125,18 @@ def write_holdout_report(folder, jaccards, *, ids=HOLDOUT_IDS, split="training")
         writer.writerows(zip(ids, jaccards))
     mean = float(np.mean(jaccards))
     with open(os.path.join(folder, "summary.json"), "w") as f:
-        json.dump({"summary": {"jaccard": mean},
-                   "confidence_95": {"jaccard": [mean - 0.01, mean + 0.01]},
-                   "config": {"split": split, "data_dir": "/somewhere/isic2017_256",
-                              "model": os.path.join(os.getcwd(), "pretrained", "export")}}, f)
+        json.dump(
+            {
+                "summary": {"jaccard": mean},
+                "confidence_95": {"jaccard": [mean - 0.01, mean + 0.01]},
+                "config": {
+                    "split": split,
+                    "data_dir": "/somewhere/isic2017_256",
+                    "model": os.path.join(os.getcwd(), "pretrained", "export"),
+                },
+            },
+            f,
+        )
     return folder
 
 
@@ -103,16 +144,20 @@ def test_held_out_reports_are_compared_and_tabled(study_dir, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     report = write_holdout_report(str(tmp_path / "report"), [0.8, 0.9, 0.7])
     target = study.collect_holdout_report(
-        report, study_run=os.path.join(study_dir, "shipped_recipe_seed0"),
-        data_dir="/somewhere/isic2017_256")
+        report,
+        study_run=os.path.join(study_dir, "shipped_recipe_seed0"),
+        data_dir="/somewhere/isic2017_256",
+    )
     recorded = json.loads(open(os.path.join(target, "summary.json")).read())["config"]
     # The data by its folder name, a path under the working folder relative to it.
     assert recorded["data_dir"] == "isic2017_256"
     assert recorded["model"] == os.path.join("pretrained", "export")
     write_holdout_report(os.path.join(study_dir, "size128", "holdout"), [0.7, 0.9, 0.65])
     runs = study.read_study(study_dir)
-    found = {(c["first"], c["second"]): c
-             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+    found = {
+        (c["first"], c["second"]): c
+        for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+    }
     held_out = found[("size128", "shipped_recipe_seed0")]["holdout"]
     assert held_out["mean_difference"] == pytest.approx(-0.05)
     assert (held_out["better"], held_out["worse"], held_out["ties"]) == (0, 2, 1)
@@ -128,10 +173,15 @@ def test_held_out_reports_are_compared_and_tabled(study_dir, tmp_path, monkeypat
 def test_held_out_reports_of_other_images_or_splits_are_refused(study_dir, tmp_path):
     run = os.path.join(study_dir, "size128")
     for report, problem in (
-            (write_holdout_report(str(tmp_path / "other"), [0.8, 0.9], ids=HOLDOUT_IDS[:2]),
-             "scores 2 images, not the run's 3 held-out pairs"),
-            (write_holdout_report(str(tmp_path / "validation"), [0.8, 0.9, 0.7],
-                                  split="validation"), "scores the validation split")):
+        (
+            write_holdout_report(str(tmp_path / "other"), [0.8, 0.9], ids=HOLDOUT_IDS[:2]),
+            "scores 2 images, not the run's 3 held-out pairs",
+        ),
+        (
+            write_holdout_report(str(tmp_path / "validation"), [0.8, 0.9, 0.7], split="validation"),
+            "scores the validation split",
+        ),
+    ):
         with pytest.raises(ValueError, match=problem):
             study.collect_holdout_report(report, study_run=run, data_dir=str(tmp_path))
         assert not os.path.exists(os.path.join(run, "holdout"))  # nothing copied
@@ -159,83 +209,164 @@ def test_study_command_writes_the_table_and_a_figure(study_dir, tmp_path):
     again = tmp_path / "again"
     run_script("-m tools.study", f"--study_dir={study_dir}", f"--output_dir={again}")
     assert (again / "table.md").read_bytes() == table.encode()
-    assert ((again / "validation_jaccard_by_input_size.png").read_bytes()
-            == (out / "validation_jaccard_by_input_size.png").read_bytes())
+    assert (again / "validation_jaccard_by_input_size.png").read_bytes() == (
+        out / "validation_jaccard_by_input_size.png"
+    ).read_bytes()
 
 
 def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path):
     base = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.4])
-    write_run(tmp_path, "context64", image_size=64, seed=2, jaccards=base + 0.05, epochs=50,
-              context="image_pooling")
-    write_run(tmp_path, "bfloat16_64", image_size=64, seed=2, jaccards=base, epochs=50,
-              mixed_precision="bfloat16")
-    write_run(tmp_path, "context128", image_size=128, seed=0, jaccards=base, context="image_pooling")
+    write_run(
+        tmp_path,
+        "context64",
+        image_size=64,
+        seed=2,
+        jaccards=base + 0.05,
+        epochs=50,
+        context="image_pooling",
+    )
+    write_run(
+        tmp_path,
+        "bfloat16_64",
+        image_size=64,
+        seed=2,
+        jaccards=base,
+        epochs=50,
+        mixed_precision="bfloat16",
+    )
+    write_run(
+        tmp_path, "context128", image_size=128, seed=0, jaccards=base, context="image_pooling"
+    )
     runs = study.read_study(study_dir)
     rows = {row["recipe"]: row["runs"] for row in study.table_rows(runs)}
     assert rows["64x64, cosine rate, at most 50 epochs, patience 20"] == [
-        "shipped_recipe_seed0", "shipped_recipe_seed1"]
-    assert rows["64x64, Table 1 + image-pooling context, cosine rate, at most 50 epochs, "
-                "patience 20"] == ["context64"]
+        "shipped_recipe_seed0",
+        "shipped_recipe_seed1",
+    ]
+    assert rows[
+        "64x64, Table 1 + image-pooling context, cosine rate, at most 50 epochs, patience 20"
+    ] == ["context64"]
     assert rows["64x64, bfloat16 compute, cosine rate, at most 50 epochs, patience 20"] == [
-        "bfloat16_64"]
+        "bfloat16_64"
+    ]
     # The figure's points carry the network (a square marker for the context branch).
     networks = {(p[0], p[4]): p[6] for p in study.size_points(runs)}
-    assert networks[(128, "128x128, Table 1 + image-pooling context, cosine rate, at most 30 "
-                          "epochs, patience 20")] == "image_pooling"
+    assert (
+        networks[
+            (
+                128,
+                "128x128, Table 1 + image-pooling context, cosine rate, at most 30 "
+                "epochs, patience 20",
+            )
+        ]
+        == "image_pooling"
+    )
     assert networks[(128, "128x128, cosine rate, at most 30 epochs, patience 20")] == "none"
     # Pairs differ in one setting: context128 pairs with size128 (the network), not with
     # size64 (network and size) nor context64 (size and epochs); context first.
-    pairs = {(c["first"], c["second"])
-             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
-    assert {("size128", "size64"), ("context128", "size128"),
-            ("context64", "shipped_recipe_seed0"), ("context64", "shipped_recipe_seed1"),
-            ("bfloat16_64", "shipped_recipe_seed1")} <= pairs
+    pairs = {
+        (c["first"], c["second"]) for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+    }
+    assert {
+        ("size128", "size64"),
+        ("context128", "size128"),
+        ("context64", "shipped_recipe_seed0"),
+        ("context64", "shipped_recipe_seed1"),
+        ("bfloat16_64", "shipped_recipe_seed1"),
+    } <= pairs
     assert not {frozenset(("context128", "size64")), frozenset(("context128", "context64"))} & {
-        frozenset(pair) for pair in pairs}
+        frozenset(pair) for pair in pairs
+    }
 
 
 def test_other_losses_and_colour_augmentation_never_join_the_recipe(study_dir, tmp_path):
     base = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.4])
-    write_run(tmp_path, "jaccard64", image_size=64, seed=0, jaccards=base + 0.01, epochs=50,
-              loss="soft_jaccard")
-    write_run(tmp_path, "color64", image_size=64, seed=1, jaccards=base + 0.02, epochs=50,
-              color_augment=True)
-    write_run(tmp_path, "baseline64", image_size=64, seed=1, jaccards=base, epochs=50,
-              loss="cross_entropy", color_augment=False, scale_augment=False)
-    write_run(tmp_path, "scale64", image_size=64, seed=0, jaccards=base, epochs=50,
-              scale_augment=True)
+    write_run(
+        tmp_path,
+        "jaccard64",
+        image_size=64,
+        seed=0,
+        jaccards=base + 0.01,
+        epochs=50,
+        loss="soft_jaccard",
+    )
+    write_run(
+        tmp_path,
+        "color64",
+        image_size=64,
+        seed=1,
+        jaccards=base + 0.02,
+        epochs=50,
+        color_augment=True,
+    )
+    write_run(
+        tmp_path,
+        "baseline64",
+        image_size=64,
+        seed=1,
+        jaccards=base,
+        epochs=50,
+        loss="cross_entropy",
+        color_augment=False,
+        scale_augment=False,
+    )
+    write_run(
+        tmp_path, "scale64", image_size=64, seed=0, jaccards=base, epochs=50, scale_augment=True
+    )
     runs = study.read_study(study_dir)
     rows = {row["recipe"]: row["runs"] for row in study.table_rows(runs)}
     # A run that records the paper's settings pools with one recorded before them.
     assert rows["64x64, cosine rate, at most 50 epochs, patience 20"] == [
-        "shipped_recipe_seed0", "baseline64", "shipped_recipe_seed1"]
+        "shipped_recipe_seed0",
+        "baseline64",
+        "shipped_recipe_seed1",
+    ]
     assert rows["64x64, soft jaccard loss, cosine rate, at most 50 epochs, patience 20"] == [
-        "jaccard64"]
+        "jaccard64"
+    ]
     assert rows["64x64, colour augmentation, cosine rate, at most 50 epochs, patience 20"] == [
-        "color64"]
-    found = {(c["first"], c["second"]): c["differs"]
-             for c in study.comparisons(runs, reference="shipped_recipe_seed0")}
+        "color64"
+    ]
+    found = {
+        (c["first"], c["second"]): c["differs"]
+        for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+    }
     assert found[("jaccard64", "shipped_recipe_seed0")] == ["loss"]
     assert found[("color64", "baseline64")] == ["colour augmentation"]
     assert found[("color64", "shipped_recipe_seed1")] == ["colour augmentation"]
     assert found[("scale64", "shipped_recipe_seed0")] == ["scale augmentation"]
     assert rows["64x64, scale augmentation, cosine rate, at most 50 epochs, patience 20"] == [
-        "scale64"]
+        "scale64"
+    ]
     assert ("jaccard64", "color64") not in found and ("color64", "jaccard64") not in found
 
 
 def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path):
     runs, data = tmp_path / "runs", tmp_path / "data" / "isic2017_256"
     run = runs / "size256"
-    write_run(runs, "size256", image_size=256, seed=0, jaccards=[0.5] * 6,
-              data_dir=str(data), model_dir=str(run))
+    write_run(
+        runs,
+        "size256",
+        image_size=256,
+        seed=0,
+        jaccards=[0.5] * 6,
+        data_dir=str(data),
+        model_dir=str(run),
+    )
     (run / "evaluation" / "validation").mkdir(parents=True)
     for name in ("per_image.csv", "summary.json"):
         (run / "evaluation" / "validation" / name).write_bytes((run / name).read_bytes())
     write_holdout_report(str(run / "evaluation" / "holdout"), [0.8, 0.9, 0.7])
-    (run / "result.json").write_text(json.dumps({
-        "selection_jaccard": 0.8, "best_epoch": 3, "epochs_run": 5,
-        "export_dir": str(run / "export")}))
+    (run / "result.json").write_text(
+        json.dumps(
+            {
+                "selection_jaccard": 0.8,
+                "best_epoch": 3,
+                "epochs_run": 5,
+                "export_dir": str(run / "export"),
+            }
+        )
+    )
     folder = study.collect_run(str(run), study_dir=str(tmp_path / "docs"), data_dir=str(data))
     collected = study.read_run(folder)
     assert collected.image_size == 256 and collected.validation_jaccard == 0.5

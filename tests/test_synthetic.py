@@ -29,20 +29,29 @@ def test_lesion_is_darker_than_skin():
     image, mask = synthetic.render_example(np.random.default_rng(3), height=120, width=160)
     grey = image.astype(float).mean(-1)
     centre = grey[mask > 0].mean()
-    ring = (cv2.dilate(mask, np.ones((15, 15), np.uint8))
-            - cv2.dilate(mask, np.ones((5, 5), np.uint8)))
+    ring = cv2.dilate(mask, np.ones((15, 15), np.uint8)) - cv2.dilate(
+        mask, np.ones((5, 5), np.uint8)
+    )
     assert centre < grey[ring > 0].mean() - 20
 
 
 def test_same_seed_same_data(tmp_path):
     for name in ("a", "b"):
-        synthetic.write_synthetic_dataset(str(tmp_path / name), num_training=2, num_validation=1,
-                                          num_test=1, seed=7, widths=(40, 60))
+        synthetic.write_synthetic_dataset(
+            str(tmp_path / name),
+            num_training=2,
+            num_validation=1,
+            num_test=1,
+            seed=7,
+            widths=(40, 60),
+        )
     files = sorted(glob.glob(str(tmp_path / "a" / "*" / "*")))
     assert len(files) == 2 * 4 + 3 + 4  # images + superpixels, csvs, masks
     for f in files:
-        with open(f, "rb") as a, open(f.replace(f"{os.sep}a{os.sep}", f"{os.sep}b{os.sep}"),
-                                      "rb") as b:
+        with (
+            open(f, "rb") as a,
+            open(f.replace(f"{os.sep}a{os.sep}", f"{os.sep}b{os.sep}"), "rb") as b,
+        ):
             assert a.read() == b.read(), f
 
 

@@ -22,8 +22,9 @@ def model():
 def standardized(count, seed=0):
     rng = np.random.default_rng(seed)
     photos = [synthetic.render_example(rng, height=60, width=80)[0] for _ in range(count)]
-    return np.concatenate([standardize(resize_image(p[np.newaxis], image_size=SIZE)).numpy()
-                           for p in photos])
+    return np.concatenate(
+        [standardize(resize_image(p[np.newaxis], image_size=SIZE)).numpy() for p in photos]
+    )
 
 
 @pytest.mark.parametrize("variant,atol", [("float32", 1e-4), ("float16", 0.05)])
@@ -40,8 +41,9 @@ def test_float_variants_reproduce_the_keras_network(model, variant, atol, tmp_pa
 
 
 def test_int8_is_calibrated_and_agrees_on_the_decision(model, tmp_path):
-    data = tflite.convert(model, image_size=SIZE, variant="int8",
-                          calibration_images=standardized(16, seed=1))
+    data = tflite.convert(
+        model, image_size=SIZE, variant="int8", calibration_images=standardized(16, seed=1)
+    )
     float32 = tflite.convert(model, image_size=SIZE, variant="float32")
     assert len(data) < 0.4 * len(float32)  # int8 weights: about a quarter
     path = tmp_path / "n_int8.tflite"
@@ -60,8 +62,9 @@ def test_int8_is_calibrated_and_agrees_on_the_decision(model, tmp_path):
 
 def test_lite_segmenter_gives_the_saved_models_mask(model, tmp_path):
     """Only the network differs: the same `segment.segment_photograph` around it."""
-    export_dir = export.export_saved_model(model, export_dir=str(tmp_path / "export"),
-                                           image_size=SIZE)
+    export_dir = export.export_saved_model(
+        model, export_dir=str(tmp_path / "export"), image_size=SIZE
+    )
     path = tmp_path / "lesionseg_float32.tflite"
     path.write_bytes(tflite.convert(model, image_size=SIZE, variant="float32"))
     lite = inference.load_segmenter(str(path))

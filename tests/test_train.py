@@ -17,7 +17,8 @@ from tests.conftest import TRAINED_EPOCHS, assert_drawn, run_script
 
 @pytest.mark.slow
 def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
-        trained_run, training_only_isic):
+    trained_run, training_only_isic
+):
     model_dir, result = trained_run
     assert "held-out per-image mean Jaccard:" in result.stdout
     with open(os.path.join(model_dir, "result.json")) as f:
@@ -51,23 +52,28 @@ def test_log_reads_well_in_a_file(trained_run):
     assert "\x1b" not in output and "\r" not in output and "\b" not in output
     assert max(len(line) for line in output.splitlines()) < 300
     # One line per epoch, not a progress bar, and none of TensorFlow's routine chatter.
-    assert sum(line.startswith(("1/1 - ", "1/1 ")) for line in result.stdout.splitlines()) \
+    assert (
+        sum(line.startswith(("1/1 - ", "1/1 ")) for line in result.stdout.splitlines())
         == TRAINED_EPOCHS
+    )
     assert "absl::InitializeLog" not in output and "cpu_feature_guard" not in output
     assert "oneDNN supports DT_INT32" not in output  # at the first epoch, on AVX2 machines
     # The bfloat16 advice, exactly on a CPU with the units (--mixed_precision at its default).
     from lesionseg_tf import hardware  # pylint: disable=import-outside-toplevel
+
     units = hardware.bfloat16_units(hardware.read_cpu_flags())
     assert ("this CPU has bfloat16 units" in result.stdout) == bool(
-        hardware.bfloat16_measurement(units))
+        hardware.bfloat16_measurement(units)
+    )
     assert "signature_serialization" not in output  # TensorFlow's own INFO lines
 
 
 @pytest.mark.slow
 def test_writes_checkpoint_logs_and_config(trained_run):
     model_dir, _ = trained_run
-    assert isinstance(keras.models.load_model(os.path.join(model_dir, "best.keras"),
-                                              safe_mode=True), keras.Model)
+    assert isinstance(
+        keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True), keras.Model
+    )
     assert glob.glob(os.path.join(model_dir, "logs", "train", "events.out.tfevents.*"))
     assert glob.glob(os.path.join(model_dir, "logs", "validation", "events.out.tfevents.*"))
     with open(os.path.join(model_dir, "training_log.csv")) as f:
@@ -92,8 +98,15 @@ def test_run_files_have_the_modes_of_the_umask(trained_run):
     umask = os.umask(0)
     os.umask(umask)
     expected = 0o666 & ~umask
-    for name in ("best.keras", "result.json", "flags.json", "training_ids.txt",
-                 "holdout_ids.txt", "training_log.csv", "export/saved_model.pb"):
+    for name in (
+        "best.keras",
+        "result.json",
+        "flags.json",
+        "training_ids.txt",
+        "holdout_ids.txt",
+        "training_log.csv",
+        "export/saved_model.pb",
+    ):
         mode = stat.S_IMODE(os.stat(os.path.join(model_dir, name)).st_mode)
         assert mode == expected, f"{name}: {oct(mode)}, expected {oct(expected)}"
     assert stat.S_IMODE(os.stat(os.path.join(model_dir, "export")).st_mode) == 0o777 & ~umask
@@ -104,8 +117,9 @@ def test_export_reproduces_the_best_model(trained_run, tiny_isic):
     model_dir, _ = trained_run
     best = keras.models.load_model(os.path.join(model_dir, "best.keras"), safe_mode=True)
     examples = datasets.find_split(tiny_isic, split="validation")
-    images, _ = next(iter(pipeline.make_dataset(examples, image_size=32, batch_size=4,
-                                            is_training=False)))
+    images, _ = next(
+        iter(pipeline.make_dataset(examples, image_size=32, batch_size=4, is_training=False))
+    )
     loaded = tf.saved_model.load(os.path.join(model_dir, "export"))
     got = loaded.logits(images)["logits"].numpy()
     assert got.shape == (4, 32, 32, 2)
@@ -118,17 +132,21 @@ def test_export_reproduces_the_best_model(trained_run, tiny_isic):
 def test_check_export_catches_a_different_model(trained_run, tiny_isic):
     model_dir, _ = trained_run
     from lesionseg_tf.model import build_model
+
     other = build_model()
     images = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
     with pytest.raises(AssertionError, match="differs"):
         export.check_export(os.path.join(model_dir, "export"), model=other, inputs=images)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data_dir=/nonexistent/isic"], "--data_dir /nonexistent/isic: no such folder"),
-    (["--image_size=30"], "multiple of 4"),  # refused before TensorFlow loads
-    (["--batch_size=0"], "batch_size must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data_dir=/nonexistent/isic"], "--data_dir /nonexistent/isic: no such folder"),
+        (["--image_size=30"], "multiple of 4"),  # refused before TensorFlow loads
+        (["--batch_size=0"], "batch_size must be >= 1"),
+    ],
+)
 def test_bad_input_is_one_clear_line(args, message, tmp_path):
     result = run_script("train.py", f"--model_dir={tmp_path / 'run'}", *args)
     assert result.returncode != 0
@@ -139,17 +157,28 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
 
 @pytest.mark.slow
 def test_batch_larger_than_training_split(tiny_isic, tmp_path):
-    result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={tmp_path / 'r'}",
-                        "--batch_size=32", "--image_size=32")
+    result = run_script(
+        "train.py",
+        f"--data_dir={tiny_isic}",
+        f"--model_dir={tmp_path / 'r'}",
+        "--batch_size=32",
+        "--image_size=32",
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "fewer than one batch of 32" in result.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.slow
 def test_divergence_stops_with_advice(tiny_isic, tmp_path):
-    result = run_script("train.py", f"--data_dir={tiny_isic}", f"--model_dir={tmp_path / 'r'}",
-                        "--image_size=32", "--batch_size=4", "--max_epochs=3",
-                        "--learning_rate=1e30")
+    result = run_script(
+        "train.py",
+        f"--data_dir={tiny_isic}",
+        f"--model_dir={tmp_path / 'r'}",
+        "--image_size=32",
+        "--batch_size=4",
+        "--max_epochs=3",
+        "--learning_rate=1e30",
+    )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "the loss became NaN or infinite at epoch " in last and "--learning_rate" in last
@@ -165,5 +194,6 @@ def test_learning_curves_command(trained_run, tmp_path):
     assert f"learning curves: {out}" in result.stdout
     assert_drawn(out, min_width=600)
     with pytest.raises(FileNotFoundError, match="no training log"):
-        figures.learning_curves(str(tmp_path / "nothing" / "training_log.csv"),
-                                path=str(tmp_path / "x.png"), title="x")
+        figures.learning_curves(
+            str(tmp_path / "nothing" / "training_log.csv"), path=str(tmp_path / "x.png"), title="x"
+        )

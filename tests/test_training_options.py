@@ -15,7 +15,8 @@ tf.config.experimental.enable_op_determinism()
 def data(seed=0):
     rng = np.random.default_rng(seed)
     images = tf.image.per_image_standardization(
-        rng.integers(0, 256, (4, 32, 32, 3)).astype(np.float32)).numpy()
+        rng.integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
+    ).numpy()
     labels = np.zeros((4, 32, 32, 1), np.int32)
     labels[:, 8:24, 6:20] = 1
     return images, labels
@@ -33,8 +34,7 @@ def test_the_model_is_trained_on_the_loss_asked_for(name):
     images, labels = data()
     model = model_with(loss=name)
     expected = float(losses.make_loss(name)(labels, model(images, training=False)))
-    np.testing.assert_allclose(float(model.test_on_batch(images, labels)[0]), expected,
-                               rtol=1e-5)
+    np.testing.assert_allclose(float(model.test_on_batch(images, labels)[0]), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("option", ["color_augment", "scale_augment"])

@@ -30,8 +30,9 @@ AGREEMENT = 0.999  # share of equal mask pixels, page against the library
 
 
 def _browser_missing():
-    missing = [path for path in ("/usr/bin/chromium", "/usr/bin/chromedriver")
-               if not shutil.which(path)] + web.missing_files()
+    missing = [
+        path for path in ("/usr/bin/chromium", "/usr/bin/chromedriver") if not shutil.which(path)
+    ] + web.missing_files()
     return ", ".join(missing)
 
 
@@ -46,8 +47,9 @@ def page():
             pytest.fail(reason)
         pytest.skip(reason)
     requests = []
-    with web.open_page("/usr/bin/chromium", "/usr/bin/chromedriver",
-                       on_request=requests.append) as driver:
+    with web.open_page(
+        "/usr/bin/chromium", "/usr/bin/chromedriver", on_request=requests.append
+    ) as driver:
         yield driver, requests
 
 
@@ -62,7 +64,10 @@ def call(driver, function, *args):
           done(out && typeof out === "object" && !ArrayBuffer.isView(out)
                ? Object.fromEntries(Object.entries(out).map(([k, v]) => [k, plain(v)]))
                : plain(out));
-        }).catch((e) => done({error: String(e)}));""", function, list(args))
+        }).catch((e) => done({error: String(e)}));""",
+        function,
+        list(args),
+    )
 
 
 def typed(kind, values):
@@ -79,8 +84,10 @@ def test_each_step_matches_its_python_twin(page):
     assert np.abs(resized - expected).max() <= 1 and (resized == expected).mean() > 0.99
     standardized = np.array(call(driver, "standardize", typed("Uint8Array", expected)))
     np.testing.assert_allclose(
-        standardized, pipeline.standardize(expected.reshape(16, 16, 3).astype(np.uint8))
-        .numpy().ravel(), atol=1e-5)
+        standardized,
+        pipeline.standardize(expected.reshape(16, 16, 3).astype(np.uint8)).numpy().ravel(),
+        atol=1e-5,
+    )
     for size, new_size in ((16, 61), (64, 3008), (64, 37)):
         taps = call(driver, "bicubicTaps", size, new_size)
         dense = np.zeros((size, new_size))
@@ -88,23 +95,28 @@ def test_each_step_matches_its_python_twin(page):
             for k in range(4):
                 dense[taps["indices"][o * 4 + k], o] += taps["weights"][o * 4 + k]
         np.testing.assert_allclose(
-            dense, postprocess.bicubic_weights(size, new_size=new_size).numpy(), atol=2e-6)
+            dense, postprocess.bicubic_weights(size, new_size=new_size).numpy(), atol=2e-6
+        )
     binary = rng.random((23, 31)) > 0.4
     opened = np.array(call(driver, "openWithDisk", typed("Uint8Array", binary), 31, 23))
     np.testing.assert_array_equal(
-        opened.reshape(23, 31), postprocess.open_with_disk(tf.constant(binary)).numpy())
+        opened.reshape(23, 31), postprocess.open_with_disk(tf.constant(binary)).numpy()
+    )
     probability = cv2.GaussianBlur(rng.random((16, 16)), (0, 0), 2).astype(np.float32)
     probability = (probability - probability.min()) / np.ptp(probability)
-    mask = np.array(call(driver, "probabilityToMask", typed("Float32Array", probability), 16,
-                         101, 67)).reshape(101, 67)
+    mask = np.array(
+        call(driver, "probabilityToMask", typed("Float32Array", probability), 16, 101, 67)
+    ).reshape(101, 67)
     expected_mask = postprocess.probability_to_mask(probability, height=101, width=67).numpy()
     assert (mask == expected_mask).mean() > AGREEMENT
     for name in sorted(os.listdir(EXAMPLES)):
         with open(os.path.join(EXAMPLES, name), "rb") as f:
-            size = call(driver, "photographSize", typed("Uint8Array", np.frombuffer(f.read(),
-                                                                                  np.uint8)))
+            size = call(
+                driver, "photographSize", typed("Uint8Array", np.frombuffer(f.read(), np.uint8))
+            )
         assert (size["width"], size["height"]) == images.read_image_header(
-            os.path.join(EXAMPLES, name)), name
+            os.path.join(EXAMPLES, name)
+        ), name
 
 
 def segment_in_page(driver, path):
@@ -117,12 +129,17 @@ def segment_in_page(driver, path):
         """const done = arguments[arguments.length - 1];
         fetch(arguments[0]).then((r) => r.arrayBuffer()).then((b) => {
           let s = ""; const u = new Uint8Array(b);
-          for (let i = 0; i < u.length; i += 32768) s += String.fromCharCode(...u.subarray(i, i + 32768));
+          for (let i = 0; i < u.length; i += 32768)
+            s += String.fromCharCode(...u.subarray(i, i + 32768));
           done(btoa(s));
-        });""", link.get_attribute("href"))
+        });""",
+        link.get_attribute("href"),
+    )
     mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
-    return mask, {"download": link.get_attribute("download"),
-                  **driver.execute_script("return window.lesionseg.last")}
+    return mask, {
+        "download": link.get_attribute("download"),
+        **driver.execute_script("return window.lesionseg.last"),
+    }
 
 
 def awkward_photographs(folder):
@@ -131,8 +148,12 @@ def awkward_photographs(folder):
     pixels) but the largest, a JPEG as the archive's."""
     rng = np.random.default_rng(3)
     paths = []
-    for height, width, extension in ((167, 251, ".png"), (37, 1201, ".png"), (9, 11, ".png"),
-                                     (4499, 6748, ".jpg")):
+    for height, width, extension in (
+        (167, 251, ".png"),
+        (37, 1201, ".png"),
+        (9, 11, ".png"),
+        (4499, 6748, ".jpg"),
+    ):
         image, _ = synthetic.render_example(rng, height=height, width=width)
         path = os.path.join(folder, f"synthetic_{width}x{height}{extension}")
         cv2.imwrite(path, image[..., ::-1])
@@ -157,8 +178,12 @@ def test_page_masks_agree_with_the_library_on_real_and_awkward_photographs(page,
         assert info["download"] == f"{stem}_segmentation.png"
         assert info["area"] == int((mask > 0).sum())
         agreements[os.path.basename(path)] = float((mask == expected).mean())
-    print("share of equal mask pixels, page against LiteSegmenter:",
-          json.dumps(agreements, indent=1), "minimum", min(agreements.values()))
+    print(
+        "share of equal mask pixels, page against LiteSegmenter:",
+        json.dumps(agreements, indent=1),
+        "minimum",
+        min(agreements.values()),
+    )
     assert min(agreements.values()) >= AGREEMENT, agreements
 
 
@@ -177,14 +202,29 @@ def test_exif_rotation_is_ignored_as_predict_py_ignores_it(page, tmp_path):
 def bad_inputs(folder):
     with open(os.path.join(EXAMPLES, "ISIC_0012965.jpg"), "rb") as f:
         jpeg = f.read()
-    header = lambda w, h: (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR"  # noqa: E731
-                           + w.to_bytes(4, "big") + h.to_bytes(4, "big") + b"\x08\x02\x00\x00\x00")
+
+    def header(w, h):
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + b"\x00\x00\x00\x0dIHDR"
+            + w.to_bytes(4, "big")
+            + h.to_bytes(4, "big")
+            + b"\x08\x02\x00\x00\x00"
+        )
+
     files = {
-        "notes.jpg": (b"these are a clinician's notes, not a photograph\n",
-                      "notes.jpg: not a JPEG, PNG or BMP image"),
-        "truncated.jpg": (jpeg[:len(jpeg) // 2], "truncated.jpg: the JPEG is cut short (truncated)"),
-        "huge.png": (header(20000, 20000),
-                     "huge.png: 20000x20000 is 400,000,000 pixels, over the limit of 100,000,000"),
+        "notes.jpg": (
+            b"these are a clinician's notes, not a photograph\n",
+            "notes.jpg: not a JPEG, PNG or BMP image",
+        ),
+        "truncated.jpg": (
+            jpeg[: len(jpeg) // 2],
+            "truncated.jpg: the JPEG is cut short (truncated)",
+        ),
+        "huge.png": (
+            header(20000, 20000),
+            "huge.png: 20000x20000 is 400,000,000 pixels, over the limit of 100,000,000",
+        ),
         "wide.png": (header(40000, 100), "wide.png: 40000x100: wider or taller than 32767 pixels"),
     }
     one = io.BytesIO()
@@ -220,7 +260,9 @@ def test_no_network_request_after_the_page_has_loaded(page, tmp_path):
     before = len(requests)
     assert web.choose_file(driver, path, timeout=120) == "done"
     sent = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
-    urls = [m["params"]["request"]["url"] for m in sent if m["method"] == "Network.requestWillBeSent"]
+    urls = [
+        m["params"]["request"]["url"] for m in sent if m["method"] == "Network.requestWillBeSent"
+    ]
     print("requests after load:", requests[before:], urls)
     assert requests[before:] == []
     assert [u for u in urls if not u.startswith(("blob:", "data:"))] == []

@@ -20,10 +20,12 @@ from lesionseg_tf import config
 
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags()
 _SPLIT = common_flags.define_split_flag(
-    "all", "Here all means each split there is, checked in turn.")
+    "all", "Here all means each split there is, checked in turn."
+)
 _MAX_IMAGE_PIXELS = common_flags.define_max_image_pixels()
-_IMAGE_SIZE = common_flags.define_image_size(config.DEFAULT_IMAGE_SIZE,
-                                             "Training size the images are test-decoded at.")
+_IMAGE_SIZE = common_flags.define_image_size(
+    config.DEFAULT_IMAGE_SIZE, "Training size the images are test-decoded at."
+)
 
 
 def main(argv):
@@ -35,8 +37,11 @@ def main(argv):
 
     try:
         dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
-        splits = ([_SPLIT.value] if _SPLIT.value != datasets.ALL or not dataset.has_splits
-                  else dataset.splits)
+        splits = (
+            [_SPLIT.value]
+            if _SPLIT.value != datasets.ALL or not dataset.has_splits
+            else dataset.splits
+        )
         scans = {split: dataset.scan(split) for split in splits}
     except datasets.DatasetError as e:
         sys.exit(f"check_data: {e}")
@@ -44,14 +49,19 @@ def main(argv):
     errors = 0
     for split, (examples, orphans) in scans.items():
         start = time.perf_counter()
-        report = preflight.check_split(examples, orphans=orphans,
-                                       max_pixels=_MAX_IMAGE_PIXELS.value,
-                                       image_size=_IMAGE_SIZE.value)
+        report = preflight.check_split(
+            examples,
+            orphans=orphans,
+            max_pixels=_MAX_IMAGE_PIXELS.value,
+            image_size=_IMAGE_SIZE.value,
+        )
         for problem in report.problems:
             print(problem)
         errors += len(report.errors)
-        print(f"{split}: {len(examples)} pairs checked in {time.perf_counter() - start:.1f} s: "
-              f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        print(
+            f"{split}: {len(examples)} pairs checked in {time.perf_counter() - start:.1f} s: "
+            f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+        )
     sys.exit(1 if errors else 0)
 
 

@@ -10,8 +10,9 @@ paired bootstrap 95% interval, and a two-sided Wilcoxon signed-rank p-value.
 Each file is an evaluate.py report (per_image.csv); the first minus the second is
 reported. Either may be several reports joined by commas (seeds of one recipe): each
 image's score is then its mean over them, as the study's rule for keeping an
-ingredient compares two seeds of each arm (docs/reproduction.md). The images must be the same in both; a boundary distance is compared on the
-images where both reports define it. `--by_lesion_area=N` compares them again within N
+ingredient compares two seeds of each arm (docs/reproduction.md). The images must be
+the same in both; a boundary distance is compared on the images where both reports
+define it. `--by_lesion_area=N` compares them again within N
 groups of equal count, from the smallest ground-truth lesions (as a share of the
 photograph) to the largest: where a difference lives. Loads no TensorFlow.
 """
@@ -27,13 +28,16 @@ import common_flags
 import console
 from lesionseg_tf import metrics, report
 
-_METRIC = flags.DEFINE_enum("metric", "jaccard", list(metrics.SCORE_NAMES),
-                            "Which per-image score to compare.")
+_METRIC = flags.DEFINE_enum(
+    "metric", "jaccard", list(metrics.SCORE_NAMES), "Which per-image score to compare."
+)
 _BOOTSTRAP = common_flags.define_bootstrap()
 _BY_LESION_AREA = flags.DEFINE_integer(
-    "by_lesion_area", 0,
+    "by_lesion_area",
+    0,
     "Also compare within this many groups of images of equal count, by the share of the "
-    "photograph the ground-truth lesion covers, smallest first (0: not).")
+    "photograph the ground-truth lesion covers, smallest first (0: not).",
+)
 
 
 def read_rows(path, metric):
@@ -72,18 +76,23 @@ def lesion_shares(first, second, ids, *, names):
         if any(c not in rows[ids[0]] for c in ("tp", "fn", "height", "width")):
             raise ValueError(f"{path}: no tp, fn, height and width columns to measure lesions by")
     shares = [metrics.lesion_share(first[i]) for i in ids]
-    differ = [i for i, share in zip(ids, shares)
-              if abs(metrics.lesion_share(second[i]) - share) > 1e-3]
+    differ = [
+        i for i, share in zip(ids, shares) if abs(metrics.lesion_share(second[i]) - share) > 1e-3
+    ]
     if differ:
-        raise ValueError(f"the two reports' ground-truth lesions differ on {len(differ)} images "
-                         f"({', '.join(differ[:3])}): scored at other sizes or with other masks")
+        raise ValueError(
+            f"the two reports' ground-truth lesions differ on {len(differ)} images "
+            f"({', '.join(differ[:3])}): scored at other sizes or with other masks"
+        )
     return shares
 
 
 def main(argv):
     if len(argv) != 3:
-        raise app.UsageError("give two per_image.csv files, or two comma-separated lists of "
-                             "them: python -m tools.compare A B")
+        raise app.UsageError(
+            "give two per_image.csv files, or two comma-separated lists of "
+            "them: python -m tools.compare A B"
+        )
     if _BOOTSTRAP.value < 1:
         raise app.UsageError(f"--bootstrap must be >= 1, got {_BOOTSTRAP.value}")
     if _BY_LESION_AREA.value < 0:
@@ -97,8 +106,10 @@ def main(argv):
         sys.exit(f"compare: {e}")
     if set(first) != set(second):
         only = sorted(set(first) ^ set(second))
-        sys.exit(f"compare: the files score different images ({len(only)} in one only: "
-                 f"{', '.join(only[:3])}{', ...' if len(only) > 3 else ''})")
+        sys.exit(
+            f"compare: the files score different images ({len(only)} in one only: "
+            f"{', '.join(only[:3])}{', ...' if len(only) > 3 else ''})"
+        )
     ids = sorted(i for i in first if first[i][metric] is not None and second[i][metric] is not None)
     if not ids:
         sys.exit(f"compare: {metric} is undefined on every image in one report or both")
@@ -110,21 +121,37 @@ def main(argv):
         except ValueError as e:
             sys.exit(f"compare: {e}")
     if len(ids) < len(first):
-        print(f"{len(first) - len(ids)} of {len(first)} images left out: {metric} is "
-              "undefined there (an empty mask) in one report or both")
+        print(
+            f"{len(first) - len(ids)} of {len(first)} images left out: {metric} is "
+            "undefined there (an empty mask) in one report or both"
+        )
 
     def compare(chosen, heading=None):
         comparison = metrics.paired_comparison(
-            [first[i][metric] for i in chosen], second=[second[i][metric] for i in chosen],
-            samples=_BOOTSTRAP.value, seed=0)
-        return metrics.format_comparison(comparison, first_name=first_path,
-                                         second_name=second_path, metric=metric, heading=heading)
+            [first[i][metric] for i in chosen],
+            second=[second[i][metric] for i in chosen],
+            samples=_BOOTSTRAP.value,
+            seed=0,
+        )
+        return metrics.format_comparison(
+            comparison,
+            first_name=first_path,
+            second_name=second_path,
+            metric=metric,
+            heading=heading,
+        )
 
     print(compare(ids))
     for number, (indices, lowest, highest) in enumerate(groups, start=1):
-        print(compare([ids[k] for k in indices], heading=(
-            f"group {number} of {len(groups)} by lesion area: lesions covering {lowest:.1%} to "
-            f"{highest:.1%} of the photograph, {len(indices)} images:")))
+        print(
+            compare(
+                [ids[k] for k in indices],
+                heading=(
+                    f"group {number} of {len(groups)} by lesion area: lesions covering "
+                    f"{lowest:.1%} to {highest:.1%} of the photograph, {len(indices)} images:"
+                ),
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -28,23 +28,35 @@ import console  # noqa: E402
 from lesionseg_tf import config  # noqa: E402
 
 _RUN_DIR = common_flags.define_run_dir(
-    "A train.py run folder (best.keras) or a shipped model folder (lesionseg.keras).")
+    "A train.py run folder (best.keras) or a shipped model folder (lesionseg.keras)."
+)
 _EXPORT_DIR = flags.DEFINE_string(
-    "export_dir", None, "Write the SavedModel here (replacing it); default: <run_dir>/export "
-    "when neither --serving_base nor --tflite is given, else no SavedModel but theirs.")
+    "export_dir",
+    None,
+    "Write the SavedModel here (replacing it); default: <run_dir>/export "
+    "when neither --serving_base nor --tflite is given, else no SavedModel but theirs.",
+)
 _SERVING_BASE = flags.DEFINE_string(
-    "serving_base", None, "Write the SavedModel to <serving_base>/<version>/, the layout TF "
-    "Serving loads (--model_base_path).")
+    "serving_base",
+    None,
+    "Write the SavedModel to <serving_base>/<version>/, the layout TF "
+    "Serving loads (--model_base_path).",
+)
 _VERSION = flags.DEFINE_integer("version", 1, "The version folder under --serving_base.")
 _TFLITE = flags.DEFINE_list(
-    "tflite", [], "TFLite variants of the network to write (to --tflite_dir): float32, "
-    "float16, int8.")
+    "tflite",
+    [],
+    "TFLite variants of the network to write (to --tflite_dir): float32, float16, int8.",
+)
 _TFLITE_DIR = flags.DEFINE_string(
-    "tflite_dir", None, "Where the TFLite files go; default: --run_dir.")
+    "tflite_dir", None, "Where the TFLite files go; default: --run_dir."
+)
 _DATA_DIR, _DATASET = common_flags.define_dataset_flags(
-    "For --tflite=int8: the dataset whose training photographs calibrate it.")
+    "For --tflite=int8: the dataset whose training photographs calibrate it."
+)
 _CALIBRATION_IMAGES = flags.DEFINE_integer(
-    "calibration_images", 300, "For --tflite=int8: how many training photographs.")
+    "calibration_images", 300, "For --tflite=int8: how many training photographs."
+)
 
 
 def calibration_images(run, data_dir, count, image_size, dataset=None):
@@ -56,12 +68,12 @@ def calibration_images(run, data_dir, count, image_size, dataset=None):
     data = datasets.open_dataset(data_dir, dataset=dataset)
     examples = [e for e in data.find(data.training_split()) if e.image_id in trained]
     if not examples:
-        raise ValueError(f"none of {data_dir}'s training photographs is in "
-                         f"{run.file(RunDir.TRAINING_IDS)}")
+        raise ValueError(
+            f"none of {data_dir}'s training photographs is in {run.file(RunDir.TRAINING_IDS)}"
+        )
     picks = np.random.default_rng(0).permutation(len(examples))[:count]
     chosen = [examples[i] for i in sorted(picks)]
-    batches = pipeline.make_dataset(chosen, image_size=image_size, batch_size=32,
-                                    is_training=False)
+    batches = pipeline.make_dataset(chosen, image_size=image_size, batch_size=32, is_training=False)
     return np.concatenate([images.numpy() for images, _ in batches])
 
 
@@ -97,25 +109,37 @@ def main(argv):
     for target in saved_models:
         export_dir = export.export_saved_model(model, export_dir=target, image_size=image_size)
         difference = export.check_export(export_dir, model=model, inputs=images.astype(np.float32))
-        print(f"SavedModel: {export_dir} (image_size {image_size}; max |logit difference| "
-              f"{difference:.2g})")
+        print(
+            f"SavedModel: {export_dir} (image_size {image_size}; max |logit difference| "
+            f"{difference:.2g})"
+        )
     for variant in _TFLITE.value:
         calibration = None
         if variant == "int8":
             try:
-                calibration = calibration_images(run, _DATA_DIR.value, _CALIBRATION_IMAGES.value,
-                                                  image_size, dataset=_DATASET.value)
+                calibration = calibration_images(
+                    run,
+                    _DATA_DIR.value,
+                    _CALIBRATION_IMAGES.value,
+                    image_size,
+                    dataset=_DATASET.value,
+                )
             except (OSError, ValueError) as e:
                 sys.exit(f"export: {e}")
-        data = tflite.convert(model, image_size=image_size, variant=variant,
-                              calibration_images=calibration)
-        path = os.path.join(_TFLITE_DIR.value or run.path,
-                            f"lesionseg_{variant}{tflite.EXTENSION}")
+        data = tflite.convert(
+            model, image_size=image_size, variant=variant, calibration_images=calibration
+        )
+        path = os.path.join(_TFLITE_DIR.value or run.path, f"lesionseg_{variant}{tflite.EXTENSION}")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         files.write_atomically(path, payload=data)
-        print(f"TFLite {variant}: {path} ({len(data) / 1e6:.1f} MB"
-              + (f", calibrated on {len(calibration)} training photographs)"
-                 if calibration is not None else ")"))
+        print(
+            f"TFLite {variant}: {path} ({len(data) / 1e6:.1f} MB"
+            + (
+                f", calibrated on {len(calibration)} training photographs)"
+                if calibration is not None
+                else ")"
+            )
+        )
 
 
 if __name__ == "__main__":

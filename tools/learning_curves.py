@@ -12,10 +12,8 @@ from absl import app
 import common_flags
 import console
 
-_RUN_DIR = common_flags.define_run_dir("A train.py run folder (holding "
-                               "training_log.csv).")
-_OUTPUT = common_flags.define_output(None, "PNG to write; default "
-                                     "<run_dir>/learning_curves.png.")
+_RUN_DIR = common_flags.define_run_dir("A train.py run folder (holding training_log.csv).")
+_OUTPUT = common_flags.define_output(None, "PNG to write; default <run_dir>/learning_curves.png.")
 
 
 def main(argv):
@@ -32,9 +30,12 @@ def main(argv):
     recorded = run.read_json(RunDir.CONFIG) or {}
     selected_on = "validation" if recorded.get("select_on") == "validation" else "held-out"
     try:
-        figures.learning_curves(run.log_path, path=output,
-                                title=os.path.basename(os.path.normpath(run.path)),
-                                selection_label=selected_on)
+        figures.learning_curves(
+            run.log_path,
+            path=output,
+            title=os.path.basename(os.path.normpath(run.path)),
+            selection_label=selected_on,
+        )
     except (OSError, ValueError) as e:
         sys.exit(f"learning_curves: {e}")
     print(f"learning curves: {output}")

@@ -26,16 +26,24 @@ from lesionseg_tf.config import PRECISION_POLICIES
 
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 448, "Training input side (the paper's 448).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Training batch.")
-_PRECISIONS = flags.DEFINE_list("precisions", ["none", "bfloat16"],
-                                "--mixed_precision choices to profile, one after another.")
+_PRECISIONS = flags.DEFINE_list(
+    "precisions", ["none", "bfloat16"], "--mixed_precision choices to profile, one after another."
+)
 _BATCH_NORMS = flags.DEFINE_list(
-    "batch_norms", ["fused"], "Batch-norm layers to profile: fused (the model's, one kernel), "
-    "keras (Keras' own, separate ops); e.g. keras,fused to see what fusing saves.")
+    "batch_norms",
+    ["fused"],
+    "Batch-norm layers to profile: fused (the model's, one kernel), "
+    "keras (Keras' own, separate ops); e.g. keras,fused to see what fusing saves.",
+)
 _WARM_UP_STEPS = flags.DEFINE_integer("warm_up_steps", 2, "Steps run before recording.")
 _STEPS = flags.DEFINE_integer("steps", 2, "Steps recorded.")
 _TOP = flags.DEFINE_integer("top", 12, "How many single ops to list.")
-_LOGDIR = flags.DEFINE_string("logdir", None, "Keep the traces here (one folder per "
-                              "precision and batch norm); default: a temporary folder, removed.")
+_LOGDIR = flags.DEFINE_string(
+    "logdir",
+    None,
+    "Keep the traces here (one folder per "
+    "precision and batch norm); default: a temporary folder, removed.",
+)
 console.answer_help()  # before TensorFlow loads
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # not the profiler's INFO lines
 
@@ -54,8 +62,9 @@ def main(argv):
     for flag, allowed in ((_BATCH_NORMS, ("fused", "keras")), (_PRECISIONS, PRECISION_POLICIES)):
         unknown = sorted(set(flag.value) - set(allowed))
         if unknown:
-            raise app.UsageError(f"--{flag.name} takes {', '.join(allowed)}; got "
-                                 f"{', '.join(unknown)}")
+            raise app.UsageError(
+                f"--{flag.name} takes {', '.join(allowed)}; got {', '.join(unknown)}"
+            )
     console.start_tensorflow()
     from lesionseg_tf import profiling  # pylint: disable=import-outside-toplevel
 
@@ -66,16 +75,27 @@ def main(argv):
             for batch_norm in _BATCH_NORMS.value:
                 logdir = os.path.join(root, f"{precision}-{batch_norm}")
                 seconds = profiling.profile_steps(
-                    image_size=_IMAGE_SIZE.value, batch_size=_BATCH_SIZE.value,
-                    mixed_precision=precision, warm_up_steps=_WARM_UP_STEPS.value,
-                    steps=_STEPS.value, logdir=logdir,
-                    fused_batch_norm=batch_norm == "fused")
+                    image_size=_IMAGE_SIZE.value,
+                    batch_size=_BATCH_SIZE.value,
+                    mixed_precision=precision,
+                    warm_up_steps=_WARM_UP_STEPS.value,
+                    steps=_STEPS.value,
+                    logdir=logdir,
+                    fused_batch_norm=batch_norm == "fused",
+                )
                 shares, top = profiling.summarize(profiling.read_op_stats(logdir))
                 name = "float32" if precision == "none" else precision
-                print(format_profile(
-                    f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch {_BATCH_SIZE.value}, "
-                    f"{name}, {batch_norm} batch norm", seconds, shares, top, _TOP.value),
-                    flush=True)
+                print(
+                    format_profile(
+                        f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch {_BATCH_SIZE.value}, "
+                        f"{name}, {batch_norm} batch norm",
+                        seconds,
+                        shares,
+                        top,
+                        _TOP.value,
+                    ),
+                    flush=True,
+                )
         if keep:
             print(f"traces: {keep} (TensorBoard: tensorboard --logdir={keep}, tab 'profile')")
     finally:

@@ -40,8 +40,9 @@ def main(argv):
     try:
         dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
         if dataset.layout.name not in ("isic2016", "isic2017", "isic2018"):
-            raise datasets.DatasetError(f"{_DATA_DIR.value}: {dataset.layout.title}; this "
-                                        "command copies an ISIC layout")
+            raise datasets.DatasetError(
+                f"{_DATA_DIR.value}: {dataset.layout.title}; this command copies an ISIC layout"
+            )
         print(dataset.summary(), flush=True)
         for split in dataset.splits:
             examples = dataset.find(split)
@@ -51,11 +52,16 @@ def main(argv):
             progress = console.make_progress(len(examples))
             for done, example in enumerate(examples, 1):
                 images.write_resized_pair(
-                    example, size=_SIZE.value, max_pixels=_MAX_IMAGE_PIXELS.value,
-                    image_path=os.path.join(_OUTPUT_DIR.value, image_folder,
-                                            example.image_id + ".jpg"),
-                    mask_path=os.path.join(_OUTPUT_DIR.value, mask_folder,
-                                           os.path.basename(example.mask_path)))
+                    example,
+                    size=_SIZE.value,
+                    max_pixels=_MAX_IMAGE_PIXELS.value,
+                    image_path=os.path.join(
+                        _OUTPUT_DIR.value, image_folder, example.image_id + ".jpg"
+                    ),
+                    mask_path=os.path.join(
+                        _OUTPUT_DIR.value, mask_folder, os.path.basename(example.mask_path)
+                    ),
+                )
                 progress.update(done)
             print(f"{split}: {len(examples)} pairs at {_SIZE.value}x{_SIZE.value}", flush=True)
     except (ValueError, OSError) as e:

@@ -22,21 +22,29 @@ import console
 
 _STUDY_DIR = flags.DEFINE_string("study_dir", "docs/study", "The study's run folders.")
 _OUTPUT_DIR = common_flags.define_output_dir(
-    None, "Where table.md and the figure go; default --study_dir.")
+    None, "Where table.md and the figure go; default --study_dir."
+)
 _REFERENCE = flags.DEFINE_string(
-    "reference", "shipped_recipe_seed0", "The run every other run is compared with.")
+    "reference", "shipped_recipe_seed0", "The run every other run is compared with."
+)
 _COLLECT = flags.DEFINE_string(
-    "collect", None, "Instead: copy this finished, scored run folder's small files (flags, "
+    "collect",
+    None,
+    "Instead: copy this finished, scored run folder's small files (flags, "
     "held-out ids, log, result, validation report, held-out report) to "
-    "<study_dir>/<run name>/, with the paths of this machine taken out.")
+    "<study_dir>/<run name>/, with the paths of this machine taken out.",
+)
 _COLLECT_HOLDOUT = flags.DEFINE_string(
-    "collect_holdout", None, "Instead: copy this evaluate.py report folder, scored on the "
+    "collect_holdout",
+    None,
+    "Instead: copy this evaluate.py report folder, scored on the "
     "held-out pairs of the study run --run (--split=training --ids_file=its holdout_ids.txt), "
-    "to <study_dir>/<run>/holdout/, its paths made portable.")
+    "to <study_dir>/<run>/holdout/, its paths made portable.",
+)
 _RUN = flags.DEFINE_string("run", None, "With --collect_holdout: the study run it scores.")
-_DATA_DIR, _ = common_flags.define_dataset_flags("With --collect or --collect_holdout: the data "
-                                                 "the run used, recorded by its folder name "
-                                                 "only.")
+_DATA_DIR, _ = common_flags.define_dataset_flags(
+    "With --collect or --collect_holdout: the data the run used, recorded by its folder name only."
+)
 
 TABLE_FILE = "table.md"
 FIGURE_FILE = "validation_jaccard_by_input_size.png"
@@ -51,8 +59,9 @@ def main(argv):
 
     if _COLLECT.value:
         try:
-            folder = study.collect_run(_COLLECT.value, study_dir=_STUDY_DIR.value,
-                                       data_dir=_DATA_DIR.value)
+            folder = study.collect_run(
+                _COLLECT.value, study_dir=_STUDY_DIR.value, data_dir=_DATA_DIR.value
+            )
         except OSError as e:
             sys.exit(f"study: {e}")
         print(f"collected: {folder}")
@@ -62,8 +71,10 @@ def main(argv):
             raise app.UsageError("--collect_holdout needs --run (the study run it scores)")
         try:
             folder = study.collect_holdout_report(
-                _COLLECT_HOLDOUT.value, study_run=os.path.join(_STUDY_DIR.value, _RUN.value),
-                data_dir=_DATA_DIR.value)
+                _COLLECT_HOLDOUT.value,
+                study_run=os.path.join(_STUDY_DIR.value, _RUN.value),
+                data_dir=_DATA_DIR.value,
+            )
         except (OSError, ValueError) as e:
             sys.exit(f"study: {e}")
         print(f"collected: {folder}")
@@ -78,10 +89,12 @@ def main(argv):
     os.makedirs(output_dir, exist_ok=True)
     files.write_atomically(os.path.join(output_dir, TABLE_FILE), payload=table)
     figure = figures.study_figure(
-        study.size_points(runs), outside=study.OUTSIDE_POINTS,
+        study.size_points(runs),
+        outside=study.OUTSIDE_POINTS,
         path=os.path.join(output_dir, FIGURE_FILE),
         title="LesionSeg on ISIC 2017 validation, selected blind (95% CI over images)",
-        receptive_field=receptive_field(TABLE_1))
+        receptive_field=receptive_field(TABLE_1),
+    )
     print(table)
     print(f"table: {os.path.join(output_dir, TABLE_FILE)}")
     print(f"figure: {figure}")

@@ -19,8 +19,9 @@ _NUM_TRAINING = flags.DEFINE_integer("num_training", 16, "Training pairs.")
 _NUM_VALIDATION = flags.DEFINE_integer("num_validation", 8, "Validation pairs.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 8, "Test pairs.")
 _SEED = common_flags.define_seed("Seed of the synthetic pictures.")
-_LAYOUT = flags.DEFINE_enum("layout", "isic2017", list(datasets.LAYOUT_NAMES),
-                            "Folder layout of the dataset written.")
+_LAYOUT = flags.DEFINE_enum(
+    "layout", "isic2017", list(datasets.LAYOUT_NAMES), "Folder layout of the dataset written."
+)
 flags.mark_flag_as_required("out_dir")
 
 
@@ -31,8 +32,13 @@ def main(argv):
     from lesionseg_tf import synthetic
 
     counts = synthetic.write_synthetic_dataset(
-        _OUT_DIR.value, layout=_LAYOUT.value, num_training=_NUM_TRAINING.value,
-        num_validation=_NUM_VALIDATION.value, num_test=_NUM_TEST.value, seed=_SEED.value)
+        _OUT_DIR.value,
+        layout=_LAYOUT.value,
+        num_training=_NUM_TRAINING.value,
+        num_validation=_NUM_VALIDATION.value,
+        num_test=_NUM_TEST.value,
+        seed=_SEED.value,
+    )
     print(f"wrote {counts} to {_OUT_DIR.value}")
 
 

@@ -1,6 +1,6 @@
 """The paper's Table 1 written in PyTorch, for the benchmark's comparison only
 (`python -m tools.benchmark --compare_torch`): the same layers, built from
-`lesionseg_tf.model.TABLE_1`, the same loss and optimizer. Needs torch, which the
+`lesionseg_tf.table1.TABLE_1`, the same loss and optimizer. Needs torch, which the
 project does not install.
 """
 
@@ -13,7 +13,8 @@ def train_images_per_s(image_size, batch_size, steps):
     import torch  # pylint: disable=import-outside-toplevel
     from torch import nn  # pylint: disable=import-outside-toplevel
 
-    from lesionseg_tf.model import TABLE_1, UPSCALE  # pylint: disable=import-outside-toplevel
+    from lesionseg_tf.config import UPSCALE  # pylint: disable=import-outside-toplevel
+    from lesionseg_tf.table1 import TABLE_1  # pylint: disable=import-outside-toplevel
 
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count())
@@ -22,8 +23,16 @@ def train_images_per_s(image_size, batch_size, steps):
         pad = spec.dilation * (spec.kernel - 1) // 2
         if pad:
             layers.append(nn.ReflectionPad2d(pad))
-        layers.append(nn.Conv2d(channels, spec.filters, spec.kernel, stride=spec.stride,
-                                dilation=spec.dilation, bias=not spec.batch_norm))
+        layers.append(
+            nn.Conv2d(
+                channels,
+                spec.filters,
+                spec.kernel,
+                stride=spec.stride,
+                dilation=spec.dilation,
+                bias=not spec.batch_norm,
+            )
+        )
         if spec.batch_norm:
             layers.append(nn.BatchNorm2d(spec.filters))
         if spec.relu:

@@ -51,12 +51,17 @@ def main():
             float(logs["loss"])
             steps.append(time.perf_counter() - self.start)
 
-    model.fit(dataset, epochs=1, steps_per_epoch=TIMED, verbose=0, shuffle=False,
-              callbacks=[Clock()])
+    model.fit(
+        dataset, epochs=1, steps_per_epoch=TIMED, verbose=0, shuffle=False, callbacks=[Clock()]
+    )
     seconds = sum(steps)
-    print(f"{TIMED * BATCH / seconds:.3f} images/s ({TIMED} steps of {BATCH} in {seconds:.1f} s; "
-          f"{training.__file__}; threads intra {tf.config.threading.get_intra_op_parallelism_threads()}"
-          f" inter {tf.config.threading.get_inter_op_parallelism_threads()})", flush=True)
+    print(
+        f"{TIMED * BATCH / seconds:.3f} images/s ({TIMED} steps of {BATCH} in {seconds:.1f} s; "
+        f"{training.__file__}; threads intra "
+        f"{tf.config.threading.get_intra_op_parallelism_threads()}"
+        f" inter {tf.config.threading.get_inter_op_parallelism_threads()})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -26,29 +26,41 @@ PAGE = "web/"
 RUNTIME = os.path.join("node_modules", "@litertjs", "core", "wasm")
 MODEL = os.path.join("pretrained", "lesionseg_isic2017", "lesionseg_int8.tflite")
 
-_HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to serve on (this computer only by "
-                            "default).")
+_HOST = flags.DEFINE_string(
+    "host", "127.0.0.1", "Address to serve on (this computer only by default)."
+)
 _PORT = flags.DEFINE_integer("port", 8000, "Port to serve on; 0 picks a free one.")
 _SCREENSHOT = flags.DEFINE_string(
-    "screenshot", None, "Instead of serving until stopped: open the page in headless Chromium, "
-    "segment the first example photograph and save a PNG screenshot here.")
+    "screenshot",
+    None,
+    "Instead of serving until stopped: open the page in headless Chromium, "
+    "segment the first example photograph and save a PNG screenshot here.",
+)
 _TIME = flags.DEFINE_list(
-    "time", [], "Instead of serving: segment these photographs in the page in headless "
+    "time",
+    [],
+    "Instead of serving: segment these photographs in the page in headless "
     "Chromium, --time_repeats times each, and print the median of each step's time (file chosen "
-    "to outline drawn).")
+    "to outline drawn).",
+)
 _TIME_REPEATS = flags.DEFINE_integer("time_repeats", 3, "For --time: runs per photograph.")
-_CHROMIUM = flags.DEFINE_string("chromium", "/usr/bin/chromium",
-                                "For --screenshot and --time: Chromium.")
-_CHROMEDRIVER = flags.DEFINE_string("chromedriver", "/usr/bin/chromedriver",
-                                    "For --screenshot and --time: ChromeDriver.")
+_CHROMIUM = flags.DEFINE_string(
+    "chromium", "/usr/bin/chromium", "For --screenshot and --time: Chromium."
+)
+_CHROMEDRIVER = flags.DEFINE_string(
+    "chromedriver", "/usr/bin/chromedriver", "For --screenshot and --time: ChromeDriver."
+)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Static files of the repository, `.wasm` and `.tflite` with their types."""
 
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".wasm": "application/wasm", ".js": "text/javascript",
-                      ".tflite": "application/octet-stream"}
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".js": "text/javascript",
+        ".tflite": "application/octet-stream",
+    }
 
     def log_message(self, format, *args):  # pylint: disable=redefined-builtin
         pass
@@ -57,6 +69,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def start_server(host="127.0.0.1", port=0, *, on_request=None):
     """A threaded static server of the repository's root; returns `(server, page URL)`.
     `on_request(path)` is called for every request (the tests count them)."""
+
     class Handler(QuietHandler):
         def do_GET(self):
             if on_request is not None:
@@ -64,7 +77,8 @@ def start_server(host="127.0.0.1", port=0, *, on_request=None):
             super().do_GET()
 
     server = http.server.ThreadingHTTPServer(
-        (host, port), functools.partial(Handler, directory=REPO_ROOT))
+        (host, port), functools.partial(Handler, directory=REPO_ROOT)
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}/{PAGE}"
 
@@ -80,10 +94,18 @@ def chromium(chromium_path, chromedriver_path, *, width=1100, height=1000):
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium_path
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     return webdriver.Chrome(service=Service(chromedriver_path), options=options)
@@ -94,7 +116,8 @@ def wait_for_state(driver, states, timeout=120):
     from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=import-outside-toplevel
 
     WebDriverWait(driver, timeout).until(
-        lambda d: d.execute_script("return document.body.dataset.state") in states)
+        lambda d: d.execute_script("return document.body.dataset.state") in states
+    )
     return driver.execute_script("return document.body.dataset.state")
 
 
@@ -147,9 +170,13 @@ def time_page(paths, *, repeats, chromium_path, chromedriver_path):
                 if choose_file(driver, path, timeout=600) != "done":
                     raise RuntimeError(driver.find_element("id", "error").text)
                 runs.append(driver.execute_script("return window.lesionseg.last"))
-            results[path] = {"size": f"{runs[0]['width']}x{runs[0]['height']}", **{
-                step: statistics.median(r["times"][step] for r in runs)
-                for step in runs[0]["times"]}}
+            results[path] = {
+                "size": f"{runs[0]['width']}x{runs[0]['height']}",
+                **{
+                    step: statistics.median(r["times"][step] for r in runs)
+                    for step in runs[0]["times"]
+                },
+            }
     return results
 
 
@@ -161,23 +188,33 @@ def main(argv):
         sys.exit(f"web: missing {', '.join(missing)}; run `npm ci` in {REPO_ROOT} first")
     if _TIME.value:
         try:
-            results = time_page(_TIME.value, repeats=_TIME_REPEATS.value,
-                                chromium_path=_CHROMIUM.value,
-                                chromedriver_path=_CHROMEDRIVER.value)
+            results = time_page(
+                _TIME.value,
+                repeats=_TIME_REPEATS.value,
+                chromium_path=_CHROMIUM.value,
+                chromedriver_path=_CHROMEDRIVER.value,
+            )
         except (RuntimeError, OSError) as e:
             sys.exit(f"web: {e}")
-        print("| photograph | size | decode | network input | network | post-processing | "
-              "drawing | file chosen to outline drawn |")
+        print(
+            "| photograph | size | decode | network input | network | post-processing | "
+            "drawing | file chosen to outline drawn |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for path, t in results.items():
-            print(f"| {os.path.basename(path)} | {t['size']} | {t['decode']:.0f} ms | "
-                  f"{t['resize']:.0f} ms | {t['network']:.0f} ms | {t['postprocess']:.0f} ms | "
-                  f"{t['draw']:.0f} ms | {t['total'] / 1000:.2f} s |")
+            print(
+                f"| {os.path.basename(path)} | {t['size']} | {t['decode']:.0f} ms | "
+                f"{t['resize']:.0f} ms | {t['network']:.0f} ms | {t['postprocess']:.0f} ms | "
+                f"{t['draw']:.0f} ms | {t['total'] / 1000:.2f} s |"
+            )
         return
     if _SCREENSHOT.value:
         try:
-            take_screenshot(_SCREENSHOT.value, chromium_path=_CHROMIUM.value,
-                            chromedriver_path=_CHROMEDRIVER.value)
+            take_screenshot(
+                _SCREENSHOT.value,
+                chromium_path=_CHROMIUM.value,
+                chromedriver_path=_CHROMEDRIVER.value,
+            )
         except (RuntimeError, OSError) as e:
             sys.exit(f"web: {e}")
         print(f"screenshot: {_SCREENSHOT.value}")
