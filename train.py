@@ -274,6 +274,11 @@ def main(argv):
         f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
         + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)")
     )
+    if result["best_epoch"] == 0:
+        print(
+            f"no epoch beat the starting weights of {config.init_from} on the {selected_on} "
+            "pairs: the export is the starting model, unchanged"
+        )
     print(f"final weights sha256: {result['weights_sha256']}")
 
 

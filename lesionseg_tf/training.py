@@ -67,7 +67,9 @@ def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=
 
     Returns:
       `{"selection_jaccard", "selected_on", "best_epoch" (counted from 1, as the
-      training log), "epochs_run", "export_dir", "weights_sha256", ...}`.
+      training log; 0 where no epoch of a fine-tuning run beat the starting
+      weights, which are then exported), "epochs_run", "export_dir",
+      "weights_sha256", ...}`.
 
     Raises:
       ValueError: the folder or the settings do not allow the run (the message
@@ -120,6 +122,7 @@ def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=
         selection_examples=selection_examples,
         init_from=init_from,
         verbose=verbose,
+        report=report,
     )
 
 
@@ -187,7 +190,9 @@ def compiled_model(
     return model
 
 
-def _train(config, folder, *, strategy, train_examples, selection_examples, init_from, verbose):
+def _train(
+    config, folder, *, strategy, train_examples, selection_examples, init_from, verbose, report
+):
     """Trains on a chief's `folder`, or a non-chief's temporary copy, and writes
     the result (chief only)."""
     replicas = strategy.num_replicas_in_sync
@@ -225,6 +230,7 @@ def _train(config, folder, *, strategy, train_examples, selection_examples, init
             steps_per_execution=steps_per_execution,
             init_from=init_from,
             verbose=verbose,
+            report=report,
         )
     finally:
         if not chief:
@@ -247,9 +253,11 @@ def _fit_and_export(
     steps_per_execution,
     init_from,
     verbose,
+    report,
 ):
     """Builds the model, continues from the folder's backup (or starts from
-    `init_from`), trains until done, then exports the best epoch: the result dict."""
+    `init_from`, scored first as epoch 0), trains until done, then exports the best
+    epoch: the result dict."""
     os.makedirs(folder.path, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = len(train_examples) // config.batch_size
@@ -301,6 +309,8 @@ def _fit_and_export(
     initial_epoch = _start(
         model, best, folder, config=config, strategy=strategy, init_from=init_from
     )
+    if init_from and initial_epoch == 0:
+        _score_start(model, best, folder, train_ds, selection_ds, report=report)
     if initial_epoch >= config.max_epochs or best.stopped:
         logging.info("training was complete; evaluating and exporting the best epoch")
     else:
@@ -345,6 +355,28 @@ def _start(model, best, folder, *, config, strategy, init_from):
             model_lib.set_weights_from(model, path=init_from)
         logging.info("starting from the weights of %s", init_from)
     return 0
+
+
+def _score_start(model, best, folder, train_ds, selection_ds, *, report):
+    """Epoch 0 of a fine-tuning run: the starting weights scored as an epoch is (on
+    the training pairs, unaugmented, and on the selection pairs), logged as epoch 0
+    and made the best so far, so that a run in which no epoch beats them exports
+    them unchanged: fine-tuning never exports a model worse, on the selection pairs,
+    than the one it started from."""
+    logs = model.evaluate(train_ds, return_dict=True, verbose=0)
+    selection = model.evaluate(selection_ds, return_dict=True, verbose=0)
+    logs.update({f"val_{name}": value for name, value in selection.items()})
+    # Built before the start is saved, so its checkpoint holds the whole (fresh)
+    # optimizer state as every epoch's does, and loads without a mismatch.
+    model.optimizer.build(model.trainable_variables)
+    best.set_model(model)
+    best.on_epoch_end(-1, logs)  # best_epoch -1: the start (epoch 0 of the log)
+    callbacks.EpochLog(folder.log_path).on_epoch_end(-1, logs)
+    report(
+        "Epoch 0 (the starting weights, before any training): "
+        + " - ".join(f"{name}: {logs[name]:.4f}" for name in sorted(logs)),
+        False,
+    )
 
 
 def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_epoch, verbose):

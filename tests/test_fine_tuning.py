@@ -1,0 +1,82 @@
+"""Fine-tuning (`--init_from`) starts from a candidate: the starting weights are
+scored as epoch 0 and exported unchanged when no epoch beats them."""
+
+import csv
+import json
+import os
+import shutil
+
+import cv2
+import pytest
+
+from lesionseg_tf import distribute, synthetic
+from lesionseg_tf import model as model_lib
+from tests.conftest import run_script
+
+pytestmark = pytest.mark.slow  # trains
+
+
+@pytest.fixture(scope="module")
+def start_and_data(tmp_path_factory):
+    """A model trained on a small synthetic tree, and a copy of that tree whose
+    training masks are inverted while its validation masks are not: fine-tuning on
+    it can only make the model worse on validation."""
+    root = tmp_path_factory.mktemp("fine_tuning")
+    data = str(root / "isic")
+    synthetic.write_synthetic_dataset(
+        data, num_training=16, num_validation=6, num_test=1, seed=7, widths=(48, 64)
+    )
+    start = str(root / "start")
+    trained = run_script(
+        "train.py",
+        f"--data_dir={data}",
+        f"--model_dir={start}",
+        "--image_size=32",
+        "--batch_size=4",
+        "--max_epochs=8",
+        "--patience=8",
+        "--seed=1",
+        "--learning_rate=1e-2",
+        "--select_on=validation",
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    inverted = str(root / "inverted")
+    shutil.copytree(data, inverted)
+    masks = os.path.join(inverted, "ISIC-2017_Training_Part1_GroundTruth")
+    for name in os.listdir(masks):
+        path = os.path.join(masks, name)
+        cv2.imwrite(path, 255 - cv2.imread(path, cv2.IMREAD_GRAYSCALE))
+    return start, inverted
+
+
+def test_a_start_no_epoch_beats_is_exported_unchanged(start_and_data, tmp_path):
+    start, inverted = start_and_data
+    run = tmp_path / "tuned"
+    result = run_script(
+        "train.py",
+        f"--data_dir={inverted}",
+        f"--init_from={start}",
+        f"--model_dir={run}",
+        "--batch_size=4",
+        "--max_epochs=3",
+        "--patience=3",
+        "--learning_rate=1e-2",
+        "--select_on=validation",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    epoch_zero = [line for line in lines if line.startswith("Epoch 0 (the starting weights")]
+    assert len(epoch_zero) == 1 and "val_jaccard: " in epoch_zero[0], result.stdout
+    assert "no epoch beat the starting weights" in result.stdout
+    with open(run / "result.json") as f:
+        recorded = json.load(f)
+    assert recorded["best_epoch"] == 0 and recorded["epochs_run"] == 3
+    with open(run / "training_log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2", "3"]
+    assert all(float(row["val_jaccard"]) < float(rows[0]["val_jaccard"]) for row in rows[1:])
+    # The export is the start, by digest of the weights.
+    started = distribute.weights_digest(model_lib.load(os.path.join(start, "best.keras")))
+    assert recorded["weights_sha256"] == started
+    exported = model_lib.load(os.path.join(run, "best.keras"))
+    assert distribute.weights_digest(exported) == started
