@@ -264,6 +264,7 @@ def main(argv):
             strategy=strategy,
             verbose=1 if sys.stdout.isatty() else 2,
             report=report,
+            fit_batch=not _BATCH_SIZE.present,
         )
     except (ValueError, OSError, training.TrainingError) as e:
         sys.exit(f"train.py: {e}")

@@ -132,7 +132,7 @@ def check_split(
     return Report(good=good, problems=problems)
 
 
-def select_data(dataset, *, config):
+def select_data(dataset, *, config, fit_batch=False):
     """Finds and checks the data before training (`check_split`), and
     chooses the selection set: the pairs whose per-image Jaccard picks the best
     epoch and stops training (section 3.3).
@@ -148,6 +148,8 @@ def select_data(dataset, *, config):
     Args:
       dataset: a `datasets.Dataset` (`datasets.open_dataset`).
       config: a `config.RunConfig`.
+      fit_batch: fewer training examples than `config.batch_size` are no error
+        (the caller trains in one batch of all of them).
 
     Returns:
       `(training examples, selection examples, problems)`: the examples to use
@@ -156,7 +158,8 @@ def select_data(dataset, *, config):
 
     Raises:
       datasets.DatasetError: a split that is not there (naming those that are); every
-        error found, unless `skip_bad_examples`; or too few usable examples.
+        error found, unless `skip_bad_examples`; or too few usable examples (fewer
+        than a batch, unless `fit_batch`).
     """
     train_split = dataset.training_split()
     wanted = (train_split, "validation") if config.select_on == "validation" else (train_split,)
@@ -188,7 +191,7 @@ def select_data(dataset, *, config):
         )
     else:
         train_examples, selection = splits[train_split], splits["validation"]
-    if len(train_examples) < config.batch_size:
+    if len(train_examples) < config.batch_size and not fit_batch:
         raise datasets.DatasetError(
             f"{train_split} split of {dataset.root} leaves {len(train_examples)} usable images "
             f"for training, fewer than one batch of {config.batch_size}; lower --batch_size"

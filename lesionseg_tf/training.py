@@ -12,6 +12,7 @@ again continues from the last completed epoch, or finishes a run whose training
 was complete.
 """
 
+import dataclasses
 import os
 import shutil
 
@@ -42,7 +43,9 @@ class TrainingError(RuntimeError):
     """Training could not go on; the message says why and what to try."""
 
 
-def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=None):
+def run(
+    config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=None, fit_batch=False
+):
     """A whole training run: the one call behind train.py.
 
     Checks the folder (`RunDir.check_start`: a fresh start, or the continuation
@@ -61,6 +64,9 @@ def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=
         to a temporary folder they remove, after taking the chief's resume state
         from `model_dir` (which must then be on a shared filesystem).
       verbose: Keras' `fit` verbosity (1 a progress bar, 2 one line per epoch).
+      fit_batch: where the data leave fewer training pairs than `config.batch_size`,
+        train in one batch of all of them (said through `report`, recorded in
+        `flags.json`) instead of refusing; for a `--batch_size` left at its default.
       report: called with `(line, problem)` for what a person should see before
         training starts: the dataset's one-line summary (problem False) and each
         problem the data check found (True); default: logged.
@@ -81,13 +87,24 @@ def run(config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=
     folder = RunDir(model_dir)
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
-    resuming = folder.check_start(config, overwrite=overwrite)
     init_from = config.init_from and run_dir.init_weights_file(config.init_from)
     dataset = datasets.open_dataset(config.data_dir, dataset=config.dataset)
     report(dataset.summary(), False)
-    train_examples, selection_examples, problems = preflight.select_data(dataset, config=config)
+    train_examples, selection_examples, problems = preflight.select_data(
+        dataset, config=config, fit_batch=fit_batch
+    )
     for problem in problems:
         report(str(problem) + (" (skipped)" if problem.is_error else ""), True)
+    if len(train_examples) < config.batch_size:  # only with fit_batch
+        report(
+            f"--batch_size={len(train_examples)}: all {len(train_examples)} training pairs in "
+            f"one batch, as there are fewer than {config.batch_size} (give --batch_size to "
+            "choose)",
+            False,
+        )
+        config = dataclasses.replace(config, batch_size=len(train_examples))
+    # After the data: the batch a fitted run recorded is known only now.
+    resuming = folder.check_start(config, overwrite=overwrite)
     replicas = strategy.num_replicas_in_sync
     if len(selection_examples) < replicas:  # a replica would score nothing
         raise ValueError(

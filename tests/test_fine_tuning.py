@@ -80,3 +80,21 @@ def test_a_start_no_epoch_beats_is_exported_unchanged(start_and_data, tmp_path):
     assert recorded["weights_sha256"] == started
     exported = model_lib.load(os.path.join(run, "best.keras"))
     assert distribute.weights_digest(exported) == started
+
+
+def test_a_folder_smaller_than_a_batch_trains_in_one_batch(start_and_data, tmp_path):
+    start, _ = start_and_data
+    data = tmp_path / "clinic"
+    synthetic.write_synthetic_dataset(
+        str(data), num_training=12, num_validation=1, num_test=1, seed=9, widths=(48, 64)
+    )
+    run = tmp_path / "tuned"
+    args = [f"--data_dir={data}", f"--init_from={start}", f"--model_dir={run}", "--max_epochs=1"]
+    result = run_script("train.py", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # 12 pairs, 10% held out (1): 11 to train on, fewer than the default batch of 32.
+    assert "--batch_size=11: all 11 training pairs in one batch" in result.stdout
+    with open(run / "flags.json") as f:
+        assert json.load(f)["batch_size"] == 11
+    given = run_script("train.py", *args, "--batch_size=32", f"--model_dir={tmp_path / 'r2'}")
+    assert given.returncode != 0 and "fewer than one batch of 32" in given.stderr
