@@ -146,6 +146,13 @@ _SCALE_AUGMENT = flags.DEFINE_bool(
     "Also zoom each training pair in or out (up to 1.5x, mirrored surroundings) and shift it "
     "at random, keeping the whole lesion, after the rotations and flips (not in the paper).",
 )
+_BATCH_NORM = flags.DEFINE_enum(
+    "batch_norm",
+    _DEFAULTS.batch_norm,
+    list(config_lib.BATCH_NORM_MODES),
+    "train: batch norm learns from each batch (the paper's). frozen: batch norm in inference "
+    "mode, its statistics and scale kept, as for fine-tuning on a few photographs.",
+)
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "generate_synthetic",
     False,
@@ -180,6 +187,7 @@ _CONFIG_HOLDERS = {
     "loss": _LOSS,
     "color_augment": _COLOR_AUGMENT,
     "scale_augment": _SCALE_AUGMENT,
+    "batch_norm": _BATCH_NORM,
     "cache": _CACHE,
     "jit_compile": _JIT_COMPILE,
     "steps_per_execution": _STEPS_PER_EXECUTION,
@@ -307,6 +315,7 @@ HELP_GROUPS = (
             "loss",
             "color_augment",
             "scale_augment",
+            "batch_norm",
             "select_on",
             "holdout_fraction",
             "seed",

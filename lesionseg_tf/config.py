@@ -22,6 +22,10 @@ PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16", "bfloat16":
 CONTEXTS = ("none", "image_pooling")
 # The training loss (`losses.make_loss`): "cross_entropy" is the paper's (section 3.3).
 LOSSES = ("cross_entropy", "soft_jaccard", "cross_entropy_dice")
+# Batch norm while training: "train" (the paper's: batch statistics, gamma and beta
+# learned) or "frozen" (inference mode: the moving statistics, gamma and beta kept), as
+# Keras' transfer-learning guide fine-tunes, so a few photographs do not relearn them.
+BATCH_NORM_MODES = ("train", "frozen")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # --jit_compile's words and what Keras' `compile(jit_compile=...)` takes for each.
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
@@ -34,7 +38,7 @@ TFLITE_VARIANTS = ("float32", "float16", "int8")
 class RunConfig:
     """The settings of one training run (section 3.3 and the project's options).
 
-    The fields down to `scale_augment` define the run (`RUN_FIELDS`): a
+    The fields down to `batch_norm` define the run (`RUN_FIELDS`): a
     resumed run must repeat them. The rest say how it runs on this machine and
     may change between a run and its resumption.
 
@@ -66,6 +70,7 @@ class RunConfig:
     loss: str = "cross_entropy"
     color_augment: bool = False
     scale_augment: bool = False
+    batch_norm: str = "train"
     # How the run executes; not compared on resumption.
     cache: str = "memory"
     jit_compile: str = "auto"
@@ -97,6 +102,7 @@ class RunConfig:
             ("mixed_precision", PRECISIONS),
             ("context", CONTEXTS),
             ("loss", LOSSES),
+            ("batch_norm", BATCH_NORM_MODES),
             ("jit_compile", tuple(JIT_COMPILE)),
             ("strategy", STRATEGIES),
         ):
@@ -121,12 +127,12 @@ class RunConfig:
 
 
 # Run settings added after the first runs were recorded. Their defaults are what the
-# code did before them (Table 1, the paper's loss and augmentation), so a `flags.json`
+# code did before them (Table 1, the paper's loss, augmentation and batch norm), so a `flags.json`
 # without them reads as its defaults and such runs still resume and compare.
 SETTINGS_BEFORE_RECORDED = {
     field.name: field.default
     for field in dataclasses.fields(RunConfig)
-    if field.name in ("context", "loss", "color_augment", "scale_augment")
+    if field.name in ("context", "loss", "color_augment", "scale_augment", "batch_norm")
 }
 
 

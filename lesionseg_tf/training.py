@@ -171,6 +171,7 @@ def compiled_model(
     loss="cross_entropy",
     color_augment=False,
     scale_augment=False,
+    batch_norm="train",
 ):
     """The Table-1 model compiled for training (section 3.3): Adam, per-pixel softmax
     cross-entropy, the per-image Jaccard. Call inside a strategy's scope to distribute.
@@ -186,6 +187,8 @@ def compiled_model(
       loss: a `config.LOSSES` name (`losses.make_loss`); "cross_entropy" is the paper's.
       color_augment: also change each training image's colour (`augment.random_color`).
       scale_augment: also zoom and shift each training pair (`augment.random_scale`).
+      batch_norm: "train" (the paper's) or "frozen": every batch-norm layer not
+        trainable, so Keras runs it in inference mode (`config.BATCH_NORM_MODES`).
     """
     jit_compile = JIT_COMPILE.get(jit_compile, jit_compile)
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
@@ -197,6 +200,10 @@ def compiled_model(
         keras.mixed_precision.set_global_policy("float32")
     model.color_augment = color_augment
     model.scale_augment = scale_augment
+    if batch_norm == "frozen":
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=losses.make_loss(loss),
@@ -295,6 +302,7 @@ def _fit_and_export(
             loss=config.loss,
             color_augment=config.color_augment,
             scale_augment=config.scale_augment,
+            batch_norm=config.batch_norm,
         )
         model.augment_seed = config.seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.

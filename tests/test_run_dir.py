@@ -95,7 +95,7 @@ def test_a_run_recorded_before_the_options_resumes_as_the_papers_recipe(tmp_path
     has no such key: it reads as "none" (Table 1), so it continues, and only as that."""
     run = RunDir(tmp_path / "old")
     recorded = RunConfig(data_dir="d", image_size=256).to_dict()
-    for name in ("context", "loss", "color_augment", "scale_augment"):
+    for name in ("context", "loss", "color_augment", "scale_augment", "batch_norm"):
         del recorded[name]
     run.write_json(RunDir.CONFIG, values={**recorded, "model_dir": run.path})
     os.makedirs(run.backup_dir)

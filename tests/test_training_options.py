@@ -50,3 +50,23 @@ def test_an_augmentation_changes_the_step_the_same_way_each_time(option):
     for a, b in zip(stepped["on"], stepped["on again"]):
         np.testing.assert_array_equal(a, b)
     assert any(not np.allclose(a, b) for a, b in zip(stepped["on"], stepped["plain"]))
+
+
+def test_frozen_batch_norm_keeps_its_statistics_and_scale():
+    images, labels = data(3)
+    start = model_with().get_weights()
+    names = ("gamma", "beta", "moving_mean", "moving_variance")
+
+    def batch_norm_weights(model):
+        return [w.numpy() for w in model.weights if w.path.split("/")[-1] in names]
+
+    frozen, learning = model_with(start, batch_norm="frozen"), model_with(start)
+    before = batch_norm_weights(frozen)
+    for model in (frozen, learning):
+        model.fit(tf.data.Dataset.from_tensors((images, labels)), verbose=0, shuffle=False)
+    for a, b in zip(batch_norm_weights(frozen), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(batch_norm_weights(learning), before))
+    # The convolutions still learn.
+    conv = frozen.get_layer("conv1_1").kernel.numpy()
+    assert not np.array_equal(conv, model_with(start).get_layer("conv1_1").kernel.numpy())
