@@ -6,7 +6,7 @@ evaluate.py, writing a report (`report`).
 import dataclasses
 import os
 
-from lesionseg_tf import datasets, images, metrics, report
+from lesionseg_tf import datasets, images, metrics, report, stats
 from lesionseg_tf.run_dir import RunDir
 
 TABLE_ROWS = (
@@ -129,7 +129,7 @@ def select_ids(examples, *, ids_file):
 
 def format_table(summary, *, title, intervals=None):
     """The summary as a text table; per-image means get their 95% interval beside
-    them when `intervals` (from `metrics.bootstrap_intervals`) is given."""
+    them when `intervals` (from `stats.bootstrap_intervals`) is given."""
     width = max(len(label) for _, label in TABLE_ROWS)
     lines = [title, "-" * (width + 10)]
     for key, label in TABLE_ROWS:
@@ -246,7 +246,7 @@ class Report:
 
     rows: list  # per image (`score_image`)
     summary: dict  # `metrics.summarize`
-    intervals: dict | None  # `metrics.bootstrap_intervals`
+    intervals: dict | None  # `stats.bootstrap_intervals`
     output_dir: str
     figures: list  # paths
 
@@ -287,7 +287,7 @@ def run(
             f"{len(failed)} of {len(examples)} images could not be scored; no report written"
         )
     summary = metrics.summarize(rows)
-    intervals = metrics.bootstrap_intervals(rows, samples=bootstrap, seed=0) if bootstrap else None
+    intervals = stats.bootstrap_intervals(rows, samples=bootstrap, seed=0) if bootstrap else None
     draw = (
         None
         if figures_title is None

@@ -82,7 +82,7 @@ def check_output_dir(output_dir, *, data_dir):
 
 def write(output_dir, *, rows, summary, config, intervals=None, draw=None):
     """Writes a whole report folder atomically: `per_image.csv`, `summary.json` (with
-    `config`, and `intervals` from `metrics.bootstrap_intervals` when given) and what
+    `config`, and `intervals` from `stats.bootstrap_intervals` when given) and what
     `draw(folder)` writes there (the figures). The folder replaces any previous one,
     so two reports never mix.
 

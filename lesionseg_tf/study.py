@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from lesionseg_tf import files, metrics, report
+from lesionseg_tf import files, report, stats
 from lesionseg_tf.config import SETTINGS_BEFORE_RECORDED
 from lesionseg_tf.report import PER_IMAGE_FILE, SUMMARY_FILE
 from lesionseg_tf.run_dir import RunDir
@@ -358,7 +358,7 @@ def table_rows(runs):
 
 
 def compare_runs(first, *, second, split="validation", samples=2000, seed=0):
-    """`metrics.paired_comparison` of two runs' per-image Jaccards on `split`:
+    """`stats.paired_comparison` of two runs' per-image Jaccards on `split`:
     "validation", or "holdout" (the held-out pairs at the photographs' resolution).
 
     Raises:
@@ -378,7 +378,7 @@ def compare_runs(first, *, second, split="validation", samples=2000, seed=0):
             f"{first.name} and {second.name} were scored on different images ({split})"
         )
     ids = sorted(scores[0])
-    return metrics.paired_comparison(
+    return stats.paired_comparison(
         [scores[0][i] for i in ids], second=[scores[1][i] for i in ids], samples=samples, seed=seed
     )
 
@@ -408,7 +408,7 @@ def comparisons(runs, *, reference):
 
     Returns:
       `[{"first", "second", "differs", "validation", "holdout"}]`: the run names,
-      what differs between them, and the `metrics.paired_comparison` on the
+      what differs between them, and the `stats.paired_comparison` on the
       validation images and on the held-out pairs at the photographs' resolution
       (None unless both runs were scored there).
     """

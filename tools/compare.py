@@ -26,7 +26,7 @@ from absl import app, flags
 
 import common_flags
 import console
-from lesionseg_tf import metrics, report
+from lesionseg_tf import metrics, report, stats
 
 _METRIC = flags.DEFINE_enum(
     "metric", "jaccard", list(metrics.SCORE_NAMES), "Which per-image score to compare."
@@ -117,7 +117,7 @@ def main(argv):
     if _BY_LESION_AREA.value:
         try:
             shares = lesion_shares(first, second, ids, names=(first_path, second_path))
-            groups = metrics.equal_count_groups(shares, groups=_BY_LESION_AREA.value)
+            groups = stats.equal_count_groups(shares, groups=_BY_LESION_AREA.value)
         except ValueError as e:
             sys.exit(f"compare: {e}")
     if len(ids) < len(first):
@@ -127,13 +127,13 @@ def main(argv):
         )
 
     def compare(chosen, heading=None):
-        comparison = metrics.paired_comparison(
+        comparison = stats.paired_comparison(
             [first[i][metric] for i in chosen],
             second=[second[i][metric] for i in chosen],
             samples=_BOOTSTRAP.value,
             seed=0,
         )
-        return metrics.format_comparison(
+        return stats.format_comparison(
             comparison,
             first_name=first_path,
             second_name=second_path,
