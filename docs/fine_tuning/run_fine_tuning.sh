@@ -36,6 +36,7 @@ PY
 fi
 score() {  # export, report folder, split flags...
   local model=$1 out=$2; shift 2
+  mkdir -p "$(dirname "$out")"
   [ -f "$out/summary.json" ] || python evaluate.py --model="$model" --data_dir="$DATA" \
     --output_dir="$out" "$@" > "$out.log" 2>&1
 }
