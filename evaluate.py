@@ -172,7 +172,18 @@ def main(argv):
 
 HELP_GROUPS = (
     ("data", ["data_dir", "dataset", "split", "ids_file", "max_image_pixels"]),
-    ("model", ["model", "saved_model", "pred_dir", "tta", "largest_component", "fill_holes"]),
+    (
+        "model",
+        [
+            "model",
+            "saved_model",
+            "pred_dir",
+            "tta",
+            "largest_component",
+            "central_component",
+            "fill_holes",
+        ],
+    ),
     ("output", ["output_dir", "bootstrap", "figures"]),
 )
 

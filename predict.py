@@ -103,7 +103,10 @@ def main(argv):
 
 HELP_GROUPS = (
     ("input", ["input", "truth_dir", "max_image_pixels"]),
-    ("model", ["model", "saved_model", "tta", "largest_component", "fill_holes"]),
+    (
+        "model",
+        ["model", "saved_model", "tta", "largest_component", "central_component", "fill_holes"],
+    ),
     ("output", ["output_dir", "overlay", "allow_writing_into_sources"]),
 )
 
