@@ -197,7 +197,8 @@ _CONFIG_HOLDERS = {
 
 def run_config():
     """The `config.RunConfig` of the parsed flags, and the lines to tell the user
-    about settings taken from `--init_from`'s run (`run_dir.inherited_settings`).
+    about settings taken from `--init_from`'s run (`run_dir.inherited_settings`) or
+    from the fine-tuning defaults (`config.FINE_TUNING_DEFAULTS`).
 
     Raises:
       ValueError: settings that cannot train, or an `--init_from` run folder whose
@@ -206,6 +207,13 @@ def run_config():
     values = {name: holder.value for name, holder in _CONFIG_HOLDERS.items()}
     notes = []
     if _INIT_FROM.value:
+        for name, value in config_lib.FINE_TUNING_DEFAULTS.items():
+            if not _CONFIG_HOLDERS[name].present:
+                values[name] = value
+                notes.append(
+                    f"--{name}={value}, the fine-tuning default (measured: docs/datasets.md; "
+                    f"give --{name} to change it)"
+                )
         for name, value in run_dir.inherited_settings(_INIT_FROM.value).items():
             if not _CONFIG_HOLDERS[name].present:
                 if value != values[name]:

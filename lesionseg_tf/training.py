@@ -31,7 +31,7 @@ from lesionseg_tf import (
     run_dir,
 )
 from lesionseg_tf import model as model_lib
-from lesionseg_tf.config import JIT_COMPILE, LR_SCHEDULES, PRECISION_POLICIES
+from lesionseg_tf.config import FEW_SELECTION_PAIRS, JIT_COMPILE, LR_SCHEDULES, PRECISION_POLICIES
 from lesionseg_tf.keras_metrics import PerImageJaccard
 from lesionseg_tf.model import build_model
 from lesionseg_tf.run_dir import RunDir
@@ -103,6 +103,13 @@ def run(
             False,
         )
         config = dataclasses.replace(config, batch_size=len(train_examples))
+    if config.select_on == "holdout" and len(selection_examples) < FEW_SELECTION_PAIRS:
+        report(
+            f"only {len(selection_examples)} held-out pair(s) choose the best epoch: on so "
+            "few the choice is mostly chance; a larger --holdout_fraction gives it more "
+            "to go by",
+            True,
+        )
     # After the data: the batch a fitted run recorded is known only now.
     resuming = folder.check_start(config, overwrite=overwrite)
     replicas = strategy.num_replicas_in_sync

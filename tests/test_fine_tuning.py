@@ -95,6 +95,12 @@ def test_a_folder_smaller_than_a_batch_trains_in_one_batch(start_and_data, tmp_p
     # 12 pairs, 10% held out (1): 11 to train on, fewer than the default batch of 32.
     assert "--batch_size=11: all 11 training pairs in one batch" in result.stdout
     with open(run / "flags.json") as f:
-        assert json.load(f)["batch_size"] == 11
+        recorded = json.load(f)
+    assert recorded["batch_size"] == 11
+    # The fine-tuning defaults where no flag gives them, said at start and recorded.
+    assert "--learning_rate=0.0001, the fine-tuning default" in result.stdout
+    assert recorded["learning_rate"] == 1e-4 and recorded["batch_norm"] == "train"
+    # One held-out pair: the choice of epoch is said to be mostly chance.
+    assert "only 1 held-out pair(s) choose the best epoch" in result.stderr
     given = run_script("train.py", *args, "--batch_size=32", f"--model_dir={tmp_path / 'r2'}")
     assert given.returncode != 0 and "fewer than one batch of 32" in given.stderr
