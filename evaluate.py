@@ -54,7 +54,7 @@ _FIGURES = flags.DEFINE_bool(
 flags.adopt_module_key_flags(common_flags)
 
 
-def fail(message):
+def print_problem(message):
     print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
 
 
@@ -63,108 +63,54 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _BOOTSTRAP.value < 0:  # refused before TensorFlow loads
         raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
+    source = ("--pred_dir", _PRED_DIR.value, "folder")
     console.require_inputs(
         "evaluate.py",
         [
             ("--data_dir", _DATA_DIR.value, "folder"),
             ("--ids_file", _IDS_FILE.value, "file"),
-            ("--pred_dir", _PRED_DIR.value, "folder")
-            if _PRED_DIR.value
-            else ("--model", _MODEL.value, "file or folder"),
+            source if _PRED_DIR.value else ("--model", _MODEL.value, "file or folder"),
         ],
     )
+    scoring = {
+        "model": _MODEL.value,
+        "pred_dir": _PRED_DIR.value,
+        "split": _SPLIT.value,
+        "ids_file": _IDS_FILE.value,
+    }
     try:
         from lesionseg_tf import report  # pylint: disable=import-outside-toplevel
 
         output_dir = _OUTPUT_DIR.value or report.default_output_dir(
-            model=_MODEL.value,
-            pred_dir=_PRED_DIR.value,
-            data_dir=_DATA_DIR.value,
-            split=_SPLIT.value,
-            ids_file=_IDS_FILE.value,
+            data_dir=_DATA_DIR.value, **scoring
         )
         report.check_output_dir(output_dir, data_dir=_DATA_DIR.value)
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
     console.start_tensorflow()
-    from lesionseg_tf import datasets, evaluation, images, inference
+    from lesionseg_tf import evaluation
 
     try:
-        dataset = datasets.open_dataset(_DATA_DIR.value, dataset=_DATASET.value)
-        print(dataset.summary(), flush=True)
-        examples = dataset.find(_SPLIT.value)
-        if _IDS_FILE.value:
-            examples = evaluation.select_ids(examples, ids_file=_IDS_FILE.value)
-        if _PRED_DIR.value:
-            paths, problems = evaluation.match_predictions(examples, pred_dir=_PRED_DIR.value)
-            if problems:
-                for problem in problems:
-                    fail(problem)
-                sys.exit(
-                    f"evaluate.py: {len(problems)} image(s) of the {_SPLIT.value} split "
-                    f"have no single prediction in {_PRED_DIR.value}"
-                )
-
-            def predict(example):
-                path = paths[example.image_id]
-                return images.read_mask_file(path), path
-
-            source = _PRED_DIR.value
-        else:
-            segmenter = inference.load_segmenter(_MODEL.value)
-            options = _SEGMENT_OPTIONS()
-            segmenter.check_options(tta=options["tta"])
-
-            def predict(example):
-                image = images.read_image_file(
-                    example.image_path, max_pixels=_MAX_IMAGE_PIXELS.value
-                )
-                return segmenter.segment(image, **options), example.image_path
-
-            source = _MODEL.value
-    except (ValueError, OSError) as e:
-        sys.exit(f"evaluate.py: {e}")
-    overlap, ids_file = (
-        ([], None)
-        if _PRED_DIR.value
-        else evaluation.training_overlap(examples, saved_model=_MODEL.value)
-    )
-    if overlap:
-        fail(
-            f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
-            f"({ids_file}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
-            "the scores below are optimistic"
-        )
-    name = f"{dataset.layout.title}, {_SPLIT.value} split"
-    config = {
-        "data_dir": _DATA_DIR.value,
-        "split": _SPLIT.value,
-        "model": None if _PRED_DIR.value else _MODEL.value,
-        "pred_dir": _PRED_DIR.value,
-        **_SEGMENT_OPTIONS(),
-        "bootstrap": _BOOTSTRAP.value,
-        "ids_file": _IDS_FILE.value,
-        "dataset": dataset.layout.name,
-        "images_trained_on": len(overlap),
-    }
-    try:
-        result = evaluation.run(
-            examples,
-            predict=predict,
+        result, title = evaluation.score_split(
+            _DATA_DIR.value,
+            dataset=_DATASET.value,
+            **scoring,
+            segment_options=_SEGMENT_OPTIONS(),
+            max_pixels=_MAX_IMAGE_PIXELS.value,
             output_dir=output_dir,
-            config=config,
             bootstrap=_BOOTSTRAP.value,
-            figures_title=name if _FIGURES.value else None,
-            on_error=fail,
-            progress=console.make_progress(len(examples)),
+            figures=_FIGURES.value,
+            report_line=lambda line: print(line, flush=True),
+            on_error=print_problem,
+            make_progress=console.make_progress,
         )
-    except evaluation.ScoringError as e:
+    except evaluation.MissingPredictions as e:
+        for problem in e.problems:
+            print_problem(problem)
         sys.exit(f"evaluate.py: {e}")
-    print(
-        evaluation.format_table(
-            result.summary, title=f"{name}, {source}", intervals=result.intervals
-        )
-    )
+    except (ValueError, OSError, evaluation.ScoringError) as e:
+        sys.exit(f"evaluate.py: {e}")
+    print(evaluation.format_table(result.summary, title=title, intervals=result.intervals))
     print(f"per-image scores and summary: {output_dir}")
     for path in result.figures:
         print(f"figure: {path}")

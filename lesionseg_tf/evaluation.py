@@ -303,3 +303,132 @@ def run(
     return Report(
         rows=rows, summary=summary, intervals=intervals, output_dir=output_dir, figures=drawn
     )
+
+
+class MissingPredictions(ValueError):
+    """Images of a predictions folder without a single prediction; `problems` names each."""
+
+    def __init__(self, message, *, problems):
+        super().__init__(message)
+        self.problems = problems
+
+
+def prediction_source(examples, *, model=None, pred_dir=None, segment_options=None, max_pixels):
+    """How `run` gets each example's predicted mask: read from `pred_dir`, or made by
+    the model (`inference.load_segmenter`) with `segment_options`.
+
+    Returns:
+      `(predict, source)`: `example -> (mask, name for messages)`, and what made
+      the masks (the folder or the model).
+
+    Raises:
+      MissingPredictions: `pred_dir` lacks a single prediction for some images.
+      ValueError: the model cannot be loaded or lacks an option asked for.
+    """
+    if pred_dir:
+        paths, problems = match_predictions(examples, pred_dir=pred_dir)
+        if problems:
+            raise MissingPredictions(
+                f"{len(problems)} image(s) have no single prediction in {pred_dir}",
+                problems=problems,
+            )
+
+        def read(example):
+            path = paths[example.image_id]
+            return images.read_mask_file(path), path
+
+        return read, pred_dir
+    from lesionseg_tf import inference  # pylint: disable=import-outside-toplevel
+
+    segmenter = inference.load_segmenter(model)
+    options = dict(segment_options or {})
+    segmenter.check_options(tta=options.get("tta", False))
+
+    def segment(example):
+        image = images.read_image_file(example.image_path, max_pixels=max_pixels)
+        return segmenter.segment(image, **options), example.image_path
+
+    return segment, model
+
+
+def score_split(
+    data_dir,
+    *,
+    dataset=None,
+    split,
+    ids_file=None,
+    model=None,
+    pred_dir=None,
+    segment_options=None,
+    max_pixels,
+    output_dir,
+    bootstrap=2000,
+    figures=False,
+    report_line,
+    on_error,
+    make_progress=None,
+):
+    """Scores a model, or a predictions folder, on one split of a dataset and writes
+    the report folder: the one call behind evaluate.py.
+
+    Args:
+      data_dir, dataset: the data (`datasets.open_dataset`); split: which split.
+      ids_file: score only the ids it lists (`select_ids`).
+      model, pred_dir, segment_options, max_pixels: `prediction_source`'s.
+      output_dir, bootstrap: `run`'s; figures: draw the report's figures too.
+      report_line: called with each line a person should see before scoring (the
+        dataset's summary); on_error: with each problem and warning (images the
+        model was trained on, images that could not be scored).
+      make_progress: `count -> progress reporter` (`evaluate`'s `progress`).
+
+    Returns:
+      `(Report, title)`: what `run` scored and wrote, and a title naming the data,
+      the split and what made the masks.
+
+    Raises:
+      MissingPredictions, ValueError, OSError: the data, ids or model are unusable,
+        before any image is scored.
+      ScoringError: some images could not be scored (nothing written).
+    """
+    found = datasets.open_dataset(data_dir, dataset=dataset)
+    report_line(found.summary())
+    examples = found.find(split)
+    if ids_file:
+        examples = select_ids(examples, ids_file=ids_file)
+    predict, source = prediction_source(
+        examples,
+        model=model,
+        pred_dir=pred_dir,
+        segment_options=segment_options,
+        max_pixels=max_pixels,
+    )
+    overlap, trained_ids = ([], None) if pred_dir else training_overlap(examples, saved_model=model)
+    if overlap:
+        on_error(
+            f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
+            f"({trained_ids}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
+            "the scores below are optimistic"
+        )
+    name = f"{found.layout.title}, {split} split"
+    config = {
+        "data_dir": data_dir,
+        "split": split,
+        "model": None if pred_dir else model,
+        "pred_dir": pred_dir,
+        **(segment_options or {}),
+        "bootstrap": bootstrap,
+        "ids_file": ids_file,
+        "dataset": found.layout.name,
+        "images_trained_on": len(overlap),
+    }
+    result = run(
+        examples,
+        predict=predict,
+        output_dir=output_dir,
+        config=config,
+        bootstrap=bootstrap,
+        figures_title=name if figures else None,
+        on_error=on_error,
+        progress=make_progress(len(examples)) if make_progress else None,
+    )
+    return result, f"{name}, {source}"
