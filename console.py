@@ -2,7 +2,7 @@
 log file, and TensorFlow's start-up without its routine chatter.
 
 Not a script and not part of the library: train.py, predict.py and evaluate.py call
-`import_tensorflow` before they import `lesionseg_tf` (whose import loads
+`start_tensorflow` before they import `lesionseg_tf` (whose import loads
 TensorFlow), so this module imports neither TensorFlow nor the library at module level.
 """
 

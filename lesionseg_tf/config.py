@@ -125,13 +125,6 @@ class RunConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values):
-        """A configuration from a recorded dict; keys it does not know are ignored
-        (a run folder's `flags.json` also names its folder)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
 
 # Run settings added after the first runs were recorded. Their defaults are what the
 # code did before them (Table 1, the paper's loss, augmentation and batch norm), so a `flags.json`

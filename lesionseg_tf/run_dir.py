@@ -88,9 +88,6 @@ class RunDir:
     def cache_dir(self):
         return self.file(self.CACHE)
 
-    def evaluation_dir(self, split):
-        return os.path.join(self.path, self.EVALUATION, split)
-
     def weights_file(self):
         """The file the run's model loads from (`WEIGHT_FILES`), or None."""
         for name in self.WEIGHT_FILES:

@@ -64,9 +64,9 @@ class StudyRun:
         return int(self.config["seed"])
 
     @property
-    def network(self):
-        """The context option ("none": Table 1), absent from runs recorded before it."""
-        return self.config.get("context", "none")
+    def context(self):
+        """The context option ("none": Table 1), as recorded or as before it was."""
+        return self.recorded("context")
 
     @property
     def precision(self):
@@ -79,7 +79,7 @@ class StudyRun:
         paper's (Table 1 in float32, cross-entropy, rotations and flips), so such runs
         never join the shipped recipe's mean ± SD."""
         c = self.config
-        network = ", Table 1 + image-pooling context" if self.network != "none" else ""
+        network = ", Table 1 + image-pooling context" if self.context != "none" else ""
         precision = f", {self.precision} compute" if self.precision != "none" else ""
         loss = self.recorded("loss")
         loss = f", {loss.replace('_', ' ')} loss" if loss != "cross_entropy" else ""
@@ -116,7 +116,7 @@ class StudyRun:
             "rate": c["lr_schedule"],
             "epochs": int(c["max_epochs"]),
             "patience": int(c["patience"]),
-            "network": self.network,
+            "network": self.context,
             "precision": self.precision,
             "loss": self.recorded("loss"),
             "colour augmentation": self.recorded("color_augment"),
@@ -539,6 +539,6 @@ def size_points(runs):
     """What the figure draws: per run `(image_size, Jaccard, low, high, recipe, seed,
     network)`, the network its context option ("none": Table 1)."""
     return [
-        (r.image_size, r.validation_jaccard, *r.validation_interval, r.recipe, r.seed, r.network)
+        (r.image_size, r.validation_jaccard, *r.validation_interval, r.recipe, r.seed, r.context)
         for r in sorted(runs, key=lambda r: (r.image_size, r.recipe, r.seed))
     ]

@@ -18,7 +18,6 @@ import tensorflow as tf
 from lesionseg_tf import export
 from lesionseg_tf.config import TFLITE_VARIANTS
 
-VARIANTS = TFLITE_VARIANTS
 EXTENSION = ".tflite"
 
 
@@ -42,8 +41,8 @@ def convert(model, *, image_size, variant, calibration_images=None):
     Raises:
       ValueError: an unknown variant, or "int8" without calibration images.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if variant not in TFLITE_VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(TFLITE_VARIANTS)}, got {variant!r}")
     if variant == "int8" and (calibration_images is None or not len(calibration_images)):
         raise ValueError("int8 needs calibration images (standardized training photographs)")
     # Through a SavedModel of the network alone, the converter's surest path: it

@@ -15,7 +15,6 @@ from tests.conftest import REPO_ROOT, run_script
 def test_names_are_in_the_folder(tmp_path):
     run = RunDir(tmp_path / "run")
     assert run.export_dir == str(tmp_path / "run" / "export")
-    assert run.evaluation_dir("validation") == str(tmp_path / "run" / "evaluation" / "validation")
     assert RunDir.of_export(str(tmp_path / "run" / "export") + "/").path == str(tmp_path / "run")
     assert run.weights_file() is None
 
