@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from lesionseg_tf import study
+from lesionseg_tf import study, study_collect
 from tests.conftest import assert_drawn, run_script
 
 IDS = [f"ISIC_{i:07d}" for i in range(6)]
@@ -143,7 +143,7 @@ def write_holdout_report(folder, jaccards, *, ids=HOLDOUT_IDS, split="training")
 def test_held_out_reports_are_compared_and_tabled(study_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = write_holdout_report(str(tmp_path / "report"), [0.8, 0.9, 0.7])
-    target = study.collect_holdout_report(
+    target = study_collect.collect_holdout_report(
         report,
         study_run=os.path.join(study_dir, "shipped_recipe_seed0"),
         data_dir="/somewhere/isic2017_256",
@@ -183,7 +183,7 @@ def test_held_out_reports_of_other_images_or_splits_are_refused(study_dir, tmp_p
         ),
     ):
         with pytest.raises(ValueError, match=problem):
-            study.collect_holdout_report(report, study_run=run, data_dir=str(tmp_path))
+            study_collect.collect_holdout_report(report, study_run=run, data_dir=str(tmp_path))
         assert not os.path.exists(os.path.join(run, "holdout"))  # nothing copied
     # A report already in the study folder is checked when the study is read.
     write_holdout_report(os.path.join(run, "holdout"), [0.8, 0.9], ids=HOLDOUT_IDS[:2])
@@ -367,7 +367,9 @@ def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path
             }
         )
     )
-    folder = study.collect_run(str(run), study_dir=str(tmp_path / "docs"), data_dir=str(data))
+    folder = study_collect.collect_run(
+        str(run), study_dir=str(tmp_path / "docs"), data_dir=str(data)
+    )
     collected = study.read_run(folder)
     assert collected.image_size == 256 and collected.validation_jaccard == 0.5
     assert collected.config["data_dir"] == "isic2017_256"
@@ -378,4 +380,4 @@ def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path
     assert str(tmp_path) not in text
     os.remove(run / "evaluation" / "holdout" / "summary.json")
     with pytest.raises(FileNotFoundError, match="holdout/summary.json: missing"):
-        study.collect_run(str(run), study_dir=str(tmp_path / "docs2"), data_dir=str(data))
+        study_collect.collect_run(str(run), study_dir=str(tmp_path / "docs2"), data_dir=str(data))

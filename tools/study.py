@@ -54,12 +54,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     console.require_inputs("study", [("--study_dir", _STUDY_DIR.value, "folder")])
-    from lesionseg_tf import figures, files, study  # no TensorFlow
+    from lesionseg_tf import figures, files, study, study_collect  # no TensorFlow
     from lesionseg_tf.table1 import TABLE_1, receptive_field
 
     if _COLLECT.value:
         try:
-            folder = study.collect_run(
+            folder = study_collect.collect_run(
                 _COLLECT.value, study_dir=_STUDY_DIR.value, data_dir=_DATA_DIR.value
             )
         except OSError as e:
@@ -70,7 +70,7 @@ def main(argv):
         if not _RUN.value:
             raise app.UsageError("--collect_holdout needs --run (the study run it scores)")
         try:
-            folder = study.collect_holdout_report(
+            folder = study_collect.collect_holdout_report(
                 _COLLECT_HOLDOUT.value,
                 study_run=os.path.join(_STUDY_DIR.value, _RUN.value),
                 data_dir=_DATA_DIR.value,
