@@ -139,6 +139,7 @@ def export_saved_model(model, *, export_dir, image_size, max_pixels=DEFAULT_MAX_
                     "image_size": int(image_size),
                     "max_pixels": int(max_pixels),
                     "context": model_lib.context_of(model),
+                    "members": len(model_lib.networks_of(model)),
                     "paper": "arXiv:1703.03372",
                 }
             ),
@@ -202,7 +203,7 @@ def check_export(export_dir, *, model, inputs, atol=None):
     if got.dtype != np.float32:
         raise AssertionError(f"SavedModel {export_dir} returns {got.dtype} logits, not float32")
     difference = float(np.max(np.abs(expected - got)))
-    compute_dtype = model.get_layer("conv1_1").compute_dtype
+    compute_dtype = model_lib.networks_of(model)[0].get_layer("conv1_1").compute_dtype
     if atol is None:
         atol = export_tolerance(compute_dtype, largest_logit=np.max(np.abs(expected)))
     if difference > atol:

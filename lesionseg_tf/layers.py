@@ -91,6 +91,30 @@ class BroadcastToGrid(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class AverageProbabilities(keras.layers.Layer):
+    """An ensemble's output (not in the paper): the mean over its members of the
+    per-pixel softmax probabilities, returned as their logarithm.
+
+    Called on a list of `[batch, h, w, 2]` logits; returns `[batch, h, w, 2]`
+    float32 `log(mean_k softmax(logits_k))`. Its softmax is the averaged
+    probabilities themselves (they sum to one), so whatever applies a softmax to a
+    single network's two channels (section 3.4's post-processing, `LiteSegmenter`,
+    the page) gives the ensemble's probability unchanged. Probabilities are
+    floored at `FLOOR` so that the logarithm stays finite.
+    """
+
+    FLOOR = 1e-7
+
+    def call(self, inputs):
+        probabilities = [tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1) for logits in inputs]
+        mean = tf.add_n(probabilities) / float(len(probabilities))
+        return tf.math.log(tf.maximum(mean, self.FLOOR))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` (paper section 3.1, "BN") whose training
     step is one fused kernel instead of a dozen element-wise ops.

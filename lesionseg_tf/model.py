@@ -198,9 +198,42 @@ def build_model(
     return LesionSegNet(inputs=inputs, outputs=logits, name=name)
 
 
+def build_ensemble(members, *, name="lesionseg_ensemble"):
+    """Several trained networks of the same input as one network (not in the paper):
+    `[batch, H, W, 3]` standardized images -> `[batch, H, W, 2]` the logarithm of
+    their mean softmax probabilities (`layers.AverageProbabilities`), which every
+    runtime treats as one network's logits.
+
+    Args:
+      members: `build_model` networks (trained), all of one context option.
+
+    Raises:
+      ValueError: fewer than two members, or members of different networks.
+    """
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least two networks, got {len(members)}")
+    contexts = {context_of(member) for member in members}
+    if len(contexts) > 1:
+        raise ValueError(f"an ensemble's networks must be alike, got {sorted(contexts)}")
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    logits = [
+        keras.Model(member.inputs[0], member.outputs[0], name=f"member_{k}")(inputs)
+        for k, member in enumerate(members)
+    ]
+    outputs = layers.AverageProbabilities(name="average_probabilities", dtype="float32")(logits)
+    return keras.Model(inputs=inputs, outputs=outputs, name=name)
+
+
+def networks_of(model):
+    """The Table-1 networks `model` is: itself, or an ensemble's members."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested or [model]
+
+
 def context_of(model):
-    """The context option (`CONTEXTS`) `model` was built with, read off its layers."""
-    names = {layer.name for layer in model.layers}
+    """The context option (`CONTEXTS`) `model` was built with, read off its layers
+    (an ensemble's: its members')."""
+    names = {layer.name for layer in networks_of(model)[0].layers}
     return "image_pooling" if "context_pool" in names else "none"
 
 

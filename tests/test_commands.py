@@ -21,6 +21,10 @@ COMMANDS = {
         "mixed_precision",
         "model_dir",
         "max_image_pixels",
+        "loss",
+        "color_augment",
+        "scale_augment",
+        "batch_norm",
     ],
     "predict.py": ["input", "model", "saved_model", "output_dir", "tta", "max_image_pixels"],
     "evaluate.py": [
@@ -32,6 +36,7 @@ COMMANDS = {
         "output_dir",
         "bootstrap",
         "figures",
+        "central_component",
     ],
     "-m tools.benchmark": [
         "sections",
@@ -54,6 +59,7 @@ COMMANDS = {
         "calibration_images",
     ],
     "-m tools.learning_curves": ["run_dir", "output"],
+    "-m tools.ensemble": ["runs", "output_dir"],
     "-m tools.study": ["study_dir", "output_dir", "reference", "collect", "collect_holdout", "run"],
     "-m tools.synthetic": ["layout", "out_dir", "seed"],
     "-m tools.train_step_speed": [],

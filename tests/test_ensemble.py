@@ -1,0 +1,90 @@
+"""An ensemble of trained networks as one network (`model.build_ensemble`): its
+output's softmax is the members' mean probability, and it exports and converts as a
+single network does."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lesionseg_tf import export, inference, segment, tflite
+from lesionseg_tf import model as model_lib
+from tests.conftest import run_script
+
+
+@pytest.fixture(scope="module")
+def members():
+    networks = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        networks.append(model_lib.build_model())
+    return networks
+
+
+def images(seed=0):
+    rng = np.random.default_rng(seed)
+    return tf.image.per_image_standardization(
+        rng.integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    ).numpy()
+
+
+def test_the_softmax_of_the_output_is_the_members_mean_probability(members):
+    ensemble = model_lib.build_ensemble(members)
+    batch = images()
+    expected = np.mean([tf.nn.softmax(m(batch, training=False)).numpy() for m in members], 0)
+    got = tf.nn.softmax(ensemble(batch, training=False)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert model_lib.networks_of(ensemble)[1].name == "member_1"
+    assert model_lib.networks_of(members[0]) == [members[0]]
+
+
+def test_an_ensemble_exports_saves_and_converts_as_one_network(members, tmp_path):
+    ensemble = model_lib.build_ensemble(members)
+    export_dir = export.export_saved_model(ensemble, export_dir=str(tmp_path / "e"), image_size=32)
+    assert export.read_info(export_dir)["members"] == 2
+    assert export.read_info(export_dir)["context"] == "none"
+    export.check_export(export_dir, model=ensemble, inputs=images(1))
+    photograph = np.random.default_rng(2).integers(0, 256, (45, 70, 3)).astype(np.uint8)
+    expected = segment.segment_photograph(
+        lambda x: ensemble(x, training=False), image=tf.constant(photograph), image_size=32
+    ).numpy()
+    np.testing.assert_array_equal(
+        inference.load_segmenter(export_dir).segment(photograph), expected
+    )
+    path = str(tmp_path / "ensemble.keras")
+    ensemble.save(path)
+    again = model_lib.load(path)
+    np.testing.assert_allclose(again(images(3)), ensemble(images(3)), atol=1e-6)
+    flat = tmp_path / "ensemble.tflite"
+    flat.write_bytes(tflite.convert(ensemble, image_size=32, variant="float32"))
+    lite = inference.LiteSegmenter(str(flat)).segment(photograph)
+    assert (lite == expected).mean() >= 0.999
+    assert os.path.getsize(flat) > 2 * 4 * 2_000_000 * 0.9  # both members' weights
+
+
+def test_an_ensemble_of_one_or_of_unlike_networks_is_refused(members):
+    with pytest.raises(ValueError, match="at least two"):
+        model_lib.build_ensemble(members[:1])
+    with pytest.raises(ValueError, match="must be alike"):
+        model_lib.build_ensemble([members[0], model_lib.build_model(context="image_pooling")])
+
+
+@pytest.mark.slow
+def test_the_command_writes_an_ensemble_of_runs(trained_run, tmp_path):
+    """An ensemble of a run with itself is that run: the same masks, the same ids."""
+    run_dir, _ = trained_run
+    out = tmp_path / "ensemble"
+    result = run_script("-m tools.ensemble", f"--runs={run_dir},{run_dir}", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"SavedModel of 2 networks: {out / 'export'}" in result.stdout
+    photograph = np.random.default_rng(4).integers(0, 256, (60, 90, 3)).astype(np.uint8)
+    single = inference.load_segmenter(os.path.join(run_dir, "export")).segment(photograph)
+    both = inference.load_segmenter(str(out / "export")).segment(photograph)
+    np.testing.assert_array_equal(both, single)
+    for name in ("training_ids.txt", "holdout_ids.txt"):
+        with open(os.path.join(run_dir, name)) as f, open(out / name) as g:
+            assert sorted(f.read().split()) == g.read().split()
+    one = run_script("-m tools.ensemble", f"--runs={run_dir}", f"--output_dir={out}2")
+    assert one.returncode != 0 and "two or more" in one.stderr
