@@ -281,6 +281,7 @@ def main(argv):
             verbose=1 if sys.stdout.isatty() else 2,
             report=report,
             fit_batch=not _BATCH_SIZE.present,
+            fit_holdout=bool(config.init_from) and not _HOLDOUT_FRACTION.present,
         )
     except (ValueError, OSError, training.TrainingError) as e:
         sys.exit(f"train.py: {e}")

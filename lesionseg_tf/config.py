@@ -31,7 +31,8 @@ BATCH_NORM_MODES = ("train", "frozen")
 # the shipped model never trained on, 1e-4 with batch norm training stayed within 0.004
 # of the start on validation, batch norm frozen lost 0.02-0.03.
 FINE_TUNING_DEFAULTS = {"learning_rate": 1e-4}
-# Fewer selection pairs than this make the choice of epoch little better than chance.
+# Fewer selection pairs than this make the choice of epoch little better than chance;
+# fine-tuning holds out at least this many where it can (`preflight.fitted_holdout_fraction`).
 FEW_SELECTION_PAIRS = 10
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # --jit_compile's words and what Keras' `compile(jit_compile=...)` takes for each.

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from lesionseg_tf import datasets, images, pipeline
-from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_PIXELS
+from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, DEFAULT_MAX_PIXELS, FEW_SELECTION_PAIRS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +130,15 @@ def check_split(
             if not any(p.is_error for p in example_problems):
                 good.append(example)
     return Report(good=good, problems=problems)
+
+
+def fitted_holdout_fraction(pairs, *, fraction):
+    """The held-out share of `pairs` training pairs for a run that may hold out more
+    than `fraction` to choose its epoch: at least `config.FEW_SELECTION_PAIRS` pairs,
+    at most half of them, and never less than `fraction` gives
+    (`datasets.split_holdout` holds out `round(fraction * pairs)`)."""
+    wanted = min(FEW_SELECTION_PAIRS, pairs // 2)
+    return fraction if round(fraction * pairs) >= wanted else wanted / pairs
 
 
 def select_data(dataset, *, config, fit_batch=False):

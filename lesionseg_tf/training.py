@@ -44,7 +44,15 @@ class TrainingError(RuntimeError):
 
 
 def run(
-    config, *, model_dir, overwrite=False, strategy=None, verbose=2, report=None, fit_batch=False
+    config,
+    *,
+    model_dir,
+    overwrite=False,
+    strategy=None,
+    verbose=2,
+    report=None,
+    fit_batch=False,
+    fit_holdout=False,
 ):
     """A whole training run: the one call behind train.py.
 
@@ -64,6 +72,10 @@ def run(
         to a temporary folder they remove, after taking the chief's resume state
         from `model_dir` (which must then be on a shared filesystem).
       verbose: Keras' `fit` verbosity (1 a progress bar, 2 one line per epoch).
+      fit_holdout: hold out more than `config.holdout_fraction` where it would leave
+        fewer than `config.FEW_SELECTION_PAIRS` pairs to choose the epoch
+        (`preflight.fitted_holdout_fraction`; said through `report`, recorded); for
+        a fine-tuning run's `--holdout_fraction` left at its default.
       fit_batch: where the data leave fewer training pairs than `config.batch_size`,
         train in one batch of all of them (said through `report`, recorded in
         `flags.json`) instead of refusing; for a `--batch_size` left at its default.
@@ -90,6 +102,17 @@ def run(
     init_from = config.init_from and run_dir.init_weights_file(config.init_from)
     dataset = datasets.open_dataset(config.data_dir, dataset=config.dataset)
     report(dataset.summary(), False)
+    if fit_holdout and config.select_on == "holdout":
+        pairs = len(dataset.find(dataset.training_split()))
+        fraction = preflight.fitted_holdout_fraction(pairs, fraction=config.holdout_fraction)
+        if fraction != config.holdout_fraction:
+            report(
+                f"--holdout_fraction={fraction:.3g}: {round(fraction * pairs)} of the {pairs} "
+                "pairs held out to choose the epoch, as the default would hold out too few "
+                "(give --holdout_fraction to choose)",
+                False,
+            )
+            config = dataclasses.replace(config, holdout_fraction=fraction)
     train_examples, selection_examples, problems = preflight.select_data(
         dataset, config=config, fit_batch=fit_batch
     )

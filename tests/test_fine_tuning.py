@@ -92,15 +92,21 @@ def test_a_folder_smaller_than_a_batch_trains_in_one_batch(start_and_data, tmp_p
     args = [f"--data_dir={data}", f"--init_from={start}", f"--model_dir={run}", "--max_epochs=1"]
     result = run_script("train.py", *args)
     assert result.returncode == 0, result.stderr[-3000:]
-    # 12 pairs, 10% held out (1): 11 to train on, fewer than the default batch of 32.
-    assert "--batch_size=11: all 11 training pairs in one batch" in result.stdout
+    # 12 pairs: 10% would hold out 1; fine-tuning holds out half (6), at most 10.
+    assert "--holdout_fraction=0.5: 6 of the 12 pairs held out to choose the epoch" in (
+        result.stdout
+    )
+    # 6 to train on, fewer than the default batch of 32: one batch of 6.
+    assert "--batch_size=6: all 6 training pairs in one batch" in result.stdout
     with open(run / "flags.json") as f:
         recorded = json.load(f)
-    assert recorded["batch_size"] == 11
+    assert recorded["batch_size"] == 6 and recorded["holdout_fraction"] == 0.5
     # The fine-tuning defaults where no flag gives them, said at start and recorded.
     assert "--learning_rate=0.0001, the fine-tuning default" in result.stdout
     assert recorded["learning_rate"] == 1e-4 and recorded["batch_norm"] == "train"
-    # One held-out pair: the choice of epoch is said to be mostly chance.
-    assert "only 1 held-out pair(s) choose the best epoch" in result.stderr
-    given = run_script("train.py", *args, "--batch_size=32", f"--model_dir={tmp_path / 'r2'}")
+    # Still fewer than 10 held-out pairs: the choice of epoch is said to be mostly chance.
+    assert "only 6 held-out pair(s) choose the best epoch" in result.stderr
+    given = run_script(
+        "train.py", *args, "--batch_size=32", "--holdout_fraction=0.1", f"--model_dir={tmp_path}/r2"
+    )
     assert given.returncode != 0 and "fewer than one batch of 32" in given.stderr

@@ -196,3 +196,13 @@ def test_skip_bad_examples_trains_on_the_rest(corrupted, tmp_path):
     assert len(skipped) == 8
     assert "2 training and 4 selection (validation) images" in result.stderr
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
+
+
+def test_a_fitted_held_out_share_holds_out_ten_pairs_at_most_half():
+    held = {
+        n: round(preflight.fitted_holdout_fraction(n, fraction=0.1) * n)
+        for n in (5, 10, 20, 50, 100, 1800)
+    }
+    assert held == {5: 2, 10: 5, 20: 10, 50: 10, 100: 10, 1800: 180}
+    assert preflight.fitted_holdout_fraction(1800, fraction=0.1) == 0.1  # unchanged
+    assert preflight.fitted_holdout_fraction(50, fraction=0.3) == 0.3  # more already
