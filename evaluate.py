@@ -64,27 +64,18 @@ def main(argv):
     if _BOOTSTRAP.value < 0:  # refused before TensorFlow loads
         raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
     source = ("--pred_dir", _PRED_DIR.value, "folder")
-    console.require_inputs(
-        "evaluate.py",
-        [
-            ("--data_dir", _DATA_DIR.value, "folder"),
-            ("--ids_file", _IDS_FILE.value, "file"),
-            source if _PRED_DIR.value else ("--model", _MODEL.value, "file or folder"),
-        ],
-    )
-    scoring = {
-        "model": _MODEL.value,
-        "pred_dir": _PRED_DIR.value,
-        "split": _SPLIT.value,
-        "ids_file": _IDS_FILE.value,
-    }
+    if not _PRED_DIR.value:
+        source = ("--model", _MODEL.value, "file or folder")
+    inputs = [("--data_dir", _DATA_DIR.value, "folder"), ("--ids_file", _IDS_FILE.value, "file")]
+    console.require_inputs("evaluate.py", [*inputs, source])
+    scoring = {"model": _MODEL.value, "pred_dir": _PRED_DIR.value, "split": _SPLIT.value}
+    scoring["ids_file"] = _IDS_FILE.value
     try:
         from lesionseg_tf import report  # pylint: disable=import-outside-toplevel
 
-        output_dir = _OUTPUT_DIR.value or report.default_output_dir(
-            data_dir=_DATA_DIR.value, **scoring
+        output_dir = report.choose_output_dir(
+            _OUTPUT_DIR.value, data_dir=_DATA_DIR.value, **scoring
         )
-        report.check_output_dir(output_dir, data_dir=_DATA_DIR.value)
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
     console.start_tensorflow()
@@ -110,10 +101,7 @@ def main(argv):
         sys.exit(f"evaluate.py: {e}")
     except (ValueError, OSError, evaluation.ScoringError) as e:
         sys.exit(f"evaluate.py: {e}")
-    print(evaluation.format_table(result.summary, title=title, intervals=result.intervals))
-    print(f"per-image scores and summary: {output_dir}")
-    for path in result.figures:
-        print(f"figure: {path}")
+    print("\n".join(evaluation.result_lines(result, title=title)))
 
 
 HELP_GROUPS = (

@@ -17,7 +17,7 @@ from absl import app, flags, logging
 import common_flags
 import console
 from lesionseg_tf import config as config_lib  # noqa: E402 (after the environment)
-from lesionseg_tf import hardware, run_dir  # noqa: E402
+from lesionseg_tf import run_dir  # noqa: E402
 
 _DEFAULTS = config_lib.RunConfig(data_dir="")
 
@@ -245,34 +245,18 @@ def main(argv):
         console.require_inputs("train.py", [("--data_dir", config.data_dir, "folder")])
     if console.start_tensorflow():
         logging.info("no CUDA driver on this machine: training on the CPU")
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    advice = hardware.bfloat16_advice(
-        hardware.bfloat16_units(hardware.read_cpu_flags()),
-        gpu_visible=bool(tf.config.list_physical_devices("GPU")),
-        precision=config.mixed_precision,
-        precision_given=_MIXED_PRECISION.present,
-        image_size=config.image_size,
-    )
-    if advice:
-        print(f"train.py: {advice}", flush=True)
-
     from lesionseg_tf import distribute, synthetic, training
 
-    def report(line, problem):
-        if problem:
-            print(f"train.py: {line}", file=sys.stderr, flush=True)
-        else:
-            print(line, flush=True)
-
+    advice = training.bfloat16_advice(config, precision_given=_MIXED_PRECISION.present)
+    if advice:
+        print(f"train.py: {advice}", flush=True)
     try:
         # First: a multi-worker strategy must exist before TensorFlow's runtime starts.
         strategy = distribute.make_strategy(config.strategy)
-        if _GENERATE_SYNTHETIC.value and not os.path.exists(config.data_dir):
-            logging.info("writing a synthetic ISIC-layout dataset to %s", config.data_dir)
-            synthetic.write_synthetic_dataset(
-                config.data_dir, num_training=64, num_validation=16, num_test=16, seed=config.seed
-            )
+        if _GENERATE_SYNTHETIC.value and synthetic.write_if_missing(
+            config.data_dir, seed=config.seed
+        ):
+            print(f"wrote a synthetic ISIC-layout dataset to {config.data_dir}", flush=True)
         result = training.run(
             config,
             model_dir=_MODEL_DIR.value,
@@ -285,19 +269,19 @@ def main(argv):
         )
     except (ValueError, OSError, training.TrainingError) as e:
         sys.exit(f"train.py: {e}")
-    selected_on = {"holdout": "held-out", "validation": "validation"}[result["selected_on"]]
-    chief = distribute.is_chief(strategy)
-    print(
-        f"{selected_on} per-image mean Jaccard: {result['selection_jaccard']:.4f} "
-        f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
-        + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)")
-    )
-    if result["best_epoch"] == 0:
-        print(
-            f"no epoch beat the starting weights of {config.init_from} on the {selected_on} "
-            "pairs: the export is the starting model, unchanged"
-        )
-    print(f"final weights sha256: {result['weights_sha256']}")
+    for line in training.result_lines(
+        result, init_from=config.init_from, chief=distribute.is_chief(strategy)
+    ):
+        print(line)
+
+
+def report(line, problem):
+    """What training.run shows a person: problems on standard error, the rest on
+    standard output."""
+    if problem:
+        print(f"train.py: {line}", file=sys.stderr, flush=True)
+    else:
+        print(line, flush=True)
 
 
 HELP_GROUPS = (

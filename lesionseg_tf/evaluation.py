@@ -305,6 +305,15 @@ def run(
     )
 
 
+def result_lines(result, *, title):
+    """What evaluate.py prints of a `Report`: the table of scores under `title`,
+    where the report folder is, and each figure drawn."""
+    table = format_table(result.summary, title=title, intervals=result.intervals)
+    return [table, f"per-image scores and summary: {result.output_dir}"] + [
+        f"figure: {path}" for path in result.figures
+    ]
+
+
 class MissingPredictions(ValueError):
     """Images of a predictions folder without a single prediction; `problems` names each."""
 

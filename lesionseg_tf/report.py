@@ -58,6 +58,18 @@ def default_output_dir(*, model=None, pred_dir=None, data_dir, split, ids_file=N
     return os.path.join(base, name)
 
 
+def choose_output_dir(output_dir, *, data_dir, **scoring):
+    """`output_dir`, or where none is given the `default_output_dir` of `data_dir` and
+    `scoring` (`model`, `pred_dir`, `split`, `ids_file`), checked by `check_output_dir`.
+
+    Raises:
+      ValueError: the folder holds the report of another data folder.
+    """
+    output_dir = output_dir or default_output_dir(data_dir=data_dir, **scoring)
+    check_output_dir(output_dir, data_dir=data_dir)
+    return output_dir
+
+
 def check_output_dir(output_dir, *, data_dir):
     """Refuses a folder holding the report of another data folder (a default folder
     of two datasets of the same name), before any scoring.

@@ -250,3 +250,13 @@ def write_synthetic_dataset(
     if layout == "folders":
         return _write_folders(out_dir, sum(counts.values()), rng, widths)
     return _write_isic(out_dir, datasets.layout_named(layout), counts, rng, widths)
+
+
+def write_if_missing(data_dir, *, seed=0):
+    """The quick start's dataset (train.py --generate_synthetic): 64 training, 16
+    validation and 16 test pairs in the ISIC 2017 layout, written to `data_dir`
+    where it does not exist. Returns whether it was written."""
+    if os.path.exists(data_dir):
+        return False
+    write_synthetic_dataset(data_dir, num_training=64, num_validation=16, num_test=16, seed=seed)
+    return True

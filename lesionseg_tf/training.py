@@ -25,6 +25,7 @@ from lesionseg_tf import (
     datasets,
     distribute,
     export,
+    hardware,
     losses,
     pipeline,
     preflight,
@@ -171,6 +172,37 @@ def run(
         verbose=verbose,
         report=report,
     )
+
+
+def bfloat16_advice(config, *, precision_given):
+    """The line to print once at start about bfloat16 on this CPU
+    (`hardware.bfloat16_advice`), or None: none where a GPU will train."""
+    return hardware.bfloat16_advice(
+        hardware.bfloat16_units(hardware.read_cpu_flags()),
+        gpu_visible=bool(tf.config.list_physical_devices("GPU")),
+        precision=config.mixed_precision,
+        precision_given=precision_given,
+        image_size=config.image_size,
+    )
+
+
+def result_lines(result, *, init_from=None, chief=True):
+    """What train.py prints of a finished run's `result`: the selection score and
+    best epoch, where the export is, whether it is the unchanged start of a
+    fine-tuning run, and the weights' digest."""
+    selected_on = {"holdout": "held-out", "validation": "validation"}[result["selected_on"]]
+    lines = [
+        f"{selected_on} per-image mean Jaccard: {result['selection_jaccard']:.4f} "
+        f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
+        + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)")
+    ]
+    if result["best_epoch"] == 0:
+        lines.append(
+            f"no epoch beat the starting weights of {init_from} on the {selected_on} pairs: "
+            "the export is the starting model, unchanged"
+        )
+    lines.append(f"final weights sha256: {result['weights_sha256']}")
+    return lines
 
 
 def learning_rate_schedule(learning_rate, *, schedule="constant", decay_steps=None):
