@@ -17,31 +17,13 @@ pytestmark = pytest.mark.slow  # trains
 
 
 @pytest.fixture(scope="module")
-def start_and_data(tmp_path_factory):
-    """A model trained on a small synthetic tree, and a copy of that tree whose
-    training masks are inverted while its validation masks are not: fine-tuning on
-    it can only make the model worse on validation."""
-    root = tmp_path_factory.mktemp("fine_tuning")
-    data = str(root / "isic")
-    synthetic.write_synthetic_dataset(
-        data, num_training=16, num_validation=6, num_test=1, seed=7, widths=(48, 64)
-    )
-    start = str(root / "start")
-    trained = run_script(
-        "train.py",
-        f"--data_dir={data}",
-        f"--model_dir={start}",
-        "--image_size=32",
-        "--batch_size=4",
-        "--max_epochs=8",
-        "--patience=8",
-        "--seed=1",
-        "--learning_rate=1e-2",
-        "--select_on=validation",
-    )
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    inverted = str(root / "inverted")
-    shutil.copytree(data, inverted)
+def start_and_data(trained_run, tiny_isic, tmp_path_factory):
+    """The suite's trained run (on the tiny tree's training split), and a copy of the
+    tiny tree whose training masks are inverted while its validation masks are not:
+    fine-tuning on it can only make the model worse on validation."""
+    start, _ = trained_run
+    inverted = str(tmp_path_factory.mktemp("fine_tuning") / "inverted")
+    shutil.copytree(tiny_isic, inverted)
     masks = os.path.join(inverted, "ISIC-2017_Training_Part1_GroundTruth")
     for name in os.listdir(masks):
         path = os.path.join(masks, name)
