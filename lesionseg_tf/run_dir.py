@@ -169,11 +169,7 @@ class RunDir:
         """
         if overwrite:
             return False
-        if self.is_finished():
-            raise ValueError(
-                f"{self.path} holds a finished run ({self.RESULT}); choose another "
-                "--model_dir, or pass --overwrite to train it again from scratch"
-            )
+        self.refuse_finished()
         if self.backup_state() is None:
             return False
         previous = config_lib.recorded_settings(self.read_json(self.CONFIG) or {})
@@ -187,6 +183,15 @@ class RunDir:
                 "pass --overwrite to start again from scratch"
             )
         return True
+
+    def refuse_finished(self, *, overwrite=False):
+        """Raises ValueError where the folder holds a finished run and not `overwrite`
+        (`check_start`'s first check, which needs no settings)."""
+        if not overwrite and self.is_finished():
+            raise ValueError(
+                f"{self.path} holds a finished run ({self.RESULT}); choose another "
+                "--model_dir, or pass --overwrite to train it again from scratch"
+            )
 
     def worker_copy(self):
         """A non-chief worker's private run folder (a new temporary folder, for the

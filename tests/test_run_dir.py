@@ -149,3 +149,14 @@ def test_train_py_says_which_settings_it_took_from_the_run(tmp_path):
         "train.py", f"--data_dir={missing}", f"--init_from={shipped}", "--image_size=64"
     )
     assert "image_size" not in same.stdout
+
+
+def test_a_finished_run_is_refused_before_the_data_are_read(tmp_path):
+    from lesionseg_tf import training  # pylint: disable=import-outside-toplevel
+
+    run = RunDir(tmp_path / "finished")
+    run.write_json(RunDir.RESULT, values={"best_epoch": 3})
+    empty = tmp_path / "no_dataset_here"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="holds a finished run"):
+        training.run(RunConfig(data_dir=str(empty)), model_dir=run.path)
