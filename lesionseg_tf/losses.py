@@ -9,12 +9,14 @@ them, and returns the mean over the batch.
 import keras
 import tensorflow as tf
 
+from lesionseg_tf import postprocess
 from lesionseg_tf.config import LOSSES
 
 
 def lesion_probability(logits):
-    """`[batch, H, W, 2]` logits -> `[batch, H, W, 1]` softmax probability of lesion."""
-    return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)[..., 1:]
+    """`[batch, H, W, 2]` logits -> `[batch, H, W, 1]` lesion probability
+    (`postprocess.lesion_probability`, with the channel axis kept)."""
+    return postprocess.lesion_probability(logits)[..., tf.newaxis]
 
 
 @keras.saving.register_keras_serializable(package="lesionseg_tf")
