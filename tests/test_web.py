@@ -1,6 +1,7 @@
 """The browser page (web/) in a real headless Chromium: each step of web/segment.js against
 its Python twin, whole photographs against the project's own segmentation of the same
-.tflite, the bad inputs' messages, and no network request after the page has loaded.
+.tflite, the bad inputs' messages, photographs chosen before the model is ready or several at
+once, the page's thread never blocked, and no network request after the page has loaded.
 
 One browser for the module. Skipped, with the reason, where Chromium, ChromeDriver or the
 page's runtime (`npm ci`) is absent; with LESIONSEG_REQUIRE_BROWSER=1 (CI) that is a failure.
@@ -11,6 +12,8 @@ import io
 import json
 import os
 import shutil
+import time
+import zipfile
 
 import cv2
 import numpy as np
@@ -25,7 +28,7 @@ from tools import web
 pytestmark = pytest.mark.slow  # a browser and the network
 
 TFLITE = os.path.join(REPO_ROOT, web.MODEL)
-EXAMPLES = os.path.join(REPO_ROOT, "examples", "ISIC-2017_Validation_Data")
+EXAMPLES = os.path.join(REPO_ROOT, web.EXAMPLES)
 AGREEMENT = 0.999  # share of equal mask pixels, page against the library
 
 
@@ -36,16 +39,20 @@ def _browser_missing():
     return ", ".join(missing)
 
 
-@pytest.fixture(scope="module")
-def page():
-    """`(driver, requests)`: the page loaded and its model ready; `requests` lists every
-    path the server was asked for."""
+def _require_browser():
     missing = _browser_missing()
     if missing:
         reason = f"no browser for the page's tests: missing {missing}"
         if os.environ.get("LESIONSEG_REQUIRE_BROWSER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def page():
+    """`(driver, requests)`: the page loaded and its model ready; `requests` lists every
+    path the server was asked for."""
+    _require_browser()
     requests = []
     with web.open_page(
         "/usr/bin/chromium", "/usr/bin/chromedriver", on_request=requests.append
@@ -119,13 +126,9 @@ def test_each_step_matches_its_python_twin(page):
         ), name
 
 
-def segment_in_page(driver, path):
-    """The page's mask of the photograph at `path`, chosen in its file input, and what the
-    page reported."""
-    if web.choose_file(driver, path) != "done":
-        return None, driver.find_element("id", "error").text
-    link = driver.find_element("id", "download")
-    png = driver.execute_async_script(
+def fetch_bytes(driver, url):
+    """The bytes behind a URL of the page (a blob: link)."""
+    encoded = driver.execute_async_script(
         """const done = arguments[arguments.length - 1];
         fetch(arguments[0]).then((r) => r.arrayBuffer()).then((b) => {
           let s = ""; const u = new Uint8Array(b);
@@ -133,19 +136,34 @@ def segment_in_page(driver, path):
             s += String.fromCharCode(...u.subarray(i, i + 32768));
           done(btoa(s));
         });""",
-        link.get_attribute("href"),
+        url,
     )
-    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+    return base64.b64decode(encoded)
+
+
+def png_pixels(data):
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def segment_in_page(driver, path):
+    """The page's mask of the photograph at `path`, chosen in its file input, and what the
+    page reported."""
+    if web.choose_files(driver, path) != "done":
+        return None, driver.find_element("id", "error").text
+    link = driver.find_element("id", "download")
+    mask = png_pixels(fetch_bytes(driver, link.get_attribute("href")))
     return mask, {
         "download": link.get_attribute("download"),
         **driver.execute_script("return window.lesionseg.last"),
     }
 
 
-def awkward_photographs(folder):
+@pytest.fixture(scope="module")
+def awkward(tmp_path_factory):
     """Synthetic photographs of awkward sizes: odd sides, very wide, very small, and the
     largest ISIC 2017 size; PNG (lossless, so browser and TensorFlow decode the same
-    pixels) but the largest, a JPEG as the archive's."""
+    pixels) but the largest, a JPEG as the archive's. Written once for the module."""
+    folder = str(tmp_path_factory.mktemp("awkward"))
     rng = np.random.default_rng(3)
     paths = []
     for height, width, extension in (
@@ -161,12 +179,12 @@ def awkward_photographs(folder):
     return paths
 
 
-def test_page_masks_agree_with_the_library_on_real_and_awkward_photographs(page, tmp_path):
+def test_page_masks_agree_with_the_library_on_real_and_awkward_photographs(page, awkward):
     driver, _ = page
     segmenter = inference.LiteSegmenter(TFLITE)
     assert driver.execute_script("return window.lesionseg.inputSize") == segmenter.image_size
     paths = [os.path.join(EXAMPLES, n) for n in sorted(os.listdir(EXAMPLES))]
-    paths += awkward_photographs(str(tmp_path))
+    paths += awkward
     agreements = {}
     for path in paths:
         mask, info = segment_in_page(driver, path)
@@ -236,14 +254,28 @@ def bad_inputs(folder):
     return {os.path.join(folder, name): message for name, (_, message) in files.items()}
 
 
+def shown(driver):
+    """What the page shows of its latest photograph: the view's size, the details' rows and
+    whether the mask's link is offered."""
+    return driver.execute_script(
+        """const $ = (id) => document.getElementById(id);
+        return [$("view").width, $("view").height, $("result").rows.length,
+                !$("download").hidden];"""
+    )
+
+
 def test_bad_inputs_get_a_message_not_a_frozen_tab(page, tmp_path):
     driver, _ = page
+    mask, info = segment_in_page(driver, os.path.join(EXAMPLES, "ISIC_0009995.jpg"))
+    assert mask is not None, info
+    assert shown(driver)[0] > 0 and shown(driver)[2:] == [3, True]
     messages = {}
     for path, expected in bad_inputs(str(tmp_path)).items():
         mask, message = segment_in_page(driver, path)
         assert mask is None, path
         assert message.startswith(expected), (message, expected)
-        assert not driver.find_element("id", "download").is_displayed()
+        # The photograph before is no longer on screen, where it could pass for this one's.
+        assert shown(driver) == [0, 0, 0, False], path
         messages[os.path.basename(path)] = message
     print("messages:", json.dumps(messages, indent=1))
     # The page still works after them.
@@ -251,14 +283,17 @@ def test_bad_inputs_get_a_message_not_a_frozen_tab(page, tmp_path):
     assert mask is not None, info
 
 
-def test_no_network_request_after_the_page_has_loaded(page, tmp_path):
+def test_no_network_request_after_the_page_has_loaded(page, awkward):
     """The photograph never leaves: neither the page's server nor Chromium's own network
     log sees a request while a photograph is segmented."""
     driver, requests = page
-    path = awkward_photographs(str(tmp_path))[0]
+    # The worker's requests reach the same server: it fetched itself, the runtime and the model.
+    for fetched in ("/web/build/worker.js", "litert_wasm", ".tflite"):
+        assert any(fetched in r for r in requests), (fetched, requests)
+    path = awkward[0]
     driver.get_log("performance")  # drain what loading the page asked for
     before = len(requests)
-    assert web.choose_file(driver, path, timeout=120) == "done"
+    assert web.choose_files(driver, path, timeout=120) == "done"
     sent = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
     urls = [
         m["params"]["request"]["url"] for m in sent if m["method"] == "Network.requestWillBeSent"
@@ -266,3 +301,106 @@ def test_no_network_request_after_the_page_has_loaded(page, tmp_path):
     print("requests after load:", requests[before:], urls)
     assert requests[before:] == []
     assert [u for u in urls if not u.startswith(("blob:", "data:"))] == []
+
+
+# LiteRT.js's own console lines (its wasm runtime's logging, no WebGPU on a headless CPU):
+# not of the page's making.
+RUNTIME_NOISE = ("litert_wasm", "WebGPU", "No available adapters")
+
+
+def test_the_console_stays_clean(page, awkward):
+    driver, _ = page
+    path = awkward[0]
+    assert web.choose_files(driver, path) == "done"
+    entries = [
+        e
+        for e in driver.get_log("browser")
+        if e["level"] in ("WARNING", "SEVERE") and not any(n in e["message"] for n in RUNTIME_NOISE)
+    ]
+    assert entries == []
+
+
+def test_the_same_file_chosen_twice_is_segmented_twice(page, awkward):
+    driver, _ = page
+    path = awkward[0]
+    count = driver.execute_script("return window.lesionseg.count")
+    for _ in range(2):
+        assert web.choose_files(driver, path) == "done"
+        assert driver.find_element("id", "file").get_attribute("value") == ""
+    assert driver.execute_script("return window.lesionseg.count") == count + 2
+
+
+def test_a_batch_gives_each_mask_and_one_zip_and_names_the_bad_file(page, tmp_path, awkward):
+    driver, _ = page
+    truncated = [p for p in bad_inputs(str(tmp_path)) if p.endswith("truncated.jpg")]
+    paths = [os.path.join(EXAMPLES, n) for n in sorted(os.listdir(EXAMPLES))][:2]
+    paths += truncated + awkward[:2]
+    assert web.choose_files(driver, paths, timeout=600) == "done"
+    errors = driver.find_element("id", "error").text.splitlines()
+    assert errors == ["truncated.jpg: the JPEG is cut short (truncated)"]
+    assert driver.find_element("id", "status").text == (
+        "Done: 4 masks of 5 photographs, 1 refused (above)."
+    )
+    links = driver.find_elements("css selector", "#masks a")
+    good = [p for p in paths if p not in truncated]
+    names = [os.path.splitext(os.path.basename(p))[0] + "_segmentation.png" for p in good]
+    assert [a.get_attribute("download") for a in links] == names
+    zip_link = driver.find_element("id", "zip")
+    assert zip_link.is_displayed() and zip_link.get_attribute("download") == "lesionseg_masks.zip"
+    archive = zipfile.ZipFile(io.BytesIO(fetch_bytes(driver, zip_link.get_attribute("href"))))
+    assert archive.namelist() == names
+    segmenter = inference.LiteSegmenter(TFLITE)
+    for path, name, link in zip(good, names, links):
+        mask = png_pixels(archive.read(name))
+        np.testing.assert_array_equal(
+            mask, png_pixels(fetch_bytes(driver, link.get_attribute("href")))
+        )
+        expected = segmenter.segment(images.read_image_file(path))
+        assert mask.shape == expected.shape and (mask == expected).mean() >= AGREEMENT, name
+
+
+def test_no_main_thread_frame_over_150_ms_on_the_largest_photograph(page, awkward):
+    driver, _ = page
+    path = awkward[3]
+    assert path.endswith("synthetic_6748x4499.jpg")
+    since = driver.execute_script("return performance.now()")
+    assert web.choose_files(driver, path, timeout=600) == "done"
+    longest = web.longest_frame(driver, since)
+    print(f"longest main-thread task or frame while 6748x4499 was segmented: {longest:.0f} ms")
+    assert longest < 150
+
+
+def test_a_photograph_chosen_while_the_model_loads_waits_for_it(awkward):
+    """The model's bytes held back, then refused once: a photograph chosen meanwhile waits,
+    the failure says how to retry, and Retry segments it."""
+    _require_browser()
+    model_requests = []
+
+    def slow_model(path):  # each request for the model held back; the first one refused
+        if path.endswith(".tflite"):
+            model_requests.append(path)
+            time.sleep(3)
+            return 503 if len(model_requests) == 1 else None
+        return None
+
+    path = awkward[0]
+    with web.open_page(
+        "/usr/bin/chromium", "/usr/bin/chromedriver", on_request=slow_model, ready=False
+    ) as driver:
+        web.choose_files(driver, path, wait=False)
+        assert web.wait_for_state(driver, ("waiting",), timeout=10) == "waiting"
+        assert "1 photograph will be segmented once it is ready" in (
+            driver.find_element("id", "status").text
+        )
+        assert web.wait_for_state(driver, ("error",), timeout=60) == "error"
+        assert "press Retry" in driver.find_element("id", "load-error").text
+        assert driver.find_element("id", "status").text == "1 photograph waits for the model."
+        driver.find_element("id", "retry").click()
+        assert web.wait_for_state(driver, ("waiting",), timeout=10) == "waiting"
+        assert web.wait_for_state(driver, ("done", "error"), timeout=120) == "done"
+        assert len(model_requests) == 2
+        mask = png_pixels(
+            fetch_bytes(driver, driver.find_element("id", "download").get_attribute("href"))
+        )
+    expected = inference.LiteSegmenter(TFLITE).segment(images.read_image_file(path))
+    assert (mask == expected).mean() >= AGREEMENT

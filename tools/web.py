@@ -5,8 +5,9 @@
     python -m tools.web --time=PHOTO.jpg,OTHER.jpg     # the page's timings, headless
 
 The page runs the shipped network (pretrained/lesionseg_isic2017/lesionseg_int8.tflite)
-with LiteRT.js, installed by `npm ci` from package-lock.json into node_modules/; the
-photograph a user gives never leaves the browser. Any static file server of the
+with LiteRT.js in a Web Worker; `npm ci` installs it from package-lock.json into
+node_modules/ and bundles the worker into web/build/. The photographs a user gives never
+leave the browser. Any static file server of the
 repository's root serves it the same way (relative paths, no special headers).
 """
 
@@ -24,7 +25,9 @@ import console
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = "web/"
 RUNTIME = os.path.join("node_modules", "@litertjs", "core", "wasm")
+WORKER = os.path.join("web", "build", "worker.js")  # bundled by `npm ci`
 MODEL = os.path.join("pretrained", "lesionseg_isic2017", "lesionseg_int8.tflite")
+EXAMPLES = os.path.join("examples", "ISIC-2017_Validation_Data")
 
 _HOST = flags.DEFINE_string(
     "host", "127.0.0.1", "Address to serve on (this computer only by default)."
@@ -34,7 +37,7 @@ _SCREENSHOT = flags.DEFINE_string(
     "screenshot",
     None,
     "Instead of serving until stopped: open the page in headless Chromium, "
-    "segment the first example photograph and save a PNG screenshot here.",
+    "segment the three example photographs as one batch and save a PNG screenshot here.",
 )
 _TIME = flags.DEFINE_list(
     "time",
@@ -68,12 +71,15 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def start_server(host="127.0.0.1", port=0, *, on_request=None):
     """A threaded static server of the repository's root; returns `(server, page URL)`.
-    `on_request(path)` is called for every request (the tests count them)."""
+    `on_request(path)` is called for every request before it is answered (the tests count
+    them, hold one back by sleeping, or refuse it by returning an HTTP status)."""
 
     class Handler(QuietHandler):
         def do_GET(self):
-            if on_request is not None:
-                on_request(self.path)
+            refusal = on_request(self.path) if on_request is not None else None
+            if refusal:
+                self.send_error(refusal)
+                return
             super().do_GET()
 
     server = http.server.ThreadingHTTPServer(
@@ -84,7 +90,11 @@ def start_server(host="127.0.0.1", port=0, *, on_request=None):
 
 
 def missing_files():
-    return [path for path in (RUNTIME, MODEL) if not os.path.exists(os.path.join(REPO_ROOT, path))]
+    return [
+        path
+        for path in (RUNTIME, WORKER, MODEL)
+        if not os.path.exists(os.path.join(REPO_ROOT, path))
+    ]
 
 
 def chromium(chromium_path, chromedriver_path, *, width=1100, height=1000):
@@ -108,7 +118,33 @@ def chromium(chromium_path, chromedriver_path, *, width=1100, height=1000):
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    return webdriver.Chrome(service=Service(chromedriver_path), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver_path), options=options)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LONG_FRAMES})
+    return driver
+
+
+# Installed before any of the page's own scripts: every main-thread task and animation frame
+# over 50 ms, as Chromium reports them.
+LONG_FRAMES = """
+window.longFrames = [];
+for (const type of ["longtask", "long-animation-frame"]) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      window.longFrames.push({type, start: e.startTime, duration: e.duration});
+    }
+  }).observe({type, buffered: true});
+}
+"""
+
+
+def longest_frame(driver, since):
+    """The longest main-thread task or frame (ms) that began at or after `since`, the page's
+    `performance.now()`; 0 if none passed 50 ms."""
+    return driver.execute_script(
+        "return Math.max(0, ...window.longFrames.filter((e) => e.start >= arguments[0])"
+        ".map((e) => e.duration))",
+        since,
+    )
 
 
 def wait_for_state(driver, states, timeout=120):
@@ -122,9 +158,10 @@ def wait_for_state(driver, states, timeout=120):
 
 
 @contextlib.contextmanager
-def open_page(chromium_path, chromedriver_path, *, on_request=None, height=1000):
+def open_page(chromium_path, chromedriver_path, *, on_request=None, height=1000, ready=True):
     """The page served from this repository and loaded in headless Chromium, its model
-    ready: yields the driver; the browser and the server stop at the end.
+    ready (or still loading, with `ready=False`): yields the driver; the browser and the
+    server stop at the end.
 
     Raises:
       RuntimeError: the page could not load its model (the page's message).
@@ -134,26 +171,31 @@ def open_page(chromium_path, chromedriver_path, *, on_request=None, height=1000)
     try:
         driver.set_script_timeout(300)
         driver.get(url)
-        if wait_for_state(driver, ("ready", "error")) != "ready":
-            raise RuntimeError(driver.find_element("id", "error").text)
+        if ready and wait_for_state(driver, ("ready", "error")) != "ready":
+            raise RuntimeError(driver.find_element("id", "load-error").text)
         yield driver
     finally:
         driver.quit()
         server.shutdown()
 
 
-def choose_file(driver, path, *, timeout=300):
-    """Chooses `path` in the page's file input, as a user does, and waits until the page
-    is done with it: "done", or "error" with its message on the page."""
-    driver.execute_script("document.getElementById('file').value = ''")
-    driver.find_element("id", "file").send_keys(os.path.abspath(path))
-    return wait_for_state(driver, ("done", "error"), timeout=timeout)
+def choose_files(driver, paths, *, timeout=300, wait=True):
+    """Chooses `paths` (one or several) in the page's file input, as a user does, and waits
+    until the page is done with them: "done", or "error" with its messages on the page."""
+    paths = [paths] if isinstance(paths, str) else paths
+    driver.execute_script("document.body.dataset.state = 'chosen'")  # no earlier state counts
+    driver.find_element("id", "file").send_keys("\n".join(os.path.abspath(p) for p in paths))
+    if wait:
+        return wait_for_state(driver, ("done", "error"), timeout=timeout)
+    return None
 
 
 def take_screenshot(path, *, chromium_path, chromedriver_path):
-    with open_page(chromium_path, chromedriver_path, height=1150) as driver:
-        driver.find_element("css selector", "#examples button").click()
-        if wait_for_state(driver, ("done", "error")) != "done":
+    """The page after a batch: the three example photographs chosen at once."""
+    folder = os.path.join(REPO_ROOT, EXAMPLES)
+    photographs = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    with open_page(chromium_path, chromedriver_path, height=1300) as driver:
+        if choose_files(driver, photographs) != "done":
             raise RuntimeError(driver.find_element("id", "error").text)
         driver.save_screenshot(path)
 
@@ -166,16 +208,20 @@ def time_page(paths, *, repeats, chromium_path, chromedriver_path):
     with open_page(chromium_path, chromedriver_path) as driver:
         for path in paths:
             runs = []
+            frames = []
             for _ in range(repeats):
-                if choose_file(driver, path, timeout=600) != "done":
+                since = driver.execute_script("return performance.now()")
+                if choose_files(driver, path, timeout=600) != "done":
                     raise RuntimeError(driver.find_element("id", "error").text)
                 runs.append(driver.execute_script("return window.lesionseg.last"))
+                frames.append(longest_frame(driver, since))
             results[path] = {
                 "size": f"{runs[0]['width']}x{runs[0]['height']}",
                 **{
                     step: statistics.median(r["times"][step] for r in runs)
                     for step in runs[0]["times"]
                 },
+                "longest_frame": max(frames),
             }
     return results
 
@@ -198,14 +244,14 @@ def main(argv):
             sys.exit(f"web: {e}")
         print(
             "| photograph | size | decode | network input | network | post-processing | "
-            "drawing | file chosen to outline drawn |"
+            "drawing | file chosen to outline drawn | longest main-thread frame |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for path, t in results.items():
             print(
                 f"| {os.path.basename(path)} | {t['size']} | {t['decode']:.0f} ms | "
                 f"{t['resize']:.0f} ms | {t['network']:.0f} ms | {t['postprocess']:.0f} ms | "
-                f"{t['draw']:.0f} ms | {t['total'] / 1000:.2f} s |"
+                f"{t['draw']:.0f} ms | {t['total'] / 1000:.2f} s | {t['longest_frame']:.0f} ms |"
             )
         return
     if _SCREENSHOT.value:

@@ -1,196 +1,301 @@
-// The page: loads the shipped network with LiteRT.js, reads the photograph the user gives,
-// runs segment.js on it, and shows and offers the mask. Every step that turns a photograph
-// into a mask is in segment.js; this file only calls it and draws.
+// The page's thread: takes the photographs the user gives (chosen, dropped, a folder or an
+// example), queues them, and shows what the worker (worker.js) returns: the outline, the
+// mask to download, and at the end of a batch one zip of all the masks. Nothing here decodes
+// a photograph or runs the network, so the page answers while a photograph is segmented.
 
-import {Tensor, loadAndCompile, loadLiteRt} from "@litertjs/core";
-
-import * as segment from "./segment.js";
-
-const WASM_DIR = "../node_modules/@litertjs/core/wasm/";
-const MODEL_URL = "../pretrained/lesionseg_isic2017/lesionseg_int8.tflite";
+const WORKER_URL = "build/worker.js";  // worker.js bundled by `npm ci` (package.json "build")
+const WASM_DIR = new URL("../node_modules/@litertjs/core/wasm/", location.href).href;
+const MODEL_URL = new URL("../pretrained/lesionseg_isic2017/lesionseg_int8.tflite", location.href).href;
 const VIEW_WIDTH = 900;  // the drawing's width at most, in pixels
-const MAX_SIDE = 32767;  // the largest canvas side Chromium draws
+const ZIP_NAME = "lesionseg_masks.zip";
+const PHOTOGRAPH = /\.(jpe?g|png|bmp)$/i;  // what a folder is filtered to
 
 const $ = (id) => document.getElementById(id);
-let network = null;  // {run(Float32Array) -> Promise<Float32Array>, size}
-let downloadUrl = null;
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-function setState(state, status = "") {
+// --- The worker, asked and answered by message id ------------------------------------------
+
+const worker = new Worker(WORKER_URL);
+const pending = new Map();  // id -> {resolve, early}
+let lastId = 0;
+
+// Posts `message` and resolves with the worker's answer; `early(answer)` takes the messages
+// that come before it (a photograph's view).
+function ask(message, {transfer = [], early = null} = {}) {
+  const id = ++lastId;
+  return new Promise((resolve) => {
+    pending.set(id, {resolve, early});
+    worker.postMessage({...message, id}, transfer);
+  });
+}
+
+worker.onmessage = ({data}) => {
+  const {resolve, early} = pending.get(data.id);
+  if (data.type === "drawn") {
+    early(data);
+    return;
+  }
+  pending.delete(data.id);
+  resolve(data);
+};
+worker.onerror = (event) => {  // the worker could not start or threw outside a message
+  event.preventDefault();
+  const why = event.message || "it could not be loaded; run npm ci in the repository";
+  const message = `the page's worker (web/${WORKER_URL}) failed: ${why}`;
+  for (const {resolve} of pending.values()) resolve({type: "failed", message});
+  pending.clear();
+};
+
+// --- What the page shows -------------------------------------------------------------------
+
+let model = {ready: false, size: null};
+const queue = [];  // {name, bytes: Promise<ArrayBuffer>, chosen: ms}
+let batch = null;  // the photographs given since the queue was last empty
+let running = false;
+
+function setState(state, status) {
   document.body.dataset.state = state;
   $("status").textContent = status;
 }
 
-function showError(message) {
-  $("error").textContent = message;
-  setState("error");
+function addError(message) {
+  const line = document.createElement("div");
+  line.textContent = message;
+  $("error").append(line);
 }
 
-async function loadNetwork() {
-  await loadLiteRt(WASM_DIR);  // single-threaded wasm: no cross-origin isolation needed
-  const model = await loadAndCompile(MODEL_URL, {accelerator: "wasm"});
-  const shape = Array.from(model.getInputDetails()[0].shape);  // [1, s, s, 3]
-  if (shape.length !== 4 || shape[1] !== shape[2] || shape[3] !== 3) {
-    throw new Error(`${MODEL_URL}: input shape [${shape}] is not [1, s, s, 3]`);
-  }
-  return {
-    size: shape[1],
-    async run(input) {
-      const tensor = new Tensor(input, shape);
-      const [output] = await model.run(tensor);
-      const logits = new Float32Array(output.toTypedArray());
-      tensor.delete();
-      output.delete();
-      return logits;
-    },
-  };
-}
-
-// The photograph's bytes -> [height, width] RGB, refusing what predict.py refuses.
-async function decode(name, bytes) {
-  const size = segment.photographSize(bytes);
-  segment.checkSize(size);
-  if (Math.max(size.width, size.height) > MAX_SIDE) {
-    throw new segment.PhotographError(`${size.width}x${size.height}: wider or taller than ` +
-      `${MAX_SIDE} pixels, more than the browser can draw`);
-  }
-  segment.checkComplete(bytes, size.kind);
-  let bitmap;
-  try {  // the pixels as stored: no EXIF rotation, no colour-profile conversion
-    bitmap = await createImageBitmap(new Blob([segment.withoutOrientation(bytes)]), {
-      imageOrientation: "none", colorSpaceConversion: "none", premultiplyAlpha: "none"});
-  } catch (error) {
-    throw new segment.PhotographError(`the browser cannot decode this ${size.kind} (${error.message})`);
-  }
-  if (bitmap.width !== size.width || bitmap.height !== size.height) {
-    throw new segment.PhotographError(`decoded as ${bitmap.width}x${bitmap.height}, its header ` +
-      `says ${size.width}x${size.height}`);
-  }
-  const canvas = new OffscreenCanvas(size.width, size.height);
-  const context = canvas.getContext("2d", {willReadFrequently: true});
-  context.drawImage(bitmap, 0, 0);
-  const rgba = context.getImageData(0, 0, size.width, size.height).data;
-  const rgb = new Uint8Array(size.width * size.height * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2];
-  }
-  return {bitmap, rgb, width: size.width, height: size.height};
-}
-
-// The photograph shrunk to the view, the predicted outline in green over it.
-function draw(bitmap, mask, width, height) {
-  const scale = Math.min(1, VIEW_WIDTH / width);
-  const w = Math.max(1, Math.round(width * scale)), h = Math.max(1, Math.round(height * scale));
+function clearLatest() {
   const canvas = $("view");
-  canvas.width = w;
-  canvas.height = h;
-  const context = canvas.getContext("2d");
-  context.drawImage(bitmap, 0, 0, w, h);
-  const picture = context.getImageData(0, 0, w, h);
-  const small = new Uint8Array(w * h);  // the mask sampled at the view's pixels
-  for (let y = 0; y < h; y++) {
-    const row = Math.min(height - 1, Math.floor((y + 0.5) * height / h)) * width;
-    for (let x = 0; x < w; x++) small[y * w + x] = mask[row + Math.min(width - 1, Math.floor((x + 0.5) * width / w))];
-  }
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      if (!small[i]) continue;
-      const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
-        !small[i - 1] || !small[i + 1] || !small[i - w] || !small[i + w];
-      if (!edge) continue;
-      for (const j of [i, i - 1, i + 1, i - w, i + w]) {  // two pixels thick
-        if (j < 0 || j >= w * h) continue;
-        picture.data.set([0, 255, 0, 255], j * 4);
-      }
-    }
-  }
-  context.putImageData(picture, 0, 0);
-}
-
-function report(rows) {
-  $("result").replaceChildren(...rows.map(([label, value]) => {
-    const tr = document.createElement("tr");
-    for (const text of [label, value]) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.append(td);
-    }
-    return tr;
-  }));
-}
-
-async function segmentFile(name, bytesPromise) {
-  const start = performance.now();
-  $("error").textContent = "";
+  canvas.getContext("bitmaprenderer").transferFromImageBitmap(null);
+  canvas.width = canvas.height = 0;
+  $("result").replaceChildren();
   $("download").hidden = true;
-  report([]);
-  setState("busy", `Segmenting ${name}…`);
-  try {
-    if (!network) throw new Error("the model is not loaded");
-    const bytes = new Uint8Array(await bytesPromise);
-    const photo = await decode(name, bytes);
-    const decoded = performance.now();
-    const {mask, times} = await segment.segmentPhotograph(
-      network.run, photo.rgb, photo.width, photo.height, network.size);
-    const drawStart = performance.now();
-    draw(photo.bitmap, mask, photo.width, photo.height);
-    const drawn = performance.now();
-    let area = 0;
-    for (let i = 0; i < mask.length; i++) area += mask[i] ? 1 : 0;
-    const png = await segment.encodePng(mask, photo.width, photo.height);
-    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
-    downloadUrl = URL.createObjectURL(new Blob([png], {type: "image/png"}));
-    const stem = name.replace(/\.[^.]*$/, "");
-    const link = $("download");
-    link.href = downloadUrl;
-    link.download = `${stem}_segmentation.png`;
-    link.textContent = `Download the mask (${stem}_segmentation.png, ${photo.width}x${photo.height})`;
-    link.hidden = false;
-    const timing = {decode: decoded - start, resize: times.resize, network: times.network,
-                    postprocess: times.postprocess, draw: drawn - drawStart, total: drawn - start};
-    report([
-      ["photograph", `${name}, ${photo.width}x${photo.height} pixels`],
-      ["lesion area", `${area.toLocaleString("en")} pixels, ` +
-        `${(100 * area / mask.length).toFixed(1)}% of the photograph`],
-      ["time", `${(timing.total / 1000).toFixed(2)} s (decode ${timing.decode.toFixed(0)} ms, ` +
-        `network input ${timing.resize.toFixed(0)} ms, network ${timing.network.toFixed(0)} ms, ` +
-        `post-processing ${timing.postprocess.toFixed(0)} ms, drawing ${timing.draw.toFixed(0)} ms)`],
-    ]);
-    window.lesionseg.last = {name, width: photo.width, height: photo.height, area, times: timing};
-    setState("done", `${name}: done.`);
-  } catch (error) {
-    const message = error instanceof segment.PhotographError ? error.message :
-      `could not segment it (${error.message})`;
-    showError(`${name}: ${message}`);
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const cell of cells) {
+    const td = document.createElement("td");
+    td.append(cell);
+    tr.append(td);
+  }
+  return tr;
+}
+
+function startBatch() {
+  if (batch) for (const mask of batch.masks) URL.revokeObjectURL(mask.url);
+  if (batch?.zipUrl) URL.revokeObjectURL(batch.zipUrl);
+  batch = {total: 0, started: 0, masks: [], refused: [], zipUrl: null};
+  window.lesionseg.batch = batch;
+  $("error").replaceChildren();
+  $("masks").replaceChildren();
+  $("zip").hidden = true;
+  clearLatest();
+}
+
+function waitingStatus() {
+  const waiting = plural(queue.length, "photograph");
+  if (model.error) {
+    const verb = queue.length === 1 ? "waits" : "wait";
+    setState("error", queue.length ? `${waiting} ${verb} for the model.` : "");
+  } else {
+    setState(queue.length ? "waiting" : "loading",
+             queue.length ? `Loading the model… ${waiting} will be segmented once it is ready.` :
+               "Loading the model…");
   }
 }
 
-window.lesionseg = {segmentFile, last: null, inputSize: null};
+// Queues photographs ({name, bytes: Promise<ArrayBuffer>}), segmented one after another.
+function give(items, skipped = 0) {
+  if (!batch || (!running && queue.length === 0 && batch.finished)) startBatch();
+  if (skipped) addError(`${plural(skipped, "file")} of the folder skipped: not .jpg, .jpeg, .png or .bmp`);
+  const chosen = performance.now();
+  for (const item of items) queue.push({...item, chosen});
+  batch.total += items.length;
+  if (!items.length && !running) finishBatch();
+  pump();
+}
 
-$("file").addEventListener("change", (event) => {
-  const file = event.target.files[0];
-  if (file) segmentFile(file.name, file.arrayBuffer());
-});
+async function pump() {
+  if (running) return;
+  if (!model.ready) {
+    waitingStatus();
+    return;
+  }
+  running = true;
+  while (queue.length) {
+    const item = queue.shift();
+    batch.started += 1;
+    const count = batch.total > 1 ? `${batch.started} of ${batch.total}: ` : "";
+    setState("busy", `Segmenting ${count}${item.name}…`);
+    await segmentOne(item);
+  }
+  running = false;
+  await finishBatch();
+}
+
+// The photograph's outline and details as soon as the worker has drawn them.
+function showDrawn(name, chosen, drawn) {
+  const canvas = $("view");
+  canvas.width = drawn.view.width;
+  canvas.height = drawn.view.height;
+  canvas.getContext("bitmaprenderer").transferFromImageBitmap(drawn.view);
+  const t = {...drawn.times, total: performance.now() - chosen};
+  const size = `${drawn.width}x${drawn.height}`;
+  const share = `${(100 * drawn.area / (drawn.width * drawn.height)).toFixed(1)}%`;
+  $("result").replaceChildren(
+    row(["photograph", `${name}, ${size} pixels`]),
+    row(["lesion area", `${drawn.area.toLocaleString("en")} pixels, ${share} of the photograph`]),
+    row(["time", `${(t.total / 1000).toFixed(2)} s from choosing it (decode ${t.decode.toFixed(0)} ms, ` +
+      `network input ${t.resize.toFixed(0)} ms, network ${t.network.toFixed(0)} ms, ` +
+      `post-processing ${t.postprocess.toFixed(0)} ms, drawing ${t.draw.toFixed(0)} ms)`]));
+  return {name, width: drawn.width, height: drawn.height, area: drawn.area, size, share, times: t};
+}
+
+async function segmentOne({name, bytes, chosen}) {
+  let answer;
+  let shown = null;
+  try {
+    const buffer = await bytes;
+    answer = await ask({type: "segment", name, bytes: buffer, viewWidth: VIEW_WIDTH}, {
+      transfer: [buffer], early: (drawn) => { shown = showDrawn(name, chosen, drawn); }});
+  } catch (error) {
+    answer = {type: "failed", message: `it could not be read (${error.message})`};
+  }
+  if (answer.type !== "segmented") {
+    clearLatest();
+    batch.refused.push(name);
+    addError(`${name}: ${answer.type === "refused" ? answer.message :
+      `could not segment it (${answer.message})`}`);
+    return;
+  }
+  const stem = name.replace(/\.[^.]*$/, "");
+  const mask = {name, file: `${stem}_segmentation.png`,
+                blob: new Blob([answer.png], {type: "image/png"})};
+  mask.url = URL.createObjectURL(mask.blob);
+  batch.masks.push(mask);
+  const link = $("download");
+  link.href = mask.url;
+  link.download = mask.file;
+  link.textContent = `Download the mask (${mask.file}, ${shown.size})`;
+  link.hidden = false;
+  const each = document.createElement("a");
+  each.href = mask.url;
+  each.download = mask.file;
+  each.textContent = mask.file;
+  $("masks").append(row([name, shown.size, `lesion ${shown.share}`, each]));
+  window.lesionseg.count += 1;
+  const {size, share, ...last} = shown;
+  window.lesionseg.last = {...last, times: {...shown.times, ...answer.times}};
+}
+
+async function finishBatch() {
+  const done = batch;
+  done.finished = true;
+  const made = plural(done.masks.length, "mask");
+  const refused = done.refused.length ? `, ${done.refused.length} refused (above)` : "";
+  if (done.total > 1 && done.masks.length) {
+    setState("busy", `Writing ${ZIP_NAME}…`);
+    const answer = await ask({type: "zip", files: done.masks.map((m) => [m.file, m.blob])});
+    if (done !== batch) return;  // a new batch began meanwhile
+    if (answer.type === "zipped") {
+      done.zipUrl = URL.createObjectURL(new Blob([answer.zip], {type: "application/zip"}));
+      const zip = $("zip");
+      zip.href = done.zipUrl;
+      zip.download = ZIP_NAME;
+      zip.textContent = `Download all ${made} (${ZIP_NAME})`;
+      zip.hidden = false;
+    } else {
+      addError(`${ZIP_NAME} could not be written (${answer.message}); each mask is above`);
+    }
+  }
+  if (queue.length || running) return;
+  const summary = done.total > 1 ? `Done: ${made} of ${plural(done.total, "photograph")}${refused}.` :
+    `${done.masks[0]?.name}: done.`;
+  setState(done.masks.length ? "done" : "error", done.masks.length ? summary : "");
+}
+
+async function loadModel() {
+  model = {ready: false, size: null, error: null};
+  $("retry").hidden = true;
+  waitingStatus();
+  const answer = await ask({type: "load", model: MODEL_URL, wasm: WASM_DIR});
+  if (answer.type !== "loaded") {
+    model.error = answer.message;
+    $("load-error").textContent = `The model could not be loaded (${answer.message}). Check the ` +
+      "connection and press Retry; photographs chosen meanwhile are kept and wait for it.";
+    $("retry").hidden = false;
+    waitingStatus();
+    return;
+  }
+  model = {ready: true, size: answer.size};
+  $("load-error").textContent = "";
+  window.lesionseg.inputSize = answer.size;
+  if (queue.length) {
+    pump();
+  } else if (!batch) {
+    setState("ready", `Model loaded (input ${answer.size}x${answer.size}). Choose photographs.`);
+  }
+}
+
+// --- Where photographs come from -----------------------------------------------------------
+
+const fromFiles = (files) => files.map((file) => ({name: file.name, bytes: file.arrayBuffer()}));
+
+function giveFolder(files) {
+  const photographs = files.filter((f) => PHOTOGRAPH.test(f.name))
+    .sort((a, b) => (a.webkitRelativePath || a.name).localeCompare(b.webkitRelativePath || b.name));
+  give(fromFiles(photographs), files.length - photographs.length);
+}
+
+for (const id of ["file", "folder"]) {
+  $(id).addEventListener("change", (event) => {
+    const files = Array.from(event.target.files);
+    event.target.value = "";  // the same file chosen again is a new choice
+    if (id === "folder") giveFolder(files);
+    else if (files.length) give(fromFiles(files));
+  });
+}
+
+// A dropped folder's files, read through its entries (where the browser gives them).
+async function entryFiles(entry) {
+  if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
+  const reader = entry.createReader();
+  const files = [];
+  for (;;) {
+    const entries = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+    if (!entries.length) return files;
+    for (const child of entries) files.push(...await entryFiles(child));
+  }
+}
+
 const drop = $("drop");
 drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (event) => {
+drop.addEventListener("drop", async (event) => {
   event.preventDefault();
   drop.classList.remove("over");
-  const file = event.dataTransfer.files[0];
-  if (file) segmentFile(file.name, file.arrayBuffer());
+  const entries = Array.from(event.dataTransfer.items || [], (item) => item.webkitGetAsEntry?.());
+  if (entries.some((entry) => entry?.isDirectory)) {
+    const files = [];
+    for (const entry of entries.filter(Boolean)) files.push(...await entryFiles(entry));
+    giveFolder(files);
+  } else {
+    const files = Array.from(event.dataTransfer.files);
+    if (files.length) give(fromFiles(files));
+  }
 });
 for (const button of document.querySelectorAll("#examples button")) {
   button.addEventListener("click", () => {
     const url = button.dataset.src;
-    segmentFile(url.split("/").pop(), fetch(url).then((r) => r.arrayBuffer()));
+    give([{name: url.split("/").pop(), bytes: fetch(url).then((r) => {
+      if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+      return r.arrayBuffer();
+    })}]);
   });
 }
+$("retry").addEventListener("click", loadModel);
 
-try {
-  network = await loadNetwork();
-  window.lesionseg.inputSize = network.size;
-  setState("ready", `Model loaded (input ${network.size}x${network.size}). Choose a photograph.`);
-} catch (error) {
-  showError(`The model could not be loaded: ${error.message}`);
-}
+// The tests' and `tools.web --time`'s window into the page.
+window.lesionseg = {last: null, inputSize: null, count: 0, batch: null};
+loadModel();

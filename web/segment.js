@@ -161,8 +161,9 @@ function triangleSpans(inSize, outSize) {
 }
 
 // [height, width, 3] uint8 -> [size, size, 3] uint8: pipeline.resize_image (columns, then
-// rows, as TensorFlow gathers them), rounded half to even and clipped.
-export function resizeImage(rgb, width, height, size) {
+// rows, as TensorFlow gathers them), rounded half to even and clipped. With `stride` 4 the
+// pixels are RGBA, as a canvas gives them, and the alpha is passed over.
+export function resizeImage(rgb, width, height, size, stride = 3) {
   const cols = triangleSpans(width, size);
   const rows = triangleSpans(height, size);
   const narrow = new Float32Array(height * size * 3);
@@ -170,7 +171,7 @@ export function resizeImage(rgb, width, height, size) {
     for (let x = 0; x < size; x++) {
       const w = cols.weights[x];
       let r = 0, g = 0, b = 0;
-      for (let i = 0, at = (y * width + cols.starts[x]) * 3; i < w.length; i++, at += 3) {
+      for (let i = 0, at = (y * width + cols.starts[x]) * stride; i < w.length; i++, at += stride) {
         r += w[i] * rgb[at]; g += w[i] * rgb[at + 1]; b += w[i] * rgb[at + 2];
       }
       const out = (y * size + x) * 3;
@@ -322,12 +323,12 @@ export function probabilityToMask(probability, size, height, width) {
 }
 
 // The whole way (segment.segment_photograph): `network` maps a standardized
-// Float32Array [1, size, size, 3] to logits [1, size, size, 2] (a promise). Returns the mask
-// and the milliseconds of each step.
-export async function segmentPhotograph(network, rgb, width, height, size) {
+// Float32Array [1, size, size, 3] to logits [1, size, size, 2] (a promise); `stride` is 3 for
+// RGB pixels, 4 for RGBA. Returns the mask and the milliseconds of each step.
+export async function segmentPhotograph(network, rgb, width, height, size, stride = 3) {
   const times = {};
   let start = performance.now();
-  const input = standardize(resizeImage(rgb, width, height, size));
+  const input = standardize(resizeImage(rgb, width, height, size, stride));
   times.resize = performance.now() - start;
   start = performance.now();
   const logits = await network(input);
