@@ -62,8 +62,10 @@ _SELECT_ON = flags.DEFINE_enum(
     _DEFAULTS.select_on,
     list(config_lib.SELECT_ON),
     "Which pairs pick the best epoch and stop training: a held-out part of the training split "
-    "(the validation split is then never read: the paper's validation score was blind), or "
-    "the validation split (its score is then optimistic).",
+    "(the validation split is then never read: the paper's validation score was blind), "
+    "the validation split (its score is then optimistic), or none: every training pair "
+    "trains for --max_epochs and the last epoch is exported (a final model, trained for the "
+    "epochs its held-out runs chose).",
 )
 _HOLDOUT_FRACTION = flags.DEFINE_float(
     "holdout_fraction",

@@ -31,7 +31,9 @@ class BestAndEarlyStop(keras.callbacks.Callback):
     The whole model of the best epoch (by `monitor`, higher is better) is saved
     to `best_path` under a temporary name and renamed into place, so a crash
     never leaves a partial checkpoint. `state()` and `restore()` carry the rest
-    across a restart (through `EpochBackup`).
+    across a restart (through `EpochBackup`). With `monitor` None nothing is
+    compared: every epoch is the best so far, so the last one is kept, and
+    training never stops early.
     """
 
     def __init__(self, *, monitor, patience, best_path):
@@ -57,7 +59,7 @@ class BestAndEarlyStop(keras.callbacks.Callback):
         self.wait, self.stopped = state["wait"], state["stopped"]
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
+        value = epoch if self.monitor is None else (logs or {}).get(self.monitor)
         if value is None:
             raise KeyError(f"{self.monitor} is not among the logged metrics {sorted(logs or {})}")
         loss = (logs or {}).get("loss", 0.0)

@@ -13,7 +13,10 @@ DEFAULT_IMAGE_SIZE = 448  # the paper's, section 3.2
 DEFAULT_MAX_PIXELS = 100_000_000  # the largest ISIC 2017 photograph has 30 million
 
 LR_SCHEDULES = ("constant", "cosine")
-SELECT_ON = ("holdout", "validation")
+# What picks the epoch exported: a held-out share of the training pairs, the validation split,
+# or nothing ("none": every training pair trains and the last epoch is exported, for a final
+# model trained for the number of epochs its held-out runs chose).
+SELECT_ON = ("holdout", "validation", "none")
 CACHE_CHOICES = ("memory", "disk", "none")
 PRECISIONS = ("none", "float16", "bfloat16")
 # Keras' mixed-precision policy of each --mixed_precision choice.

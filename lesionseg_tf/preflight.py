@@ -152,7 +152,8 @@ def select_data(dataset, *, config, fit_batch=False):
     `holdout_fraction` of those pairs, drawn from `holdout_seed`
     (`datasets.split_holdout`), and the validation split is never read: the
     organizers scored the paper's validation number blind. With "validation" it
-    is the validation split, which makes a validation score optimistic.
+    is the validation split, which makes a validation score optimistic. With "none"
+    every training pair trains and the selection set is empty.
 
     Args:
       dataset: a `datasets.Dataset` (`datasets.open_dataset`).
@@ -198,8 +199,10 @@ def select_data(dataset, *, config, fit_batch=False):
         train_examples, selection = datasets.split_holdout(
             splits[train_split], fraction=config.holdout_fraction, seed=config.holdout_seed
         )
-    else:
+    elif config.select_on == "validation":
         train_examples, selection = splits[train_split], splits["validation"]
+    else:
+        train_examples, selection = splits[train_split], []
     if len(train_examples) < config.batch_size and not fit_batch:
         raise datasets.DatasetError(
             f"{train_split} split of {dataset.root} leaves {len(train_examples)} usable images "

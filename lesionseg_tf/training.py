@@ -138,7 +138,7 @@ def run(
     # After the data: the batch a fitted run recorded is known only now.
     resuming = folder.check_start(config, overwrite=overwrite)
     replicas = strategy.num_replicas_in_sync
-    if len(selection_examples) < replicas:  # a replica would score nothing
+    if config.select_on != "none" and len(selection_examples) < replicas:
         raise ValueError(
             f"{len(selection_examples)} selection pair(s) for {replicas} replicas: each "
             "replica scores its share of them; raise --holdout_fraction, or train on fewer "
@@ -191,11 +191,18 @@ def result_lines(result, *, init_from=None, chief=True):
     """What train.py prints of a finished run's `result`: the selection score and
     best epoch, where the export is, whether it is the unchanged start of a
     fine-tuning run, and the weights' digest."""
+    saved = f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)"
+    if result["selected_on"] == "none":
+        return [
+            f"no selection (--select_on=none): the last epoch, {result['epochs_run']}, exported; "
+            f"training pairs' per-image mean Jaccard {result['selection_jaccard']:.4f} (not a "
+            f"held-out score); {saved}",
+            f"final weights sha256: {result['weights_sha256']}",
+        ]
     selected_on = {"holdout": "held-out", "validation": "validation"}[result["selected_on"]]
     lines = [
         f"{selected_on} per-image mean Jaccard: {result['selection_jaccard']:.4f} "
-        f"(best epoch {result['best_epoch']} of {result['epochs_run']}); "
-        + (f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)")
+        f"(best epoch {result['best_epoch']} of {result['epochs_run']}); {saved}"
     ]
     if result["best_epoch"] == 0:
         lines.append(
@@ -370,6 +377,9 @@ def _fit_and_export(
         model.augment_seed = config.seed
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+    # Without a selection set, the training pairs unaugmented are scored once at the end.
+    selecting = config.select_on != "none"
+    scored_examples = selection_examples if selecting else train_examples
     train_ds, selection_ds = (
         pipeline.make_dataset(
             examples,
@@ -388,16 +398,18 @@ def _fit_and_export(
         )
         for examples, is_training, split in (
             (train_examples, True, "training"),
-            (selection_examples, False, "selection"),
+            (scored_examples, False, "selection"),
         )
     )
     best = callbacks.BestAndEarlyStop(
-        monitor=MONITOR, patience=config.patience, best_path=folder.best_path
+        monitor=MONITOR if selecting else None,
+        patience=config.patience,
+        best_path=folder.best_path,
     )
     initial_epoch = _start(
         model, best, folder, config=config, strategy=strategy, init_from=init_from
     )
-    if init_from and initial_epoch == 0:
+    if init_from and initial_epoch == 0 and selecting:
         _score_start(model, best, folder, train_ds, selection_ds, report=report)
     if initial_epoch >= config.max_epochs or best.stopped:
         logging.info("training was complete; evaluating and exporting the best epoch")
@@ -407,7 +419,7 @@ def _fit_and_export(
             best,
             folder,
             train_ds,
-            selection_ds,
+            selection_ds if selecting else None,
             epoch,
             config=config,
             initial_epoch=initial_epoch,
@@ -427,6 +439,11 @@ def _start(model, best, folder, *, config, strategy, init_from):
         callbacks.truncate_logs(
             folder.log_path, log_dir=folder.tensorboard_dir, epochs=state["epoch"]
         )
+        if best.monitor is None:
+            logging.info(
+                "resuming after epoch %d of %d (no selection)", state["epoch"], config.max_epochs
+            )
+            return state["epoch"]
         logging.info(
             "resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
             "without improvement",
@@ -507,7 +524,9 @@ def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_
 
 
 def _export(model, best, folder, selection_ds, *, image_size):
-    """Exports the best epoch's weights, checked against the model: the result dict."""
+    """Exports the best epoch's weights, checked against the model: the result dict.
+    `selection_ds` is scored for "selection_jaccard" (with --select_on=none, the
+    training pairs, unaugmented)."""
     model.load_weights(folder.best_path)  # the best epoch's weights, also after a resume
     scores = model.evaluate(selection_ds, return_dict=True, verbose=0)
     export_dir = export.export_saved_model(

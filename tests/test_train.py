@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import datasets, export, figures, pipeline
+from lesionseg_tf import callbacks, datasets, export, figures, pipeline
 from tests.conftest import TRAINED_EPOCHS, assert_drawn, run_script
 
 
@@ -197,3 +197,49 @@ def test_learning_curves_command(trained_run, tmp_path):
         figures.learning_curves(
             str(tmp_path / "nothing" / "training_log.csv"), path=str(tmp_path / "x.png"), title="x"
         )
+
+
+@pytest.mark.slow
+def test_select_on_none_trains_on_every_pair_and_exports_the_last_epoch(
+    training_only_isic, tmp_path
+):
+    model_dir = str(tmp_path / "final")
+    result = run_script(
+        "train.py",
+        f"--data_dir={training_only_isic}",
+        f"--model_dir={model_dir}",
+        "--image_size=32",
+        "--batch_size=4",
+        "--max_epochs=3",
+        "--patience=1",
+        "--select_on=none",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no selection (--select_on=none): the last epoch, 3, exported" in result.stdout
+    with open(os.path.join(model_dir, "result.json")) as f:
+        summary = json.load(f)
+    assert summary["selected_on"] == "none"
+    assert summary["best_epoch"] == summary["epochs_run"] == 3  # patience stops nothing
+    pairs = datasets.find_split(training_only_isic, split="training")
+    with open(os.path.join(model_dir, "training_ids.txt")) as f:
+        assert f.read().splitlines() == [e.image_id for e in pairs]
+    assert not os.path.exists(os.path.join(model_dir, "holdout_ids.txt"))
+    with open(os.path.join(model_dir, "training_log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and not any(k.startswith("val_") for k in rows[0])
+
+
+def test_without_a_monitor_every_epoch_is_kept_and_nothing_stops(tmp_path):
+    """--select_on=none's BestAndEarlyStop: the last epoch is the one saved, whatever
+    the metrics did, and patience never stops training."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = callbacks.BestAndEarlyStop(
+        monitor=None, patience=1, best_path=str(tmp_path / "best.keras")
+    )
+    best.set_model(model)
+    for epoch, jaccard in enumerate([0.9, 0.5, 0.1]):  # worse every epoch
+        model.layers[0].kernel.assign(np.full((2, 1), float(epoch), np.float32))
+        best.on_epoch_end(epoch, {"loss": 1.0, "val_jaccard": jaccard})
+    assert (best.best_epoch, best.wait, best.stopped) == (2, 0, False)
+    saved = keras.models.load_model(str(tmp_path / "best.keras"))
+    np.testing.assert_array_equal(saved.layers[0].kernel.numpy(), np.full((2, 1), 2.0))
