@@ -79,10 +79,10 @@ def main(argv):
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
     console.start_tensorflow()
-    from lesionseg_tf import evaluation
+    from lesionseg_tf import evaluation, split_scoring
 
     try:
-        result, title = evaluation.score_split(
+        result, title = split_scoring.score_split(
             _DATA_DIR.value,
             dataset=_DATASET.value,
             **scoring,
@@ -95,7 +95,7 @@ def main(argv):
             on_error=print_problem,
             make_progress=console.make_progress,
         )
-    except evaluation.MissingPredictions as e:
+    except split_scoring.MissingPredictions as e:
         for problem in e.problems:
             print_problem(problem)
         sys.exit(f"evaluate.py: {e}")

@@ -247,7 +247,7 @@ def main(argv):
         console.require_inputs("train.py", [("--data_dir", config.data_dir, "folder")])
     if console.start_tensorflow():
         logging.info("no CUDA driver on this machine: training on the CPU")
-    from lesionseg_tf import distribute, synthetic, training
+    from lesionseg_tf import distribute, fitting, synthetic, training
 
     advice = training.bfloat16_advice(config, precision_given=_MIXED_PRECISION.present)
     if advice:
@@ -269,7 +269,7 @@ def main(argv):
             fit_batch=not _BATCH_SIZE.present,
             fit_holdout=bool(config.init_from) and not _HOLDOUT_FRACTION.present,
         )
-    except (ValueError, OSError, training.TrainingError) as e:
+    except (ValueError, OSError, fitting.TrainingError) as e:
         sys.exit(f"train.py: {e}")
     for line in training.result_lines(
         result, init_from=config.init_from, chief=distribute.is_chief(strategy)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from lesionseg_tf import files
 from lesionseg_tf.config import DEFAULT_MAX_PIXELS
-from lesionseg_tf.datasets import EXTENSION_FORMATS
+from lesionseg_tf.layouts import EXTENSION_FORMATS
 
 # The project's own pixel limit (`max_pixels`, checked from the header before any
 # decoding) replaces Pillow's decompression-bomb guard, which would otherwise refuse,

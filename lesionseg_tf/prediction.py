@@ -6,9 +6,9 @@ import re
 
 import cv2
 
-from lesionseg_tf import datasets, figures, files, images
+from lesionseg_tf import datasets, figures, files, images, layouts
 
-IMAGE_EXTENSIONS = datasets.PHOTO_EXTENSIONS
+IMAGE_EXTENSIONS = layouts.PHOTO_EXTENSIONS
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
 # Overlays go to a subfolder so that the output folder itself stays a valid ISIC
 # submission (the scorer matches every file whose name holds the image number).

@@ -1,4 +1,4 @@
-"""Where a training step's time goes: runs `training.compiled_model`'s steps under
+"""Where a training step's time goes: runs `fitting.compiled_model`'s steps under
 TensorFlow's profiler (`tf.profiler.experimental`) and sums the recorded ops' own time
 by part of the step (`PARTS`). The command is `tools.profile_step`."""
 
@@ -14,7 +14,7 @@ import tensorflow as tf
 # TensorFlow's own reader of profiles (what TensorBoard's profile tab shows).
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 
-from lesionseg_tf import callbacks, pipeline, training
+from lesionseg_tf import callbacks, fitting, pipeline
 
 # The parts of a training step, in the order they are printed.
 PARTS = (
@@ -125,14 +125,14 @@ def random_batches(*, image_size, batch_size):
 def profile_steps(
     *, image_size, batch_size, mixed_precision, warm_up_steps, steps, logdir, fused_batch_norm=True
 ):
-    """Runs training steps of `training.compiled_model` (no XLA, one step per execution)
+    """Runs training steps of `fitting.compiled_model` (no XLA, one step per execution)
     on random images in memory, and records the last `steps` under `logdir`.
 
     Returns:
       Median wall-clock seconds of a recorded step.
     """
     dataset = random_batches(image_size=image_size, batch_size=batch_size)
-    model = training.compiled_model(
+    model = fitting.compiled_model(
         learning_rate=1e-3,
         jit_compile=False,
         mixed_precision=mixed_precision,

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from lesionseg_tf import datasets
+from lesionseg_tf import datasets, layouts
 
 # Width ranges of the generated photographs; heights follow from the aspect ratio.
 DEFAULT_WIDTHS = (480, 1280)
@@ -187,7 +187,7 @@ def _write_isic(out_dir, layout, counts, rng, widths):
 
 
 def _write_ph2(out_dir, total, rng, widths):
-    root = os.path.join(out_dir, datasets.Ph2Layout.FOLDER)
+    root = os.path.join(out_dir, layouts.Ph2Layout.FOLDER)
     for number in range(1, total + 1):
         case = f"IMD{number:03d}"
         image, mask = _draw(rng, widths)

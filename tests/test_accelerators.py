@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import callbacks, export, training
+from lesionseg_tf import callbacks, export, fitting
 from tests.conftest import run_script
 
 OPTIONS = {
@@ -68,7 +68,7 @@ def test_export_tolerance_follows_the_precision():
 @pytest.mark.slow
 def test_no_per_step_host_reads(tmp_path):
     """With 4 steps per execution, 8 steps read the loss on the host twice."""
-    model = training.compiled_model(learning_rate=1e-3, steps_per_execution=4)
+    model = fitting.compiled_model(learning_rate=1e-3, steps_per_execution=4)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(16, 16, 16, 3)).astype(np.float32)
     labels = (rng.random((16, 16, 16, 1)) > 0.5).astype(np.int32)
@@ -102,7 +102,7 @@ def test_no_per_step_host_reads(tmp_path):
 
 @pytest.mark.slow
 def test_nan_guard_names_the_steps_of_the_execution():
-    model = training.compiled_model(learning_rate=1e30, steps_per_execution=3)
+    model = fitting.compiled_model(learning_rate=1e30, steps_per_execution=3)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(12, 16, 16, 3)).astype(np.float32)
     labels = (rng.random((12, 16, 16, 1)) > 0.5).astype(np.int32)

@@ -1,6 +1,6 @@
 import pytest
 
-from tools import benchmark
+from tools import benchmark_training
 
 
 def test_flop_count_from_the_layers():
@@ -18,7 +18,7 @@ def test_flop_count_from_the_layers():
         (112, 3, 128, 32),
     ]
     per_layer = [2 * side * side * k * k * cin * cout for side, k, cin, cout in rows]
-    forward, training = benchmark.conv_flops(448)
+    forward, training = benchmark_training.conv_flops(448)
     assert forward == sum(per_layer)
     assert forward / 1e9 == pytest.approx(56.7, abs=0.05)  # "about 57 GFLOPs"
     assert training == 3 * sum(per_layer) - per_layer[0]  # no input gradient for the image
@@ -26,8 +26,8 @@ def test_flop_count_from_the_layers():
 
 @pytest.mark.slow
 def test_train_benchmark_runs_and_reports_consistent_figures(monkeypatch):
-    monkeypatch.setattr(benchmark, "matmul_gflops", lambda dtype: 123.0)  # 20 s saved
-    result = benchmark.run_train_benchmark(image_size=32, batch_size=2, steps=1)
+    monkeypatch.setattr(benchmark_training, "matmul_gflops", lambda dtype: 123.0)  # 20 s saved
+    result = benchmark_training.run_train_benchmark(image_size=32, batch_size=2, steps=1)
     assert result["images_per_s"] > 0 and result["matmul_gflops"] == 123.0
     assert result["achieved_gflops"] == pytest.approx(
         result["images_per_s"] * result["train_gflop_per_image"]
@@ -39,26 +39,26 @@ def test_train_benchmark_runs_and_reports_consistent_figures(monkeypatch):
 
 @pytest.mark.slow
 def test_train_benchmark_rounds_steps_to_whole_executions(monkeypatch):
-    monkeypatch.setattr(benchmark, "matmul_gflops", lambda dtype: 1.0)  # timed above
-    result = benchmark.run_train_benchmark(
+    monkeypatch.setattr(benchmark_training, "matmul_gflops", lambda dtype: 1.0)  # timed above
+    result = benchmark_training.run_train_benchmark(
         image_size=32, batch_size=2, steps=3, steps_per_execution=2
     )
     assert result["steps"] == 4 and result["steps_per_execution"] == 2
 
 
 def test_verdict_line():
-    compute = benchmark.verdict(100.0, 900.0)
+    compute = benchmark_training.verdict(100.0, 900.0)
     assert compute.startswith(
         "verdict: training 100 images/s, cached input pipeline 900 images/s (9x): compute-bound"
     )
     # A CPU's rate at 448 keeps its digits.
     assert "training 0.0375 images/s, cached input pipeline 592 images/s (15787x)" in (
-        benchmark.verdict(0.0375, 592.0)
+        benchmark_training.verdict(0.0375, 592.0)
     )
     assert "\n" not in compute
-    starved = benchmark.verdict(1500.0, 1000.0)
+    starved = benchmark_training.verdict(1500.0, 1000.0)
     assert "(0.667x): input-bound" in starved and "--cache" in starved
-    assert "input-bound" in benchmark.verdict(100.0, 149.0)
+    assert "input-bound" in benchmark_training.verdict(100.0, 149.0)
 
 
 def test_precision_table_puts_each_precisions_runs_side_by_side():
@@ -79,7 +79,7 @@ def test_precision_table_puts_each_precisions_runs_side_by_side():
         run(128, "bfloat16", 30.0, 0.31),
         run(128, "none", 21.0, 0.55),
     ]
-    table = benchmark.precision_table(runs).splitlines()
+    table = benchmark_training.precision_table(runs).splitlines()
     assert table[2:] == [
         "| 64 | 32 | float32 | 80.00, 82.50 | 50%, 52% |",
         "| 64 | 32 | bfloat16 | 120.00, 118.00 | 30%, 29% |",

@@ -12,6 +12,7 @@ from PIL import Image
 from lesionseg_tf import (
     datasets,
     evaluation,
+    fitting,
     images,
     inference,
     metrics,
@@ -19,6 +20,7 @@ from lesionseg_tf import (
     prediction,
     preflight,
     run_dir,
+    split_scoring,
     synthetic,
     training,
 )
@@ -206,7 +208,7 @@ def test_colour_palette_bmp_photographs_are_refused_not_misread(tmp_path):
 @pytest.mark.slow
 def test_every_layout_trains_a_step_and_is_scored(trees):
     """Discovery, one training step and the evaluation on each layout, in one model."""
-    model = training.compiled_model(learning_rate=1e-3, jit_compile=False)
+    model = fitting.compiled_model(learning_rate=1e-3, jit_compile=False)
     segmenter = inference.Segmenter(os.path.join(PRETRAINED, "export"))
     for layout, root in trees.items():
         dataset = datasets.open_dataset(root)
@@ -277,7 +279,7 @@ def test_predictions_are_matched_by_stem(tmp_path):
         "clinic photo 7_segmentation.png",
     ):
         (tmp_path / name).write_bytes(b"")
-    paths, problems = evaluation.match_predictions(examples, pred_dir=str(tmp_path))
+    paths, problems = split_scoring.match_predictions(examples, pred_dir=str(tmp_path))
     assert paths == {
         "a": str(tmp_path / "a_segmentation.png"),
         "a_b": str(tmp_path / "a_b_segmentation.png"),
@@ -313,14 +315,14 @@ def test_overlap_with_the_shipped_training_ids(trees, tmp_path):
         root / "ISBI2016_ISIC_Part1_Test_GroundTruth" / f"{trained[5]}_Segmentation.png",
     )
     export_dir = os.path.join(PRETRAINED, "export")
-    overlap, ids_file = evaluation.training_overlap(
+    overlap, ids_file = split_scoring.training_overlap(
         datasets.find_split(str(root), split=datasets.ALL), saved_model=export_dir
     )
     assert overlap == [trained[5]] and ids_file == os.path.join(PRETRAINED, "training_ids.txt")
-    assert evaluation.training_overlap(
+    assert split_scoring.training_overlap(
         datasets.find_split(trees["isic2016"], split=datasets.ALL), saved_model=export_dir
     ) == ([], ids_file)
-    assert evaluation.training_overlap([], saved_model=str(tmp_path / "export")) == ([], None)
+    assert split_scoring.training_overlap([], saved_model=str(tmp_path / "export")) == ([], None)
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from lesionseg_tf import study, study_collect
+from lesionseg_tf import study, study_collect, study_tables
 from tests.conftest import assert_drawn, run_script
 
 IDS = [f"ISIC_{i:07d}" for i in range(6)]
@@ -77,7 +77,7 @@ def study_dir(tmp_path):
 
 def test_table_gives_mean_and_sd_over_seeds(study_dir):
     runs = study.read_study(study_dir)
-    rows = {row["recipe"]: row for row in study.table_rows(runs)}
+    rows = {row["recipe"]: row for row in study_tables.table_rows(runs)}
     seeds = rows["64x64, cosine rate, at most 50 epochs, patience 20"]
     # Validation means 0.65 and 0.55: mean 0.60, sample SD 0.1 / sqrt(2).
     assert seeds["seeds"] == [0, 1]
@@ -85,7 +85,7 @@ def test_table_gives_mean_and_sd_over_seeds(study_dir):
     assert seeds["validation_sd"] == pytest.approx(0.1 / np.sqrt(2))
     single = rows["128x128, cosine rate, at most 30 epochs, patience 20"]
     assert single["validation_sd"] is None and single["validation_mean"] == pytest.approx(0.63)
-    table = study.markdown(runs, reference="shipped_recipe_seed0")
+    table = study_tables.markdown(runs, reference="shipped_recipe_seed0")
     assert "| 64x64, cosine rate, at most 50 epochs, patience 20 | 0, 1 | 0.600 ± 0.071 |" in table
     assert "outside point: paper" in table and "0.642" in table
 
@@ -94,7 +94,7 @@ def test_comparisons_pair_runs_one_setting_apart_and_the_rest_with_the_reference
     runs = study.read_study(study_dir)
     found = {
         (c["first"], c["second"]): c
-        for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+        for c in study_tables.comparisons(runs, reference="shipped_recipe_seed0")
     }
     # size64 is the shipped recipe in 30 epochs: paired with both seeds, more epochs first;
     # size128 with size64 by input size, and with the reference (size and epochs differ).
@@ -113,7 +113,7 @@ def test_comparisons_pair_runs_one_setting_apart_and_the_rest_with_the_reference
     assert seed1["interval"] == pytest.approx([-0.1, -0.1])
     assert all(c["holdout"] is None for c in found.values())  # no held-out reports here
     with pytest.raises(ValueError, match="no study run named"):
-        study.comparisons(runs, reference="nope")
+        study_tables.comparisons(runs, reference="nope")
 
 
 def write_holdout_report(folder, jaccards, *, ids=HOLDOUT_IDS, split="training"):
@@ -156,13 +156,13 @@ def test_held_out_reports_are_compared_and_tabled(study_dir, tmp_path, monkeypat
     runs = study.read_study(study_dir)
     found = {
         (c["first"], c["second"]): c
-        for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+        for c in study_tables.comparisons(runs, reference="shipped_recipe_seed0")
     }
     held_out = found[("size128", "shipped_recipe_seed0")]["holdout"]
     assert held_out["mean_difference"] == pytest.approx(-0.05)
     assert (held_out["better"], held_out["worse"], held_out["ties"]) == (0, 2, 1)
     assert found[("size128", "size64")]["holdout"] is None  # size64 was not scored so
-    table = study.markdown(runs, reference="shipped_recipe_seed0")
+    table = study_tables.markdown(runs, reference="shipped_recipe_seed0")
     assert "| 0.600 ± 0.071 | 0.800 ± 0.000 | 0.800 (seed 0) | 49/50, 49/50 |" in table
     assert "| size128 | 0 | 0.6300 (0.5800-0.6800) | 0.7500 (0.7400-0.7600) |" in table
     held_out_table = table.split("held-out training pairs scored")[1]
@@ -238,7 +238,7 @@ def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path
         tmp_path, "context128", image_size=128, seed=0, jaccards=base, context="image_pooling"
     )
     runs = study.read_study(study_dir)
-    rows = {row["recipe"]: row["runs"] for row in study.table_rows(runs)}
+    rows = {row["recipe"]: row["runs"] for row in study_tables.table_rows(runs)}
     assert rows["64x64, cosine rate, at most 50 epochs, patience 20"] == [
         "shipped_recipe_seed0",
         "shipped_recipe_seed1",
@@ -250,7 +250,7 @@ def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path
         "bfloat16_64"
     ]
     # The figure's points carry the network (a square marker for the context branch).
-    networks = {(p[0], p[4]): p[6] for p in study.size_points(runs)}
+    networks = {(p[0], p[4]): p[6] for p in study_tables.size_points(runs)}
     assert (
         networks[
             (
@@ -265,7 +265,8 @@ def test_other_networks_and_precisions_never_join_the_recipe(study_dir, tmp_path
     # Pairs differ in one setting: context128 pairs with size128 (the network), not with
     # size64 (network and size) nor context64 (size and epochs); context first.
     pairs = {
-        (c["first"], c["second"]) for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+        (c["first"], c["second"])
+        for c in study_tables.comparisons(runs, reference="shipped_recipe_seed0")
     }
     assert {
         ("size128", "size64"),
@@ -314,7 +315,7 @@ def test_other_losses_and_colour_augmentation_never_join_the_recipe(study_dir, t
         tmp_path, "scale64", image_size=64, seed=0, jaccards=base, epochs=50, scale_augment=True
     )
     runs = study.read_study(study_dir)
-    rows = {row["recipe"]: row["runs"] for row in study.table_rows(runs)}
+    rows = {row["recipe"]: row["runs"] for row in study_tables.table_rows(runs)}
     # A run that records the paper's settings pools with one recorded before them.
     assert rows["64x64, cosine rate, at most 50 epochs, patience 20"] == [
         "shipped_recipe_seed0",
@@ -329,7 +330,7 @@ def test_other_losses_and_colour_augmentation_never_join_the_recipe(study_dir, t
     ]
     found = {
         (c["first"], c["second"]): c["differs"]
-        for c in study.comparisons(runs, reference="shipped_recipe_seed0")
+        for c in study_tables.comparisons(runs, reference="shipped_recipe_seed0")
     }
     assert found[("jaccard64", "shipped_recipe_seed0")] == ["loss"]
     assert found[("color64", "baseline64")] == ["colour augmentation"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import losses, training
+from lesionseg_tf import fitting, losses
 from lesionseg_tf.config import LOSSES
 
 tf.config.experimental.enable_op_determinism()
@@ -23,7 +23,7 @@ def data(seed=0):
 
 
 def model_with(weights=None, **options):
-    model = training.compiled_model(learning_rate=1e-2, jit_compile=False, **options)
+    model = fitting.compiled_model(learning_rate=1e-2, jit_compile=False, **options)
     if weights is not None:
         model.set_weights(weights)
     return model

@@ -4,7 +4,7 @@
     python -m tools.profile_step --image_size=64 --batch_size=32 --precisions=none
     python -m tools.profile_step --batch_norms=keras,fused     # what the fused batch norm saves
 
-Builds `training.compiled_model` (no XLA, one step per execution) on random images in
+Builds `fitting.compiled_model` (no XLA, one step per execution) on random images in
 memory, runs --warm_up_steps, then records --steps with TensorFlow's profiler
 (`lesionseg_tf.profiling`) and reads the recorded ops back. Prints, per precision, the
 wall-clock seconds of a step and the share of the ops' own time (time inside nested

@@ -54,7 +54,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     console.require_inputs("study", [("--study_dir", _STUDY_DIR.value, "folder")])
-    from lesionseg_tf import figures, files, study, study_collect  # no TensorFlow
+    from lesionseg_tf import figures, files, study, study_collect, study_tables  # no TensorFlow
     from lesionseg_tf.table1 import TABLE_1, receptive_field
 
     if _COLLECT.value:
@@ -83,14 +83,14 @@ def main(argv):
     output_dir = _OUTPUT_DIR.value or _STUDY_DIR.value
     try:
         runs = study.read_study(_STUDY_DIR.value)
-        table = study.markdown(runs, reference=_REFERENCE.value)
+        table = study_tables.markdown(runs, reference=_REFERENCE.value)
     except (OSError, ValueError) as e:
         sys.exit(f"study: {e}")
     os.makedirs(output_dir, exist_ok=True)
     files.write_atomically(os.path.join(output_dir, TABLE_FILE), payload=table)
     figure = figures.study_figure(
-        study.size_points(runs),
-        outside=study.OUTSIDE_POINTS,
+        study_tables.size_points(runs),
+        outside=study_tables.OUTSIDE_POINTS,
         path=os.path.join(output_dir, FIGURE_FILE),
         title="LesionSeg on ISIC 2017 validation, selected blind (95% CI over images)",
         receptive_field=receptive_field(TABLE_1),

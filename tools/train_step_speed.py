@@ -1,12 +1,13 @@
 """Times the training step alone, for comparing two versions of the code on one machine:
-448x448 random images in memory, batch 8, `training.compiled_model` (no XLA, one step per
+448x448 random images in memory, batch 8, `compiled_model` (no XLA, one step per
 execution), 2 warm-up steps, then 8 timed, each to its end; prints one line of images/s.
 
     python -m tools.train_step_speed                      # this tree
     PYTHONPATH=/path/to/other/tree python tools/train_step_speed.py   # another tree
 
-It imports only `lesionseg_tf.training.compiled_model`, which every version since
-2026-11-25 has, so the same file times them all. Run the versions interleaved, one
+It imports only `compiled_model`, from `lesionseg_tf.fitting` where it is (since
+2026-12-03) or `lesionseg_tf.training` (2026-11-25 to 2026-12-03), so the same file times
+them all. Run the versions interleaved, one
 process each, to see the machine's drift apart from the code's.
 """
 
@@ -26,7 +27,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lesionseg_tf import training  # noqa: E402
+try:  # where compiled_model is: fitting in newer trees, training in older ones
+    from lesionseg_tf import fitting as training  # noqa: E402
+except ImportError:
+    from lesionseg_tf import training  # noqa: E402
 
 IMAGE_SIZE, BATCH, WARM_UP, TIMED = 448, 8, 2, 8
 
