@@ -213,3 +213,11 @@ def check_export(export_dir, *, model, inputs, atol=None):
             f"in {compute_dtype})"
         )
     return difference
+
+
+def export_checked(model, *, export_dir, image_size):
+    """`export_saved_model`, then `check_export` on two random images: `(export_dir,
+    largest |logit difference|)`."""
+    export_dir = export_saved_model(model, export_dir=export_dir, image_size=image_size)
+    inputs = np.random.default_rng(0).normal(size=(2, image_size, image_size, 3))
+    return export_dir, check_export(export_dir, model=model, inputs=inputs.astype(np.float32))

@@ -10,12 +10,13 @@ in the app; `segment.segment_photograph` is the reference for them, and
         --calibration_dir=ISIC2017
 """
 
+import os
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from lesionseg_tf import export
+from lesionseg_tf import export, files
 from lesionseg_tf.config import TFLITE_VARIANTS
 
 EXTENSION = ".tflite"
@@ -102,3 +103,14 @@ class LiteNetwork:
             self._interpreter.invoke()
             outputs.append(self._interpreter.get_tensor(self._output["index"])[0])
         return tf.constant(np.stack(outputs))
+
+
+def write(model, *, path, image_size, variant, calibration_images=None):
+    """`convert`s the network and writes it to `path` in one rename (its folder made
+    where missing): the bytes' length."""
+    data = convert(
+        model, image_size=image_size, variant=variant, calibration_images=calibration_images
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    files.write_atomically(path, payload=data)
+    return len(data)

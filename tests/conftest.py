@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lesionseg_tf import datasets, synthetic
+from lesionseg_tf import layouts, synthetic
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,7 +64,7 @@ TRAINED_EPOCHS = 6
 def training_only_isic(tiny_isic, tmp_path_factory):
     """The tiny tree's training split alone: no validation or test folders."""
     root = tmp_path_factory.mktemp("isic_training_only")
-    for name in datasets.ISIC2017.folders["training"]:
+    for name in layouts.ISIC2017.folders["training"]:
         os.symlink(os.path.join(tiny_isic, name), root / name)
     return str(root)
 

@@ -15,6 +15,7 @@ from lesionseg_tf import (
     fitting,
     images,
     inference,
+    layouts,
     metrics,
     pipeline,
     prediction,
@@ -365,7 +366,7 @@ def test_fine_tunes_from_the_shipped_model_on_plain_folders(trees, tmp_path):
 def test_training_without_a_training_split_says_what_to_do(trees, tmp_path):
     copy = tmp_path / "isic2017_validation_only"
     copy.mkdir()
-    for name in datasets.ISIC2017.folders["validation"]:
+    for name in layouts.ISIC2017.folders["validation"]:
         os.symlink(os.path.join(trees["isic2017"], name), copy / name)
     with pytest.raises(
         datasets.DatasetError,

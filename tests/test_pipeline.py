@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import datasets, images, pipeline, synthetic
+from lesionseg_tf import datasets, images, layouts, pipeline, synthetic
 
 
 def test_finds_exactly_the_pairs(tiny_isic):
@@ -88,7 +88,7 @@ def test_missing_split_and_missing_dir(isic_copy, tmp_path):
 
 
 def test_empty_split_is_an_error(tmp_path):
-    for folder in datasets.ISIC2017.folders["training"]:
+    for folder in layouts.ISIC2017.folders["training"]:
         os.makedirs(tmp_path / folder)
     with pytest.raises(datasets.DatasetError, match="training split: no images found in"):
         datasets.find_split(str(tmp_path), split="training")

@@ -5,12 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from lesionseg_tf import datasets, synthetic
+from lesionseg_tf import datasets, layouts, synthetic
 from tests.conftest import run_script
 
 
 def test_tree_has_the_isic_layout_and_exact_masks(tiny_isic):
-    for split, (image_folder, mask_folder) in datasets.ISIC2017.folders.items():
+    for split, (image_folder, mask_folder) in layouts.ISIC2017.folders.items():
         image_dir = os.path.join(tiny_isic, image_folder)
         mask_dir = os.path.join(tiny_isic, mask_folder)
         assert os.path.isfile(os.path.join(image_dir, f"{image_folder}_metadata.csv"))

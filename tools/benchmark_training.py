@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lesionseg_tf import callbacks, datasets, images, pipeline, profiling, synthetic
+from lesionseg_tf import callbacks, datasets, images, layouts, pipeline, profiling, synthetic
 from lesionseg_tf.config import DEFAULT_IMAGE_SIZE
 from lesionseg_tf.model import build_model
 
@@ -218,7 +218,7 @@ def sample_examples(sample_dir, workdir, count=12):
         )
     root = os.path.join(workdir, "synthetic")
     image_dir, mask_dir = (
-        os.path.join(root, name) for name in datasets.ISIC2017.folders["validation"]
+        os.path.join(root, name) for name in layouts.ISIC2017.folders["validation"]
     )
     os.makedirs(image_dir, exist_ok=True)
     os.makedirs(mask_dir, exist_ok=True)

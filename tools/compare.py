@@ -26,7 +26,7 @@ from absl import app, flags
 
 import common_flags
 import console
-from lesionseg_tf import metrics, report, stats
+from lesionseg_tf import metrics, report_comparison
 
 _METRIC = flags.DEFINE_enum(
     "metric", "jaccard", list(metrics.SCORE_NAMES), "Which per-image score to compare."
@@ -40,53 +40,6 @@ _BY_LESION_AREA = flags.DEFINE_integer(
 )
 
 
-def read_rows(path, metric):
-    """Image id -> row of a report, which must have a `metric` column."""
-    rows = report.read_per_image(path)
-    if not rows or metric not in rows[0]:
-        raise ValueError(f"{path}: not a {report.PER_IMAGE_FILE} with a {metric} column")
-    return {row["image_id"]: row for row in rows}
-
-
-def read_arm(paths, metric):
-    """Image id -> row of one arm: a report, or several comma-separated reports of the
-    same images (seeds of one recipe), whose `metric` is then each image's mean over
-    them (undefined where any report leaves it undefined); the other columns are the
-    first report's.
-
-    Raises:
-      ValueError: a report is unreadable, or the reports score different images.
-    """
-    reports = [read_rows(path, metric) for path in paths.split(",")]
-    for path, rows in zip(paths.split(",")[1:], reports[1:]):
-        if set(rows) != set(reports[0]):
-            raise ValueError(f"{path} scores other images than {paths.split(',')[0]}")
-    arm = {}
-    for image_id, row in reports[0].items():
-        values = [rows[image_id][metric] for rows in reports]
-        mean = None if None in values else sum(values) / len(values)
-        arm[image_id] = {**row, metric: mean}
-    return arm
-
-
-def lesion_shares(first, second, ids, *, names):
-    """The ground-truth lesion's share of each image, which both reports must agree on
-    (the same masks scored at the same size)."""
-    for path, rows in zip(names, (first, second)):
-        if any(c not in rows[ids[0]] for c in ("tp", "fn", "height", "width")):
-            raise ValueError(f"{path}: no tp, fn, height and width columns to measure lesions by")
-    shares = [metrics.lesion_share(first[i]) for i in ids]
-    differ = [
-        i for i, share in zip(ids, shares) if abs(metrics.lesion_share(second[i]) - share) > 1e-3
-    ]
-    if differ:
-        raise ValueError(
-            f"the two reports' ground-truth lesions differ on {len(differ)} images "
-            f"({', '.join(differ[:3])}): scored at other sizes or with other masks"
-        )
-    return shares
-
-
 def main(argv):
     if len(argv) != 3:
         raise app.UsageError(
@@ -97,61 +50,18 @@ def main(argv):
         raise app.UsageError(f"--bootstrap must be >= 1, got {_BOOTSTRAP.value}")
     if _BY_LESION_AREA.value < 0:
         raise app.UsageError(f"--by_lesion_area must be >= 0, got {_BY_LESION_AREA.value}")
-
-    first_path, second_path = argv[1:]
-    metric = _METRIC.value
     try:
-        first, second = (read_arm(p, metric) for p in (first_path, second_path))
+        lines = report_comparison.compare_reports(
+            argv[1],
+            argv[2],
+            metric=_METRIC.value,
+            samples=_BOOTSTRAP.value,
+            lesion_area_groups=_BY_LESION_AREA.value,
+        )
     except (OSError, ValueError) as e:
         sys.exit(f"compare: {e}")
-    if set(first) != set(second):
-        only = sorted(set(first) ^ set(second))
-        sys.exit(
-            f"compare: the files score different images ({len(only)} in one only: "
-            f"{', '.join(only[:3])}{', ...' if len(only) > 3 else ''})"
-        )
-    ids = sorted(i for i in first if first[i][metric] is not None and second[i][metric] is not None)
-    if not ids:
-        sys.exit(f"compare: {metric} is undefined on every image in one report or both")
-    groups = []
-    if _BY_LESION_AREA.value:
-        try:
-            shares = lesion_shares(first, second, ids, names=(first_path, second_path))
-            groups = stats.equal_count_groups(shares, groups=_BY_LESION_AREA.value)
-        except ValueError as e:
-            sys.exit(f"compare: {e}")
-    if len(ids) < len(first):
-        print(
-            f"{len(first) - len(ids)} of {len(first)} images left out: {metric} is "
-            "undefined there (an empty mask) in one report or both"
-        )
-
-    def compare(chosen, heading=None):
-        comparison = stats.paired_comparison(
-            [first[i][metric] for i in chosen],
-            second=[second[i][metric] for i in chosen],
-            samples=_BOOTSTRAP.value,
-            seed=0,
-        )
-        return stats.format_comparison(
-            comparison,
-            first_name=first_path,
-            second_name=second_path,
-            metric=metric,
-            heading=heading,
-        )
-
-    print(compare(ids))
-    for number, (indices, lowest, highest) in enumerate(groups, start=1):
-        print(
-            compare(
-                [ids[k] for k in indices],
-                heading=(
-                    f"group {number} of {len(groups)} by lesion area: lesions covering "
-                    f"{lowest:.1%} to {highest:.1%} of the photograph, {len(indices)} images:"
-                ),
-            )
-        )
+    for line in lines:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -77,69 +77,69 @@ def calibration_images(run, data_dir, count, image_size, dataset=None):
     return np.concatenate([images.numpy() for images, _ in batches])
 
 
+def saved_model_targets(run_export_dir):
+    """Where SavedModels go: --export_dir, or the run's export/ when nothing else is
+    asked for; and --serving_base/--version."""
+    targets = []
+    if _EXPORT_DIR.value or not (_SERVING_BASE.value or _TFLITE.value):
+        targets.append(_EXPORT_DIR.value or run_export_dir)
+    if _SERVING_BASE.value:
+        targets.append(os.path.join(_SERVING_BASE.value, str(_VERSION.value)))
+    return targets
+
+
+flags.register_validator(
+    "run_dir", bool, message="--run_dir is required: a train.py run folder or a shipped model"
+)
+flags.register_validator(
+    "tflite",
+    lambda variants: set(variants) <= set(config.TFLITE_VARIANTS),
+    message=f"--tflite: variants are {', '.join(config.TFLITE_VARIANTS)}",
+)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not _RUN_DIR.value:
-        raise app.UsageError("--run_dir is required: a train.py run folder or a shipped model")
-    unknown = sorted(set(_TFLITE.value) - set(config.TFLITE_VARIANTS))
-    if unknown:
-        raise app.UsageError(f"--tflite: unknown variant(s) {', '.join(unknown)}")
     console.require_inputs("export", [("--run_dir", _RUN_DIR.value, "folder")])
     console.start_tensorflow()
-    import tensorflow as tf
-
-    from lesionseg_tf import export, files, tflite
+    from lesionseg_tf import export, tflite
     from lesionseg_tf import model as model_lib
     from lesionseg_tf.run_dir import RunDir
 
     logging.set_verbosity(logging.WARNING)  # TensorFlow's notes on each traced function
-    tf.get_logger().setLevel("WARNING")
     run = RunDir(_RUN_DIR.value)
     try:
         model, image_size = model_lib.load_run(run.path)
     except (OSError, ValueError, KeyError) as e:
         sys.exit(f"export: {e}")
-    saved_models = []
-    if _EXPORT_DIR.value or not (_SERVING_BASE.value or _TFLITE.value):
-        saved_models.append(_EXPORT_DIR.value or run.export_dir)
-    if _SERVING_BASE.value:
-        saved_models.append(os.path.join(_SERVING_BASE.value, str(_VERSION.value)))
-    images = np.random.default_rng(0).normal(size=(2, image_size, image_size, 3))
-    for target in saved_models:
-        export_dir = export.export_saved_model(model, export_dir=target, image_size=image_size)
-        difference = export.check_export(export_dir, model=model, inputs=images.astype(np.float32))
+    for target in saved_model_targets(run.export_dir):
+        export_dir, difference = export.export_checked(
+            model, export_dir=target, image_size=image_size
+        )
         print(
             f"SavedModel: {export_dir} (image_size {image_size}; max |logit difference| "
             f"{difference:.2g})"
         )
     for variant in _TFLITE.value:
-        calibration = None
-        if variant == "int8":
-            try:
-                calibration = calibration_images(
-                    run,
-                    _DATA_DIR.value,
-                    _CALIBRATION_IMAGES.value,
-                    image_size,
-                    dataset=_DATASET.value,
-                )
-            except (OSError, ValueError) as e:
-                sys.exit(f"export: {e}")
-        data = tflite.convert(
-            model, image_size=image_size, variant=variant, calibration_images=calibration
-        )
-        path = os.path.join(_TFLITE_DIR.value or run.path, f"lesionseg_{variant}{tflite.EXTENSION}")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        files.write_atomically(path, payload=data)
-        print(
-            f"TFLite {variant}: {path} ({len(data) / 1e6:.1f} MB"
-            + (
-                f", calibrated on {len(calibration)} training photographs)"
-                if calibration is not None
-                else ")"
+        try:
+            calibration = variant == "int8" and calibration_images(
+                run, _DATA_DIR.value, _CALIBRATION_IMAGES.value, image_size, dataset=_DATASET.value
             )
+        except (OSError, ValueError) as e:
+            sys.exit(f"export: {e}")
+        path = os.path.join(_TFLITE_DIR.value or run.path, f"lesionseg_{variant}{tflite.EXTENSION}")
+        size = tflite.write(
+            model,
+            path=path,
+            image_size=image_size,
+            variant=variant,
+            calibration_images=calibration or None,
         )
+        calibrated = (
+            f", calibrated on {len(calibration)} training photographs" if calibration else ""
+        )
+        print(f"TFLite {variant}: {path} ({size / 1e6:.1f} MB{calibrated})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Two arms scored on the same images, compared image by image (`tools.compare`): each
+arm one evaluate.py report (`per_image.csv`) or several of the same images (seeds of one
+recipe, averaged per image), the paired difference over all images and within groups by
+lesion area (`stats.paired_comparison`). Loads no TensorFlow.
+"""
+
+from lesionseg_tf import metrics, report, stats
+
+
+def read_rows(path, metric):
+    """Image id -> row of a report, which must have a `metric` column."""
+    rows = report.read_per_image(path)
+    if not rows or metric not in rows[0]:
+        raise ValueError(f"{path}: not a {report.PER_IMAGE_FILE} with a {metric} column")
+    return {row["image_id"]: row for row in rows}
+
+
+def read_arm(paths, metric):
+    """Image id -> row of one arm: a report, or several comma-separated reports of the
+    same images (seeds of one recipe), whose `metric` is then each image's mean over
+    them (undefined where any report leaves it undefined); the other columns are the
+    first report's.
+
+    Raises:
+      ValueError: a report is unreadable, or the reports score different images.
+    """
+    reports = [read_rows(path, metric) for path in paths.split(",")]
+    for path, rows in zip(paths.split(",")[1:], reports[1:]):
+        if set(rows) != set(reports[0]):
+            raise ValueError(f"{path} scores other images than {paths.split(',')[0]}")
+    arm = {}
+    for image_id, row in reports[0].items():
+        values = [rows[image_id][metric] for rows in reports]
+        mean = None if None in values else sum(values) / len(values)
+        arm[image_id] = {**row, metric: mean}
+    return arm
+
+
+def lesion_shares(first, second, ids, *, names):
+    """The ground-truth lesion's share of each image, which both reports must agree on
+    (the same masks scored at the same size)."""
+    for path, rows in zip(names, (first, second)):
+        if any(c not in rows[ids[0]] for c in ("tp", "fn", "height", "width")):
+            raise ValueError(f"{path}: no tp, fn, height and width columns to measure lesions by")
+    shares = [metrics.lesion_share(first[i]) for i in ids]
+    differ = [
+        i for i, share in zip(ids, shares) if abs(metrics.lesion_share(second[i]) - share) > 1e-3
+    ]
+    if differ:
+        raise ValueError(
+            f"the two reports' ground-truth lesions differ on {len(differ)} images "
+            f"({', '.join(differ[:3])}): scored at other sizes or with other masks"
+        )
+    return shares
+
+
+def compare_reports(first_paths, second_paths, *, metric, samples, lesion_area_groups=0):
+    """The lines `tools.compare` prints: which images were left out (where `metric` is
+    undefined in either arm), the comparison over the rest, then one per group of
+    `lesion_area_groups` (0: none) of equal count by the ground-truth lesion's share.
+
+    Raises:
+      ValueError: a report is unreadable, the arms score different images, or `metric`
+        is undefined on every image.
+    """
+    first, second = (read_arm(paths, metric) for paths in (first_paths, second_paths))
+    if set(first) != set(second):
+        only = sorted(set(first) ^ set(second))
+        raise ValueError(
+            f"the files score different images ({len(only)} in one only: "
+            f"{', '.join(only[:3])}{', ...' if len(only) > 3 else ''})"
+        )
+    ids = sorted(i for i in first if first[i][metric] is not None and second[i][metric] is not None)
+    if not ids:
+        raise ValueError(f"{metric} is undefined on every image in one report or both")
+    groups = []
+    if lesion_area_groups:
+        shares = lesion_shares(first, second, ids, names=(first_paths, second_paths))
+        groups = stats.equal_count_groups(shares, groups=lesion_area_groups)
+    lines = []
+    if len(ids) < len(first):
+        lines.append(
+            f"{len(first) - len(ids)} of {len(first)} images left out: {metric} is "
+            "undefined there (an empty mask) in one report or both"
+        )
+
+    def compare(chosen, heading=None):
+        comparison = stats.paired_comparison(
+            [first[i][metric] for i in chosen],
+            second=[second[i][metric] for i in chosen],
+            samples=samples,
+            seed=0,
+        )
+        return stats.format_comparison(
+            comparison,
+            first_name=first_paths,
+            second_name=second_paths,
+            metric=metric,
+            heading=heading,
+        )
+
+    lines.append(compare(ids))
+    for number, (indices, lowest, highest) in enumerate(groups, start=1):
+        heading = (
+            f"group {number} of {len(groups)} by lesion area: lesions covering "
+            f"{lowest:.1%} to {highest:.1%} of the photograph, {len(indices)} images:"
+        )
+        lines.append(compare([ids[k] for k in indices], heading=heading))
+    return lines
