@@ -58,11 +58,14 @@ def print_problem(message):
     print(f"evaluate.py: {message}", file=sys.stderr, flush=True)
 
 
+flags.register_validator(  # refused before TensorFlow loads
+    "bootstrap", lambda value: value >= 0, message="--bootstrap must be >= 0"
+)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if _BOOTSTRAP.value < 0:  # refused before TensorFlow loads
-        raise app.UsageError(f"--bootstrap must be >= 0, got {_BOOTSTRAP.value}")
     source = ("--pred_dir", _PRED_DIR.value, "folder")
     if not _PRED_DIR.value:
         source = ("--model", _MODEL.value, "file or folder")

@@ -49,19 +49,23 @@ _OVERWRITE_SOURCES = flags.DEFINE_bool(
 flags.adopt_module_key_flags(common_flags)
 
 
+flags.register_validator(
+    "input", bool, message="--input is required: an image or a folder of images"
+)
+
+
+def _paths_given():
+    return [
+        ("--input", _INPUT.value, "file or folder"),
+        ("--model", _MODEL.value, "file or folder"),
+        ("--truth_dir", _TRUTH_DIR.value, "folder"),
+    ]
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not _INPUT.value:
-        raise app.UsageError("--input is required: an image or a folder of images")
-    console.require_inputs(
-        "predict.py",
-        [
-            ("--input", _INPUT.value, "file or folder"),
-            ("--model", _MODEL.value, "file or folder"),
-            ("--truth_dir", _TRUTH_DIR.value, "folder"),
-        ],
-    )
+    console.require_inputs("predict.py", _paths_given())
     console.start_tensorflow()
     from lesionseg_tf import inference, prediction
 
@@ -77,7 +81,6 @@ def main(argv):
         segmenter.check_options(tta=_SEGMENT_OPTIONS()["tta"])
     except (ValueError, OSError) as e:
         sys.exit(f"predict.py: {e}")
-    os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
     start = time.perf_counter()
     failures = prediction.run(
         jobs,
@@ -88,12 +91,11 @@ def main(argv):
         **_SEGMENT_OPTIONS(),
         on_error=lambda message: print(f"predict.py: {message}", file=sys.stderr, flush=True),
     )
-    elapsed = time.perf_counter() - start
-    written = len(jobs) - len(failures)
+    seconds = time.perf_counter() - start
     print(
-        f"wrote {written} of {len(jobs)} masks to {_OUTPUT_DIR.value} in {elapsed:.1f} s "
-        f"({elapsed / max(1, len(jobs)):.2f} s per image)",
-        flush=True,
+        prediction.result_line(
+            jobs=jobs, failures=failures, output_dir=_OUTPUT_DIR.value, seconds=seconds
+        )
     )
     if failures:
         sys.exit(

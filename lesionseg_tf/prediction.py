@@ -139,6 +139,7 @@ def run(
         try:
             image = images.read_image_file(job.image_path, max_pixels=max_pixels)
             mask = segmenter.segment(image, **options)
+            os.makedirs(os.path.dirname(os.path.abspath(job.mask_path)), exist_ok=True)
             files.write_atomically(job.mask_path, payload=images.encode_png(mask))
             if overlay:
                 os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
@@ -154,3 +155,11 @@ def run(
         if progress is not None:
             progress.update(done)
     return failures
+
+
+def result_line(*, jobs, failures, output_dir, seconds):
+    """What predict.py prints at the end of `run`."""
+    return (
+        f"wrote {len(jobs) - len(failures)} of {len(jobs)} masks to {output_dir} in "
+        f"{seconds:.1f} s ({seconds / max(1, len(jobs)):.2f} s per image)"
+    )

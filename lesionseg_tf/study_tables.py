@@ -2,12 +2,17 @@
 reads (`python -m tools.study` writes them to `docs/study/`). Imports no TensorFlow."""
 
 import itertools
+import os
 
 import numpy as np
 
-from lesionseg_tf import stats
+from lesionseg_tf import figures, files, stats, study
 from lesionseg_tf.config import SETTINGS_BEFORE_RECORDED
 from lesionseg_tf.study import HOLDOUT_DIR
+from lesionseg_tf.table1 import TABLE_1, receptive_field
+
+TABLE_FILE = "table.md"
+FIGURE_FILE = "validation_jaccard_by_input_size.png"
 
 # Validation scores from outside this project, drawn beside the study's runs but
 # never pooled with them: (label, input side, per-image mean Jaccard).
@@ -235,3 +240,26 @@ def size_points(runs):
         (r.image_size, r.validation_jaccard, *r.validation_interval, r.recipe, r.seed, r.context)
         for r in sorted(runs, key=lambda r: (r.image_size, r.recipe, r.seed))
     ]
+
+
+def write_table_and_figure(study_dir, *, output_dir, reference):
+    """Reads every run under `study_dir` and writes `TABLE_FILE` (`markdown`) and
+    `FIGURE_FILE` (validation Jaccard by input size) to `output_dir`: `(table, table
+    path, figure path)`.
+
+    Raises:
+      OSError, ValueError: no run, an unreadable run, or an unknown `reference`.
+    """
+    runs = study.read_study(study_dir)
+    table = markdown(runs, reference=reference)
+    os.makedirs(output_dir, exist_ok=True)
+    table_path = os.path.join(output_dir, TABLE_FILE)
+    files.write_atomically(table_path, payload=table)
+    figure = figures.study_figure(
+        size_points(runs),
+        outside=OUTSIDE_POINTS,
+        path=os.path.join(output_dir, FIGURE_FILE),
+        title="LesionSeg on ISIC 2017 validation, selected blind (95% CI over images)",
+        receptive_field=receptive_field(TABLE_1),
+    )
+    return table, table_path, figure

@@ -99,7 +99,7 @@ def test_flag_choices_come_from_the_library():
         ("train.py", ["--image_size=30"], "image_size must be a positive multiple of 4"),
         ("train.py", ["--lr_schedule=step"], "value should be one of <constant|cosine>"),
         ("train.py", ["--dataset=isic2019"], "value should be one of <isic2016|isic2017|"),
-        ("evaluate.py", ["--bootstrap=-1"], "--bootstrap must be >= 0, got -1"),
+        ("evaluate.py", ["--bootstrap=-1"], "--bootstrap=-1: --bootstrap must be >= 0"),
         ("predict.py", [], "--input is required"),
         (
             "evaluate.py",

@@ -230,31 +230,33 @@ def format_predict(result):
     return "\n".join(lines)
 
 
+def train_section():
+    """The train section, printed as it runs: its part of the JSON."""
+    units = hardware.bfloat16_units(hardware.read_cpu_flags())
+    print(f"CPU bfloat16 units ({hardware.CPUINFO}): {', '.join(units) or 'none'}", flush=True)
+    runs = benchmark_training.train_runs(
+        image_sizes=_TRAIN_IMAGE_SIZES.value,
+        precisions=_PRECISIONS.value or [_MIXED_PRECISION.value],
+        rounds=_PRECISION_ROUNDS.value if _PRECISIONS.value else 1,
+        steps_per_execution_list=_STEPS_PER_EXECUTION_LIST.value,
+        on_run=lambda run: print(benchmark_training.format_train(run), flush=True),
+        batch_size=_TRAIN_BATCH_SIZE.value,
+        steps=_TRAIN_STEPS.value,
+        jit_compile=JIT_COMPILE[_JIT_COMPILE.value],
+        compare_torch=_COMPARE_TORCH.value,
+    )
+    if _PRECISIONS.value:
+        print(benchmark_training.precision_table(runs), flush=True)
+    best = max(runs, key=lambda r: r["images_per_s"])
+    return {"cpu_bfloat16_units": units, "train": best, "train_runs": runs}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     result = {}
     if "train" in _SECTIONS.value:
-        units = hardware.bfloat16_units(hardware.read_cpu_flags())
-        result["cpu_bfloat16_units"] = units
-        print(f"CPU bfloat16 units ({hardware.CPUINFO}): {', '.join(units) or 'none'}", flush=True)
-        precisions = _PRECISIONS.value or [_MIXED_PRECISION.value]
-        rounds = _PRECISION_ROUNDS.value if _PRECISIONS.value else 1
-        runs = benchmark_training.train_runs(
-            image_sizes=_TRAIN_IMAGE_SIZES.value,
-            precisions=precisions,
-            rounds=rounds,
-            steps_per_execution_list=_STEPS_PER_EXECUTION_LIST.value,
-            on_run=lambda run: print(benchmark_training.format_train(run), flush=True),
-            batch_size=_TRAIN_BATCH_SIZE.value,
-            steps=_TRAIN_STEPS.value,
-            jit_compile=JIT_COMPILE[_JIT_COMPILE.value],
-            compare_torch=_COMPARE_TORCH.value,
-        )
-        result["train"] = max(runs, key=lambda r: r["images_per_s"])
-        result["train_runs"] = runs
-        if _PRECISIONS.value:
-            print(benchmark_training.precision_table(runs), flush=True)
+        result.update(train_section())
     if "pipeline" in _SECTIONS.value:
         result["pipeline"] = benchmark_training.run_pipeline_benchmark(_SAMPLE_DIR.value)
         print(benchmark_training.format_pipeline(result["pipeline"]), flush=True)

@@ -56,15 +56,17 @@ def format_profile(title, seconds, shares, top, count):
     return "\n".join(lines)
 
 
+for _flag, _allowed in ((_BATCH_NORMS, ("fused", "keras")), (_PRECISIONS, PRECISION_POLICIES)):
+    flags.register_validator(
+        _flag.name,
+        lambda values, allowed=_allowed: set(values) <= set(allowed),
+        message=f"--{_flag.name} takes {', '.join(_allowed)}",
+    )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    for flag, allowed in ((_BATCH_NORMS, ("fused", "keras")), (_PRECISIONS, PRECISION_POLICIES)):
-        unknown = sorted(set(flag.value) - set(allowed))
-        if unknown:
-            raise app.UsageError(
-                f"--{flag.name} takes {', '.join(allowed)}; got {', '.join(unknown)}"
-            )
     console.start_tensorflow()
     from lesionseg_tf import profiling  # pylint: disable=import-outside-toplevel
 

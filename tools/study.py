@@ -46,16 +46,12 @@ _DATA_DIR, _ = common_flags.define_dataset_flags(
     "With --collect or --collect_holdout: the data the run used, recorded by its folder name only."
 )
 
-TABLE_FILE = "table.md"
-FIGURE_FILE = "validation_jaccard_by_input_size.png"
-
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     console.require_inputs("study", [("--study_dir", _STUDY_DIR.value, "folder")])
-    from lesionseg_tf import figures, files, study, study_collect, study_tables  # no TensorFlow
-    from lesionseg_tf.table1 import TABLE_1, receptive_field
+    from lesionseg_tf import study_collect, study_tables  # no TensorFlow
 
     if _COLLECT.value:
         try:
@@ -80,24 +76,17 @@ def main(argv):
         print(f"collected: {folder}")
         return
 
-    output_dir = _OUTPUT_DIR.value or _STUDY_DIR.value
     try:
-        runs = study.read_study(_STUDY_DIR.value)
-        table = study_tables.markdown(runs, reference=_REFERENCE.value)
+        table, table_path, figure_path = study_tables.write_table_and_figure(
+            _STUDY_DIR.value,
+            output_dir=_OUTPUT_DIR.value or _STUDY_DIR.value,
+            reference=_REFERENCE.value,
+        )
     except (OSError, ValueError) as e:
         sys.exit(f"study: {e}")
-    os.makedirs(output_dir, exist_ok=True)
-    files.write_atomically(os.path.join(output_dir, TABLE_FILE), payload=table)
-    figure = figures.study_figure(
-        study_tables.size_points(runs),
-        outside=study_tables.OUTSIDE_POINTS,
-        path=os.path.join(output_dir, FIGURE_FILE),
-        title="LesionSeg on ISIC 2017 validation, selected blind (95% CI over images)",
-        receptive_field=receptive_field(TABLE_1),
-    )
     print(table)
-    print(f"table: {os.path.join(output_dir, TABLE_FILE)}")
-    print(f"figure: {figure}")
+    print(f"table: {table_path}")
+    print(f"figure: {figure_path}")
 
 
 if __name__ == "__main__":

@@ -226,6 +226,22 @@ def time_page(paths, *, repeats, chromium_path, chromedriver_path):
     return results
 
 
+def timing_table(results):
+    """`time_page`'s results as the lines of a Markdown table."""
+    lines = [
+        "| photograph | size | decode | network input | network | post-processing | "
+        "drawing | file chosen to outline drawn | longest main-thread frame |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path, t in results.items():
+        lines.append(
+            f"| {os.path.basename(path)} | {t['size']} | {t['decode']:.0f} ms | "
+            f"{t['resize']:.0f} ms | {t['network']:.0f} ms | {t['postprocess']:.0f} ms | "
+            f"{t['draw']:.0f} ms | {t['total'] / 1000:.2f} s | {t['longest_frame']:.0f} ms |"
+        )
+    return lines
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -242,17 +258,7 @@ def main(argv):
             )
         except (RuntimeError, OSError) as e:
             sys.exit(f"web: {e}")
-        print(
-            "| photograph | size | decode | network input | network | post-processing | "
-            "drawing | file chosen to outline drawn | longest main-thread frame |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for path, t in results.items():
-            print(
-                f"| {os.path.basename(path)} | {t['size']} | {t['decode']:.0f} ms | "
-                f"{t['resize']:.0f} ms | {t['network']:.0f} ms | {t['postprocess']:.0f} ms | "
-                f"{t['draw']:.0f} ms | {t['total'] / 1000:.2f} s | {t['longest_frame']:.0f} ms |"
-            )
+        print("\n".join(timing_table(results)))
         return
     if _SCREENSHOT.value:
         try:
