@@ -28,7 +28,12 @@ _ROUTINE = (
 # Native lines TensorFlow writes while it runs that say nothing about the run: oneDNN
 # choosing Eigen's kernel for an int32 op on a CPU without AVX-512 (an ERROR-level line
 # at the first epoch that a user reads as a failure).
-_RUNTIME_ROUTINE = (re.compile(r"oneDNN supports DT_INT32 only on platforms with AVX-512"),)
+_RUNTIME_ROUTINE = (
+    re.compile(r"oneDNN supports DT_INT32 only on platforms with AVX-512"),
+    # libjpeg's own note on a truncated JPEG: the commands name the file and the problem
+    # themselves, in one line (`messages.reason`).
+    re.compile(r"jpeg_mem\.cc:\d+\] Premature end of JPEG data"),
+)
 # No CUDA driver installed: a machine without a GPU. Only then is the failure to
 # initialize CUDA that follows expected; on a machine with a driver it is kept.
 _NO_DRIVER = re.compile(r"cudart_stub\.cc.*Could not find cuda drivers")

@@ -12,7 +12,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
-from absl import app, flags, logging
+from absl import app, flags
 
 import common_flags
 import console
@@ -246,7 +246,7 @@ def main(argv):
     if not _GENERATE_SYNTHETIC.value:
         console.require_inputs("train.py", [("--data_dir", config.data_dir, "folder")])
     if console.start_tensorflow():
-        logging.info("no CUDA driver on this machine: training on the CPU")
+        print("train.py: no CUDA driver on this machine: training on the CPU", flush=True)
     from lesionseg_tf import distribute, fitting, synthetic, training
 
     advice = training.bfloat16_advice(config, precision_given=_MIXED_PRECISION.present)

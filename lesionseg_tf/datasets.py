@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from lesionseg_tf import messages
 from lesionseg_tf.layouts import (
     ALL,
     LAYOUT_NAMES,
@@ -24,12 +25,6 @@ from lesionseg_tf.layouts import (
     Example,
     layout_named,
 )
-
-
-def _list_some(ids, limit=5):
-    ids = sorted(ids)
-    shown = ", ".join(ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,9 +152,13 @@ class Dataset:
             no_image = sorted(p for p, problem in orphans if problem.startswith("mask"))
             problems = []
             if no_mask:
-                problems.append(f"{len(no_mask)} image(s) have no mask: {_list_some(no_mask)}")
+                problems.append(
+                    f"{len(no_mask)} image(s) have no mask: {messages.list_some(no_mask)}"
+                )
             if no_image:
-                problems.append(f"{len(no_image)} mask(s) have no image: {_list_some(no_image)}")
+                problems.append(
+                    f"{len(no_image)} mask(s) have no image: {messages.list_some(no_image)}"
+                )
             raise DatasetError(
                 f"{self.layout.title}, {split} split: "
                 + "; ".join(problems)

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from lesionseg_tf import files
+from lesionseg_tf import files, messages
 from lesionseg_tf.config import DEFAULT_MAX_PIXELS
 from lesionseg_tf.layouts import EXTENSION_FORMATS
 
@@ -184,8 +184,7 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     try:
         image = decode_image(path)
     except tf.errors.OpError as e:
-        reason = e.message.strip().splitlines()[0] if e.message else type(e).__name__
-        raise ImageReadError(f"{path}: cannot decode image ({reason})") from None
+        raise ImageReadError(f"{path}: cannot decode image ({messages.reason(e)})") from None
     return image.numpy()
 
 

@@ -4,7 +4,7 @@ import os
 
 import tensorflow as tf
 
-from lesionseg_tf import export, postprocess, segment
+from lesionseg_tf import export, messages, postprocess, segment
 
 
 class Segmenter:
@@ -27,8 +27,9 @@ class Segmenter:
                 True: signatures.get(export.SEGMENT_TTA_ENDPOINT),
             }
         except (tf.errors.OpError, KeyError, ValueError, OSError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{export_dir}: cannot load the SavedModel ({reason})") from None
+            raise ValueError(
+                f"{export_dir}: cannot load the SavedModel ({messages.reason(e)})"
+            ) from None
 
     def check_options(self, *, tta=False):
         """Raises ValueError, before any work, when the export lacks a requested option."""

@@ -7,11 +7,11 @@ prediction and evaluation is `images`.
 
 import hashlib
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
 
+from lesionseg_tf import messages
 from lesionseg_tf.datasets import DatasetError
 from lesionseg_tf.images import (
     JPEG_DCT_METHOD,
@@ -136,10 +136,9 @@ def check_image_decodes(path, *, image_size):
     try:
         training_decoder(image_size)(tf.constant(path))
     except tf.errors.OpError as e:
-        reason = re.sub(r"^\{\{[^}]*\}\}\s*", "", (e.message or "").strip().splitlines()[0])
         raise ImageReadError(
             f"{path}: image data does not decode as training decodes it "
-            f"(truncated or corrupt: {reason or type(e).__name__})"
+            f"(truncated or corrupt: {messages.reason(e)})"
         ) from None
 
 

@@ -4,7 +4,7 @@ recipe, averaged per image), the paired difference over all images and within gr
 lesion area (`stats.paired_comparison`). Loads no TensorFlow.
 """
 
-from lesionseg_tf import metrics, report, stats
+from lesionseg_tf import messages, metrics, report, stats
 
 
 def read_rows(path, metric):
@@ -49,7 +49,7 @@ def lesion_shares(first, second, ids, *, names):
     if differ:
         raise ValueError(
             f"the two reports' ground-truth lesions differ on {len(differ)} images "
-            f"({', '.join(differ[:3])}): scored at other sizes or with other masks"
+            f"({messages.list_some(differ, limit=3)}): scored at other sizes or with other masks"
         )
     return shares
 
@@ -68,7 +68,7 @@ def compare_reports(first_paths, second_paths, *, metric, samples, lesion_area_g
         only = sorted(set(first) ^ set(second))
         raise ValueError(
             f"the files score different images ({len(only)} in one only: "
-            f"{', '.join(only[:3])}{', ...' if len(only) > 3 else ''})"
+            f"{messages.list_some(only, limit=3)})"
         )
     ids = sorted(i for i in first if first[i][metric] is not None and second[i][metric] is not None)
     if not ids:

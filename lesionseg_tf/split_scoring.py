@@ -6,7 +6,7 @@ scores them with `evaluation.run`.
 
 import os
 
-from lesionseg_tf import datasets, evaluation, images, layouts
+from lesionseg_tf import datasets, evaluation, images, layouts, messages
 from lesionseg_tf.run_dir import RunDir
 
 
@@ -86,7 +86,7 @@ def select_ids(examples, *, ids_file):
     if missing:
         raise ValueError(
             f"{ids_file}: {len(missing)} of its {len(wanted)} ids are not in the "
-            f"split ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+            f"split ({messages.list_some(missing, limit=3)})"
         )
     return [by_id[i] for i in wanted]
 
@@ -192,7 +192,7 @@ def score_split(
     if overlap:
         on_error(
             f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
-            f"({trained_ids}: {', '.join(overlap[:3])}{', ...' if len(overlap) > 3 else ''}); "
+            f"({trained_ids}: {messages.list_some(overlap, limit=3)}); "
             "the scores below are optimistic"
         )
     name = f"{found.layout.title}, {split} split"

@@ -137,13 +137,7 @@ def run(
         folder.write_ids(RunDir.TRAINING_IDS, examples=train_examples)
         if config.select_on == "holdout":
             folder.write_ids(RunDir.HOLDOUT_IDS, examples=selection_examples)
-    logging.info(
-        "%d training and %d selection (%s) images from %s",
-        len(train_examples),
-        len(selection_examples),
-        config.select_on,
-        config.data_dir,
-    )
+    report(selection_line(len(train_examples), len(selection_examples), config.select_on), False)
     return _train(
         config,
         folder,
@@ -153,6 +147,22 @@ def run(
         init_from=init_from,
         verbose=verbose,
         report=report,
+    )
+
+
+def selection_line(training, selection, select_on):
+    """What a person reads before the epochs: how many pairs train, which choose the
+    epoch, and so what the epoch lines' `val_` scores are."""
+    if select_on == "none":
+        return f"{training} training pairs, no selection: no val_ scores, the last epoch exported"
+    if select_on == "validation":
+        return (
+            f"{training} training pairs; the {selection} validation pairs choose the epoch (the "
+            "epoch lines' val_ scores), so the validation score is optimistic"
+        )
+    return (
+        f"{training} training pairs; {selection} held-out training pairs choose the epoch (the "
+        "epoch lines' val_ scores; the validation split is not read)"
     )
 
 

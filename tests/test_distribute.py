@@ -98,7 +98,7 @@ def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny
     assert digest_line(chief_out) == digest_line(worker_out)  # bit-identical weights
     assert "global batch 4 = 2 replica(s) x 2" in chief_err
     # All 8 training pairs train; the 4 validation pairs select.
-    assert "8 training and 4 selection (validation) images" in chief_err
+    assert "8 training pairs; the 4 validation pairs choose the epoch" in chief_out
     assert "validation per-image mean Jaccard:" in chief_out and "of 3);" in chief_out
     assert "not the chief" in worker_out
     with open(model_dir / "training_log.csv") as f:

@@ -194,7 +194,7 @@ def test_skip_bad_examples_trains_on_the_rest(corrupted, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     skipped = [line for line in result.stderr.splitlines() if line.endswith("(skipped)")]
     assert len(skipped) == 8
-    assert "2 training and 4 selection (validation) images" in result.stderr
+    assert "2 training pairs; the 4 validation pairs choose the epoch" in result.stdout
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
 
 

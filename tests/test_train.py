@@ -36,7 +36,10 @@ def test_trains_without_a_validation_split_and_selects_on_held_out_pairs(
     assert written != [e.image_id for e in datasets.split_holdout(pairs, fraction=0.1, seed=3)[1]]
     with open(os.path.join(model_dir, "flags.json")) as f:
         assert json.load(f)["holdout_seed"] == 4
-    assert "1 selection (holdout) images" in result.stderr
+    assert (
+        "7 training pairs; 1 held-out training pairs choose the epoch (the epoch lines' val_ "
+        "scores; the validation split is not read)"
+    ) in result.stdout
     # The dataset in one line first; the ids trained on recorded for evaluate.py.
     # (after train.py's own notes, such as the bfloat16 advice on a CPU with the units)
     lines = [line for line in result.stdout.splitlines() if not line.startswith("train.py: ")]

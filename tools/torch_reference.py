@@ -57,3 +57,12 @@ def train_images_per_s(image_size, batch_size, steps):
     for _ in range(steps):
         step()
     return steps * batch_size / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(
+        __doc__.strip(), file=sys.stdout if sys.argv[1:] in ([], ["--help"], ["-h"]) else sys.stderr
+    )
+    sys.exit(0 if sys.argv[1:] in ([], ["--help"], ["-h"]) else 2)
