@@ -11,16 +11,21 @@ from absl import flags
 from lesionseg_tf import config, datasets
 
 
-def define_dataset_flags(data_dir_help=""):
-    """`--data_dir`, and `--dataset`: the layout to read, recognized from the folder
-    names unless given. `data_dir_help` is added to `--data_dir`'s help."""
-    data_dir = flags.DEFINE_string(
+def define_data_dir_flag(data_dir_help=""):
+    """`--data_dir`: a dataset's top folder; `data_dir_help` is added to its help."""
+    return flags.DEFINE_string(
         "data_dir",
         "ISIC2017",
         "A dataset's top folder: the unpacked ISIC 2016, 2017 or 2018 "
         "archives, PH2, or images/ + masks/ folders (recognized by their names)."
         + (" " + data_dir_help if data_dir_help else ""),
     )
+
+
+def define_dataset_flags(data_dir_help=""):
+    """`--data_dir` (`define_data_dir_flag`), and `--dataset`: the layout to read,
+    recognized from the folder names unless given."""
+    data_dir = define_data_dir_flag(data_dir_help)
     dataset = flags.DEFINE_enum(
         "dataset",
         None,

@@ -248,7 +248,6 @@ class StopOnNaN(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.where = None
-        self.host_reads = 0
         self._epoch = 0
         self._first_step = 0
 
@@ -262,7 +261,6 @@ class StopOnNaN(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is None:
             return
-        self.host_reads += 1
         if not math.isfinite(float(loss)):
             self.where = (self._epoch + 1, self._first_step + 1, batch + 1)
             self.model.stop_training = True

@@ -21,6 +21,10 @@ CACHE_CHOICES = ("memory", "disk", "none")
 PRECISIONS = ("none", "float16", "bfloat16")
 # Keras' mixed-precision policy of each --mixed_precision choice.
 PRECISION_POLICIES = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+# The compute dtype of each --mixed_precision choice, as tables name it.
+PRECISION_NAMES = {"none": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+# The paper's ISIC 2017 validation per-image mean Jaccard, 448x448 (section 4).
+PAPER_JACCARD = 0.642
 # "none": Table 1; "image_pooling": DeepLabv3's image-level feature (`model.context_branch`).
 CONTEXTS = ("none", "image_pooling")
 # The training loss (`losses.make_loss`): "cross_entropy" is the paper's (section 3.3).

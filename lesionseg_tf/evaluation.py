@@ -6,7 +6,8 @@ report (`report`); `split_scoring.score_split`, behind evaluate.py, says what to
 import dataclasses
 import os
 
-from lesionseg_tf import images, metrics, report, stats
+from lesionseg_tf import images, messages, metrics, report, stats
+from lesionseg_tf.config import PAPER_JACCARD
 
 TABLE_ROWS = (
     ("jaccard", "Jaccard (IoU), per-image mean - ISIC 2017 ranking"),
@@ -84,25 +85,17 @@ def evaluate(examples, *, predict, on_error, progress=None):
     Returns:
       `(rows, failed image ids)`.
     """
-    rows, failed = [], []
-    for done, example in enumerate(examples, 1):
-        try:
-            truth = images.read_mask_file(example.mask_path)
-            prediction, name = predict(example)
-            rows.append(
-                score_image(
-                    example.image_id, truth=truth, prediction=prediction, prediction_name=name
-                )
-            )
-        except (ValueError, OSError) as e:
-            failed.append(example.image_id)
-            on_error(str(e))
-        if progress is not None:
-            progress.update(done)
-    return rows, failed
+    rows = []
 
+    def score(example):
+        truth = images.read_mask_file(example.mask_path)
+        prediction, name = predict(example)
+        rows.append(
+            score_image(example.image_id, truth=truth, prediction=prediction, prediction_name=name)
+        )
 
-PAPER_JACCARD = 0.642  # the paper's ISIC 2017 validation score (section 4)
+    failed = messages.each_item(examples, score, on_error=on_error, progress=progress)
+    return rows, [example.image_id for example in failed]
 
 
 def write_figures(rows, *, examples, predict, output_dir, title):

@@ -203,7 +203,7 @@ def check_export(export_dir, *, model, inputs, atol=None):
     if got.dtype != np.float32:
         raise AssertionError(f"SavedModel {export_dir} returns {got.dtype} logits, not float32")
     difference = float(np.max(np.abs(expected - got)))
-    compute_dtype = model_lib.networks_of(model)[0].get_layer("conv1_1").compute_dtype
+    compute_dtype = model_lib.compute_dtype_of(model)
     if atol is None:
         atol = export_tolerance(compute_dtype, largest_logit=np.max(np.abs(expected)))
     if difference > atol:

@@ -299,7 +299,7 @@ def _export(model, best, folder, selection_ds, *, image_size):
         "export_dir": export_dir,
         "weights_sha256": distribute.weights_digest(model),
         # What the model really ran with, whatever was asked for.
-        "compute_dtype": model.get_layer("conv1_1").compute_dtype,
+        "compute_dtype": model_lib.compute_dtype_of(model),
         "loss_scaling": isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer),
         "jit_compile": bool(model.jit_compile),
         "steps_per_execution": int(model.steps_per_execution),

@@ -46,11 +46,11 @@ def photograph_size(raw):
         cut short.
     """
     length = tf.strings.length(raw)
-    is_jpeg = tf.equal(tf.strings.substr(raw, 0, 3), JPEG_SIGNATURE)
+    starts_jpeg = is_jpeg(raw)
     is_png = tf.equal(tf.strings.substr(raw, 0, 8), PNG_SIGNATURE)
     is_bmp = tf.equal(tf.strings.substr(raw, 0, 2), BMP_SIGNATURE)
     known = tf.debugging.Assert(
-        is_jpeg | is_png | is_bmp,
+        starts_jpeg | is_png | is_bmp,
         [
             "the request's bytes are not a JPEG, PNG or BMP image (first bytes:",
             tf.strings.substr(raw, 0, 8),
@@ -99,6 +99,15 @@ def encode_png(mask):
     ok, encoded = cv2.imencode(".png", mask)
     if not ok:
         raise ValueError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def encode_jpeg(bgr, *, quality, name):
+    """`[H, W, 3]` uint8 in OpenCV's BGR order -> JPEG bytes at `quality`; `name` (the
+    file it is for) names it in the error."""
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"{name}: JPEG encoding failed")
     return encoded.tobytes()
 
 
@@ -156,11 +165,17 @@ def decode_image(path):
 JPEG_DCT_METHOD = "INTEGER_ACCURATE"
 
 
+def is_jpeg(raw):
+    """Whether encoded bytes (a string tensor) begin as a JPEG does, whatever the file's
+    name."""
+    return tf.equal(tf.strings.substr(raw, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE)
+
+
 def decode_bytes(raw):
     """A JPEG, PNG, BMP or GIF's bytes (a GIF's first frame) -> `[H, W, 3]` uint8 RGB,
     JPEGs with `JPEG_DCT_METHOD` (so the browser page decodes the same pixels)."""
     image = tf.cond(
-        tf.equal(tf.strings.substr(raw, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE),
+        is_jpeg(raw),
         lambda: tf.io.decode_jpeg(raw, channels=3, dct_method=JPEG_DCT_METHOD),
         lambda: tf.io.decode_image(raw, channels=3, expand_animations=False),
     )
@@ -259,10 +274,8 @@ def write_resized_pair(example, *, image_path, mask_path, size, max_pixels=DEFAU
     mask = read_mask_file(example.mask_path)
     small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     small_mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
-    ok, jpeg = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise ValueError(f"{example.image_path}: JPEG encoding failed")
-    files.write_atomically(image_path, payload=jpeg.tobytes())
+    jpeg = encode_jpeg(small[..., ::-1], quality=95, name=example.image_path)
+    files.write_atomically(image_path, payload=jpeg)
     files.write_atomically(
         mask_path, payload=encode_png(np.where(small_mask > 127, 255, 0).astype(np.uint8))
     )

@@ -1,5 +1,6 @@
-"""How the project's messages name things: a few ids of a long list, and an error's
-reason in plain words (TensorFlow's graph paths and op names left out)."""
+"""How the project's messages name things: a few ids of a long list, an error's reason
+in plain words (TensorFlow's graph paths and op names left out), and the loops over many
+files whose failures are named one line each while the rest go on."""
 
 import re
 
@@ -24,3 +25,23 @@ def reason(error):
     first = text.splitlines()[0] if text else ""
     first = _OP_SUFFIX.sub("", _GRAPH_PREFIX.sub("", first)).strip()
     return first or type(error).__name__
+
+
+def each_item(items, work, *, on_error, progress=None):
+    """`work(item)` for every item; an item whose work raises ValueError or OSError is
+    named through `on_error(message)` and skipped, the others still run.
+    `progress.update(done)` after each (`console.make_progress`), if given.
+
+    Returns:
+      The items that failed.
+    """
+    failed = []
+    for done, item in enumerate(items, 1):
+        try:
+            work(item)
+        except (ValueError, OSError) as e:
+            failed.append(item)
+            on_error(str(e))
+        if progress is not None:
+            progress.update(done)
+    return failed

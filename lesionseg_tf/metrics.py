@@ -25,12 +25,18 @@ def binarize(mask):
     return np.asarray(mask) > LESION_THRESHOLD
 
 
-def confusion(truth, *, prediction):
-    """Pixel counts `{"tp", "fp", "tn", "fn"}` of two boolean masks of equal shape."""
+def _boolean_pair(truth, prediction):
+    """Two masks as boolean arrays, refused unless their shapes are equal."""
     truth = np.asarray(truth, bool)
     prediction = np.asarray(prediction, bool)
     if truth.shape != prediction.shape:
         raise ValueError(f"mask shapes differ: truth {truth.shape}, prediction {prediction.shape}")
+    return truth, prediction
+
+
+def confusion(truth, *, prediction):
+    """Pixel counts `{"tp", "fp", "tn", "fn"}` of two boolean masks of equal shape."""
+    truth, prediction = _boolean_pair(truth, prediction)
     tp = int(np.count_nonzero(truth & prediction))
     truth_count = int(np.count_nonzero(truth))
     prediction_count = int(np.count_nonzero(prediction))
@@ -137,10 +143,7 @@ def boundary_distances(truth, *, prediction):
       BOUNDARY_UNDEFINED or None}`: None where a mask is empty (no border to measure
       from), the case named, so that it is counted rather than averaged in.
     """
-    truth = np.asarray(truth, bool)
-    prediction = np.asarray(prediction, bool)
-    if truth.shape != prediction.shape:
-        raise ValueError(f"mask shapes differ: truth {truth.shape}, prediction {prediction.shape}")
+    truth, prediction = _boolean_pair(truth, prediction)
     has_truth, has_prediction = truth.any(), prediction.any()
     if not (has_truth and has_prediction):
         why = (

@@ -20,9 +20,9 @@ from lesionseg_tf import (
     losses,  # noqa: F401 (registers the training losses for `load`)
 )
 from lesionseg_tf import run_dir as run_dir_lib
-from lesionseg_tf.config import CONTEXTS, UPSCALE
+from lesionseg_tf.config import UPSCALE
 from lesionseg_tf.layers import BroadcastToGrid, DepthToSpace, ReflectionPad2D
-from lesionseg_tf.table1 import CONTEXT_FILTERS, TABLE_1
+from lesionseg_tf.table1 import CONTEXT_FILTERS, TABLE_1, check_context
 
 
 def conv_block(x, *, spec, sync_batch_norm=False, batch_norm_layer=layers.BatchNormalization):
@@ -178,8 +178,7 @@ def build_model(
     """
     if image_size is not None and image_size % UPSCALE:
         raise ValueError(f"image_size must be divisible by {UPSCALE}, got {image_size}")
-    if context not in CONTEXTS:
-        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    check_context(context)
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = inputs
     batch_norm_layer = (
@@ -228,6 +227,12 @@ def networks_of(model):
     """The Table-1 networks `model` is: itself, or an ensemble's members."""
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     return nested or [model]
+
+
+def compute_dtype_of(model):
+    """The dtype `model`'s first convolution computes in (an ensemble's: its first
+    member's): float32, or bfloat16 / float16 under mixed precision."""
+    return networks_of(model)[0].get_layer("conv1_1").compute_dtype
 
 
 def context_of(model):

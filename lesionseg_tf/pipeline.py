@@ -15,10 +15,10 @@ from lesionseg_tf import messages
 from lesionseg_tf.datasets import DatasetError
 from lesionseg_tf.images import (
     JPEG_DCT_METHOD,
-    JPEG_SIGNATURE,
     ImageReadError,
     decode_bytes,
     decode_image,
+    is_jpeg,
     read_mask_file,
 )
 from lesionseg_tf.metrics import LESION_THRESHOLD
@@ -102,7 +102,7 @@ def decode_resized_image(path, *, image_size):
     whole; then resized to `[image_size, image_size, 3]` uint8."""
     raw = tf.io.read_file(path)
     return tf.cond(
-        tf.equal(tf.strings.substr(raw, 0, len(JPEG_SIGNATURE)), JPEG_SIGNATURE),
+        is_jpeg(raw),
         lambda: _resized_jpeg(raw, image_size),
         lambda: resize_image(decode_bytes(raw), image_size=image_size),
     )

@@ -4,9 +4,7 @@ import dataclasses
 import os
 import re
 
-import cv2
-
-from lesionseg_tf import datasets, figures, files, images, layouts
+from lesionseg_tf import datasets, figures, files, images, layouts, messages
 
 IMAGE_EXTENSIONS = layouts.PHOTO_EXTENSIONS
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
@@ -134,27 +132,21 @@ def run(
     Returns:
       The image paths that failed.
     """
-    failures = []
-    for done, job in enumerate(jobs, 1):
-        try:
-            image = images.read_image_file(job.image_path, max_pixels=max_pixels)
-            mask = segmenter.segment(image, **options)
-            os.makedirs(os.path.dirname(os.path.abspath(job.mask_path)), exist_ok=True)
-            files.write_atomically(job.mask_path, payload=images.encode_png(mask))
-            if overlay:
-                os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
-                truth = images.read_mask_file(job.truth_path) if job.truth_path else None
-                picture = figures.overlay(image, predicted=mask, truth=truth)
-                ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
-                if not ok:
-                    raise ValueError(f"{job.overlay_path}: JPEG encoding failed")
-                files.write_atomically(job.overlay_path, payload=encoded.tobytes())
-        except (ValueError, OSError) as e:
-            failures.append(job.image_path)
-            on_error(str(e))
-        if progress is not None:
-            progress.update(done)
-    return failures
+
+    def predict(job):
+        image = images.read_image_file(job.image_path, max_pixels=max_pixels)
+        mask = segmenter.segment(image, **options)
+        os.makedirs(os.path.dirname(os.path.abspath(job.mask_path)), exist_ok=True)
+        files.write_atomically(job.mask_path, payload=images.encode_png(mask))
+        if overlay:
+            os.makedirs(os.path.dirname(job.overlay_path), exist_ok=True)
+            truth = images.read_mask_file(job.truth_path) if job.truth_path else None
+            picture = figures.overlay(image, predicted=mask, truth=truth)
+            jpeg = images.encode_jpeg(picture, quality=90, name=job.overlay_path)
+            files.write_atomically(job.overlay_path, payload=jpeg)
+
+    failed = messages.each_item(jobs, predict, on_error=on_error, progress=progress)
+    return [job.image_path for job in failed]
 
 
 def result_line(*, jobs, failures, output_dir, seconds):

@@ -31,7 +31,7 @@ class Problem:
 
 
 @dataclasses.dataclass
-class Report:
+class CheckReport:
     """What `check_split` found. `good` are the examples without errors."""
 
     good: list
@@ -116,7 +116,7 @@ def check_split(
         CPU count.
 
     Returns:
-      A `Report`.
+      A `CheckReport`.
     """
     problems = [Problem(path, message) for path, message in orphans]
     good = []
@@ -129,7 +129,7 @@ def check_split(
             problems += example_problems
             if not any(p.is_error for p in example_problems):
                 good.append(example)
-    return Report(good=good, problems=problems)
+    return CheckReport(good=good, problems=problems)
 
 
 def fitted_holdout_fraction(pairs, *, fraction):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from lesionseg_tf import figures, files, stats, study
-from lesionseg_tf.config import SETTINGS_BEFORE_RECORDED
+from lesionseg_tf.config import PAPER_JACCARD, SETTINGS_BEFORE_RECORDED
 from lesionseg_tf.study import HOLDOUT_DIR
 from lesionseg_tf.table1 import TABLE_1, receptive_field
 
@@ -17,7 +17,7 @@ FIGURE_FILE = "validation_jaccard_by_input_size.png"
 # Validation scores from outside this project, drawn beside the study's runs but
 # never pooled with them: (label, input side, per-image mean Jaccard).
 OUTSIDE_POINTS = (
-    ("paper (Ramachandram & DeVries 2017), ISIC leaderboard", 448, 0.642),
+    ("paper (Ramachandram & DeVries 2017), ISIC leaderboard", 448, PAPER_JACCARD),
     ("maintainers' PyTorch Table 1 on a GPU, constant rate, blind selection", 256, 0.686),
 )
 
@@ -144,7 +144,7 @@ def comparisons(runs, *, reference):
     ]
 
 
-def _figure(value, sd=None):
+def _number(value, sd=None):
     return f"{value:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
 
 
@@ -157,7 +157,7 @@ def _holdout_cell(row):
     if not scored:
         return "-"
     if len(scored) == len(row["seeds"]):
-        return _figure(*_mean_sd([value for _, value in scored]))
+        return _number(*_mean_sd([value for _, value in scored]))
     return ", ".join(f"{value:.3f} (seed {seed})" for seed, value in scored)
 
 
@@ -194,8 +194,8 @@ def markdown(runs, *, reference):
         epochs = ", ".join(f"{b}/{e}" for b, e in zip(row["best_epochs"], row["epochs_run"]))
         lines.append(
             f"| {row['recipe']} | {', '.join(map(str, row['seeds']))} | "
-            f"{_figure(row['validation_mean'], row['validation_sd'])} | "
-            f"{_figure(row['held_out_mean'], row['held_out_sd'])} | "
+            f"{_number(row['validation_mean'], row['validation_sd'])} | "
+            f"{_number(row['held_out_mean'], row['held_out_sd'])} | "
             f"{_holdout_cell(row)} | {epochs} |"
         )
     for label, size, value in OUTSIDE_POINTS:

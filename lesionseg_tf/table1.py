@@ -50,6 +50,12 @@ CONTEXT_FILTERS = 128
 WHOLE_IMAGE = None  # `receptive_field` of a network with a global context branch
 
 
+def check_context(context):
+    """Raises ValueError unless `context` is one of `CONTEXTS`."""
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+
+
 def receptive_field(table=TABLE_1, *, context="none") -> int | None:
     """The side, in input pixels, of the square of the input one output pixel depends on.
 
@@ -64,8 +70,7 @@ def receptive_field(table=TABLE_1, *, context="none") -> int | None:
       the image-level feature makes every output pixel depend on every input pixel,
       whatever the image's size.
     """
-    if context not in CONTEXTS:
-        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    check_context(context)
     if context == "image_pooling":
         return WHOLE_IMAGE
     field, step = 1, 1

@@ -73,7 +73,15 @@ def test_no_per_step_host_reads(tmp_path):
     images = rng.normal(size=(16, 16, 16, 3)).astype(np.float32)
     labels = (rng.random((16, 16, 16, 1)) > 0.5).astype(np.int32)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
-    guard = callbacks.StopOnNaN()
+
+    class CountingGuard(callbacks.StopOnNaN):
+        host_reads = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            CountingGuard.host_reads += "loss" in (logs or {})
+            super().on_train_batch_end(batch, logs)
+
+    guard = CountingGuard()
     best = callbacks.BestAndEarlyStop(
         monitor="val_jaccard", patience=5, best_path=str(tmp_path / "best.keras")
     )

@@ -23,3 +23,21 @@ def test_reason_drops_tensorflows_graph_path_and_op_name():
     assert plain and "{{" not in plain and "[Op:" not in plain and "\n" not in plain
     assert messages.reason(ValueError("first line\nsecond")) == "first line"
     assert messages.reason(KeyError()) == "KeyError"
+
+
+def test_each_item_names_a_failure_and_goes_on():
+    done, lines, seen = [], [], []
+
+    class Progress:
+        def update(self, count):
+            seen.append(count)
+
+    def work(item):
+        if item == "bad":
+            raise ValueError("bad: not an image")
+        done.append(item)
+
+    failed = messages.each_item(["a", "bad", "c"], work, on_error=lines.append, progress=Progress())
+    assert (failed, done, lines, seen) == (["bad"], ["a", "c"], ["bad: not an image"], [1, 2, 3])
+    with pytest.raises(KeyError):  # anything else is a bug, not a bad file: it stops
+        messages.each_item(["x"], lambda item: {}[item], on_error=lines.append)

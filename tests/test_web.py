@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from lesionseg_tf import images, inference, pipeline, postprocess, synthetic
+from lesionseg_tf import config, images, inference, pipeline, postprocess, synthetic
 from tests.conftest import REPO_ROOT
 from tools import web
 
@@ -143,6 +143,19 @@ def fetch_bytes(driver, url):
 
 def png_pixels(data):
     return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_the_pages_limits_are_the_librarys(page):
+    driver, _ = page
+    constants = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        import("./segment.js").then(
+          (m) => done({pixels: m.MAX_PIXELS, threshold: m.BINARY_THRESHOLD}));"""
+    )
+    assert constants == {
+        "pixels": config.DEFAULT_MAX_PIXELS,
+        "threshold": postprocess.BINARY_THRESHOLD,
+    }
 
 
 def segment_in_page(driver, path):

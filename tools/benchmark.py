@@ -81,8 +81,8 @@ from lesionseg_tf import (  # noqa: E402
     hardware,
     images,
     inference,
-    pipeline,
     postprocess,
+    segment,
 )
 from lesionseg_tf.model import build_model  # noqa: E402
 from lesionseg_tf.run_dir import RunDir  # noqa: E402
@@ -100,11 +100,7 @@ def time_stages(segmenter, image_path, repeats):
     function the export traces."""
     size = segmenter.image_size
     network = tf.saved_model.load(segmenter.path).signatures[export.LOGITS_ENDPOINT]
-    preprocess = tf.function(
-        lambda image: pipeline.standardize(
-            pipeline.resize_image(image[tf.newaxis], image_size=size)
-        )
-    )
+    preprocess = tf.function(lambda image: segment.network_input(image, image_size=size))
     probability = tf.function(
         lambda inputs: postprocess.lesion_probability(network(images=inputs)["logits"])[0]
     )

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from lesionseg_tf import callbacks, datasets, images, layouts, pipeline, profiling, synthetic
-from lesionseg_tf.config import DEFAULT_IMAGE_SIZE
+from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, PRECISION_NAMES
 from lesionseg_tf.model import build_model
 
 
@@ -136,9 +136,7 @@ def run_train_benchmark(
     forward, per_image = conv_flops(image_size)
     images_per_s = steps * batch_size / seconds
     achieved = images_per_s * per_image / 1e9
-    peak = matmul_gflops(
-        {"none": "float32", "float16": "float16", "bfloat16": "bfloat16"}[mixed_precision]
-    )
+    peak = matmul_gflops(PRECISION_NAMES[mixed_precision])
     result = {
         "image_size": image_size,
         "batch_size": batch_size,
@@ -182,7 +180,7 @@ def precision_table(runs):
         ]
         rates = ", ".join(f"{r['images_per_s']:.2f}" for r in same)
         shares = ", ".join(f"{r['ratio_to_matmul']:.0%}" for r in same)
-        name = "float32" if precision == "none" else precision
+        name = PRECISION_NAMES[precision]
         lines.append(f"| {size} | {batch} | {name} | {rates} | {shares} |")
     return "\n".join(lines)
 
@@ -193,7 +191,7 @@ def format_train(result):
         f"{result['batch_size']}, mixed precision {result['mixed_precision']}, "
         f"XLA {result['jit_compile']}, {result['steps_per_execution']} step(s) per "
         f"execution, devices {result['devices']}",
-        f"  images/s                {_figure(result['images_per_s']):>10}",
+        f"  images/s                {_number(result['images_per_s']):>10}",
         f"  GFLOP per image (train) {result['train_gflop_per_image']:10.1f}"
         f"   (forward {result['forward_gflop_per_image']:.1f})",
         f"  achieved GFLOP/s        {result['achieved_gflops']:10.1f}",
@@ -244,7 +242,7 @@ def _epoch_seconds(dataset, epoch, value):
 INPUT_BOUND_RATIO = 1.5
 
 
-def _figure(value):
+def _number(value):
     """Three significant digits, without an exponent: 0.0375, 5.3, 592, 15774."""
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
@@ -253,8 +251,8 @@ def verdict(train_images_per_s, pipeline_images_per_s):
     """One line: training and cached-pipeline images/s, and which one bounds the run."""
     ratio = pipeline_images_per_s / train_images_per_s
     line = (
-        f"verdict: training {_figure(train_images_per_s)} images/s, cached input pipeline "
-        f"{_figure(pipeline_images_per_s)} images/s ({_figure(ratio)}x): "
+        f"verdict: training {_number(train_images_per_s)} images/s, cached input pipeline "
+        f"{_number(pipeline_images_per_s)} images/s ({_number(ratio)}x): "
     )
     if ratio >= INPUT_BOUND_RATIO:
         return line + "compute-bound; the input pipeline is not the limit"

@@ -22,7 +22,7 @@ import tempfile
 from absl import app, flags
 
 import console
-from lesionseg_tf.config import PRECISION_POLICIES
+from lesionseg_tf.config import PRECISION_NAMES, PRECISION_POLICIES
 
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 448, "Training input side (the paper's 448).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Training batch.")
@@ -86,7 +86,7 @@ def main(argv):
                     fused_batch_norm=batch_norm == "fused",
                 )
                 shares, top = profiling.summarize(profiling.read_op_stats(logdir))
-                name = "float32" if precision == "none" else precision
+                name = PRECISION_NAMES[precision]
                 print(
                     format_profile(
                         f"{_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch {_BATCH_SIZE.value}, "

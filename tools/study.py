@@ -42,7 +42,7 @@ _COLLECT_HOLDOUT = flags.DEFINE_string(
     "to <study_dir>/<run>/holdout/, its paths made portable.",
 )
 _RUN = flags.DEFINE_string("run", None, "With --collect_holdout: the study run it scores.")
-_DATA_DIR, _ = common_flags.define_dataset_flags(
+_DATA_DIR = common_flags.define_data_dir_flag(
     "With --collect or --collect_holdout: the data the run used, recorded by its folder name only."
 )
 

@@ -15,6 +15,7 @@
 export const BINARY_THRESHOLD = 128;  // postprocess.BINARY_THRESHOLD
 export const MAX_PIXELS = 100_000_000;  // config.DEFAULT_MAX_PIXELS: refused from the header
 export const MIN_SIDE = 8;  // smaller than a 8x8 photograph: nothing to segment
+export const MAX_SIDE = 32767;  // the largest canvas side Chromium draws
 
 // Round half to even, as tf.round (and NumPy) do.
 export function roundHalfEven(x) {
@@ -117,11 +118,15 @@ export function withoutOrientation(bytes) {
 }
 
 // Throws PhotographError for a photograph the page will not segment (the twin of the
-// max_pixels check of images.decode_photograph, and a minimum size).
+// max_pixels check of images.decode_photograph, a minimum size, and the browser's limit).
 export function checkSize({width, height}) {
   if (width * height > MAX_PIXELS) {
     throw new PhotographError(`${width}x${height} is ${(width * height).toLocaleString("en")} ` +
       `pixels, over the limit of ${MAX_PIXELS.toLocaleString("en")}`);
+  }
+  if (Math.max(width, height) > MAX_SIDE) {
+    throw new PhotographError(`${width}x${height}: wider or taller than ${MAX_SIDE} pixels, ` +
+      "more than the browser can draw");
   }
   if (width < MIN_SIDE || height < MIN_SIDE) {
     throw new PhotographError(`${width}x${height} pixels is too small to segment ` +

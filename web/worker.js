@@ -20,8 +20,6 @@ import {zipSync} from "fflate";
 
 import * as segment from "./segment.js";
 
-const MAX_SIDE = 32767;  // the largest canvas side Chromium draws
-
 let runtime = null;  // the promise of LiteRT.js, loaded once
 let network = null;  // {size, run(Float32Array) -> Promise<Float32Array>}
 
@@ -56,10 +54,6 @@ async function load(modelUrl, wasmDir) {
 async function decode(bytes) {
   const size = segment.photographSize(bytes);
   segment.checkSize(size);
-  if (Math.max(size.width, size.height) > MAX_SIDE) {
-    throw new segment.PhotographError(`${size.width}x${size.height}: wider or taller than ` +
-      `${MAX_SIDE} pixels, more than the browser can draw`);
-  }
   segment.checkComplete(bytes, size.kind);
   let bitmap;
   try {  // the pixels as stored: no EXIF rotation, no colour-profile conversion
