@@ -4,7 +4,7 @@
 #   docs/study/run_study.sh GROUP DATA_DIR RUNS_DIR WORKTREE [DOCS_DIR]
 #
 #   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16,
-#             beyond_baseline, beyond_round1
+#             beyond_baseline, beyond_round1, beyond_round2
 #   DATA_DIR  the ISIC 2017 Task 1 data in the official layout (the study used 256x256 copies)
 #   RUNS_DIR  where the run folders go, outside the repository
 #   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
@@ -97,6 +97,12 @@ case $GROUP in
     done
     for seed in 0 1; do
       run cedice64_seed$seed $BEYOND --loss=cross_entropy_dice --seed=$seed || exit 1
+    done
+    ;;
+  beyond_round2)  # input size 96 (the receptive field covers 80% of it), without and with context
+    for seed in 0 1; do
+      run size96_seed$seed ${BEYOND/--image_size=64/--image_size=96} --seed=$seed || exit 1
+      run context96_seed$seed ${BEYOND/--image_size=64/--image_size=96} --context=image_pooling --seed=$seed || exit 1
     done
     ;;
   *) echo "run_study.sh: unknown group $GROUP" >&2; exit 2 ;;
