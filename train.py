@@ -155,6 +155,18 @@ _BATCH_NORM = flags.DEFINE_enum(
     "train: batch norm learns from each batch (the paper's). frozen: batch norm in inference "
     "mode, its statistics and scale kept, as for fine-tuning on a few photographs.",
 )
+_RECIPE = flags.DEFINE_string(
+    "recipe",
+    _DEFAULTS.recipe,
+    "A named set of the settings above (config.RECIPES; recorded in flags.json): paper, the "
+    "paper's recipe, every default as it is. A flag given explicitly overrides the recipe's "
+    "value.",
+)
+flags.register_validator(
+    "recipe",
+    lambda name: name in config_lib.RECIPES,
+    message=f"--recipe: one of {', '.join(config_lib.RECIPES)}",
+)
 _GENERATE_SYNTHETIC = flags.DEFINE_bool(
     "generate_synthetic",
     False,
@@ -190,6 +202,7 @@ _CONFIG_HOLDERS = {
     "color_augment": _COLOR_AUGMENT,
     "scale_augment": _SCALE_AUGMENT,
     "batch_norm": _BATCH_NORM,
+    "recipe": _RECIPE,
     "cache": _CACHE,
     "jit_compile": _JIT_COMPILE,
     "steps_per_execution": _STEPS_PER_EXECUTION,
@@ -199,8 +212,9 @@ _CONFIG_HOLDERS = {
 
 def run_config():
     """The `config.RunConfig` of the parsed flags, and the lines to tell the user
-    about settings taken from `--init_from`'s run (`run_dir.inherited_settings`) or
-    from the fine-tuning defaults (`config.FINE_TUNING_DEFAULTS`).
+    about settings taken from `--recipe` (`config.RECIPES`), from `--init_from`'s run
+    (`run_dir.inherited_settings`) or from the fine-tuning defaults
+    (`config.FINE_TUNING_DEFAULTS`).
 
     Raises:
       ValueError: settings that cannot train, or an `--init_from` run folder whose
@@ -208,6 +222,10 @@ def run_config():
     """
     values = {name: holder.value for name, holder in _CONFIG_HOLDERS.items()}
     notes = []
+    for name, value in config_lib.RECIPES[_RECIPE.value].items():
+        if not _CONFIG_HOLDERS[name].present:
+            values[name] = value
+            notes.append(f"--{name}={value}, from --recipe={_RECIPE.value}")
     if _INIT_FROM.value:
         for name, value in config_lib.FINE_TUNING_DEFAULTS.items():
             if not _CONFIG_HOLDERS[name].present:
@@ -302,6 +320,7 @@ HELP_GROUPS = (
     (
         "training",
         [
+            "recipe",
             "batch_size",
             "learning_rate",
             "lr_schedule",

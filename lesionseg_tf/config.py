@@ -49,11 +49,18 @@ DEFAULT_STEPS_PER_EXECUTION = 8
 TFLITE_VARIANTS = ("float32", "float16", "int8")
 
 
+# Named recipes (`train.py --recipe`): `RunConfig` values, each of which a flag given
+# explicitly overrides; the name is recorded in `flags.json`. "paper" is every default as it
+# is (section 3.3). A recipe beyond the paper joins here once docs/reproduction.md's
+# protocol has settled it on held-out pairs.
+RECIPES = {"paper": {}}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """The settings of one training run (section 3.3 and the project's options).
 
-    The fields down to `batch_norm` define the run (`RUN_FIELDS`): a
+    The fields down to `recipe` define the run (`RUN_FIELDS`): a
     resumed run must repeat them. The rest say how it runs on this machine and
     may change between a run and its resumption.
 
@@ -86,6 +93,7 @@ class RunConfig:
     color_augment: bool = False
     scale_augment: bool = False
     batch_norm: str = "train"
+    recipe: str = "paper"
     # How the run executes; not compared on resumption.
     cache: str = "memory"
     jit_compile: str = "auto"
@@ -118,6 +126,7 @@ class RunConfig:
             ("context", CONTEXTS),
             ("loss", LOSSES),
             ("batch_norm", BATCH_NORM_MODES),
+            ("recipe", tuple(RECIPES)),
             ("jit_compile", tuple(JIT_COMPILE)),
             ("strategy", STRATEGIES),
         ):
@@ -140,7 +149,7 @@ class RunConfig:
 SETTINGS_BEFORE_RECORDED = {
     field.name: field.default
     for field in dataclasses.fields(RunConfig)
-    if field.name in ("context", "loss", "color_augment", "scale_augment", "batch_norm")
+    if field.name in ("context", "loss", "color_augment", "scale_augment", "batch_norm", "recipe")
 }
 
 

@@ -112,52 +112,20 @@ def fit_and_export(
     epoch: the result dict."""
     os.makedirs(folder.path, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    steps_per_epoch = len(train_examples) // config.batch_size
-    with strategy.scope():
-        # With several replicas, batch statistics over the global batch (as one
-        # device would compute them for the paper's batch of 32).
-        model = compiled_model(
-            learning_rate=learning_rate_schedule(
-                config.learning_rate,
-                schedule=config.lr_schedule,
-                decay_steps=config.max_epochs * steps_per_epoch,
-            ),
-            jit_compile=config.jit_compile,
-            mixed_precision=config.mixed_precision,
-            sync_batch_norm=strategy.num_replicas_in_sync > 1,
-            steps_per_execution=steps_per_execution,
-            context=config.context,
-            loss=config.loss,
-            color_augment=config.color_augment,
-            scale_augment=config.scale_augment,
-            batch_norm=config.batch_norm,
-        )
-        model.augment_seed = config.seed
+    model = _run_model(
+        config,
+        strategy=strategy,
+        steps_per_epoch=len(train_examples) // config.batch_size,
+        steps_per_execution=steps_per_execution,
+    )
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
     # Without a selection set, the training pairs unaugmented are scored once at the end.
     selecting = config.select_on != "none"
     scored_examples = selection_examples if selecting else train_examples
     train_ds, selection_ds = (
-        pipeline.make_dataset(
-            examples,
-            image_size=config.image_size,
-            batch_size=config.batch_size,
-            is_training=is_training,
-            seed=config.seed,
-            epoch=epoch if is_training else None,
-            cache=pipeline.cache_argument(
-                config.cache,
-                cache_dir=folder.cache_dir,
-                split=split,
-                examples=examples,
-                image_size=config.image_size,
-            ),
-        )
-        for examples, is_training, split in (
-            (train_examples, True, "training"),
-            (scored_examples, False, "selection"),
-        )
+        _dataset(config, folder, examples=examples, split=split, epoch=epoch)
+        for examples, split in ((train_examples, "training"), (scored_examples, "selection"))
     )
     best = callbacks.BestAndEarlyStop(
         monitor=MONITOR if selecting else None,
@@ -184,6 +152,52 @@ def fit_and_export(
             verbose=verbose,
         )
     return _export(model, best, folder, selection_ds, image_size=config.image_size)
+
+
+def _run_model(config, *, strategy, steps_per_epoch, steps_per_execution):
+    """`compiled_model` with the run's settings, in the strategy's scope: with several
+    replicas, batch statistics over the global batch (as one device would compute
+    them for the paper's batch of 32)."""
+    with strategy.scope():
+        model = compiled_model(
+            learning_rate=learning_rate_schedule(
+                config.learning_rate,
+                schedule=config.lr_schedule,
+                decay_steps=config.max_epochs * steps_per_epoch,
+            ),
+            jit_compile=config.jit_compile,
+            mixed_precision=config.mixed_precision,
+            sync_batch_norm=strategy.num_replicas_in_sync > 1,
+            steps_per_execution=steps_per_execution,
+            context=config.context,
+            loss=config.loss,
+            color_augment=config.color_augment,
+            scale_augment=config.scale_augment,
+            batch_norm=config.batch_norm,
+        )
+        model.augment_seed = config.seed
+    return model
+
+
+def _dataset(config, folder, *, examples, split, epoch):
+    """The "training" split's batches (each epoch's order from the seed and `epoch`),
+    or another's in a fixed order, cached as `config.cache` says."""
+    is_training = split == "training"
+    return pipeline.make_dataset(
+        examples,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        is_training=is_training,
+        seed=config.seed,
+        epoch=epoch if is_training else None,
+        cache=pipeline.cache_argument(
+            config.cache,
+            cache_dir=folder.cache_dir,
+            split=split,
+            examples=examples,
+            image_size=config.image_size,
+        ),
+    )
 
 
 def _start(model, best, folder, *, config, strategy, init_from):

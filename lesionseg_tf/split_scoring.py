@@ -137,6 +137,19 @@ def prediction_source(examples, *, model=None, pred_dir=None, segment_options=No
     return segment, model
 
 
+def _warn_of_training_overlap(examples, *, model, pred_dir, on_error):
+    """Says through `on_error` how many of `examples` `model` was trained on (none
+    known for a predictions folder): their ids."""
+    overlap, trained_ids = ([], None) if pred_dir else training_overlap(examples, saved_model=model)
+    if overlap:
+        on_error(
+            f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
+            f"({trained_ids}: {messages.list_some(overlap, limit=3)}); "
+            "the scores below are optimistic"
+        )
+    return overlap
+
+
 def score_split(
     data_dir,
     *,
@@ -188,13 +201,7 @@ def score_split(
         segment_options=segment_options,
         max_pixels=max_pixels,
     )
-    overlap, trained_ids = ([], None) if pred_dir else training_overlap(examples, saved_model=model)
-    if overlap:
-        on_error(
-            f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
-            f"({trained_ids}: {messages.list_some(overlap, limit=3)}); "
-            "the scores below are optimistic"
-        )
+    overlap = _warn_of_training_overlap(examples, model=model, pred_dir=pred_dir, on_error=on_error)
     name = f"{found.layout.title}, {split} split"
     config = {
         "data_dir": data_dir,

@@ -85,6 +85,43 @@ def run(
     init_from = config.init_from and run_dir.init_weights_file(config.init_from)
     dataset = datasets.open_dataset(config.data_dir, dataset=config.dataset)
     report(dataset.summary(), False)
+    config, train_examples, selection_examples = _chosen_data(
+        dataset, config, fit_batch=fit_batch, fit_holdout=fit_holdout, report=report
+    )
+    # After the data: the batch a fitted run recorded is known only now.
+    resuming = folder.check_start(config, overwrite=overwrite)
+    replicas = strategy.num_replicas_in_sync
+    if config.select_on != "none" and len(selection_examples) < replicas:
+        raise ValueError(
+            f"{len(selection_examples)} selection pair(s) for {replicas} replicas: each "
+            "replica scores its share of them; raise --holdout_fraction, or train on fewer "
+            "devices or workers"
+        )
+    if resuming:
+        logging.info("resuming the interrupted run in %s", model_dir)
+    elif chief:  # a fresh start: overwrite, or no epoch of a run was completed here
+        folder.clear()
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if chief:
+        _write_start(folder, config, train_examples, selection_examples)
+    report(selection_line(len(train_examples), len(selection_examples), config.select_on), False)
+    return _train(
+        config,
+        folder,
+        strategy=strategy,
+        train_examples=train_examples,
+        selection_examples=selection_examples,
+        init_from=init_from,
+        verbose=verbose,
+        report=report,
+    )
+
+
+def _chosen_data(dataset, config, *, fit_batch, fit_holdout, report):
+    """The data checked and split (`preflight.select_data`), the held-out share and
+    the batch fitted to a small folder where asked, each said through `report`:
+    `(config as fitted, training examples, selection examples)`."""
     if fit_holdout and config.select_on == "holdout":
         pairs = len(dataset.find(dataset.training_split()))
         fraction = preflight.fitted_holdout_fraction(pairs, fraction=config.holdout_fraction)
@@ -116,38 +153,16 @@ def run(
             "to go by",
             True,
         )
-    # After the data: the batch a fitted run recorded is known only now.
-    resuming = folder.check_start(config, overwrite=overwrite)
-    replicas = strategy.num_replicas_in_sync
-    if config.select_on != "none" and len(selection_examples) < replicas:
-        raise ValueError(
-            f"{len(selection_examples)} selection pair(s) for {replicas} replicas: each "
-            "replica scores its share of them; raise --holdout_fraction, or train on fewer "
-            "devices or workers"
-        )
-    if resuming:
-        logging.info("resuming the interrupted run in %s", model_dir)
-    elif chief:  # a fresh start: overwrite, or no epoch of a run was completed here
-        folder.clear()
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    if chief:
-        folder.write_config(config)
-        # The ids trained on, for evaluate.py to warn when it scores any of them.
-        folder.write_ids(RunDir.TRAINING_IDS, examples=train_examples)
-        if config.select_on == "holdout":
-            folder.write_ids(RunDir.HOLDOUT_IDS, examples=selection_examples)
-    report(selection_line(len(train_examples), len(selection_examples), config.select_on), False)
-    return _train(
-        config,
-        folder,
-        strategy=strategy,
-        train_examples=train_examples,
-        selection_examples=selection_examples,
-        init_from=init_from,
-        verbose=verbose,
-        report=report,
-    )
+    return config, train_examples, selection_examples
+
+
+def _write_start(folder, config, train_examples, selection_examples):
+    """The chief's first files: the settings, and the ids trained on (for evaluate.py
+    to warn when it scores any of them) and held out."""
+    folder.write_config(config)
+    folder.write_ids(RunDir.TRAINING_IDS, examples=train_examples)
+    if config.select_on == "holdout":
+        folder.write_ids(RunDir.HOLDOUT_IDS, examples=selection_examples)
 
 
 def selection_line(training, selection, select_on):

@@ -13,6 +13,7 @@ from tests.conftest import REPO_ROOT, script_env
 # Each command, and flags its help must name (a sample of each group).
 COMMANDS = {
     "train.py": [
+        "recipe",
         "data_dir",
         "image_size",
         "context",

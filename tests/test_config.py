@@ -146,3 +146,42 @@ def test_train_py_has_a_flag_for_every_run_setting():
         "assert set(train._CONFIG_HOLDERS) == fields, set(train._CONFIG_HOLDERS) ^ fields\n"
     )
     _python_succeeds(code)
+
+
+def test_a_recipe_sets_what_no_flag_gives_and_is_recorded(tmp_path):
+    """`--recipe` fills the settings no flag gave from `config.RECIPES` (here a recipe
+    added for the test), says so, and the name is in the RunConfig; an explicit flag wins."""
+    script = f"""
+import sys
+sys.argv = ["train.py", "--recipe=trial", "--image_size=32", "--data_dir={tmp_path}"]
+from lesionseg_tf import config
+config.RECIPES["trial"] = {{"loss": "soft_jaccard", "image_size": 96, "lr_schedule": "cosine"}}
+import train
+train.flags.FLAGS(sys.argv)
+run, notes = train.run_config()
+print(run.recipe, run.loss, run.image_size, run.lr_schedule)
+print("|".join(notes))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    values, notes = result.stdout.splitlines()[:2]
+    assert values == "trial soft_jaccard 32 cosine"  # --image_size given: the flag wins
+    assert notes.split("|") == [
+        "--loss=soft_jaccard, from --recipe=trial",
+        "--lr_schedule=cosine, from --recipe=trial",
+    ]
+
+
+def test_recipe_is_recorded_and_old_runs_read_as_the_papers():
+    recorded = config.RunConfig(data_dir="d").to_dict()
+    assert recorded["recipe"] == "paper" and "recipe" in config.RUN_FIELDS
+    del recorded["recipe"]  # a flags.json written before the field existed
+    assert config.recorded_settings(recorded)["recipe"] == "paper"
+    with pytest.raises(ValueError, match="recipe must be one of paper"):
+        config.RunConfig(data_dir="d", recipe="unknown")
