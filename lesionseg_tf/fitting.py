@@ -9,7 +9,6 @@ import os
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from lesionseg_tf import callbacks, distribute, export, losses, pipeline
 from lesionseg_tf import model as model_lib
@@ -133,12 +132,12 @@ def fit_and_export(
         best_path=folder.best_path,
     )
     initial_epoch = _start(
-        model, best, folder, config=config, strategy=strategy, init_from=init_from
+        model, best, folder, config=config, strategy=strategy, init_from=init_from, report=report
     )
     if init_from and initial_epoch == 0 and selecting:
         _score_start(model, best, folder, train_ds, selection_ds, report=report)
     if initial_epoch >= config.max_epochs or best.stopped:
-        logging.info("training was complete; evaluating and exporting the best epoch")
+        report("training was complete; evaluating and exporting the best epoch", False)
     else:
         _fit(
             model,
@@ -200,9 +199,10 @@ def _dataset(config, folder, *, examples, split, epoch):
     )
 
 
-def _start(model, best, folder, *, config, strategy, init_from):
+def _start(model, best, folder, *, config, strategy, init_from, report):
     """Restores the folder's backup into `model` and `best` (a resumed run), or sets
-    `init_from`'s weights (a fine-tuning run): the epoch to start from."""
+    `init_from`'s weights (a fine-tuning run), said through `report`: the epoch to
+    start from."""
     state = folder.backup_state()
     if state is not None:
         with strategy.scope():
@@ -211,26 +211,20 @@ def _start(model, best, folder, *, config, strategy, init_from):
         callbacks.truncate_logs(
             folder.log_path, log_dir=folder.tensorboard_dir, epochs=state["epoch"]
         )
+        resumed = f"resuming after epoch {state['epoch']} of {config.max_epochs}"
         if best.monitor is None:
-            logging.info(
-                "resuming after epoch %d of %d (no selection)", state["epoch"], config.max_epochs
+            report(f"{resumed} (no selection)", False)
+        else:
+            report(
+                f"{resumed}: best {MONITOR} {best.best:.4f} at epoch {best.best_epoch + 1}, "
+                f"{best.wait} epochs without improvement",
+                False,
             )
-            return state["epoch"]
-        logging.info(
-            "resuming after epoch %d of %d: best %s %.4f at epoch %d, %d epochs "
-            "without improvement",
-            state["epoch"],
-            config.max_epochs,
-            MONITOR,
-            best.best,
-            best.best_epoch + 1,
-            best.wait,
-        )
         return state["epoch"]
     if init_from:
         with strategy.scope():
             model_lib.set_weights_from(model, path=init_from)
-        logging.info("starting from the weights of %s", init_from)
+        report(f"starting from the weights of {init_from}", False)
     return 0
 
 

@@ -98,7 +98,7 @@ def run(
             "devices or workers"
         )
     if resuming:
-        logging.info("resuming the interrupted run in %s", model_dir)
+        report(f"resuming the interrupted run in {model_dir}", False)
     elif chief:  # a fresh start: overwrite, or no epoch of a run was completed here
         folder.clear()
     if config.deterministic:
@@ -229,26 +229,25 @@ def _train(
         raise ValueError(
             f"batch_size {config.batch_size} does not split evenly over {replicas} replicas"
         )
-    logging.info(
-        "global batch %d = %d replica(s) x %d",
-        config.batch_size,
-        replicas,
-        config.batch_size // replicas,
+    report(
+        f"global batch {config.batch_size} = {replicas} replica(s) x "
+        f"{config.batch_size // replicas}",
+        False,
     )
     steps_per_execution = config.steps_per_execution
     if steps_per_execution > 1 and strategy is not tf.distribute.get_strategy():
         # Keras 3.15's multi-step loop fails under tf.distribute strategies ("You must
         # feed a value for placeholder tensor ..." in multi_step_on_iterator).
-        logging.warning(
-            "--steps_per_execution=%d is not supported by Keras 3.15 under "
+        report(
+            f"--steps_per_execution={steps_per_execution} is not supported by Keras 3.15 under "
             "tf.distribute strategies; running one step per execution",
-            steps_per_execution,
+            True,
         )
         steps_per_execution = 1
     chief = distribute.is_chief(strategy)
     write_to = folder if chief else folder.worker_copy()
     if not chief:
-        logging.info("not the chief worker: writing to %s, removed at the end", write_to.path)
+        report(f"not the chief worker: writing to {write_to.path}, removed at the end", False)
     try:
         result = fitting.fit_and_export(
             config,

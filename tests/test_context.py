@@ -54,7 +54,7 @@ def context_run(tmp_path_factory):
 
 def test_resumes_with_the_option_recorded(context_run):
     model_dir, resumed = context_run
-    assert "resuming after epoch 1 of 2" in resumed.stderr
+    assert "resuming after epoch 1 of 2" in resumed.stdout
     with open(model_dir / "flags.json") as f:
         assert json.load(f)["context"] == "image_pooling"
     with open(model_dir / "training_log.csv") as f:

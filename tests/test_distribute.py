@@ -91,12 +91,12 @@ def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny
     assert 1 <= resumed_at < 3
 
     results = start_workers(args)
-    for returncode, _, stderr in results:
+    for returncode, stdout, stderr in results:
         assert returncode == 0, stderr[-3000:]
-        assert "resuming the interrupted run" in stderr
+        assert "resuming the interrupted run" in stdout
     (_, chief_out, chief_err), (_, worker_out, worker_err) = results
     assert digest_line(chief_out) == digest_line(worker_out)  # bit-identical weights
-    assert "global batch 4 = 2 replica(s) x 2" in chief_err
+    assert "global batch 4 = 2 replica(s) x 2" in chief_out
     # All 8 training pairs train; the 4 validation pairs select.
     assert "8 training pairs; the 4 validation pairs choose the epoch" in chief_out
     assert "validation per-image mean Jaccard:" in chief_out and "of 3);" in chief_out
@@ -111,7 +111,7 @@ def test_two_workers_resume_after_both_are_killed_and_only_the_chief_writes(tiny
     assert mask.shape == (40, 52)
     with open(model_dir / "result.json") as f:
         assert json.load(f)["epochs_run"] == 3
-    worker_dirs = set(re.findall(r"(/\S*?lesionseg-worker-[^/\s]+)", worker_err))
+    worker_dirs = set(re.findall(r"(/\S*?lesionseg-worker-[^/\s]+)", worker_out))
     assert worker_dirs  # the worker wrote to a folder of its own...
     assert not any(os.path.exists(d) for d in worker_dirs)  # ...and removed it
     assert not [n for n in os.listdir(model_dir) if n.startswith("lesionseg-worker-")]
