@@ -208,6 +208,7 @@ def test_page_masks_agree_with_the_library_on_real_and_awkward_photographs(page,
         stem = os.path.splitext(os.path.basename(path))[0]
         assert info["download"] == f"{stem}_segmentation.png"
         assert info["area"] == int((mask > 0).sum())
+        assert info["model"] == "lesionseg_isic2017"
         agreements[os.path.basename(path)] = float((mask == expected).mean())
     print(
         "share of equal mask pixels, page against LiteSegmenter:",
@@ -281,7 +282,7 @@ def test_bad_inputs_get_a_message_not_a_frozen_tab(page, tmp_path):
     driver, _ = page
     mask, info = segment_in_page(driver, os.path.join(EXAMPLES, "ISIC_0009995.jpg"))
     assert mask is not None, info
-    assert shown(driver)[0] > 0 and shown(driver)[2:] == [3, True]
+    assert shown(driver)[0] > 0 and shown(driver)[2:] == [4, True]
     messages = {}
     for path, expected in bad_inputs(str(tmp_path)).items():
         mask, message = segment_in_page(driver, path)
@@ -417,3 +418,33 @@ def test_a_photograph_chosen_while_the_model_loads_waits_for_it(awkward):
         )
     expected = inference.LiteSegmenter(TFLITE).segment(images.read_image_file(path))
     assert (mask == expected).mean() >= AGREEMENT
+
+
+def test_a_second_model_is_offered_and_named_on_each_mask(awkward):
+    """With two models in web/models.json (here the shipped one twice, the second under
+    another name and URL), the page offers the choice, loads the one chosen, and says
+    which model made each mask."""
+    _require_browser()
+    with open(os.path.join(REPO_ROOT, "web", "models.json")) as f:
+        models = json.load(f)
+    second = {**models[0], "name": "second", "tflite": models[0]["tflite"] + "?second"}
+    fetched = []
+    with web.open_page(
+        "/usr/bin/chromium",
+        "/usr/bin/chromedriver",
+        on_request=fetched.append,
+        replace={"/web/models.json": json.dumps(models + [second]).encode()},
+    ) as driver:
+        choice = driver.find_element("id", "model")
+        assert choice.is_displayed()
+        assert web.choose_files(driver, awkward[0]) == "done"
+        assert driver.execute_script("return window.lesionseg.last.model") == models[0]["name"]
+        driver.execute_script(
+            "const s = document.getElementById('model'); s.value = '1';"
+            "s.dispatchEvent(new Event('change'))"
+        )
+        assert web.wait_for_state(driver, ("ready", "error")) == "ready"
+        assert web.choose_files(driver, awkward[0]) == "done"
+        assert driver.execute_script("return window.lesionseg.last.model") == "second"
+        assert "by second" in driver.find_element("id", "masks").text
+    assert any(path.endswith(".tflite?second") for path in fetched)

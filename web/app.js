@@ -5,7 +5,7 @@
 
 const WORKER_URL = "build/worker.js";  // worker.js bundled by `npm ci` (package.json "build")
 const WASM_DIR = new URL("../node_modules/@litertjs/core/wasm/", location.href).href;
-const MODEL_URL = new URL("../pretrained/lesionseg_isic2017/lesionseg_int8.tflite", location.href).href;
+const MODELS_URL = "models.json";  // the models the page offers: [{name, label, tflite}]
 const VIEW_WIDTH = 900;  // the drawing's width at most, in pixels
 const ZIP_NAME = "lesionseg_masks.zip";
 const PHOTOGRAPH = /\.(jpe?g|png|bmp)$/i;  // what a folder is filtered to
@@ -48,7 +48,8 @@ worker.onerror = (event) => {  // the worker could not start or threw outside a 
 
 // --- What the page shows -------------------------------------------------------------------
 
-let model = {ready: false, size: null};
+let models = [];  // models.json's entries
+let model = {ready: false, size: null, name: null};
 const queue = [];  // {name, bytes: Promise<ArrayBuffer>, chosen: ms}
 let batch = null;  // the photographs given since the queue was last empty
 let running = false;
@@ -123,6 +124,7 @@ async function pump() {
     return;
   }
   running = true;
+  $("model").disabled = true;  // one model for a photograph from start to end
   while (queue.length) {
     const item = queue.shift();
     batch.started += 1;
@@ -131,6 +133,7 @@ async function pump() {
     await segmentOne(item);
   }
   running = false;
+  $("model").disabled = false;
   await finishBatch();
 }
 
@@ -145,11 +148,13 @@ function showDrawn(name, chosen, drawn) {
   const share = `${(100 * drawn.area / (drawn.width * drawn.height)).toFixed(1)}%`;
   $("result").replaceChildren(
     row(["photograph", `${name}, ${size} pixels`]),
+    row(["model", model.name]),
     row(["lesion area", `${drawn.area.toLocaleString("en")} pixels, ${share} of the photograph`]),
     row(["time", `${(t.total / 1000).toFixed(2)} s from choosing it (decode ${t.decode.toFixed(0)} ms, ` +
       `network input ${t.resize.toFixed(0)} ms, network ${t.network.toFixed(0)} ms, ` +
       `post-processing ${t.postprocess.toFixed(0)} ms, drawing ${t.draw.toFixed(0)} ms)`]));
-  return {name, width: drawn.width, height: drawn.height, area: drawn.area, size, share, times: t};
+  return {name, model: model.name, width: drawn.width, height: drawn.height, area: drawn.area,
+          size, share, times: t};
 }
 
 async function segmentOne({name, bytes, chosen}) {
@@ -183,7 +188,7 @@ async function segmentOne({name, bytes, chosen}) {
   each.href = mask.url;
   each.download = mask.file;
   each.textContent = mask.file;
-  $("masks").append(row([name, shown.size, `lesion ${shown.share}`, each]));
+  $("masks").append(row([name, shown.size, `lesion ${shown.share}`, `by ${shown.model}`, each]));
   window.lesionseg.count += 1;
   const {size, share, ...last} = shown;
   window.lesionseg.last = {...last, times: {...shown.times, ...answer.times}};
@@ -215,11 +220,29 @@ async function finishBatch() {
   setState(done.masks.length ? "done" : "error", done.masks.length ? summary : "");
 }
 
+// models.json's entries, offered in the model choice where there are several.
+async function readModels() {
+  const response = await fetch(MODELS_URL);
+  if (!response.ok) throw new Error(`web/${MODELS_URL}: HTTP ${response.status}`);
+  models = await response.json();
+  const choice = $("model");
+  choice.replaceChildren(...models.map((entry, i) => {
+    const option = document.createElement("option");
+    option.value = String(i);
+    option.textContent = `${entry.name}: ${entry.label}`;
+    return option;
+  }));
+  $("model-choice").hidden = models.length < 2;
+}
+
 async function loadModel() {
-  model = {ready: false, size: null, error: null};
+  const entry = models[Number($("model").value || 0)];
+  model = {ready: false, size: null, error: null, name: entry.name};
   $("retry").hidden = true;
   waitingStatus();
-  const answer = await ask({type: "load", model: MODEL_URL, wasm: WASM_DIR});
+  const url = new URL(entry.tflite, new URL(MODELS_URL, location.href)).href;
+  const answer = await ask({type: "load", model: url, wasm: WASM_DIR});
+  if (model.name !== entry.name) return;  // another model was chosen meanwhile
   if (answer.type !== "loaded") {
     model.error = answer.message;
     $("load-error").textContent = `The model could not be loaded (${answer.message}). Check the ` +
@@ -228,13 +251,14 @@ async function loadModel() {
     waitingStatus();
     return;
   }
-  model = {ready: true, size: answer.size};
+  model = {ready: true, size: answer.size, name: entry.name};
   $("load-error").textContent = "";
   window.lesionseg.inputSize = answer.size;
   if (queue.length) {
     pump();
-  } else if (!batch) {
-    setState("ready", `Model loaded (input ${answer.size}x${answer.size}). Choose photographs.`);
+  } else {
+    setState("ready", `Model ${entry.name} loaded (input ${answer.size}x${answer.size}). ` +
+      "Choose photographs.");
   }
 }
 
@@ -295,7 +319,15 @@ for (const button of document.querySelectorAll("#examples button")) {
   });
 }
 $("retry").addEventListener("click", loadModel);
+$("model").addEventListener("change", loadModel);
 
 // The tests' and `tools.web --time`'s window into the page.
 window.lesionseg = {last: null, inputSize: null, count: 0, batch: null};
-loadModel();
+try {
+  await readModels();
+  loadModel();
+} catch (error) {
+  model.error = error.message;
+  $("load-error").textContent = `The list of models could not be read (${error.message}).`;
+  waitingStatus();
+}
