@@ -133,6 +133,44 @@ def random_color(images, *, seed):
 SCALE_RANGE = (1 / 1.5, 1.5)
 
 
+def _lesion_extents(lesion, size):
+    """`[batch, side, side]` bool -> `([row start, column start], [row extent, column
+    extent])`, each `[batch]` float32 as shares of the side (a lesion-free image: start
+    0.5, extent 0)."""
+    starts, extents = [], []
+    for axis in (1, 2):  # rows, then columns
+        present = tf.reduce_any(lesion, axis=3 - axis)
+        first = tf.cast(tf.argmax(tf.cast(present, tf.int32), axis=1), tf.float32)
+        last = size - tf.cast(
+            tf.argmax(tf.cast(tf.reverse(present, [1]), tf.int32), axis=1), tf.float32
+        )
+        some = tf.reduce_any(present, axis=1)
+        starts.append(tf.where(some, first / size, 0.5))
+        extents.append(tf.where(some, (last - first) / size, 0.0))
+    return starts, extents
+
+
+def _padded_boxes(corners, region, *, side, pad):
+    """Square regions (corners and side as shares of the image's side) as boxes in
+    the coordinates of the image mirrored by `pad` pixels on each border, as
+    `crop_and_resize` takes them (0 and 1 the centres of the first and last pixels)."""
+    size = tf.cast(side, tf.float32)
+    padded_size = size + 2 * tf.cast(pad, tf.float32)
+
+    def to_padded(share):
+        return (share * size + tf.cast(pad, tf.float32) - 0.5) / (padded_size - 1.0)
+
+    return tf.stack(
+        [
+            to_padded(corners[0]),
+            to_padded(corners[1]),
+            to_padded(corners[0] + region),
+            to_padded(corners[1] + region),
+        ],
+        axis=1,
+    )
+
+
 def random_scale(images, *, masks, seed):
     """Zooms and shifts each image and its mask alike, keeping the whole lesion (not in
     the paper: lesions come at every size and place in dermoscopy).
@@ -161,17 +199,7 @@ def random_scale(images, *, masks, seed):
     draws = tf.random.stateless_uniform([batch, 3], seed=seed)
     low, high = (tf.math.log(tf.constant(v, tf.float32)) for v in SCALE_RANGE)
     region = tf.exp(low + (high - low) * draws[:, 0])
-    lesion = masks[..., 0] > 0
-    starts, extents = [], []
-    for axis in (1, 2):  # rows, then columns: the lesion's extent as shares of the side
-        present = tf.reduce_any(lesion, axis=3 - axis)
-        first = tf.cast(tf.argmax(tf.cast(present, tf.int32), axis=1), tf.float32)
-        last = size - tf.cast(
-            tf.argmax(tf.cast(tf.reverse(present, [1]), tf.int32), axis=1), tf.float32
-        )
-        some = tf.reduce_any(present, axis=1)
-        starts.append(tf.where(some, first / size, 0.5))
-        extents.append(tf.where(some, (last - first) / size, 0.0))
+    starts, extents = _lesion_extents(masks[..., 0] > 0, size)
     # The region may reach past a border by no more than the skin between that border
     # and the lesion (its mirror image then holds no second lesion) and than the half
     # side of mirrored margin: on each axis, within [lowest, highest].
@@ -192,23 +220,8 @@ def random_scale(images, *, masks, seed):
         earliest = tf.maximum(start + extent - region, lowest[k])
         latest = tf.minimum(start, highest[k] - region)
         corners.append(earliest + (latest - earliest) * draws[:, 1 + k])
-    # Boxes in the coordinates of the image mirrored by half a side on each border, as
-    # `crop_and_resize` takes them (0 and 1 the centres of the first and last pixels).
     pad = side // 2
-    padded_size = size + 2 * tf.cast(pad, tf.float32)
-
-    def to_padded(share):
-        return (share * size + tf.cast(pad, tf.float32) - 0.5) / (padded_size - 1.0)
-
-    boxes = tf.stack(
-        [
-            to_padded(corners[0]),
-            to_padded(corners[1]),
-            to_padded(corners[0] + region),
-            to_padded(corners[1] + region),
-        ],
-        axis=1,
-    )
+    boxes = _padded_boxes(corners, region, side=side, pad=pad)
     paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
     indices = tf.range(batch)
 

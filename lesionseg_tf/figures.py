@@ -200,6 +200,16 @@ def study_figure(points, *, outside, path, title, receptive_field=None):
             va="center",
             fontsize=7.5,
         )
+    _size_axes(axis, points, outside=outside, receptive_field=receptive_field)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
+    axis.set_title(title)
+    return _save(figure, path)
+
+
+def _size_axes(axis, points, *, outside, receptive_field):
+    """`study_figure`'s axes: the input sides on a log scale, each labelled with the
+    share the receptive field covers where given, and the Jaccard range shown."""
     sizes = sorted({p[0] for p in points} | {o[1] for o in outside})
     axis.set_xscale("log", base=2)
     axis.set_xticks(sizes)
@@ -222,10 +232,6 @@ def study_figure(points, *, outside, path, title, receptive_field=None):
         )
     )
     axis.set_ylabel("validation per-image mean Jaccard")
-    axis.grid(alpha=0.3)
-    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
-    axis.set_title(title)
-    return _save(figure, path)
 
 
 def overlay(image, *, predicted, truth=None, max_side=2000):

@@ -74,28 +74,34 @@ def check_example(example, *, max_pixels=DEFAULT_MAX_PIXELS, image_size=DEFAULT_
                 f"{photo_size[0]}x{photo_size[1]}",
             )
         )
+    return problems + _mask_value_problems(mask, path=path)
+
+
+def _mask_value_problems(mask, *, path):
+    """A 0/1-encoded mask (an error: it would train as all background), or values
+    other than 0 and 255 (a warning: binarized with value > 128)."""
     values = images.mask_histogram(mask)
     present = np.flatnonzero(values)
     if present.max() == 1:
-        problems.append(
+        return [
             Problem(
                 path,
                 "mask values are 0/1: it looks 0/1-encoded and would "
                 "train as all background under the ISIC rule (lesion "
                 "where value > 128); store it as 0/255",
             )
-        )
-    elif not set(present.tolist()) <= {0, 255}:
+        ]
+    if not set(present.tolist()) <= {0, 255}:
         other = int(values[1:255].sum())
-        problems.append(
+        return [
             Problem(
                 path,
                 f"{other} pixels are neither 0 nor 255 (anti-aliased edges?); they are "
                 "binarized with value > 128",
                 is_error=False,
             )
-        )
-    return problems
+        ]
+    return []
 
 
 def check_split(

@@ -181,6 +181,27 @@ def _comparison_rows(found, split):
     return lines
 
 
+def _run_rows(runs):
+    """The table of runs, one row each by name: validation and held-out Jaccard with
+    their 95% intervals."""
+    lines = [
+        "| run | seed | validation Jaccard (95% bootstrap CI over images) | held-out "
+        "Jaccard at the photographs' resolution (95% CI) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in sorted(runs, key=lambda r: r.name):
+        low, high = r.validation_interval
+        holdout = "-"
+        if r.holdout_summary is not None:
+            h_low, h_high = r.holdout_summary["confidence_95"]["jaccard"]
+            holdout = f"{r.holdout_jaccard:.4f} ({h_low:.4f}-{h_high:.4f})"
+        lines.append(
+            f"| {r.name} | {r.seed} | {r.validation_jaccard:.4f} ({low:.4f}-{high:.4f}) "
+            f"| {holdout} |"
+        )
+    return lines
+
+
 def markdown(runs, *, reference):
     """The study as Markdown: the table by recipe, the runs, the paired comparisons
     on the validation images and on the held-out pairs."""
@@ -200,22 +221,7 @@ def markdown(runs, *, reference):
         )
     for label, size, value in OUTSIDE_POINTS:
         lines.append(f"| outside point: {label}, {size}x{size} | - | {value:.3f} | - | - | - |")
-    lines += [
-        "",
-        "| run | seed | validation Jaccard (95% bootstrap CI over images) | held-out "
-        "Jaccard at the photographs' resolution (95% CI) |",
-        "| --- | --- | --- | --- |",
-    ]
-    for r in sorted(runs, key=lambda r: r.name):
-        low, high = r.validation_interval
-        holdout = "-"
-        if r.holdout_summary is not None:
-            h_low, h_high = r.holdout_summary["confidence_95"]["jaccard"]
-            holdout = f"{r.holdout_jaccard:.4f} ({h_low:.4f}-{h_high:.4f})"
-        lines.append(
-            f"| {r.name} | {r.seed} | {r.validation_jaccard:.4f} ({low:.4f}-{high:.4f}) "
-            f"| {holdout} |"
-        )
+    lines += ["", *_run_rows(runs)]
     found = comparisons(runs, reference=reference)
     method = (
         "first minus second; 95% paired bootstrap interval, 2000 resamples, seed 0; "
