@@ -64,6 +64,8 @@ COMMANDS = {
     "-m tools.study": ["study_dir", "output_dir", "reference", "collect", "collect_holdout", "run"],
     "-m tools.synthetic": ["layout", "out_dir", "seed"],
     "-m tools.train_step_speed": [],
+    "-m tools.torch_reference": [],
+    "-m tools.benchmark_training": [],
     "-m tools.resize_dataset": ["data_dir", "output_dir", "size", "max_image_pixels"],
     "-m tools.web": ["host", "port", "screenshot", "time", "time_repeats", "chromium"],
 }

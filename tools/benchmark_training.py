@@ -2,18 +2,24 @@
 the matrix-multiply GFLOP/s (`train`), and the input pipeline's images/s from JPEG
 files with the model removed (`pipeline`)."""
 
-import os
-import tempfile
-import time
+import sys
 
-import cv2
-import keras
-import numpy as np
-import tensorflow as tf
+if __name__ == "__main__":  # a part of tools.benchmark, not a command of its own
+    print(__doc__.strip() + "\n\nRun it through: python -m tools.benchmark --help")
+    sys.exit(0 if sys.argv[1:] in ([], ["--help"], ["-h"]) else 2)
 
-from lesionseg_tf import callbacks, datasets, images, layouts, pipeline, profiling, synthetic
-from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, PRECISION_NAMES
-from lesionseg_tf.model import build_model
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lesionseg_tf import callbacks, datasets, images, layouts, pipeline, profiling, synthetic  # noqa: E402
+from lesionseg_tf.config import DEFAULT_IMAGE_SIZE, PRECISION_NAMES  # noqa: E402
+from lesionseg_tf.model import build_model  # noqa: E402
 
 
 def write_test_jpeg(path, height, width, seed=0):
