@@ -448,3 +448,24 @@ def test_a_second_model_is_offered_and_named_on_each_mask(awkward):
         assert driver.execute_script("return window.lesionseg.last.model") == "second"
         assert "by second" in driver.find_element("id", "masks").text
     assert any(path.endswith(".tflite?second") for path in fetched)
+
+
+def test_a_folder_gives_its_photographs_and_names_what_it_skipped(page, tmp_path):
+    driver, _ = page
+    folder = tmp_path / "study"
+    folder.mkdir()
+    names = sorted(os.listdir(EXAMPLES))[:2]
+    for name in names:
+        shutil.copy(os.path.join(EXAMPLES, name), folder / name)
+    (folder / "notes.txt").write_text("not a photograph")
+    driver.execute_script("document.body.dataset.state = 'chosen'")
+    driver.find_element("id", "folder").send_keys(str(folder))
+    assert web.wait_for_state(driver, ("done", "error")) == "done"
+    assert driver.find_element("id", "status").text == "Done: 2 masks of 2 photographs."
+    assert driver.find_element("id", "error").text == (
+        "1 file of the folder skipped: not .jpg, .jpeg, .png or .bmp"
+    )
+    links = driver.find_elements("css selector", "#masks a")
+    assert [a.get_attribute("download") for a in links] == [
+        n.replace(".jpg", "_segmentation.png") for n in names
+    ]
