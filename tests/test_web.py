@@ -175,7 +175,9 @@ def segment_in_page(driver, path):
 def awkward(tmp_path_factory):
     """Synthetic photographs of awkward sizes: odd sides, very wide, very small, and the
     largest ISIC 2017 size; PNG (lossless, so browser and TensorFlow decode the same
-    pixels) but the largest, a JPEG as the archive's. Written once for the module."""
+    pixels) but the largest, a JPEG as the archive's, rendered at a quarter of its side
+    and upscaled (`tools.benchmark_training.write_test_jpeg`'s way, seconds instead of
+    half a minute). Written once for the module."""
     folder = str(tmp_path_factory.mktemp("awkward"))
     rng = np.random.default_rng(3)
     paths = []
@@ -185,7 +187,12 @@ def awkward(tmp_path_factory):
         (9, 11, ".png"),
         (4499, 6748, ".jpg"),
     ):
-        image, _ = synthetic.render_example(rng, height=height, width=width)
+        large = height * width > 10**6
+        image, _ = synthetic.render_example(
+            rng, height=height // 4 if large else height, width=width // 4 if large else width
+        )
+        if large:
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
         path = os.path.join(folder, f"synthetic_{width}x{height}{extension}")
         cv2.imwrite(path, image[..., ::-1])
         paths.append(path)
@@ -384,13 +391,22 @@ def test_no_main_thread_frame_over_150_ms_on_the_largest_photograph(page, awkwar
     assert longest < 150
 
 
-def test_a_photograph_chosen_while_the_model_loads_waits_for_it(awkward):
-    """The model's bytes held back, then refused once: a photograph chosen meanwhile waits,
-    the failure says how to retry, and Retry segments it."""
+def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_be_chosen(
+    awkward,
+):
+    """One page for two behaviours (a browser start saved). The model's bytes held back,
+    then refused once: a photograph chosen meanwhile waits, the failure says how to
+    retry, and Retry segments it. Then, with two models in web/models.json (here the
+    shipped one twice, the second under another name and URL), the page offers the
+    choice, loads the one chosen, and says which model made each mask."""
     _require_browser()
-    model_requests = []
+    with open(os.path.join(REPO_ROOT, "web", "models.json")) as f:
+        models = json.load(f)
+    second = {**models[0], "name": "second", "tflite": models[0]["tflite"] + "?second"}
+    model_requests, seen = [], []
 
-    def slow_model(path):  # each request for the model held back; the first one refused
+    def slow_model(path):  # the first model's requests held back; the first one refused
+        seen.append(path)
         if path.endswith(".tflite"):
             model_requests.append(path)
             time.sleep(3)
@@ -399,7 +415,11 @@ def test_a_photograph_chosen_while_the_model_loads_waits_for_it(awkward):
 
     path = awkward[0]
     with web.open_page(
-        "/usr/bin/chromium", "/usr/bin/chromedriver", on_request=slow_model, ready=False
+        "/usr/bin/chromium",
+        "/usr/bin/chromedriver",
+        on_request=slow_model,
+        replace={"/web/models.json": json.dumps(models + [second]).encode()},
+        ready=False,
     ) as driver:
         web.choose_files(driver, path, wait=False)
         assert web.wait_for_state(driver, ("waiting",), timeout=10) == "waiting"
@@ -416,38 +436,20 @@ def test_a_photograph_chosen_while_the_model_loads_waits_for_it(awkward):
         mask = png_pixels(
             fetch_bytes(driver, driver.find_element("id", "download").get_attribute("href"))
         )
-    expected = inference.LiteSegmenter(TFLITE).segment(images.read_image_file(path))
-    assert (mask == expected).mean() >= AGREEMENT
-
-
-def test_a_second_model_is_offered_and_named_on_each_mask(awkward):
-    """With two models in web/models.json (here the shipped one twice, the second under
-    another name and URL), the page offers the choice, loads the one chosen, and says
-    which model made each mask."""
-    _require_browser()
-    with open(os.path.join(REPO_ROOT, "web", "models.json")) as f:
-        models = json.load(f)
-    second = {**models[0], "name": "second", "tflite": models[0]["tflite"] + "?second"}
-    fetched = []
-    with web.open_page(
-        "/usr/bin/chromium",
-        "/usr/bin/chromedriver",
-        on_request=fetched.append,
-        replace={"/web/models.json": json.dumps(models + [second]).encode()},
-    ) as driver:
-        choice = driver.find_element("id", "model")
-        assert choice.is_displayed()
-        assert web.choose_files(driver, awkward[0]) == "done"
         assert driver.execute_script("return window.lesionseg.last.model") == models[0]["name"]
+        # The second model, chosen.
+        assert driver.find_element("id", "model").is_displayed()
         driver.execute_script(
             "const s = document.getElementById('model'); s.value = '1';"
             "s.dispatchEvent(new Event('change'))"
         )
         assert web.wait_for_state(driver, ("ready", "error")) == "ready"
-        assert web.choose_files(driver, awkward[0]) == "done"
+        assert web.choose_files(driver, path) == "done"
         assert driver.execute_script("return window.lesionseg.last.model") == "second"
         assert "by second" in driver.find_element("id", "masks").text
-    assert any(path.endswith(".tflite?second") for path in fetched)
+    assert len(model_requests) == 2 and any(p.endswith(".tflite?second") for p in seen)
+    expected = inference.LiteSegmenter(TFLITE).segment(images.read_image_file(path))
+    assert (mask == expected).mean() >= AGREEMENT
 
 
 def test_a_folder_gives_its_photographs_and_names_what_it_skipped(page, tmp_path):
