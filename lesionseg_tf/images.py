@@ -242,9 +242,9 @@ def read_mask_file(path):
     if is_bmp:
         present = np.flatnonzero(mask_histogram(mask)).tolist()
         if not set(present) <= {0, 255}:
-            shown = ", ".join(str(v) for v in present[:8]) + (", ..." if len(present) > 8 else "")
             raise ImageReadError(
-                f"{path}: BMP mask holds the values {shown}; a binary mask "
+                f"{path}: BMP mask holds the values {messages.list_some(present, limit=8)}; "
+                "a binary mask "
                 "(as PH2's) reads as 0 and 255 only"
             )
     return mask

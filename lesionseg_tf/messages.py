@@ -13,7 +13,7 @@ _OP_SUFFIX = re.compile(r"\s*(\[Op:[^\]]*\]|\[\[\{\{node [^}]*\}\}\]\])\s*$")
 def list_some(items, *, limit=5):
     """The first `limit` of `items`, sorted, comma-separated, and how many more:
     "a, b, c and 4 more"."""
-    items = sorted(str(item) for item in items)
+    items = [str(item) for item in sorted(items)]
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
