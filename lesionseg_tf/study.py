@@ -17,10 +17,10 @@ from lesionseg_tf.config import SETTINGS_BEFORE_RECORDED
 from lesionseg_tf.report import PER_IMAGE_FILE, SUMMARY_FILE
 from lesionseg_tf.run_dir import RunDir
 
-# A run's files, and evaluate.py's report on the validation split beside them.
+# A run's files, and evaluate.py's report on the validation split beside them; and the
+# held-out ids of every run but a final one (`--select_on=none`, which holds none out).
 STUDY_FILES = (
     RunDir.CONFIG,
-    RunDir.HOLDOUT_IDS,
     RunDir.LOG,
     RunDir.RESULT,
     PER_IMAGE_FILE,
@@ -43,6 +43,12 @@ class StudyRun:
     # not scored so.
     holdout: dict = None
     holdout_summary: dict = None
+
+    @property
+    def selected_on(self):
+        """What chose the exported epoch: "holdout" (as before it was recorded), or
+        "none" for a final model trained on every pair for a fixed number of epochs."""
+        return self.config.get("select_on", "holdout")
 
     @property
     def image_size(self):
@@ -74,11 +80,15 @@ class StudyRun:
         loss = f", {loss.replace('_', ' ')} loss" if loss != "cross_entropy" else ""
         color = ", colour augmentation" if self.recorded("color_augment") else ""
         scale = ", scale augmentation" if self.recorded("scale_augment") else ""
-        return (
-            f"{c['image_size']}x{c['image_size']}{network}{precision}{loss}{color}{scale}, "
-            f"{c['lr_schedule']} rate, at most {c['max_epochs']} epochs, "
-            f"patience {c['patience']}"
+        schedule = (
+            f"{c['lr_schedule']} rate, at most {c['max_epochs']} epochs, patience {c['patience']}"
         )
+        if self.selected_on == "none":
+            schedule = (
+                f"{c['lr_schedule']} rate, {c['max_epochs']} epochs on every pair, no selection"
+            )
+        size = f"{c['image_size']}x{c['image_size']}"
+        return f"{size}{network}{precision}{loss}{color}{scale}, {schedule}"
 
     @property
     def validation_jaccard(self):
@@ -110,6 +120,7 @@ class StudyRun:
             "loss": self.recorded("loss"),
             "colour augmentation": self.recorded("color_augment"),
             "scale augmentation": self.recorded("scale_augment"),
+            "selection": self.selected_on,
         }
 
     def recorded(self, name):
@@ -166,14 +177,19 @@ def read_run(folder):
       ValueError: a report is of another split, or the held-out report of other
         images than the run's held-out pairs.
     """
-    missing = [name for name in STUDY_FILES if not os.path.isfile(os.path.join(folder, name))]
+    run = RunDir(folder)
+    selecting = (
+        not os.path.isfile(run.file(RunDir.CONFIG))
+        or run.read_json(RunDir.CONFIG).get("select_on", "holdout") != "none"
+    )
+    needed = STUDY_FILES + ((RunDir.HOLDOUT_IDS,) if selecting else ())
+    missing = [name for name in needed if not os.path.isfile(os.path.join(folder, name))]
     if missing:
         raise FileNotFoundError(
-            f"{folder}: missing {', '.join(missing)} (a study run keeps {', '.join(STUDY_FILES)})"
+            f"{folder}: missing {', '.join(missing)} (a study run keeps {', '.join(needed)})"
         )
-    run = RunDir(folder)
     jaccards, summary = read_report(folder, split="validation")
-    holdout_ids = tuple(run.read_ids(RunDir.HOLDOUT_IDS))
+    holdout_ids = tuple(run.read_ids(RunDir.HOLDOUT_IDS) or ())
     holdout, holdout_summary = None, None
     if os.path.isdir(os.path.join(folder, HOLDOUT_DIR)):
         holdout, holdout_summary = read_report(

@@ -31,7 +31,8 @@ def portable(value, *, runs_dir, data_dir):
 
 
 # What `collect_run` copies of a finished run, as (file, folder in the run, folder in
-# the study's copy): its files, the validation report, and the held-out report.
+# the study's copy): its files, the validation report, and the held-out report (the last
+# three not for a final run, `--select_on=none`, which holds no pairs out).
 COLLECTED = (
     (RunDir.CONFIG, "", ""),
     (RunDir.HOLDOUT_IDS, "", ""),
@@ -79,7 +80,12 @@ def collect_run(run_folder, *, study_dir, data_dir):
     """
     name = os.path.basename(os.path.normpath(run_folder))
     target = os.path.join(study_dir, name)
-    ids = RunDir(run_folder).read_ids(RunDir.HOLDOUT_IDS)
+    run = RunDir(run_folder)
+    final = os.path.isfile(run.file(RunDir.CONFIG)) and (
+        run.read_json(RunDir.CONFIG).get("select_on") == "none"
+    )
+    collected = [c for c in COLLECTED if not (final and _held_out(c))]
+    ids = run.read_ids(RunDir.HOLDOUT_IDS)
     if ids is not None:  # else named missing below
         study.read_report(os.path.join(run_folder, "evaluation", "validation"), split="validation")
         study.read_report(
@@ -88,13 +94,19 @@ def collect_run(run_folder, *, study_dir, data_dir):
     _copy_portably(
         [
             (os.path.join(run_folder, source, file_name), os.path.join(target, kept, file_name))
-            for file_name, source, kept in COLLECTED
+            for file_name, source, kept in collected
         ],
         runs_dir=os.path.dirname(os.path.abspath(run_folder)),
         data_dir=data_dir,
         hint="; is the run finished and scored?",
     )
     return target
+
+
+def _held_out(entry):
+    """Whether a `COLLECTED` entry is of the held-out pairs."""
+    file_name, source, _ = entry
+    return file_name == RunDir.HOLDOUT_IDS or source == "evaluation/holdout"
 
 
 def collect_holdout_report(report_folder, *, study_run, data_dir):

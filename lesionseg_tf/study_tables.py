@@ -37,7 +37,8 @@ def table_rows(runs):
     ):
         group = list(group)
         validation = [r.validation_jaccard for r in group]
-        held_out = [float(r.result["selection_jaccard"]) for r in group]
+        # A final run's selection score is on the pairs it trained on: not held out.
+        held_out = [float(r.result["selection_jaccard"]) for r in group if r.selected_on != "none"]
         rows.append(
             {
                 "recipe": recipe,
@@ -46,7 +47,12 @@ def table_rows(runs):
                 **dict(zip(("validation_mean", "validation_sd"), _mean_sd(validation))),
                 "validation": validation,
                 "intervals": [r.validation_interval for r in group],
-                **dict(zip(("held_out_mean", "held_out_sd"), _mean_sd(held_out))),
+                **dict(
+                    zip(
+                        ("held_out_mean", "held_out_sd"),
+                        _mean_sd(held_out) if held_out else (None, None),
+                    )
+                ),
                 "holdout": [r.holdout_jaccard for r in group],
                 "best_epochs": [int(r.result["best_epoch"]) for r in group],
                 "epochs_run": [int(r.result["epochs_run"]) for r in group],
@@ -89,12 +95,14 @@ def _differences(a, b):
 
 def _comes_first(setting, value):
     """Orders a pair that differs in one setting: the larger input, the more epochs,
-    the context network, the other precision, the other loss, the added augmentation
-    first (first minus second)."""
+    the context network, the other precision, the other loss, the added augmentation,
+    the final model without selection first (first minus second)."""
     if setting in ("network", "precision"):
         return value != "none"
     if setting == "loss":
         return value != SETTINGS_BEFORE_RECORDED["loss"]
+    if setting == "selection":  # the final model, trained on every pair, first
+        return value == "none"
     return value
 
 
@@ -145,6 +153,8 @@ def comparisons(runs, *, reference):
 
 
 def _number(value, sd=None):
+    if value is None:
+        return "-"
     return f"{value:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
 
 

@@ -382,3 +382,47 @@ def test_collecting_a_run_keeps_its_files_and_drops_this_machines_paths(tmp_path
     os.remove(run / "evaluation" / "holdout" / "summary.json")
     with pytest.raises(FileNotFoundError, match="holdout/summary.json: missing"):
         study_collect.collect_run(str(run), study_dir=str(tmp_path / "docs2"), data_dir=str(data))
+
+
+def test_a_final_run_without_held_out_pairs_is_collected_and_tabled_apart(study_dir, tmp_path):
+    """A final model (`--select_on=none`) holds nothing out: it is collected without
+    held-out files, its selection score (on pairs it trained on) is never shown as
+    held-out, and it never pools with the held-out runs of the same settings."""
+    runs, data = tmp_path / "runs", tmp_path / "data" / "isic2017_256"
+    base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.4]
+    run = runs / "final64_seed0"
+    write_run(
+        runs,
+        "final64_seed0",
+        image_size=64,
+        seed=0,
+        jaccards=base,
+        epochs=50,
+        select_on="none",
+        held_out=0.95,
+    )
+    os.remove(run / "holdout_ids.txt")
+    (run / "evaluation" / "validation").mkdir(parents=True)
+    for name in ("per_image.csv", "summary.json"):
+        (run / "evaluation" / "validation" / name).write_bytes((run / name).read_bytes())
+    folder = study_collect.collect_run(str(run), study_dir=study_dir, data_dir=str(data))
+    assert not os.path.exists(os.path.join(folder, "holdout_ids.txt"))
+    final = study.read_run(folder)
+    assert final.selected_on == "none" and final.holdout_ids == ()
+    rows = {row["recipe"]: row for row in study_tables.table_rows(study.read_study(study_dir))}
+    row = rows["64x64, cosine rate, 50 epochs on every pair, no selection"]
+    assert row["runs"] == ["final64_seed0"] and row["held_out_mean"] is None
+    assert rows["64x64, cosine rate, at most 50 epochs, patience 20"]["runs"] == [
+        "shipped_recipe_seed0",
+        "shipped_recipe_seed1",
+    ]
+    assert "| 64x64, cosine rate, 50 epochs on every pair, no selection | 0 | 0.650 | - |" in (
+        study_tables.markdown(study.read_study(study_dir), reference="shipped_recipe_seed0")
+    )
+    found = {
+        (c["first"], c["second"]): c["differs"]
+        for c in study_tables.comparisons(
+            study.read_study(study_dir), reference="shipped_recipe_seed0"
+        )
+    }
+    assert found[("final64_seed0", "shipped_recipe_seed0")] == ["selection"]

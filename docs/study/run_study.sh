@@ -55,7 +55,8 @@ run() {  # name, train.py flags...
     python evaluate.py --data_dir="$DATA" --split=validation --model="$dir/export" \
       --output_dir="$dir/evaluation/validation" >> "$RUNS/$name.out" 2>&1 || return 1
   fi
-  if [ ! -f "$dir/evaluation/holdout/summary.json" ]; then
+  # A final run (--select_on=none) holds no pairs out: it has no held-out report.
+  if [ -f "$dir/holdout_ids.txt" ] && [ ! -f "$dir/evaluation/holdout/summary.json" ]; then
     python evaluate.py --data_dir="$DATA" --split=training --ids_file="$dir/holdout_ids.txt" \
       --model="$dir/export" --output_dir="$dir/evaluation/holdout" \
       >> "$RUNS/$name.out" 2>&1 || return 1
