@@ -113,8 +113,8 @@ function give(items, skipped = 0) {
   const chosen = performance.now();
   for (const item of items) queue.push({...item, chosen});
   batch.total += items.length;
-  if (!items.length && !running) finishBatch();
-  pump();
+  if (items.length) pump();
+  else if (!running) finishBatch();  // a folder with no photograph: said, nothing to wait for
 }
 
 async function pump() {
