@@ -168,6 +168,16 @@ def read_report(folder, *, split, ids=None):
     return jaccards, summary
 
 
+def is_final_run(folder):
+    """Whether the run folder's `flags.json` records `--select_on=none` (a final model,
+    no pairs held out); False where it records nothing of it or is missing."""
+    run = RunDir(folder)
+    return (
+        os.path.isfile(run.file(RunDir.CONFIG))
+        and run.read_json(RunDir.CONFIG).get("select_on") == "none"
+    )
+
+
 def read_run(folder):
     """Reads one run's `STUDY_FILES` from `folder`, and its held-out report
     (`HOLDOUT_DIR`) when there is one.
@@ -178,11 +188,7 @@ def read_run(folder):
         images than the run's held-out pairs.
     """
     run = RunDir(folder)
-    selecting = (
-        not os.path.isfile(run.file(RunDir.CONFIG))
-        or run.read_json(RunDir.CONFIG).get("select_on", "holdout") != "none"
-    )
-    needed = STUDY_FILES + ((RunDir.HOLDOUT_IDS,) if selecting else ())
+    needed = STUDY_FILES + (() if is_final_run(folder) else (RunDir.HOLDOUT_IDS,))
     missing = [name for name in needed if not os.path.isfile(os.path.join(folder, name))]
     if missing:
         raise FileNotFoundError(

@@ -80,12 +80,9 @@ def collect_run(run_folder, *, study_dir, data_dir):
     """
     name = os.path.basename(os.path.normpath(run_folder))
     target = os.path.join(study_dir, name)
-    run = RunDir(run_folder)
-    final = os.path.isfile(run.file(RunDir.CONFIG)) and (
-        run.read_json(RunDir.CONFIG).get("select_on") == "none"
-    )
+    final = study.is_final_run(run_folder)
     collected = [c for c in COLLECTED if not (final and _held_out(c))]
-    ids = run.read_ids(RunDir.HOLDOUT_IDS)
+    ids = RunDir(run_folder).read_ids(RunDir.HOLDOUT_IDS)
     if ids is not None:  # else named missing below
         study.read_report(os.path.join(run_folder, "evaluation", "validation"), split="validation")
         study.read_report(
