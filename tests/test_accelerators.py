@@ -110,6 +110,9 @@ def test_no_per_step_host_reads(tmp_path):
 
 @pytest.mark.slow
 def test_nan_guard_names_the_steps_of_the_execution():
+    # Seeded: fit's shuffle is a random op, refused without a seed once a test of this
+    # worker has turned on op determinism (test_training_options.py does, for the process).
+    keras.utils.set_random_seed(0)
     model = fitting.compiled_model(learning_rate=1e30, steps_per_execution=3)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(12, 16, 16, 3)).astype(np.float32)
