@@ -155,6 +155,13 @@ _BATCH_NORM = flags.DEFINE_enum(
     "train: batch norm learns from each batch (the paper's). frozen: batch norm in inference "
     "mode, its statistics and scale kept, as for fine-tuning on a few photographs.",
 )
+_MEMBERS = flags.DEFINE_integer(
+    "members",
+    _DEFAULTS.members,
+    "Train this many networks one after another, with seeds --seed, --seed+1, ..., each a run "
+    "of its own in <model_dir>/member_<k>, and export their ensemble (the mean probability) as "
+    "the model (not in the paper; docs/reproduction.md).",
+)
 _RECIPE = flags.DEFINE_string(
     "recipe",
     _DEFAULTS.recipe,
@@ -202,6 +209,7 @@ _CONFIG_HOLDERS = {
     "color_augment": _COLOR_AUGMENT,
     "scale_augment": _SCALE_AUGMENT,
     "batch_norm": _BATCH_NORM,
+    "members": _MEMBERS,
     "recipe": _RECIPE,
     "cache": _CACHE,
     "jit_compile": _JIT_COMPILE,

@@ -93,6 +93,9 @@ class RunConfig:
     color_augment: bool = False
     scale_augment: bool = False
     batch_norm: str = "train"
+    # Networks trained one after another (seeds `seed`, `seed` + 1, ...) and exported as
+    # their ensemble (`ensemble.train_members`); 1: one network, the paper's.
+    members: int = 1
     recipe: str = "paper"
     # How the run executes; not compared on resumption.
     cache: str = "memory"
@@ -107,9 +110,25 @@ class RunConfig:
             raise ValueError(
                 f"image_size must be a positive multiple of {UPSCALE}, got {self.image_size}"
             )
-        for name in ("batch_size", "max_epochs", "max_image_pixels", "steps_per_execution"):
+        for name in (
+            "batch_size",
+            "max_epochs",
+            "max_image_pixels",
+            "steps_per_execution",
+            "members",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.members > 1 and self.init_from:
+            raise ValueError(
+                f"members {self.members} trains an ensemble from scratch, init_from fine-tunes "
+                "one network: give one of them"
+            )
+        if self.members > 1 and self.strategy == "multi_worker":
+            raise ValueError(
+                "members > 1 is not supported with the multi_worker strategy: train each "
+                "network as its own run and join them with python -m tools.ensemble"
+            )
         if self.patience < 0:
             raise ValueError(f"patience must be >= 0, got {self.patience}")
         if not self.learning_rate > 0:
@@ -149,7 +168,8 @@ class RunConfig:
 SETTINGS_BEFORE_RECORDED = {
     field.name: field.default
     for field in dataclasses.fields(RunConfig)
-    if field.name in ("context", "loss", "color_augment", "scale_augment", "batch_norm", "recipe")
+    if field.name
+    in ("context", "loss", "color_augment", "scale_augment", "batch_norm", "members", "recipe")
 }
 
 

@@ -35,6 +35,7 @@ class RunDir:
     CACHE = "cache"  # decoded images, keyed by content; survives a fresh start
     EVALUATION = "evaluation"  # evaluate.py's reports, one folder per split
     LEARNING_CURVES = "learning_curves.png"
+    MEMBER = "member_{}"  # an ensemble's k-th network, a run folder (`--members`)
 
     # What a fresh start removes (not CACHE, which stays valid, nor EVALUATION).
     RUN_FILES = (
@@ -47,6 +48,7 @@ class RunDir:
         LOG,
         HOLDOUT_IDS,
         TRAINING_IDS,
+        SHIPPED_MODEL,  # an ensemble's (`--members`)
     )
     WEIGHT_FILES = (BEST, SHIPPED_MODEL)  # what a model is loaded from, in this order
 
@@ -83,6 +85,10 @@ class RunDir:
     @property
     def tensorboard_dir(self):
         return self.file(self.TENSORBOARD)
+
+    def member(self, index):
+        """The run folder of an ensemble's `index`-th network (from 0)."""
+        return RunDir(self.file(self.MEMBER.format(index)))
 
     @property
     def cache_dir(self):
@@ -172,6 +178,12 @@ class RunDir:
         self.refuse_finished()
         if self.backup_state() is None:
             return False
+        self.check_same_settings(config)
+        return True
+
+    def check_same_settings(self, config):
+        """Raises ValueError where `CONFIG` records other run settings than `config`'s
+        (`check_start`'s test of a run to continue)."""
         previous = config_lib.recorded_settings(self.read_json(self.CONFIG) or {})
         wanted = config.run_settings()
         changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
@@ -182,7 +194,6 @@ class RunDir:
                 + "); rerun with the same flags to resume, choose another --model_dir, or "
                 "pass --overwrite to start again from scratch"
             )
-        return True
 
     def refuse_finished(self, *, overwrite=False):
         """Raises ValueError where the folder holds a finished run and not `overwrite`
@@ -205,8 +216,12 @@ class RunDir:
         return worker
 
     def clear(self):
-        """Removes what a run writes here (`RUN_FILES`, not other files), for a fresh start."""
-        for name in self.RUN_FILES:
+        """Removes what a run writes here (`RUN_FILES` and an ensemble's members, not
+        other files), for a fresh start."""
+        if not os.path.isdir(self.path):
+            return
+        members = [n for n in os.listdir(self.path) if n.startswith(self.MEMBER.format(""))]
+        for name in (*self.RUN_FILES, *members):
             path = self.file(name)
             if os.path.isdir(path):
                 shutil.rmtree(path)

@@ -15,12 +15,13 @@ was complete.
 """
 
 import dataclasses
+import functools
 import shutil
 
 import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import datasets, distribute, fitting, hardware, preflight, run_dir
+from lesionseg_tf import datasets, distribute, ensemble, fitting, hardware, preflight, run_dir
 from lesionseg_tf.config import FEW_SELECTION_PAIRS
 from lesionseg_tf.run_dir import RunDir
 
@@ -69,7 +70,7 @@ def run(
       `{"selection_jaccard", "selected_on", "best_epoch" (counted from 1, as the
       training log; 0 where no epoch of a fine-tuning run beat the starting
       weights, which are then exported), "epochs_run", "export_dir",
-      "weights_sha256", ...}`.
+      "weights_sha256", ...}`; for `config.members` > 1, `ensemble.train_members`'.
 
     Raises:
       ValueError: the folder or the settings do not allow the run (the message
@@ -78,6 +79,21 @@ def run(
       fitting.TrainingError: the loss became NaN or infinite.
     """
     report = report or (lambda line, problem: logging.info("%s", line))
+    if config.members > 1:  # each network a run of its own, then their ensemble
+        return ensemble.train_members(
+            config,
+            model_dir=model_dir,
+            overwrite=overwrite,
+            report=report,
+            train_one=functools.partial(
+                run,
+                strategy=strategy,
+                verbose=verbose,
+                report=report,
+                fit_batch=fit_batch,
+                fit_holdout=fit_holdout,
+            ),
+        )
     folder = RunDir(model_dir)
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
@@ -198,6 +214,15 @@ def result_lines(result, *, init_from=None, chief=True):
     best epoch, where the export is, whether it is the unchanged start of a
     fine-tuning run, and the weights' digest."""
     saved = f"SavedModel: {result['export_dir']}" if chief else "(not the chief: no files kept)"
+    if "members" in result:  # each network's first line, then the ensemble's
+        return [
+            *(
+                f"network {index + 1}: " + result_lines(member, chief=chief)[0].split("; ")[0]
+                for index, member in enumerate(result["members"])
+            ),
+            f"ensemble of {len(result['members'])} networks (their mean probability): {saved}",
+            f"final weights sha256: {result['weights_sha256']}",
+        ]
     if result["selected_on"] == "none":
         return [
             f"no selection (--select_on=none): the last epoch, {result['epochs_run']}, exported; "

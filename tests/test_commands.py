@@ -26,6 +26,7 @@ COMMANDS = {
         "color_augment",
         "scale_augment",
         "batch_norm",
+        "members",
     ],
     "predict.py": ["input", "model", "saved_model", "output_dir", "tta", "max_image_pixels"],
     "evaluate.py": [

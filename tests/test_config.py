@@ -41,6 +41,9 @@ def test_holdout_seed_defaults_to_the_seed_and_is_recorded_resolved():
         ({"holdout_fraction": 1.0}, "holdout_fraction must be between 0 and 1"),
         ({"lr_schedule": "step"}, "lr_schedule must be one of constant, cosine, got 'step'"),
         ({"jit_compile": True}, "jit_compile must be one of auto, true, false"),
+        ({"members": 0}, "members must be >= 1, got 0"),
+        ({"members": 2, "init_from": "runs/a"}, "members 2 trains an ensemble from scratch"),
+        ({"members": 2, "strategy": "multi_worker"}, "join them with python -m tools.ensemble"),
     ],
 )
 def test_settings_that_cannot_train_are_refused_on_construction(changes, message):

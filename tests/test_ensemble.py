@@ -2,15 +2,19 @@
 output's softmax is the members' mean probability, and it exports and converts as a
 single network does."""
 
+import dataclasses
 import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import export, inference, segment, tflite
+from lesionseg_tf import export, inference, segment, tflite, training
 from lesionseg_tf import model as model_lib
+from lesionseg_tf.config import RunConfig
+from lesionseg_tf.run_dir import RunDir
 from tests.conftest import run_script
 
 
@@ -88,3 +92,61 @@ def test_the_command_writes_an_ensemble_of_runs(trained_run, tmp_path):
             assert sorted(f.read().split()) == g.read().split()
     one = run_script("-m tools.ensemble", f"--runs={run_dir}", f"--output_dir={out}2")
     assert one.returncode != 0 and "two or more" in one.stderr
+
+
+@pytest.mark.slow
+def test_members_train_one_after_another_and_export_their_ensemble(training_only_isic, tmp_path):
+    """`--members=2`: two whole runs (seeds 5 and 6, one held-out draw), then their
+    ensemble as the run's model; run again after a kill, the finished network is kept."""
+    config = RunConfig(
+        data_dir=training_only_isic,
+        image_size=32,
+        batch_size=4,
+        max_epochs=1,
+        seed=5,
+        holdout_seed=7,
+        members=2,
+    )
+    lines = []
+    model_dir = tmp_path / "ensemble"
+
+    def train(settings=config):
+        return training.run(
+            settings, model_dir=str(model_dir), verbose=0, report=lambda line, _: lines.append(line)
+        )
+
+    result = train()
+    top, first, second = RunDir(model_dir), RunDir(model_dir).member(0), RunDir(model_dir).member(1)
+    assert top.read_json(RunDir.CONFIG)["members"] == 2
+    for member, seed in ((first, 5), (second, 6)):
+        recorded = member.read_json(RunDir.CONFIG)
+        assert (recorded["seed"], recorded["holdout_seed"], recorded["members"]) == (seed, 7, 1)
+        assert member.read_ids(RunDir.HOLDOUT_IDS) == top.read_ids(RunDir.HOLDOUT_IDS)
+    digests = [member["weights_sha256"] for member in result["members"]]
+    assert digests[0] != digests[1]  # two seeds, two networks
+    networks = [model_lib.load(member.best_path) for member in (first, second)]
+    both = model_lib.build_ensemble(networks)
+    photograph = np.random.default_rng(5).integers(0, 256, (50, 75, 3)).astype(np.uint8)
+    expected = segment.segment_photograph(
+        lambda x: both(x, training=False), image=tf.constant(photograph), image_size=32
+    ).numpy()
+    np.testing.assert_array_equal(
+        inference.load_segmenter(top.export_dir).segment(photograph), expected
+    )
+    assert top.read_json(RunDir.RESULT)["weights_sha256"] == result["weights_sha256"]
+    with pytest.raises(ValueError, match="holds a finished run"):
+        train()
+
+    # Killed while the second network trained: the first is taken as it is.
+    for path in (top.file(RunDir.RESULT), top.export_dir, second.path):
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    with pytest.raises(ValueError, match="seed: 5 then, 9 now"):
+        train(dataclasses.replace(config, seed=9))
+    first_model = open(first.best_path, "rb").read()
+    lines.clear()
+    again = train()
+    assert "network 1 of 2 (--seed=5): trained before, in " + first.path in lines
+    assert "network 2 of 2 (--seed=6): training in " + second.path in lines
+    assert open(first.best_path, "rb").read() == first_model
+    assert again["members"][0] == result["members"][0]
+    assert os.path.isdir(top.export_dir) and top.is_finished()

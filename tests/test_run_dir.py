@@ -94,13 +94,14 @@ def test_a_run_recorded_before_the_options_resumes_as_the_papers_recipe(tmp_path
     has no such key: it reads as "none" (Table 1), so it continues, and only as that."""
     run = RunDir(tmp_path / "old")
     recorded = RunConfig(data_dir="d", image_size=256).to_dict()
-    for name in ("context", "loss", "color_augment", "scale_augment", "batch_norm"):
+    for name in ("context", "loss", "color_augment", "scale_augment", "batch_norm", "members"):
         del recorded[name]
     run.write_json(RunDir.CONFIG, values={**recorded, "model_dir": run.path})
     os.makedirs(run.backup_dir)
     run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), payload='{"epoch": 7}')
     assert run.settings()["context"] == "none"
     assert run.settings()["loss"] == "cross_entropy" and run.settings()["color_augment"] is False
+    assert run.settings()["members"] == 1
     assert run.check_start(RunConfig(data_dir="d", image_size=256)) is True
     with pytest.raises(ValueError, match="loss: 'cross_entropy' then, 'soft_jaccard' now"):
         run.check_start(RunConfig(data_dir="d", image_size=256, loss="soft_jaccard"))

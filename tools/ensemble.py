@@ -29,7 +29,7 @@ def main(argv):
     from lesionseg_tf import ensemble
 
     try:
-        path = ensemble.write_ensemble(_RUNS.value, output_dir=_OUTPUT_DIR.value)
+        path = ensemble.write_ensemble(_RUNS.value, output_dir=_OUTPUT_DIR.value)["export_dir"]
     except (ValueError, OSError) as e:
         sys.exit(f"ensemble: {e}")
     print(f"SavedModel of {len(_RUNS.value)} networks: {path}")
