@@ -4,7 +4,7 @@
 #   docs/study/run_study.sh GROUP DATA_DIR RUNS_DIR WORKTREE [DOCS_DIR]
 #
 #   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16,
-#             beyond_baseline, beyond_round1, beyond_round2
+#             beyond_baseline, beyond_round1, beyond_round2, size448
 #   DATA_DIR  the ISIC 2017 Task 1 data in the official layout (the study used 256x256 copies)
 #   RUNS_DIR  where the run folders go, outside the repository
 #   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
@@ -105,6 +105,11 @@ case $GROUP in
       run size96_seed$seed ${BEYOND/--image_size=64/--image_size=96} --seed=$seed || exit 1
       run context96_seed$seed ${BEYOND/--image_size=64/--image_size=96} --context=image_pooling --seed=$seed || exit 1
     done
+    ;;
+  size448)  # the paper's input size (section 3.2) on the 256x256 copies, resized on the fly;
+    # bfloat16, as the machine that starts it has the units (AVX512_BF16 or AMX); a resumed
+    # run keeps it on any machine (train.py refuses other run settings)
+    run size448_cosine50 --image_size=448 --mixed_precision=bfloat16 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=0 || exit 1
     ;;
   *) echo "run_study.sh: unknown group $GROUP" >&2; exit 2 ;;
 esac
