@@ -9,6 +9,7 @@ import tensorflow as tf
 from lesionseg_tf import export, inference, synthetic, tflite
 from lesionseg_tf.model import build_model
 from lesionseg_tf.pipeline import resize_image, standardize
+from tests.conftest import run_script
 
 SIZE = 32
 
@@ -80,3 +81,25 @@ def test_lite_segmenter_gives_the_saved_models_mask(model, tmp_path):
             assert (a == b).mean() > 0.999  # float32 rounding may flip a pixel at 0.5
     with pytest.raises(ValueError, match="no such TFLite file"):
         inference.load_segmenter(str(tmp_path / "missing.tflite"))
+
+
+@pytest.mark.slow
+def test_the_export_command_writes_an_int8_file_calibrated_on_trained_photographs(
+    trained_run, tiny_isic, tmp_path
+):
+    run_dir, _ = trained_run
+    result = run_script(
+        "-m tools.export",
+        f"--run_dir={run_dir}",
+        "--tflite=int8",
+        f"--tflite_dir={tmp_path}",
+        f"--data_dir={tiny_isic}",
+        "--calibration_images=6",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = tmp_path / "lesionseg_int8.tflite"
+    assert f"TFLite int8: {path} (" in result.stdout
+    assert "calibrated on 6 training photographs" in result.stdout
+    photograph = np.random.default_rng(3).integers(0, 256, (40, 52, 3)).astype(np.uint8)
+    lite = inference.LiteSegmenter(str(path)).segment(photograph)
+    assert lite.shape == (40, 52) and set(np.unique(lite)) <= {0, 255}

@@ -123,9 +123,15 @@ def main(argv):
         )
     for variant in _TFLITE.value:
         try:
-            calibration = variant == "int8" and calibration_images(
-                run, _DATA_DIR.value, _CALIBRATION_IMAGES.value, image_size, dataset=_DATASET.value
-            )
+            calibration = None
+            if variant == "int8":
+                calibration = calibration_images(
+                    run,
+                    _DATA_DIR.value,
+                    _CALIBRATION_IMAGES.value,
+                    image_size,
+                    dataset=_DATASET.value,
+                )
         except (OSError, ValueError) as e:
             sys.exit(f"export: {e}")
         path = os.path.join(_TFLITE_DIR.value or run.path, f"lesionseg_{variant}{tflite.EXTENSION}")
@@ -134,10 +140,12 @@ def main(argv):
             path=path,
             image_size=image_size,
             variant=variant,
-            calibration_images=calibration or None,
+            calibration_images=calibration,
         )
         calibrated = (
-            f", calibrated on {len(calibration)} training photographs" if calibration else ""
+            f", calibrated on {len(calibration)} training photographs"
+            if calibration is not None
+            else ""
         )
         print(f"TFLite {variant}: {path} ({size / 1e6:.1f} MB{calibrated})")
 
