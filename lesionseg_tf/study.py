@@ -27,6 +27,9 @@ STUDY_FILES = (
     SUMMARY_FILE,
 )
 
+# What the study keeps of each network of an ensemble run (`--members`), in `member_<k>/`.
+MEMBER_FILES = (RunDir.CONFIG, RunDir.LOG, RunDir.RESULT)
+
 
 @dataclasses.dataclass(frozen=True)
 class StudyRun:
@@ -43,6 +46,8 @@ class StudyRun:
     # not scored so.
     holdout: dict = None
     holdout_summary: dict = None
+    # An ensemble's networks (`--members`): each one's `result.json`, in order.
+    member_results: tuple = ()
 
     @property
     def selected_on(self):
@@ -80,6 +85,8 @@ class StudyRun:
         loss = f", {loss.replace('_', ' ')} loss" if loss != "cross_entropy" else ""
         color = ", colour augmentation" if self.recorded("color_augment") else ""
         scale = ", scale augmentation" if self.recorded("scale_augment") else ""
+        members = self.recorded("members")
+        ensemble = f", ensemble of {members} networks" if members > 1 else ""
         schedule = (
             f"{c['lr_schedule']} rate, at most {c['max_epochs']} epochs, patience {c['patience']}"
         )
@@ -88,7 +95,7 @@ class StudyRun:
                 f"{c['lr_schedule']} rate, {c['max_epochs']} epochs on every pair, no selection"
             )
         size = f"{c['image_size']}x{c['image_size']}"
-        return f"{size}{network}{precision}{loss}{color}{scale}, {schedule}"
+        return f"{size}{network}{precision}{loss}{color}{scale}{ensemble}, {schedule}"
 
     @property
     def validation_jaccard(self):
@@ -121,7 +128,22 @@ class StudyRun:
             "colour augmentation": self.recorded("color_augment"),
             "scale augmentation": self.recorded("scale_augment"),
             "selection": self.selected_on,
+            "networks": self.recorded("members"),
         }
+
+    @property
+    def epochs(self):
+        """Best epoch / epochs run, as the table gives it: each network's for an ensemble."""
+        results = self.member_results or (self.result,)
+        return " + ".join(f"{int(r['best_epoch'])}/{int(r['epochs_run'])}" for r in results)
+
+    @property
+    def selection_jaccard(self):
+        """The held-out Jaccard at the input size that chose the epoch; None for a final
+        run (its pairs all trained) and an ensemble (each network chose its own)."""
+        if self.selected_on == "none" or self.member_results:
+            return None
+        return float(self.result["selection_jaccard"])
 
     def recorded(self, name):
         """A run setting as `flags.json` records it, or what the code did before it was
@@ -188,7 +210,14 @@ def read_run(folder):
         images than the run's held-out pairs.
     """
     run = RunDir(folder)
+    members = int((run.read_json(RunDir.CONFIG) or {}).get("members", 1))
     needed = STUDY_FILES + (() if is_final_run(folder) else (RunDir.HOLDOUT_IDS,))
+    if members > 1:  # an ensemble's training logs are its networks'
+        needed = tuple(name for name in needed if name != RunDir.LOG) + tuple(
+            os.path.join(RunDir.MEMBER.format(k), name)
+            for k in range(members)
+            for name in MEMBER_FILES
+        )
     missing = [name for name in needed if not os.path.isfile(os.path.join(folder, name))]
     if missing:
         raise FileNotFoundError(
@@ -210,6 +239,9 @@ def read_run(folder):
         holdout_ids=holdout_ids,
         holdout=holdout,
         holdout_summary=holdout_summary,
+        member_results=tuple(run.member(k).read_json(RunDir.RESULT) for k in range(members))
+        if members > 1
+        else (),
     )
 
 

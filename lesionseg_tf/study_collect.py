@@ -71,7 +71,8 @@ def _copy_portably(pairs, *, runs_dir, data_dir, hint=""):
 
 def collect_run(run_folder, *, study_dir, data_dir):
     """Copies a finished run's small files (`COLLECTED`) to `<study_dir>/<run name>/`,
-    its JSON files `portable`, the held-out report under `study.HOLDOUT_DIR`.
+    its JSON files `portable`, the held-out report under `study.HOLDOUT_DIR`; an
+    ensemble's (`--members`) with each network's `study.MEMBER_FILES` in `member_<k>/`.
 
     Raises:
       FileNotFoundError: a file is missing (naming it).
@@ -82,6 +83,13 @@ def collect_run(run_folder, *, study_dir, data_dir):
     target = os.path.join(study_dir, name)
     final = study.is_final_run(run_folder)
     collected = [c for c in COLLECTED if not (final and _held_out(c))]
+    members = int((RunDir(run_folder).read_json(RunDir.CONFIG) or {}).get("members", 1))
+    if members > 1:  # an ensemble: its networks' files in member_<k>/, their logs no top one
+        collected = [c for c in collected if c[0] != RunDir.LOG] + [
+            (name, RunDir.MEMBER.format(k), RunDir.MEMBER.format(k))
+            for k in range(members)
+            for name in study.MEMBER_FILES
+        ]
     ids = RunDir(run_folder).read_ids(RunDir.HOLDOUT_IDS)
     if ids is not None:  # else named missing below
         study.read_report(os.path.join(run_folder, "evaluation", "validation"), split="validation")

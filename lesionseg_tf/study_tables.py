@@ -30,15 +30,14 @@ def table_rows(runs):
     """One row per recipe: its runs and seeds; the mean and sample SD over them
     (None for one seed) of the validation and the held-out (selection) Jaccard;
     each run's held-out Jaccard at the photographs' resolution (None where not
-    scored); best epochs and epochs run."""
+    scored); best epoch / epochs run of each (`StudyRun.epochs`)."""
     rows = []
     for recipe, group in itertools.groupby(
         sorted(runs, key=lambda r: (r.image_size, r.recipe, r.seed)), key=lambda r: r.recipe
     ):
         group = list(group)
         validation = [r.validation_jaccard for r in group]
-        # A final run's selection score is on the pairs it trained on: not held out.
-        held_out = [float(r.result["selection_jaccard"]) for r in group if r.selected_on != "none"]
+        held_out = [r.selection_jaccard for r in group if r.selection_jaccard is not None]
         rows.append(
             {
                 "recipe": recipe,
@@ -54,8 +53,7 @@ def table_rows(runs):
                     )
                 ),
                 "holdout": [r.holdout_jaccard for r in group],
-                "best_epochs": [int(r.result["best_epoch"]) for r in group],
-                "epochs_run": [int(r.result["epochs_run"]) for r in group],
+                "epochs": [r.epochs for r in group],
             }
         )
     return rows
@@ -222,7 +220,7 @@ def markdown(runs, *, reference):
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in table_rows(runs):
-        epochs = ", ".join(f"{b}/{e}" for b, e in zip(row["best_epochs"], row["epochs_run"]))
+        epochs = ", ".join(row["epochs"])
         lines.append(
             f"| {row['recipe']} | {', '.join(map(str, row['seeds']))} | "
             f"{_number(row['validation_mean'], row['validation_sd'])} | "

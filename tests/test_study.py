@@ -426,3 +426,51 @@ def test_a_final_run_without_held_out_pairs_is_collected_and_tabled_apart(study_
         )
     }
     assert found[("final64_seed0", "shipped_recipe_seed0")] == ["selection"]
+
+
+def test_an_ensemble_run_is_collected_with_its_networks_and_tabled_apart(study_dir, tmp_path):
+    """A `--members=2` run: its networks' files collected in member_<k>/ (no log of its
+    own), its recipe named an ensemble and never pooled with single networks, each
+    network's epochs in the table, no held-out score at the input size of its own."""
+    runs, data = tmp_path / "runs", tmp_path / "data" / "isic2017_256"
+    run = runs / "ensemble64_seed0"
+    write_run(
+        runs, "ensemble64_seed0", image_size=64, seed=0, jaccards=[0.9] * 6, epochs=50, members=2
+    )
+    os.remove(run / "training_log.csv")
+    (run / "result.json").write_text(json.dumps({"members": [], "epochs_run": 50}))
+    (run / "evaluation" / "validation").mkdir(parents=True)
+    for name in ("per_image.csv", "summary.json"):
+        (run / "evaluation" / "validation" / name).write_bytes((run / name).read_bytes())
+    write_holdout_report(str(run / "evaluation" / "holdout"), [0.8, 0.9, 0.7])
+    for k, best in ((0, 44), (1, 47)):
+        write_run(run, f"member_{k}", image_size=64, seed=k, jaccards=[0.5] * 6, epochs=50)
+        (run / f"member_{k}" / "result.json").write_text(
+            json.dumps({"selection_jaccard": 0.8, "best_epoch": best, "epochs_run": 50})
+        )
+    os.remove(run / "member_1" / "training_log.csv")
+    with pytest.raises(FileNotFoundError, match="member_1/training_log.csv: missing"):
+        study_collect.collect_run(str(run), study_dir=study_dir, data_dir=str(data))
+    (run / "member_1" / "training_log.csv").write_text("epoch,val_jaccard\n1,0.5\n")
+    folder = study_collect.collect_run(str(run), study_dir=study_dir, data_dir=str(data))
+    assert sorted(os.listdir(os.path.join(folder, "member_1"))) == [
+        "flags.json",
+        "result.json",
+        "training_log.csv",
+    ]
+    ensemble = study.read_run(folder)
+    assert [r["best_epoch"] for r in ensemble.member_results] == [44, 47]
+    assert ensemble.epochs == "44/50 + 47/50" and ensemble.selection_jaccard is None
+    runs_read = study.read_study(study_dir)
+    rows = {row["recipe"]: row for row in study_tables.table_rows(runs_read)}
+    row = rows["64x64, ensemble of 2 networks, cosine rate, at most 50 epochs, patience 20"]
+    assert row["runs"] == ["ensemble64_seed0"] and row["held_out_mean"] is None
+    assert row["holdout"] == [pytest.approx(0.8)]
+    assert "| 0.900 | - | 0.800 | 44/50 + 47/50 |" in study_tables.markdown(
+        runs_read, reference="shipped_recipe_seed0"
+    )
+    found = {
+        (c["first"], c["second"]): c["differs"]
+        for c in study_tables.comparisons(runs_read, reference="shipped_recipe_seed0")
+    }
+    assert found[("ensemble64_seed0", "shipped_recipe_seed0")] == ["networks"]
