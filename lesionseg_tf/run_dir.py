@@ -240,7 +240,7 @@ def inherited_settings(init_from):
     folder.
 
     Raises:
-      ValueError: the run folder's `flags.json` cannot be read.
+      ValueError: the run folder's `flags.json` cannot be read, or records an ensemble.
     """
     folder = init_from if os.path.isdir(init_from) else os.path.dirname(init_from) or "."
     run = RunDir(folder)
@@ -250,6 +250,11 @@ def inherited_settings(init_from):
         settings = run.settings()
     except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"{run.file(RunDir.CONFIG)}: cannot be read ({e})") from None
+    if settings["members"] > 1:
+        raise ValueError(
+            f"--init_from {init_from}: an ensemble of {settings['members']} networks "
+            f"(--members); fine-tune one network of it, e.g. {run.member(0).path}"
+        )
     return {name: settings[name] for name in INHERITED_SETTINGS}
 
 

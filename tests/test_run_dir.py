@@ -123,6 +123,10 @@ def test_fine_tuning_takes_the_size_and_network_of_the_run_it_starts_from(tmp_pa
     shipped.write(RunDir.CONFIG, payload="{not json")
     with pytest.raises(ValueError, match="flags.json: cannot be read"):
         run_dir.inherited_settings(shipped.path)
+    ensemble = RunDir(tmp_path / "ensemble")
+    ensemble.write_config(RunConfig(data_dir="d", image_size=64, members=2))
+    with pytest.raises(ValueError, match="an ensemble of 2 networks.*ensemble/member_0"):
+        run_dir.inherited_settings(ensemble.path)
 
 
 def test_train_py_says_which_settings_it_took_from_the_run(tmp_path):
