@@ -200,6 +200,13 @@ def test_learning_curves_command(trained_run, tmp_path):
         figures.learning_curves(
             str(tmp_path / "nothing" / "training_log.csv"), path=str(tmp_path / "x.png"), title="x"
         )
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    (ensemble / "flags.json").write_text('{"members": 2}')
+    refused = run_script("-m tools.learning_curves", f"--run_dir={ensemble}")
+    assert refused.returncode != 0
+    said = "an ensemble of 2 networks (--members), each with its own curves: --run_dir="
+    assert f"{said}{ensemble}/member_0" in refused.stderr
 
 
 @pytest.mark.slow
