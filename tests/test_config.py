@@ -181,6 +181,16 @@ print("|".join(notes))
     ]
 
 
+@pytest.mark.parametrize("name", sorted(config.RECIPES))
+def test_every_recipe_is_a_run_that_can_train(name):
+    """Each named recipe's values are `RunConfig` fields that validate together."""
+    values = config.RECIPES[name]
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    assert set(values) <= fields - {"data_dir", "recipe"}, set(values) - fields
+    run = RunConfig(data_dir="d", recipe=name, **values)
+    assert {k: getattr(run, k) for k in values} == values
+
+
 def test_recipe_is_recorded_and_old_runs_read_as_the_papers():
     recorded = config.RunConfig(data_dir="d").to_dict()
     assert recorded["recipe"] == "paper" and "recipe" in config.RUN_FIELDS
