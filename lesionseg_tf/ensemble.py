@@ -7,7 +7,7 @@ model in one call (`train_members`, behind `train.py --members`).
 import dataclasses
 import os
 
-from lesionseg_tf import distribute, export
+from lesionseg_tf import distribute, export, files
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.run_dir import RunDir
 
@@ -38,9 +38,8 @@ def write_ensemble(run_dirs, *, output_dir):
     folder = RunDir(output_dir)
     os.makedirs(folder.path, exist_ok=True)
     path = export.export_saved_model(ensemble, export_dir=folder.export_dir, image_size=sizes.pop())
-    staged = folder.file(".partial-" + RunDir.SHIPPED_MODEL)
-    ensemble.save(staged)
-    os.replace(staged, folder.file(RunDir.SHIPPED_MODEL))
+    with files.atomic_path(folder.file(RunDir.SHIPPED_MODEL)) as temporary:
+        ensemble.save(temporary)
     runs = [RunDir(run_dir) for run_dir in run_dirs]
     trained = sorted({i for run in runs for i in run.read_ids(RunDir.TRAINING_IDS) or []})
     folder.write(RunDir.TRAINING_IDS, payload="".join(f"{i}\n" for i in trained))

@@ -149,6 +149,11 @@ class RunDir:
         """The input side the run trained at (its `CONFIG`)."""
         return int(self.settings()["image_size"])
 
+    def members(self):
+        """How many networks the run trained (`--members`): 1 where its `CONFIG` records
+        none (a run from before the option) or is missing."""
+        return int((self.read_json(self.CONFIG) or {}).get("members", 1))
+
     def backup_state(self):
         """The backup's `state.json` (`callbacks.EpochBackup`), or None."""
         path = os.path.join(self.backup_dir, self.BACKUP_STATE)

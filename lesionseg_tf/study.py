@@ -210,7 +210,7 @@ def read_run(folder):
         images than the run's held-out pairs.
     """
     run = RunDir(folder)
-    members = int((run.read_json(RunDir.CONFIG) or {}).get("members", 1))
+    members = run.members()
     needed = STUDY_FILES + (() if is_final_run(folder) else (RunDir.HOLDOUT_IDS,))
     if members > 1:  # an ensemble's training logs are its networks'
         needed = tuple(name for name in needed if name != RunDir.LOG) + tuple(

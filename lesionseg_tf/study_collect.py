@@ -83,7 +83,7 @@ def collect_run(run_folder, *, study_dir, data_dir):
     target = os.path.join(study_dir, name)
     final = study.is_final_run(run_folder)
     collected = [c for c in COLLECTED if not (final and _held_out(c))]
-    members = int((RunDir(run_folder).read_json(RunDir.CONFIG) or {}).get("members", 1))
+    members = RunDir(run_folder).members()
     if members > 1:  # an ensemble: its networks' files in member_<k>/, their logs no top one
         collected = [c for c in collected if c[0] != RunDir.LOG] + [
             (name, RunDir.MEMBER.format(k), RunDir.MEMBER.format(k))

@@ -28,9 +28,9 @@ def main(argv):
     run = RunDir(_RUN_DIR.value)
     output = _OUTPUT.value or run.file(RunDir.LEARNING_CURVES)
     recorded = run.read_json(RunDir.CONFIG) or {}
-    if recorded.get("members", 1) > 1:
+    if run.members() > 1:
         sys.exit(
-            f"learning_curves: {run.path} is an ensemble of {recorded['members']} networks "
+            f"learning_curves: {run.path} is an ensemble of {run.members()} networks "
             f"(--members), each with its own curves: --run_dir={run.member(0).path}, ..."
         )
     selected_on = "validation" if recorded.get("select_on") == "validation" else "held-out"
