@@ -18,10 +18,6 @@ OPTIONS = {
         ["--mixed_precision=bfloat16", "--jit_compile=true"],
         {"compute_dtype": "bfloat16", "loss_scaling": False, "jit_compile": True},
     ),
-    "float16": (
-        ["--mixed_precision=float16", "--jit_compile=false"],
-        {"compute_dtype": "float16", "loss_scaling": True, "jit_compile": False},
-    ),
 }
 
 
@@ -55,6 +51,21 @@ def test_option_trains_and_exports(name, training_only_isic, tiny_isic, tmp_path
     assert set(np.unique(mask.numpy())) <= {0, 255}
     logits = loaded.logits(tf.zeros([1, 32, 32, 3]))["logits"]
     assert logits.dtype == tf.float32 and tuple(logits.shape) == (1, 32, 32, 2)
+
+
+def test_float16_trains_with_loss_scaling_and_float32_logits():
+    """float16 (for GPUs; train.py's whole path is proven above with bfloat16): float16
+    compute, Keras' loss scaling, float32 logits, a finite step."""
+    model = fitting.compiled_model(learning_rate=1e-3, mixed_precision="float16", jit_compile=False)
+    assert model.get_layer("conv1_1").compute_dtype == "float16"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 32, 32, 3)).astype(np.float32)
+    labels = (rng.random((2, 32, 32, 1)) > 0.5).astype(np.int32)
+    history = model.fit(tf.data.Dataset.from_tensors((images, labels)), verbose=0)
+    assert math.isfinite(history.history["loss"][0])
+    assert model(images, training=False).dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
 
 
 def test_export_tolerance_follows_the_precision():
