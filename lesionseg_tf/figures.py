@@ -174,6 +174,8 @@ def study_figure(points, *, outside, path, title, receptive_field=None):
     figure, axis = plt.subplots(figsize=(8, 4.8))
     recipes = list(dict.fromkeys(p[4] for p in points))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(recipes) > len(colours):  # one colour each, never two recipes alike
+        colours = list(plt.get_cmap("tab20").colors)
     labelled = set()
     for (_, value, low, high, recipe, _, network), x in zip(points, study_positions(points)):
         index = recipes.index(recipe)
