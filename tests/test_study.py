@@ -3,12 +3,15 @@
 import csv
 import json
 import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from lesionseg_tf import study, study_collect, study_tables
-from tests.conftest import assert_drawn, run_script
+from tests.conftest import REPO_ROOT, assert_drawn, run_script
 
 IDS = [f"ISIC_{i:07d}" for i in range(6)]
 HOLDOUT_IDS = [f"ISIC_{i:07d}" for i in range(100, 103)]
@@ -474,3 +477,51 @@ def test_an_ensemble_run_is_collected_with_its_networks_and_tabled_apart(study_d
         for c in study_tables.comparisons(runs_read, reference="shipped_recipe_seed0")
     }
     assert found[("ensemble64_seed0", "shipped_recipe_seed0")] == ["networks"]
+
+
+RUN_STUDY = os.path.join(REPO_ROOT, "docs", "study", "run_study.sh")
+
+CHECK_FLAGS = """
+import sys
+import train
+for line in sys.stdin:
+    name, *args = line.split()
+    train.flags.FLAGS.unparse_flags()
+    train.flags.FLAGS(["train.py", *args])
+    config, _ = train.run_config()
+    print(name, config.image_size, config.seed, config.members, config.mixed_precision)
+"""
+
+
+def test_every_group_of_the_study_script_gives_train_py_flags_it_takes(tmp_path):
+    """Each group of docs/study/run_study.sh, dry-run: every run's flags parse into a
+    RunConfig before a long queue starts, and no two runs share a name."""
+    with open(RUN_STUDY) as f:
+        groups = re.findall(r"^  ([a-z0-9_]+)\)", f.read(), flags=re.MULTILINE)
+    assert {"beyond_baseline", "beyond_round1", "beyond_round2", "size448"} <= set(groups)
+    lines = []
+    for group in groups:
+        listed = subprocess.run(
+            ["bash", RUN_STUDY, group, str(tmp_path), str(tmp_path / "runs"), REPO_ROOT],
+            env=dict(os.environ, RUN_STUDY_DRY_RUN="1"),
+            capture_output=True,
+            text=True,
+        )
+        assert listed.returncode == 0 and listed.stdout, (group, listed.stderr)
+        lines += listed.stdout.splitlines()
+    assert not os.path.exists(tmp_path / "runs")  # a dry run writes nothing
+    names = [line.split()[0] for line in lines]
+    assert len(names) == len(set(names)), names
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK_FLAGS],
+        input="\n".join(lines) + "\n",
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT),
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    parsed = {line.split()[0]: line.split()[1:] for line in checked.stdout.splitlines()}
+    assert set(parsed) == set(names)
+    assert parsed["size448_cosine50"] == ["448", "0", "1", "bfloat16"]
+    assert parsed["size96_seed1"] == ["96", "1", "1", "none"]

@@ -27,17 +27,22 @@ if [ $# -lt 4 ] || [ $# -gt 5 ]; then
 fi
 GROUP=$1 DATA=$(realpath "$2") RUNS=$(realpath -m "$3") WORKTREE=$(realpath "$4")
 DOCS=${5:+$(realpath "$5")}
+# RUN_STUDY_DRY_RUN=1: print each run of the group as "name train.py-flags..." and run nothing
+# (tests/test_study.py checks every group's flags so).
+DRY=${RUN_STUDY_DRY_RUN:-}
 [ -d "$DATA" ] || { echo "run_study.sh: no data folder $DATA" >&2; exit 2; }
-mkdir -p "$RUNS"
-commit=$(git -C "$WORKTREE" rev-parse HEAD) || exit 2
-if [ -n "$(git -C "$WORKTREE" status --porcelain --untracked-files=no)" ]; then
-  echo "run_study.sh: $WORKTREE has uncommitted changes" >&2; exit 2
+if [ -z "$DRY" ]; then
+  mkdir -p "$RUNS"
+  commit=$(git -C "$WORKTREE" rev-parse HEAD) || exit 2
+  if [ -n "$(git -C "$WORKTREE" status --porcelain --untracked-files=no)" ]; then
+    echo "run_study.sh: $WORKTREE has uncommitted changes" >&2; exit 2
+  fi
+  if [ -f "$RUNS/$GROUP.commit" ] && [ "$(cat "$RUNS/$GROUP.commit")" != "$commit" ]; then
+    echo "run_study.sh: group $GROUP started at $(cat "$RUNS/$GROUP.commit"), worktree is at $commit" >&2
+    exit 2
+  fi
+  echo "$commit" > "$RUNS/$GROUP.commit"
 fi
-if [ -f "$RUNS/$GROUP.commit" ] && [ "$(cat "$RUNS/$GROUP.commit")" != "$commit" ]; then
-  echo "run_study.sh: group $GROUP started at $(cat "$RUNS/$GROUP.commit"), worktree is at $commit" >&2
-  exit 2
-fi
-echo "$commit" > "$RUNS/$GROUP.commit"
 cd "$WORKTREE" || exit 2
 COMMON="--data_dir=$DATA --batch_size=32 --learning_rate=1e-3 --holdout_seed=0 --cache=memory"
 # "Beyond the paper" (docs/reproduction.md): every arm at 64x64, float32, cosine over 50 epochs.
@@ -46,6 +51,7 @@ log() { echo "$(date -u +%FT%TZ) $*" >> "$RUNS/queue.log"; }
 run() {  # name, train.py flags...
   local name=$1; shift
   local dir="$RUNS/$name"
+  if [ -n "$DRY" ]; then echo "$name $COMMON --model_dir=$dir $*"; return 0; fi
   if [ ! -f "$dir/result.json" ]; then
     log "start $name ($GROUP, $commit)"
     python train.py $COMMON --model_dir="$dir" "$@" >> "$RUNS/$name.out" 2>&1 || {
@@ -113,4 +119,4 @@ case $GROUP in
     ;;
   *) echo "run_study.sh: unknown group $GROUP" >&2; exit 2 ;;
 esac
-log "group $GROUP done"
+[ -n "$DRY" ] || log "group $GROUP done"
