@@ -525,3 +525,37 @@ def test_every_group_of_the_study_script_gives_train_py_flags_it_takes(tmp_path)
     assert set(parsed) == set(names)
     assert parsed["size448_cosine50"] == ["448", "0", "1", "bfloat16"]
     assert parsed["size96_seed1"] == ["96", "1", "1", "none"]
+
+
+def test_ingredients_are_judged_by_rule_5_from_the_runs_files(tmp_path):
+    """Each arm averaged over its seeds, paired against the two baseline runs averaged:
+    kept only at +0.003 or more with the interval above zero; one seed is not judged."""
+    base = np.array([0.80, 0.70, 0.90])
+    settings = {"image_size": 64, "epochs": 50}
+
+    def run(name, seed, held_out, **recorded):
+        folder = write_run(tmp_path, name, seed=seed, jaccards=[0.7] * 6, **settings, **recorded)
+        write_holdout_report(os.path.join(folder, "holdout"), held_out)
+
+    run("baseline64_seed0", 0, base)
+    run("baseline64_seed1", 1, base + 0.02)
+    run("color64_seed0", 0, base + 0.05, color_augment=True)
+    run("color64_seed1", 1, base + 0.07, color_augment=True)  # +0.05 on every image
+    run("jaccard64_seed0", 0, base + [0.03, -0.03, 0.01], loss="soft_jaccard")
+    run("jaccard64_seed1", 1, base + [0.05, -0.01, 0.03], loss="soft_jaccard")
+    run("scale64_seed0", 0, base + 0.05, scale_augment=True)  # one seed: not judged
+    runs = study.read_study(str(tmp_path))
+    rows = {row["differs"][0]: row for row in study_tables.ingredient_rows(runs)}
+    assert set(rows) == {"colour augmentation", "loss"}
+    colour = rows["colour augmentation"]
+    assert colour["runs"] == ["color64_seed0", "color64_seed1"] and colour["kept"]
+    assert colour["comparison"]["mean_difference"] == pytest.approx(0.05)
+    assert colour["comparison"]["interval"] == pytest.approx([0.05, 0.05])
+    loss = rows["loss"]  # +0.03, -0.03, +0.01: the interval reaches below zero
+    assert loss["comparison"]["mean_difference"] == pytest.approx(0.01 / 3)
+    assert loss["comparison"]["interval"][0] < 0 and not loss["kept"]
+    table = study_tables.markdown(runs, reference="baseline64_seed0")
+    assert "| colour augmentation | +0.0500 (+0.0500 to +0.0500) | yes |" in table
+    assert "| loss | +0.0033 (" in table and ") | no |" in table
+    del runs[0]  # without the baseline, nothing is judged
+    assert study_tables.ingredient_rows(runs) == []
