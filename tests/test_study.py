@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from lesionseg_tf import study, study_collect, study_tables
+from lesionseg_tf import study, study_collect, study_ingredients, study_tables
 from tests.conftest import REPO_ROOT, assert_drawn, run_script
 
 IDS = [f"ISIC_{i:07d}" for i in range(6)]
@@ -545,7 +545,7 @@ def test_ingredients_are_judged_by_rule_5_from_the_runs_files(tmp_path):
     run("jaccard64_seed1", 1, base + [0.05, -0.01, 0.03], loss="soft_jaccard")
     run("scale64_seed0", 0, base + 0.05, scale_augment=True)  # one seed: not judged
     runs = study.read_study(str(tmp_path))
-    rows = {row["differs"][0]: row for row in study_tables.ingredient_rows(runs)}
+    rows = {row["differs"][0]: row for row in study_ingredients.ingredient_rows(runs)}
     assert set(rows) == {"colour augmentation", "loss"}
     colour = rows["colour augmentation"]
     assert colour["runs"] == ["color64_seed0", "color64_seed1"] and colour["kept"]
@@ -558,4 +558,4 @@ def test_ingredients_are_judged_by_rule_5_from_the_runs_files(tmp_path):
     assert "| colour augmentation | +0.0500 (+0.0500 to +0.0500) | yes |" in table
     assert "| loss | +0.0033 (" in table and ") | no |" in table
     del runs[0]  # without the baseline, nothing is judged
-    assert study_tables.ingredient_rows(runs) == []
+    assert study_ingredients.ingredient_rows(runs) == []

@@ -1,0 +1,96 @@
+"""The training ingredients of "Beyond the paper" judged from the study's run files by
+rule 5 of docs/reproduction.md's protocol (`ingredient_rows`), for `study_tables`'
+Markdown. Imports no TensorFlow."""
+
+import itertools
+
+import numpy as np
+
+from lesionseg_tf import stats
+
+# "Beyond the paper" (docs/reproduction.md's protocol): the arm every training ingredient is
+# judged against, and rule 5's margin (the shipped recipe's seed SD on held-out).
+INGREDIENT_BASELINE = ("baseline64_seed0", "baseline64_seed1")
+KEEP_MARGIN = 0.003
+
+
+def _mean_holdout(runs):
+    """The per-image held-out Jaccard averaged over `runs` (image id -> mean).
+
+    Raises:
+      ValueError: the runs' held-out pairs differ.
+    """
+    ids = sorted(runs[0].holdout)
+    for run in runs[1:]:
+        if sorted(run.holdout) != ids:
+            raise ValueError(f"{run.name} and {runs[0].name} were scored on other held-out pairs")
+    return {i: float(np.mean([run.holdout[i] for run in runs])) for i in ids}
+
+
+def ingredient_rows(runs, *, baseline=INGREDIENT_BASELINE):
+    """Rule 5 of the protocol, from the runs' files: every recipe that differs from the
+    `baseline` runs' in one setting and has two or more runs scored on the held-out
+    pairs, each arm's per-image held-out Jaccard averaged over its runs, then paired on
+    the images (`stats.paired_comparison`); kept at `KEEP_MARGIN` or more with the
+    interval above zero. Nothing where the baseline runs are missing.
+
+    Returns:
+      `[{"recipe", "runs", "differs", "comparison", "kept"}]`, by recipe.
+    """
+    by_name = {r.name: r for r in runs}
+    base = [by_name[name] for name in baseline if name in by_name]
+    if len(base) < len(baseline) or any(r.holdout is None for r in base):
+        return []
+    reference = _mean_holdout(base)
+    rows = []
+    for recipe, group in itertools.groupby(
+        sorted(runs, key=lambda r: r.recipe), lambda r: r.recipe
+    ):
+        arm = [r for r in group if r.holdout is not None and r.name not in baseline]
+        differs = arm and [k for k, v in base[0].settings().items() if arm[0].settings()[k] != v]
+        if len(arm) < 2 or len(differs) != 1:
+            continue
+        scores = _mean_holdout(arm)
+        if set(scores) != set(reference):
+            raise ValueError(f"{recipe}: scored on other held-out pairs than {baseline}")
+        ids = sorted(reference)
+        comparison = stats.paired_comparison(
+            [scores[i] for i in ids], second=[reference[i] for i in ids], samples=2000, seed=0
+        )
+        kept = comparison["mean_difference"] >= KEEP_MARGIN and comparison["interval"][0] > 0
+        rows.append(
+            {
+                "recipe": recipe,
+                "runs": [r.name for r in arm],
+                "differs": differs,
+                "comparison": comparison,
+                "kept": kept,
+            }
+        )
+    return rows
+
+
+def markdown_lines(runs):
+    """The table of `ingredient_rows` as Markdown lines (a blank line first), or none."""
+    rows = ingredient_rows(runs)
+    if not rows:
+        return []
+    lines = [
+        "",
+        'The training ingredients of "Beyond the paper" judged on the held-out pairs (rule 5 of '
+        "docs/reproduction.md's protocol: each arm's per-image Jaccard averaged over its runs, "
+        f"against {' and '.join(INGREDIENT_BASELINE)} averaged so; kept at +{KEEP_MARGIN} or more "
+        "with the interval above zero; 2000 resamples, seed 0):",
+        "",
+        "| recipe | runs | differs in | mean difference (95% CI) | kept |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        c = row["comparison"]
+        low, high = c["interval"]
+        lines.append(
+            f"| {row['recipe']} | {', '.join(row['runs'])} | {', '.join(row['differs'])} | "
+            f"{c['mean_difference']:+.4f} ({low:+.4f} to {high:+.4f}) | "
+            f"{'yes' if row['kept'] else 'no'} |"
+        )
+    return lines
