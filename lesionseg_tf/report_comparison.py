@@ -15,25 +15,37 @@ def read_rows(path, metric):
     return {row["image_id"]: row for row in rows}
 
 
+def seed_mean(scores, *, names):
+    """Each image's mean score over several runs of one recipe (seeds), from their
+    `{image id: score}`; undefined (None) where any run leaves it undefined.
+
+    Raises:
+      ValueError: a run scores other images than the first (`names` name them).
+    """
+    for name, run in zip(names[1:], scores[1:]):
+        if set(run) != set(scores[0]):
+            raise ValueError(f"{name} scores other images than {names[0]}")
+    means = {}
+    for image_id in scores[0]:
+        values = [run[image_id] for run in scores]
+        means[image_id] = None if None in values else sum(values) / len(values)
+    return means
+
+
 def read_arm(paths, metric):
     """Image id -> row of one arm: a report, or several comma-separated reports of the
     same images (seeds of one recipe), whose `metric` is then each image's mean over
-    them (undefined where any report leaves it undefined); the other columns are the
-    first report's.
+    them (`seed_mean`); the other columns are the first report's.
 
     Raises:
       ValueError: a report is unreadable, or the reports score different images.
     """
-    reports = [read_rows(path, metric) for path in paths.split(",")]
-    for path, rows in zip(paths.split(",")[1:], reports[1:]):
-        if set(rows) != set(reports[0]):
-            raise ValueError(f"{path} scores other images than {paths.split(',')[0]}")
-    arm = {}
-    for image_id, row in reports[0].items():
-        values = [rows[image_id][metric] for rows in reports]
-        mean = None if None in values else sum(values) / len(values)
-        arm[image_id] = {**row, metric: mean}
-    return arm
+    names = paths.split(",")
+    reports = [read_rows(path, metric) for path in names]
+    means = seed_mean(
+        [{i: row[metric] for i, row in rows.items()} for rows in reports], names=names
+    )
+    return {image_id: {**row, metric: means[image_id]} for image_id, row in reports[0].items()}
 
 
 def lesion_shares(first, second, ids, *, names):

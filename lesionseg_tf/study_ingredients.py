@@ -4,9 +4,7 @@ Markdown. Imports no TensorFlow."""
 
 import itertools
 
-import numpy as np
-
-from lesionseg_tf import stats
+from lesionseg_tf import report_comparison, stats
 
 # "Beyond the paper" (docs/reproduction.md's protocol): the arm every training ingredient is
 # judged against, and rule 5's margin (the shipped recipe's seed SD on held-out).
@@ -15,16 +13,8 @@ KEEP_MARGIN = 0.003
 
 
 def _mean_holdout(runs):
-    """The per-image held-out Jaccard averaged over `runs` (image id -> mean).
-
-    Raises:
-      ValueError: the runs' held-out pairs differ.
-    """
-    ids = sorted(runs[0].holdout)
-    for run in runs[1:]:
-        if sorted(run.holdout) != ids:
-            raise ValueError(f"{run.name} and {runs[0].name} were scored on other held-out pairs")
-    return {i: float(np.mean([run.holdout[i] for run in runs])) for i in ids}
+    """The per-image held-out Jaccard averaged over `runs` (`report_comparison.seed_mean`)."""
+    return report_comparison.seed_mean([r.holdout for r in runs], names=[r.name for r in runs])
 
 
 def ingredient_rows(runs, *, baseline=INGREDIENT_BASELINE):
