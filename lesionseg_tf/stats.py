@@ -61,6 +61,20 @@ def bootstrap_intervals(rows, *, samples=2000, seed=0, confidence=0.95):
     return {name: [float(low[i]), float(high[i])] for i, name in enumerate(names)}
 
 
+def paired_by_image(first, *, second, mismatch, samples=2000, seed=0):
+    """`paired_comparison` of two `{image id: score}` of the same images, paired by id.
+
+    Raises:
+      ValueError: `mismatch`, where the two score different images.
+    """
+    if set(first) != set(second):
+        raise ValueError(mismatch)
+    ids = sorted(first)
+    return paired_comparison(
+        [first[i] for i in ids], second=[second[i] for i in ids], samples=samples, seed=seed
+    )
+
+
 def paired_comparison(first, *, second, samples=2000, seed=0, confidence=0.95):
     """Compares two models scored on the same images: is the first better?
 

@@ -40,12 +40,10 @@ def ingredient_rows(runs, *, baseline=INGREDIENT_BASELINE):
         differs = arm and [k for k, v in base[0].settings().items() if arm[0].settings()[k] != v]
         if len(arm) < 2 or len(differs) != 1:
             continue
-        scores = _mean_holdout(arm)
-        if set(scores) != set(reference):
-            raise ValueError(f"{recipe}: scored on other held-out pairs than {baseline}")
-        ids = sorted(reference)
-        comparison = stats.paired_comparison(
-            [scores[i] for i in ids], second=[reference[i] for i in ids], samples=2000, seed=0
+        comparison = stats.paired_by_image(
+            _mean_holdout(arm),
+            second=reference,
+            mismatch=f"{recipe}: scored on other held-out pairs than {baseline}",
         )
         kept = comparison["mean_difference"] >= KEEP_MARGIN and comparison["interval"][0] > 0
         rows.append(

@@ -75,13 +75,12 @@ def compare_runs(first, *, second, split="validation", samples=2000, seed=0):
         if values is None:
             raise ValueError(f"{run.name}: its held-out pairs were not scored ({HOLDOUT_DIR}/)")
         scores.append(values)
-    if set(scores[0]) != set(scores[1]):
-        raise ValueError(
-            f"{first.name} and {second.name} were scored on different images ({split})"
-        )
-    ids = sorted(scores[0])
-    return stats.paired_comparison(
-        [scores[0][i] for i in ids], second=[scores[1][i] for i in ids], samples=samples, seed=seed
+    return stats.paired_by_image(
+        scores[0],
+        second=scores[1],
+        mismatch=f"{first.name} and {second.name} were scored on different images ({split})",
+        samples=samples,
+        seed=seed,
     )
 
 
