@@ -200,6 +200,15 @@ def is_final_run(folder):
     )
 
 
+def member_files(folder):
+    """`(member folder, file name)` of each `MEMBER_FILES` of an ensemble run's networks
+    (`--members`), in order; none for a run of one network."""
+    members = RunDir(folder).members()
+    if members == 1:
+        return []
+    return [(RunDir.MEMBER.format(k), name) for k in range(members) for name in MEMBER_FILES]
+
+
 def read_run(folder):
     """Reads one run's `STUDY_FILES` from `folder`, and its held-out report
     (`HOLDOUT_DIR`) when there is one.
@@ -214,9 +223,7 @@ def read_run(folder):
     needed = STUDY_FILES + (() if is_final_run(folder) else (RunDir.HOLDOUT_IDS,))
     if members > 1:  # an ensemble's training logs are its networks'
         needed = tuple(name for name in needed if name != RunDir.LOG) + tuple(
-            os.path.join(RunDir.MEMBER.format(k), name)
-            for k in range(members)
-            for name in MEMBER_FILES
+            os.path.join(member, name) for member, name in member_files(folder)
         )
     missing = [name for name in needed if not os.path.isfile(os.path.join(folder, name))]
     if missing:

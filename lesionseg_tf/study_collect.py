@@ -83,12 +83,10 @@ def collect_run(run_folder, *, study_dir, data_dir):
     target = os.path.join(study_dir, name)
     final = study.is_final_run(run_folder)
     collected = [c for c in COLLECTED if not (final and _held_out(c))]
-    members = RunDir(run_folder).members()
-    if members > 1:  # an ensemble: its networks' files in member_<k>/, their logs no top one
+    members = study.member_files(run_folder)
+    if members:  # an ensemble: its networks' files in member_<k>/, their logs no top one
         collected = [c for c in collected if c[0] != RunDir.LOG] + [
-            (name, RunDir.MEMBER.format(k), RunDir.MEMBER.format(k))
-            for k in range(members)
-            for name in study.MEMBER_FILES
+            (name, member, member) for member, name in members
         ]
     ids = RunDir(run_folder).read_ids(RunDir.HOLDOUT_IDS)
     if ids is not None:  # else named missing below
