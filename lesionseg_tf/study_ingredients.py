@@ -58,6 +58,12 @@ def ingredient_rows(runs, *, baseline=INGREDIENT_BASELINE):
     return rows
 
 
+def _bound(value):
+    """An interval's end to 4 decimals, or to 5 where 4 would print a nonzero end as
+    zero (the rule reads its sign)."""
+    return f"{value:+.5f}" if value and round(value, 4) == 0 else f"{value:+.4f}"
+
+
 def markdown_lines(runs):
     """The table of `ingredient_rows` as Markdown lines (a blank line first), or none."""
     rows = ingredient_rows(runs)
@@ -78,7 +84,7 @@ def markdown_lines(runs):
         low, high = c["interval"]
         lines.append(
             f"| {row['recipe']} | {', '.join(row['runs'])} | {', '.join(row['differs'])} | "
-            f"{c['mean_difference']:+.4f} ({low:+.4f} to {high:+.4f}) | "
+            f"{c['mean_difference']:+.4f} ({_bound(low)} to {_bound(high)}) | "
             f"{'yes' if row['kept'] else 'no'} |"
         )
     return lines

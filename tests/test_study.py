@@ -498,7 +498,9 @@ def test_every_group_of_the_study_script_gives_train_py_flags_it_takes(tmp_path)
     RunConfig before a long queue starts, and no two runs share a name."""
     with open(RUN_STUDY) as f:
         groups = re.findall(r"^  ([a-z0-9_]+)\)", f.read(), flags=re.MULTILINE)
-    assert {"beyond_baseline", "beyond_round1", "beyond_round2", "size448"} <= set(groups)
+    assert {"beyond_baseline", "beyond_round1", "beyond_round2", "beyond_round3", "size448"} <= set(
+        groups
+    )
     lines = []
     for group in groups:
         listed = subprocess.run(
@@ -525,6 +527,7 @@ def test_every_group_of_the_study_script_gives_train_py_flags_it_takes(tmp_path)
     assert set(parsed) == set(names)
     assert parsed["size448_cosine50"] == ["448", "0", "1", "bfloat16"]
     assert parsed["size96_seed1"] == ["96", "1", "1", "none"]
+    assert parsed["cedice_ensemble64_seeds23"] == ["64", "2", "2", "none"]
 
 
 def test_ingredients_are_judged_by_rule_5_from_the_runs_files(tmp_path):
@@ -559,3 +562,11 @@ def test_ingredients_are_judged_by_rule_5_from_the_runs_files(tmp_path):
     assert "| loss | +0.0033 (" in table and ") | no |" in table
     del runs[0]  # without the baseline, nothing is judged
     assert study_ingredients.ingredient_rows(runs) == []
+
+
+def test_an_interval_end_near_zero_keeps_its_sign_in_the_table():
+    """cedice64's lower end, +0.0000144, decides "kept": the table must not print it as zero."""
+    assert study_ingredients._bound(1.4377e-05) == "+0.00001"
+    assert study_ingredients._bound(-2e-05) == "-0.00002"
+    assert study_ingredients._bound(0.012934) == "+0.0129"
+    assert study_ingredients._bound(0.0) == "+0.0000"

@@ -4,7 +4,7 @@
 #   docs/study/run_study.sh GROUP DATA_DIR RUNS_DIR WORKTREE [DOCS_DIR]
 #
 #   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16,
-#             beyond_baseline, beyond_round1, beyond_round2, size448
+#             beyond_baseline, beyond_round1, beyond_round2, beyond_round3, size448
 #   DATA_DIR  the ISIC 2017 Task 1 data in the official layout (the study used 256x256 copies)
 #   RUNS_DIR  where the run folders go, outside the repository
 #   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
@@ -111,6 +111,13 @@ case $GROUP in
       run size96_seed$seed ${BEYOND/--image_size=64/--image_size=96} --seed=$seed || exit 1
       run context96_seed$seed ${BEYOND/--image_size=64/--image_size=96} --context=image_pooling --seed=$seed || exit 1
     done
+    ;;
+  beyond_round3)  # rule 6's second draw: the cross-entropy-plus-Dice loss (kept by rule 5) onto
+    # the best recipe so far, an ensemble of two networks; one draw each (networks 0 and 1) was
+    # +0.0043 (-0.0022 to +0.0115), so each arm gets a second: networks 2 and 3, one run folder
+    # (--members=2), the ensemble exported at its top
+    run ensemble64_seeds23 $BEYOND --members=2 --seed=2 || exit 1
+    run cedice_ensemble64_seeds23 $BEYOND --members=2 --loss=cross_entropy_dice --seed=2 || exit 1
     ;;
   size448)  # the paper's input size (section 3.2) on the 256x256 copies, resized on the fly;
     # bfloat16, as the machine that starts it has the units (AVX512_BF16 or AMX); a resumed
