@@ -10,12 +10,13 @@ import tensorflow as tf
 from lesionseg_tf import files, images, segment
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.config import DEFAULT_MAX_PIXELS
+from lesionseg_tf.run_dir import RunDir
 
 SEGMENT_ENDPOINT = "segment"  # also serving_default
 SEGMENT_TTA_ENDPOINT = "segment_tta"
 SEGMENT_BYTES_ENDPOINT = "segment_bytes"  # for TF Serving's REST API
 LOGITS_ENDPOINT = "logits"
-INFO_FILE = os.path.join("assets.extra", "lesionseg.json")
+INFO_FILE = RunDir.EXPORT_INFO
 
 
 def network_module(model):

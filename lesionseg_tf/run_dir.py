@@ -29,6 +29,7 @@ class RunDir:
     BACKUP = "backup"  # the last completed epoch, until RESULT is written
     BACKUP_STATE = "state.json"  # inside BACKUP
     EXPORT = "export"  # the SavedModel
+    EXPORT_INFO = os.path.join("assets.extra", "lesionseg.json")  # inside EXPORT: its input size
     RESULT = "result.json"  # written last: the run is finished
     LOG = "training_log.csv"  # one row per epoch, epochs counted from 1
     TENSORBOARD = "logs"
@@ -146,7 +147,18 @@ class RunDir:
         return config_lib.recorded_settings(recorded)
 
     def image_size(self):
-        """The input side the run trained at (its `CONFIG`)."""
+        """The input side the run trained at (its `CONFIG`); for a model folder with no
+        `CONFIG` but an export (an ensemble of runs, `tools.ensemble`), the input side
+        its export records (`EXPORT_INFO`).
+
+        Raises:
+          FileNotFoundError: neither file is there.
+        """
+        if not os.path.isfile(self.file(self.CONFIG)):
+            info = os.path.join(self.export_dir, self.EXPORT_INFO)
+            if os.path.isfile(info):
+                with open(info) as f:
+                    return int(json.load(f)["image_size"])
         return int(self.settings()["image_size"])
 
     def members(self):

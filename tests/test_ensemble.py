@@ -92,6 +92,14 @@ def test_the_command_writes_an_ensemble_of_runs(trained_run, tmp_path):
             assert sorted(f.read().split()) == g.read().split()
     one = run_script("-m tools.ensemble", f"--runs={run_dir}", f"--output_dir={out}2")
     assert one.returncode != 0 and "two or more" in one.stderr
+    # No flags.json in an ensemble of runs: its input size is its export's, so that
+    # tools.export (a .tflite) and fine-tuning's checks can load it as any model folder.
+    assert not os.path.exists(out / RunDir.CONFIG)
+    model, image_size = model_lib.load_run(str(out))
+    assert image_size == RunDir(run_dir).image_size() == 32
+    assert len(model.inputs) == 1
+    with pytest.raises(FileNotFoundError, match="flags.json"):
+        RunDir(tmp_path).image_size()
 
 
 @pytest.mark.slow
