@@ -55,7 +55,8 @@ def train_members(config, *, model_dir, train_one, overwrite=False, report):
     `<model_dir>/member_<k>` (`RunDir.member`) with seed `config.seed + k`, all on the
     same held-out draw (`config.holdout_seed`), so the ensemble's held-out ids are
     theirs. Run again after a kill, it takes the networks already finished as they
-    are and continues the interrupted one.
+    are (each checked to record network k's settings) and continues the interrupted
+    one. A finished run copied in as `member_<k>` is taken so too.
 
     Args:
       config: a `config.RunConfig` with `members` > 1 (recorded at the top of
@@ -71,7 +72,8 @@ def train_members(config, *, model_dir, train_one, overwrite=False, report):
 
     Raises:
       ValueError: the folder holds a finished run (without `overwrite`) or one with
-        other settings; or what `train_one` raises.
+        other settings, or a finished network with other settings than network k's;
+        or what `train_one` raises.
     """
     folder = RunDir(model_dir)
     folder.refuse_finished(overwrite=overwrite)
@@ -88,6 +90,13 @@ def train_members(config, *, model_dir, train_one, overwrite=False, report):
         )
         said = f"network {index + 1} of {config.members} (--seed={member_config.seed})"
         if member.is_finished():
+            changed = member.changed_settings(member_config)
+            if changed:
+                raise ValueError(
+                    f"{member.path} holds a finished network trained otherwise than {said}: "
+                    f"{', '.join(changed)}; pass --overwrite to train every network again, or "
+                    "choose another --model_dir"
+                )
             report(f"{said}: trained before, in {member.path}", False)
             results.append(member.read_json(RunDir.RESULT))
         else:

@@ -198,16 +198,25 @@ class RunDir:
         self.check_same_settings(config)
         return True
 
+    def changed_settings(self, config):
+        """The run settings `CONFIG` records otherwise than `config`, as
+        "name: then, now" texts (none where it records none)."""
+        previous = config_lib.recorded_settings(self.read_json(self.CONFIG) or {})
+        wanted = config.run_settings()
+        return [
+            f"{k}: {previous.get(k)!r} then, {wanted[k]!r} now"
+            for k in sorted(wanted)
+            if previous.get(k) != wanted[k]
+        ]
+
     def check_same_settings(self, config):
         """Raises ValueError where `CONFIG` records other run settings than `config`'s
         (`check_start`'s test of a run to continue)."""
-        previous = config_lib.recorded_settings(self.read_json(self.CONFIG) or {})
-        wanted = config.run_settings()
-        changed = sorted(k for k in wanted if previous.get(k) != wanted[k])
+        changed = self.changed_settings(config)
         if changed:
             raise ValueError(
                 f"{self.path} holds an interrupted run with other flags ("
-                + ", ".join(f"{k}: {previous.get(k)!r} then, {wanted[k]!r} now" for k in changed)
+                + ", ".join(changed)
                 + "); rerun with the same flags to resume, choose another --model_dir, or "
                 "pass --overwrite to start again from scratch"
             )

@@ -160,3 +160,24 @@ def test_members_train_one_after_another_and_export_their_ensemble(training_only
     assert again["members"] == result["members"]
     assert again["weights_sha256"] == result["weights_sha256"]
     assert os.path.isdir(top.export_dir) and top.is_finished()
+
+    # Finished runs copied in as networks (how the study made ensembles of runs it had
+    # trained one by one): taken when each records its network's settings, refused else.
+    model_dir = tmp_path / "assembled"
+    for index, source in enumerate((first, second)):
+        shutil.copytree(source.path, RunDir(model_dir).member(index).path)
+    lines.clear()
+    assert train()["weights_sha256"] == result["weights_sha256"]
+    assert (
+        "network 1 of 2 (--seed=5): trained before, in "
+        + first.path.replace("ensemble", "assembled")
+        in lines
+    )
+    model_dir = tmp_path / "swapped"
+    for index, source in enumerate((second, first)):
+        shutil.copytree(source.path, RunDir(model_dir).member(index).path)
+    with pytest.raises(
+        ValueError,
+        match=r"member_0 holds a finished network trained otherwise .*: seed: 6 then, 5 now",
+    ):
+        train()

@@ -72,6 +72,20 @@ run() {  # name, train.py flags...
     python -m tools.study --collect="$dir" --study_dir="$DOCS" --data_dir="$DATA" || return 1
   fi
 }
+members_from() {  # name, run, run...: a --members run folder whose networks are finished runs,
+  # copied in as member_0, member_1, ... (without their image cache); train.py --members then
+  # checks that each records its network's settings and only writes the ensemble
+  local name=$1; shift
+  [ -n "$DRY" ] || [ -d "$RUNS/$name" ] && return 0
+  local staging="$RUNS/.partial-$name" k=0
+  rm -rf "$staging"; mkdir -p "$staging" || return 1
+  for source in "$@"; do
+    [ -f "$RUNS/$source/result.json" ] || { echo "run_study.sh: $source is not finished" >&2; return 1; }
+    cp -a "$RUNS/$source" "$staging/member_$k" && rm -rf "$staging/member_$k/cache" || return 1
+    k=$((k + 1))
+  done
+  mv "$staging" "$RUNS/$name" && log "assembled $name from $*"
+}
 case $GROUP in
   size_pair)  # 2026-11, from commit 6f07b25
     run shipped_recipe_seed1 --image_size=64 --lr_schedule=cosine --max_epochs=50 --patience=20 --seed=1 || exit 1
@@ -112,10 +126,14 @@ case $GROUP in
       run context96_seed$seed ${BEYOND/--image_size=64/--image_size=96} --context=image_pooling --seed=$seed || exit 1
     done
     ;;
-  beyond_round3)  # rule 6's second draw: the cross-entropy-plus-Dice loss (kept by rule 5) onto
-    # the best recipe so far, an ensemble of two networks; one draw each (networks 0 and 1) was
-    # +0.0043 (-0.0022 to +0.0115), so each arm gets a second: networks 2 and 3, one run folder
-    # (--members=2), the ensemble exported at its top
+  beyond_round3)  # rule 6: the cross-entropy-plus-Dice loss (kept by rule 5) onto the best recipe
+    # so far, an ensemble of two networks. The first draw of each arm is its two finished seeds
+    # (networks 0 and 1) as one --members=2 run folder; it gained +0.0043 (-0.0022 to +0.0115),
+    # so each arm gets a second draw: networks 2 and 3, trained as one --members=2 run
+    members_from ensemble64_seeds01 baseline64_seed0 baseline64_seed1 || exit 1
+    run ensemble64_seeds01 $BEYOND --members=2 --seed=0 || exit 1
+    members_from cedice_ensemble64_seeds01 cedice64_seed0 cedice64_seed1 || exit 1
+    run cedice_ensemble64_seeds01 $BEYOND --members=2 --loss=cross_entropy_dice --seed=0 || exit 1
     run ensemble64_seeds23 $BEYOND --members=2 --seed=2 || exit 1
     run cedice_ensemble64_seeds23 $BEYOND --members=2 --loss=cross_entropy_dice --seed=2 || exit 1
     ;;
