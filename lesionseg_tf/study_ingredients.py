@@ -10,6 +10,9 @@ from lesionseg_tf import report_comparison, stats
 # judged against, and rule 5's margin (the shipped recipe's seed SD on held-out).
 INGREDIENT_BASELINE = ("baseline64_seed0", "baseline64_seed1")
 KEEP_MARGIN = 0.003
+# Rule 6: a kept ingredient onto the best recipe so far, the paper's recipe as an ensemble of
+# two networks (`--members=2`), two draws of it (networks 0-1 and 2-3).
+ENSEMBLE_BASELINE = ("ensemble64_seeds01", "ensemble64_seeds23")
 
 
 def _mean_holdout(runs):
@@ -17,12 +20,14 @@ def _mean_holdout(runs):
     return report_comparison.seed_mean([r.holdout for r in runs], names=[r.name for r in runs])
 
 
-def ingredient_rows(runs, *, baseline=INGREDIENT_BASELINE):
+def ingredient_rows(runs, *, baseline=INGREDIENT_BASELINE, same=()):
     """Rule 5 of the protocol, from the runs' files: every recipe that differs from the
     `baseline` runs' in one setting and has two or more runs scored on the held-out
     pairs, each arm's per-image held-out Jaccard averaged over its runs, then paired on
     the images (`stats.paired_comparison`); kept at `KEEP_MARGIN` or more with the
-    interval above zero. Nothing where the baseline runs are missing.
+    interval above zero. Nothing where the baseline runs are missing. Rule 6 is the
+    same against `ENSEMBLE_BASELINE` with `same=("networks",)`: only arms with the
+    baseline's number of networks.
 
     Returns:
       `[{"recipe", "runs", "differs", "comparison", "kept"}]`, by recipe.
@@ -38,7 +43,7 @@ def ingredient_rows(runs, *, baseline=INGREDIENT_BASELINE):
     ):
         arm = [r for r in group if r.holdout is not None and r.name not in baseline]
         differs = arm and [k for k, v in base[0].settings().items() if arm[0].settings()[k] != v]
-        if len(arm) < 2 or len(differs) != 1:
+        if len(arm) < 2 or len(differs) != 1 or differs[0] in same:
             continue
         comparison = stats.paired_by_image(
             _mean_holdout(arm),
@@ -65,16 +70,28 @@ def _bound(value):
 
 
 def markdown_lines(runs):
-    """The table of `ingredient_rows` as Markdown lines (a blank line first), or none."""
-    rows = ingredient_rows(runs)
+    """The tables of `ingredient_rows`, rule 5's and rule 6's, as Markdown lines (a blank
+    line before each), or none."""
+    return _table(
+        ingredient_rows(runs),
+        title='The training ingredients of "Beyond the paper" judged on the held-out pairs (rule '
+        "5 of docs/reproduction.md's protocol: each arm's per-image Jaccard averaged over its "
+        f"runs, against {' and '.join(INGREDIENT_BASELINE)} averaged so; kept at +{KEEP_MARGIN} "
+        "or more with the interval above zero; 2000 resamples, seed 0):",
+    ) + _table(
+        ingredient_rows(runs, baseline=ENSEMBLE_BASELINE, same=("networks",)),
+        title="Kept ingredients onto the best recipe so far, the ensemble of two networks (rule 6: "
+        f"each arm's ensembles averaged, against {' and '.join(ENSEMBLE_BASELINE)} averaged so; "
+        "the same margin and interval):",
+    )
+
+
+def _table(rows, *, title):
     if not rows:
         return []
     lines = [
         "",
-        'The training ingredients of "Beyond the paper" judged on the held-out pairs (rule 5 of '
-        "docs/reproduction.md's protocol: each arm's per-image Jaccard averaged over its runs, "
-        f"against {' and '.join(INGREDIENT_BASELINE)} averaged so; kept at +{KEEP_MARGIN} or more "
-        "with the interval above zero; 2000 resamples, seed 0):",
+        title,
         "",
         "| recipe | runs | differs in | mean difference (95% CI) | kept |",
         "| --- | --- | --- | --- | --- |",

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -562,6 +563,47 @@ def test_ingredients_are_judged_by_rule_5_from_the_runs_files(tmp_path):
     assert "| loss | +0.0033 (" in table and ") | no |" in table
     del runs[0]  # without the baseline, nothing is judged
     assert study_ingredients.ingredient_rows(runs) == []
+
+
+def test_ingredients_onto_the_ensemble_are_judged_by_rule_6(tmp_path):
+    """Two draws of the paper's recipe as an ensemble of two networks judge the ensemble
+    by rule 5 ("networks") and are rule 6's baseline for an ingredient's ensembles;
+    single networks are never an arm of rule 6, nor an ensemble of another loss one of
+    rule 5's."""
+    base = np.array([0.80, 0.70, 0.90])
+    settings = {"image_size": 64, "epochs": 50}
+
+    def run(name, seed, held_out, members=1, **recorded):
+        folder = write_run(
+            tmp_path, name, seed=seed, jaccards=[0.7] * 6, members=members, **settings, **recorded
+        )
+        write_holdout_report(os.path.join(folder, "holdout"), held_out)
+        for k in range(members if members > 1 else 0):
+            write_run(Path(folder), f"member_{k}", image_size=64, seed=seed + k, jaccards=[0.5] * 6)
+
+    run("baseline64_seed0", 0, base)
+    run("baseline64_seed1", 1, base + 0.02)
+    run("ensemble64_seeds01", 0, base + 0.01, members=2)
+    run("ensemble64_seeds23", 2, base + 0.03, members=2)
+    run("color64_seed0", 0, base + 0.05, color_augment=True)
+    run("color64_seed1", 1, base + 0.05, color_augment=True)
+    run("color_ensemble64_seeds01", 0, base + 0.04, members=2, color_augment=True)
+    run("color_ensemble64_seeds23", 2, base + 0.04, members=2, color_augment=True)
+    runs = study.read_study(str(tmp_path))
+    rule5 = {row["differs"][0]: row for row in study_ingredients.ingredient_rows(runs)}
+    assert set(rule5) == {"colour augmentation", "networks"}
+    assert rule5["networks"]["runs"] == ["ensemble64_seeds01", "ensemble64_seeds23"]
+    assert rule5["networks"]["comparison"]["mean_difference"] == pytest.approx(0.01)
+    rule6 = study_ingredients.ingredient_rows(
+        runs, baseline=study_ingredients.ENSEMBLE_BASELINE, same=("networks",)
+    )
+    assert [row["runs"] for row in rule6] == [
+        ["color_ensemble64_seeds01", "color_ensemble64_seeds23"]
+    ]
+    assert rule6[0]["comparison"]["mean_difference"] == pytest.approx(0.02) and rule6[0]["kept"]
+    table = study_tables.markdown(runs, reference="baseline64_seed0")
+    assert "| networks | +0.0100 (+0.0100 to +0.0100) | yes |" in table
+    assert table.index("rule 6") < table.rindex("| colour augmentation | +0.0200 (")
 
 
 def test_an_interval_end_near_zero_keeps_its_sign_in_the_table():
