@@ -62,6 +62,7 @@ COMMANDS = {
     ],
     "-m tools.learning_curves": ["run_dir", "output"],
     "-m tools.ensemble": ["runs", "output_dir"],
+    "-m tools.ship": ["run_dir", "output_dir"],
     "-m tools.study": ["study_dir", "output_dir", "reference", "collect", "collect_holdout", "run"],
     "-m tools.synthetic": ["layout", "out_dir", "seed"],
     "-m tools.train_step_speed": [],

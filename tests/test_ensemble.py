@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lesionseg_tf import export, inference, segment, tflite, training
+from lesionseg_tf import export, inference, segment, shipping, tflite, training
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.config import RunConfig
 from lesionseg_tf.run_dir import RunDir
@@ -160,6 +160,15 @@ def test_members_train_one_after_another_and_export_their_ensemble(training_only
     assert again["members"] == result["members"]
     assert again["weights_sha256"] == result["weights_sha256"]
     assert os.path.isdir(top.export_dir) and top.is_finished()
+    # Shipped: each network's flags, result and log; the ensemble for Keras, no optimizer.
+    written = shipping.ship_run(top.path, output_dir=str(tmp_path / "shipped"))
+    for k in (0, 1):
+        for name in ("flags.json", "result.json", "training_log.csv"):
+            assert os.path.join(f"member_{k}", name) in written
+    assert not [p for p in written if p.endswith("best.keras")]
+    shipped = model_lib.load(str(tmp_path / "shipped" / "lesionseg.keras"))
+    assert getattr(shipped, "optimizer", None) is None
+    assert len(model_lib.networks_of(shipped)) == 2
 
     # Finished runs copied in as networks (how the study made ensembles of runs it had
     # trained one by one): taken when each records its network's settings, refused else.
