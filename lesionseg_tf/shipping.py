@@ -4,10 +4,11 @@ and what says how the model was made, without what only training needs (the
 optimizer's state, the backup, TensorBoard's logs, the image cache).
 """
 
+import json
 import os
 import shutil
 
-from lesionseg_tf import files
+from lesionseg_tf import files, study_collect
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.run_dir import RunDir
 
@@ -43,19 +44,38 @@ def ship_run(run_dir, *, output_dir):
         raise FileNotFoundError(f"{run.path} holds neither {' nor '.join(RunDir.WEIGHT_FILES)}")
     with files.atomic_path(output_dir) as staging:
         shutil.copytree(run.export_dir, os.path.join(staging, RunDir.EXPORT))
+        copy = _copier(run)
         for name in SHIPPED_FILES:
             if os.path.isfile(run.file(name)):
-                shutil.copy2(run.file(name), os.path.join(staging, name))
+                copy(run.file(name), os.path.join(staging, name))
         for k in range(run.members() if run.members() > 1 else 0):
             member = run.member(k)
             os.makedirs(os.path.join(staging, os.path.basename(member.path)))
             for name in MEMBER_FILES:
-                shutil.copy2(
-                    member.file(name), os.path.join(staging, os.path.basename(member.path), name)
-                )
+                copy(member.file(name), os.path.join(staging, os.path.basename(member.path), name))
         model_lib.load(weights, compile=False).save(os.path.join(staging, RunDir.SHIPPED_MODEL))
     return sorted(
         os.path.relpath(os.path.join(folder, name), output_dir)
         for folder, _, names in os.walk(output_dir)
         for name in names
     )
+
+
+def _copier(run):
+    """Copies a file; a JSON one with this machine's paths taken out
+    (`study_collect.portable`): the data folder by its name, the run's own paths from
+    its folder's name on."""
+    data_dir = run.settings()["data_dir"]
+    runs_dir = os.path.dirname(os.path.abspath(run.path))
+
+    def copy(source, target):
+        if not source.endswith(".json"):
+            shutil.copy2(source, target)
+            return
+        with open(source) as f:
+            value = study_collect.portable(json.load(f), runs_dir=runs_dir, data_dir=data_dir)
+        with open(target, "w") as f:
+            json.dump(value, f, indent=2)
+            f.write("\n")
+
+    return copy

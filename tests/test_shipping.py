@@ -1,5 +1,6 @@
 """A finished run written as a shipped model folder (lesionseg_tf.shipping, tools.ship)."""
 
+import json
 import os
 
 import numpy as np
@@ -29,6 +30,12 @@ def test_a_run_ships_its_model_without_what_only_training_needs(trained_run, tmp
     assert not [
         p for p in written if p.split(os.sep)[0] in ("best.keras", "backup", "logs", "cache")
     ]
+    # No path of the machine that trained it: the data folder and the run by their names.
+    for name in ("flags.json", "result.json"):
+        text = (out / name).read_text()
+        assert os.path.dirname(run_dir) not in text and str(tmp_path) not in text, name
+    flags = json.loads((out / "flags.json").read_text())
+    assert flags["model_dir"] == os.path.basename(run_dir) and "/" not in flags["data_dir"]
     shipped = model_lib.load(str(out / "lesionseg.keras"))
     assert getattr(shipped, "optimizer", None) is None  # weights only
     best = model_lib.load(os.path.join(run_dir, "best.keras"))
