@@ -52,6 +52,9 @@ class RunDir:
         SHIPPED_MODEL,  # an ensemble's (`--members`)
     )
     WEIGHT_FILES = (BEST, SHIPPED_MODEL)  # what a model is loaded from, in this order
+    # What says how one network of an ensemble was trained: what the study and a shipped
+    # model keep of each `MEMBER` (its weights live in the ensemble's).
+    MEMBER_RECORD = (CONFIG, LOG, RESULT)
 
     def __init__(self, path):
         self.path = str(path)

@@ -13,14 +13,13 @@ from lesionseg_tf import model as model_lib
 from lesionseg_tf.run_dir import RunDir
 
 # What a shipped folder copies from the run (those the run has: a run on every pair
-# holds none out), and from each network of an ensemble (`--members`).
+# holds none out); of each network of an ensemble (`--members`), `RunDir.MEMBER_RECORD`.
 SHIPPED_FILES = (RunDir.CONFIG, RunDir.TRAINING_IDS, RunDir.HOLDOUT_IDS, RunDir.RESULT, RunDir.LOG)
-MEMBER_FILES = (RunDir.CONFIG, RunDir.RESULT, RunDir.LOG)
 
 
 def ship_run(run_dir, *, output_dir):
     """Writes `output_dir` from the finished run `run_dir`: its `export/`, its
-    `SHIPPED_FILES`, each network's `MEMBER_FILES` in `member_<k>/` for an ensemble,
+    `SHIPPED_FILES`, each network's `RunDir.MEMBER_RECORD` in `member_<k>/` for an ensemble,
     and the model for Keras as `lesionseg.keras` with no optimizer state (an
     ensemble's own; else the run's `best.keras` saved again uncompiled). The folder
     appears whole or not at all (`files.atomic_path`).
@@ -51,7 +50,7 @@ def ship_run(run_dir, *, output_dir):
         for k in range(run.members() if run.members() > 1 else 0):
             member = run.member(k)
             os.makedirs(os.path.join(staging, os.path.basename(member.path)))
-            for name in MEMBER_FILES:
+            for name in RunDir.MEMBER_RECORD:
                 copy(member.file(name), os.path.join(staging, os.path.basename(member.path), name))
         model_lib.load(weights, compile=False).save(os.path.join(staging, RunDir.SHIPPED_MODEL))
     return sorted(

@@ -28,7 +28,7 @@ STUDY_FILES = (
 )
 
 # What the study keeps of each network of an ensemble run (`--members`), in `member_<k>/`.
-MEMBER_FILES = (RunDir.CONFIG, RunDir.LOG, RunDir.RESULT)
+MEMBER_FILES = RunDir.MEMBER_RECORD
 
 
 @dataclasses.dataclass(frozen=True)
