@@ -35,8 +35,8 @@ def default_output_dir(*, model=None, pred_dir=None, data_dir, split, ids_file=N
     subset, so that no two of them share a folder.
 
     `<run>/evaluation/<dataset>-<split>[-<ids file>]` for a train.py run's export (or
-    a `.tflite` file in it, under `<run>/evaluation/<file name>/`); for a shipped
-    model (a folder holding `lesionseg.keras`), the same under
+    a `.tflite` file in it, under `<run>/evaluation/<file name>/`), one of
+    `--members` too; for a shipped model (`RunDir.is_shipped_model`), the same under
     `SHIPPED_MODEL_REPORTS/<model folder>/`, never inside it; for `pred_dir`,
     `<pred_dir>_evaluation/...`, outside the submission folder. `<dataset>` is the
     data folder's name.
@@ -47,10 +47,9 @@ def default_output_dir(*, model=None, pred_dir=None, data_dir, split, ids_file=N
     if pred_dir:
         return os.path.join(os.path.normpath(pred_dir) + "_evaluation", name)
     run = RunDir.of_export(model)
-    shipped = os.path.isfile(run.file(RunDir.SHIPPED_MODEL))
     base = (
         os.path.join(SHIPPED_MODEL_REPORTS, os.path.basename(os.path.abspath(run.path)))
-        if shipped
+        if run.is_shipped_model()
         else run.file(RunDir.EVALUATION)
     )
     if str(model).endswith(".tflite"):

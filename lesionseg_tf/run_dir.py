@@ -98,6 +98,14 @@ class RunDir:
     def cache_dir(self):
         return self.file(self.CACHE)
 
+    def is_shipped_model(self):
+        """A shipped model folder (`pretrained/...`, `tools.ship`, `tools.ensemble`):
+        `SHIPPED_MODEL` with no network's `BEST` beside it. A `--members` run also
+        holds `SHIPPED_MODEL`, but keeps each network's `BEST` in `member_<k>/`."""
+        return os.path.isfile(self.file(self.SHIPPED_MODEL)) and not os.path.isfile(
+            self.member(0).best_path
+        )
+
     def weights_file(self):
         """The file the run's model loads from (`WEIGHT_FILES`), or None."""
         for name in self.WEIGHT_FILES:

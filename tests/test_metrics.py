@@ -210,6 +210,18 @@ def test_default_report_folders_never_share_and_never_enter_a_shipped_model(tmp_
     assert folder(
         model=f"{run}/export", pred_dir="sub/", data_dir="d", split="validation"
     ) == os.path.join("sub_evaluation", "d-validation")
+    # A --members run holds lesionseg.keras too, and each network's best.keras: a run.
+    members = tmp_path / "runs" / "two"
+    (members / "member_0").mkdir(parents=True)
+    (members / "lesionseg.keras").write_bytes(b"")
+    (members / "member_0" / "best.keras").write_bytes(b"")
+    assert folder(model=f"{members}/export", data_dir="d", split="test") == os.path.join(
+        members, "evaluation", "d-test"
+    )
+    os.remove(members / "member_0" / "best.keras")  # shipped (tools.ship): network records only
+    assert folder(model=f"{members}/export", data_dir="d", split="test") == os.path.join(
+        "runs", "evaluation", "two", "d-test"
+    )
 
 
 def test_summary_averages_boundary_distances_where_defined_and_counts_the_rest():
