@@ -4,11 +4,10 @@ and what says how the model was made, without what only training needs (the
 optimizer's state, the backup, TensorBoard's logs, the image cache).
 """
 
-import json
 import os
 import shutil
 
-from lesionseg_tf import files, study_collect
+from lesionseg_tf import files, study, study_collect
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.run_dir import RunDir
 
@@ -18,11 +17,13 @@ SHIPPED_FILES = (RunDir.CONFIG, RunDir.TRAINING_IDS, RunDir.HOLDOUT_IDS, RunDir.
 
 
 def ship_run(run_dir, *, output_dir):
-    """Writes `output_dir` from the finished run `run_dir`: its `export/`, its
-    `SHIPPED_FILES`, each network's `RunDir.MEMBER_RECORD` in `member_<k>/` for an ensemble,
-    and the model for Keras as `lesionseg.keras` with no optimizer state (an
-    ensemble's own; else the run's `best.keras` saved again uncompiled). The folder
-    appears whole or not at all (`files.atomic_path`).
+    """Writes `output_dir` from the finished run `run_dir`: its `export/`; its
+    `SHIPPED_FILES` and, for an ensemble, each network's `RunDir.MEMBER_RECORD` in
+    `member_<k>/` (`study.member_files`), the JSON ones with this machine's paths taken
+    out (`study_collect.copy_portably`: the data folder by its name, the run's own paths
+    from its folder's name on); and the model for Keras as `lesionseg.keras` with no
+    optimizer state (an ensemble's own; else the run's `best.keras` saved again
+    uncompiled). The folder appears whole or not at all (`files.atomic_path`).
 
     Returns:
       The paths written, relative to `output_dir`, sorted.
@@ -43,38 +44,16 @@ def ship_run(run_dir, *, output_dir):
         raise FileNotFoundError(f"{run.path} holds neither {' nor '.join(RunDir.WEIGHT_FILES)}")
     with files.atomic_path(output_dir) as staging:
         shutil.copytree(run.export_dir, os.path.join(staging, RunDir.EXPORT))
-        copy = _copier(run)
-        for name in SHIPPED_FILES:
-            if os.path.isfile(run.file(name)):
-                copy(run.file(name), os.path.join(staging, name))
-        for k in range(run.members() if run.members() > 1 else 0):
-            member = run.member(k)
-            os.makedirs(os.path.join(staging, os.path.basename(member.path)))
-            for name in RunDir.MEMBER_RECORD:
-                copy(member.file(name), os.path.join(staging, os.path.basename(member.path), name))
+        kept = [name for name in SHIPPED_FILES if os.path.isfile(run.file(name))]
+        kept += [os.path.join(member, name) for member, name in study.member_files(run.path)]
+        study_collect.copy_portably(
+            [(run.file(name), os.path.join(staging, name)) for name in kept],
+            runs_dir=os.path.dirname(os.path.abspath(run.path)),
+            data_dir=run.settings()["data_dir"],
+        )
         model_lib.load(weights, compile=False).save(os.path.join(staging, RunDir.SHIPPED_MODEL))
     return sorted(
         os.path.relpath(os.path.join(folder, name), output_dir)
         for folder, _, names in os.walk(output_dir)
         for name in names
     )
-
-
-def _copier(run):
-    """Copies a file; a JSON one with this machine's paths taken out
-    (`study_collect.portable`): the data folder by its name, the run's own paths from
-    its folder's name on."""
-    data_dir = run.settings()["data_dir"]
-    runs_dir = os.path.dirname(os.path.abspath(run.path))
-
-    def copy(source, target):
-        if not source.endswith(".json"):
-            shutil.copy2(source, target)
-            return
-        with open(source) as f:
-            value = study_collect.portable(json.load(f), runs_dir=runs_dir, data_dir=data_dir)
-        with open(target, "w") as f:
-            json.dump(value, f, indent=2)
-            f.write("\n")
-
-    return copy

@@ -45,7 +45,7 @@ COLLECTED = (
 )
 
 
-def _copy_portably(pairs, *, runs_dir, data_dir, hint=""):
+def copy_portably(pairs, *, runs_dir, data_dir, hint=""):
     """Copies `(source, target)` files, JSON ones made `portable`. Every source is
     checked first, so a missing one leaves nothing copied.
 
@@ -94,7 +94,7 @@ def collect_run(run_folder, *, study_dir, data_dir):
         study.read_report(
             os.path.join(run_folder, "evaluation", "holdout"), split="training", ids=ids
         )
-    _copy_portably(
+    copy_portably(
         [
             (os.path.join(run_folder, source, file_name), os.path.join(target, kept, file_name))
             for file_name, source, kept in collected
@@ -128,7 +128,7 @@ def collect_holdout_report(report_folder, *, study_run, data_dir):
         raise FileNotFoundError(f"{study_run}: no {RunDir.HOLDOUT_IDS}; not a study run")
     study.read_report(report_folder, split="training", ids=ids)
     target = os.path.join(study_run, study.HOLDOUT_DIR)
-    _copy_portably(
+    copy_portably(
         [
             (os.path.join(report_folder, name), os.path.join(target, name))
             for name in (PER_IMAGE_FILE, SUMMARY_FILE)
