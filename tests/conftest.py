@@ -110,15 +110,20 @@ def trained_run(training_only_isic, tmp_path_factory, worker_id):
     return str(model_dir), result
 
 
-# The modules that take longest, longest first (python -m pytest -q --durations=0, idle, the
-# project's 2-core x86_64 CPU VM, 2026-12-03: 96, 95, 91, 80, 70 and 50 s of the 790 s in all).
+# The modules that take longest, longest first (python -m pytest -q --durations=60, idle, the
+# project's 2-core x86_64 CPU VM, 2026-12-03 19:49 UTC: 150, 121, 105, 77, 50, 45, 44, 42 and
+# 35 s of about 900 s in all).
 LONGEST_MODULES = (
-    "test_resume.py",
     "test_predict.py",
+    "test_resume.py",
     "test_distribute.py",
     "test_ensemble.py",
-    "test_learning.py",
     "test_accelerators.py",
+    "test_train.py",
+    "test_context.py",
+    "test_fine_tuning.py",
+    "test_training_options.py",
+    "test_learning.py",
 )
 
 
