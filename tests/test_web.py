@@ -396,18 +396,22 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
 ):
     """One page for two behaviours (a browser start saved). The model's bytes held back,
     then refused once: a photograph chosen meanwhile waits, the failure says how to
-    retry, and Retry segments it. Then, with two models in web/models.json (here the
-    shipped one twice, the second under another name and URL), the page offers the
-    choice, loads the one chosen, and says which model made each mask."""
+    retry, and Retry segments it. Then the page offers the second model of web/models.json
+    (until one is shipped, the first under another name and URL), loads it when chosen,
+    says which model made each mask, and gives that model's own mask."""
     _require_browser()
     with open(os.path.join(REPO_ROOT, "web", "models.json")) as f:
         models = json.load(f)
-    second = {**models[0], "name": "second", "tflite": models[0]["tflite"] + "?second"}
+    if len(models) == 1:
+        models.append({**models[0], "name": "second", "tflite": models[0]["tflite"] + "?second"})
+    second = models[1]
     model_requests, seen = [], []
+
+    first_url, second_url = ("/" + os.path.normpath(f"web/{m['tflite']}") for m in models[:2])
 
     def slow_model(path):  # the first model's requests held back; the first one refused
         seen.append(path)
-        if path.endswith(".tflite"):
+        if path == first_url:
             model_requests.append(path)
             time.sleep(3)
             return 503 if len(model_requests) == 1 else None
@@ -418,7 +422,7 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
         "/usr/bin/chromium",
         "/usr/bin/chromedriver",
         on_request=slow_model,
-        replace={"/web/models.json": json.dumps(models + [second]).encode()},
+        replace={"/web/models.json": json.dumps(models).encode()},
         ready=False,
     ) as driver:
         web.choose_files(driver, path, wait=False)
@@ -445,11 +449,18 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
         )
         assert web.wait_for_state(driver, ("ready", "error")) == "ready"
         assert web.choose_files(driver, path) == "done"
-        assert driver.execute_script("return window.lesionseg.last.model") == "second"
-        assert "by second" in driver.find_element("id", "masks").text
-    assert len(model_requests) == 2 and any(p.endswith(".tflite?second") for p in seen)
-    expected = inference.LiteSegmenter(TFLITE).segment(images.read_image_file(path))
+        assert driver.execute_script("return window.lesionseg.last.model") == second["name"]
+        assert f"by {second['name']}" in driver.find_element("id", "masks").text
+        second_mask = png_pixels(
+            fetch_bytes(driver, driver.find_element("id", "download").get_attribute("href"))
+        )
+    assert len(model_requests) == 2 and second_url in seen
+    photo = images.read_image_file(path)
+    expected = inference.LiteSegmenter(TFLITE).segment(photo)
     assert (mask == expected).mean() >= AGREEMENT
+    second_tflite = os.path.join(REPO_ROOT, second_url.split("?")[0].lstrip("/"))
+    expected = inference.LiteSegmenter(second_tflite).segment(photo)
+    assert (second_mask == expected).mean() >= AGREEMENT
 
 
 def test_a_folder_gives_its_photographs_and_names_what_it_skipped(page, tmp_path):
