@@ -529,6 +529,8 @@ def test_every_group_of_the_study_script_gives_train_py_flags_it_takes(tmp_path)
     assert parsed["size448_cosine50"] == ["448", "0", "1", "bfloat16"]
     assert parsed["size96_seed1"] == ["96", "1", "1", "none"]
     assert parsed["cedice_ensemble64_seeds23"] == ["64", "2", "2", "none"]
+    assert parsed["dice_ensemble_all64_seed0"] == ["64", "0", "2", "none"]
+    assert parsed["cedice_ensemble64_seeds45"] == ["64", "4", "2", "none"]
 
 
 def test_ingredients_are_judged_by_rule_5_from_the_runs_files(tmp_path):

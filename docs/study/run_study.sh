@@ -4,7 +4,7 @@
 #   docs/study/run_study.sh GROUP DATA_DIR RUNS_DIR WORKTREE [DOCS_DIR]
 #
 #   GROUP     which runs: size_pair (2026-11), size256, context (needs --context), bfloat16,
-#             beyond_baseline, beyond_round1, beyond_round2, beyond_round3, size448
+#             beyond_baseline, beyond_round1, beyond_round2, beyond_round3, beyond_final, size448
 #   DATA_DIR  the ISIC 2017 Task 1 data in the official layout (the study used 256x256 copies)
 #   RUNS_DIR  where the run folders go, outside the repository
 #   WORKTREE  a git worktree pinned to one commit (git worktree add --detach DIR COMMIT), so
@@ -136,6 +136,13 @@ case $GROUP in
     run cedice_ensemble64_seeds01 $BEYOND --members=2 --loss=cross_entropy_dice --seed=0 || exit 1
     run ensemble64_seeds23 $BEYOND --members=2 --seed=2 || exit 1
     run cedice_ensemble64_seeds23 $BEYOND --members=2 --loss=cross_entropy_dice --seed=2 || exit 1
+    ;;
+  beyond_final)  # rule 8: the settled recipe, --recipe=dice_ensemble (config.RECIPES): first the
+    # model shipped, trained on all 1800 training pairs for the 50 epochs of its cosine schedule
+    # (--select_on=none: no pairs held out, no choice of epoch), then the recipe's third draw on the
+    # 1620 pairs (networks 4 and 5; its first two are beyond_round3's)
+    run dice_ensemble_all64_seed0 --recipe=dice_ensemble --select_on=none --seed=0 --mixed_precision=none || exit 1
+    run cedice_ensemble64_seeds45 --recipe=dice_ensemble --seed=4 --mixed_precision=none || exit 1
     ;;
   size448)  # the paper's input size (section 3.2) on the 256x256 copies, resized on the fly;
     # bfloat16, as the machine that starts it has the units (AVX512_BF16 or AMX); a resumed
