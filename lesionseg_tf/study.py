@@ -27,9 +27,6 @@ STUDY_FILES = (
     SUMMARY_FILE,
 )
 
-# What the study keeps of each network of an ensemble run (`--members`), in `member_<k>/`.
-MEMBER_FILES = RunDir.MEMBER_RECORD
-
 
 @dataclasses.dataclass(frozen=True)
 class StudyRun:
@@ -201,12 +198,14 @@ def is_final_run(folder):
 
 
 def member_files(folder):
-    """`(member folder, file name)` of each `MEMBER_FILES` of an ensemble run's networks
+    """`(member folder, file name)` of each `RunDir.MEMBER_RECORD` of an ensemble run's networks
     (`--members`), in order; none for a run of one network."""
     members = RunDir(folder).members()
     if members == 1:
         return []
-    return [(RunDir.MEMBER.format(k), name) for k in range(members) for name in MEMBER_FILES]
+    return [
+        (RunDir.MEMBER.format(k), name) for k in range(members) for name in RunDir.MEMBER_RECORD
+    ]
 
 
 def read_run(folder):

@@ -72,7 +72,7 @@ def copy_portably(pairs, *, runs_dir, data_dir, hint=""):
 def collect_run(run_folder, *, study_dir, data_dir):
     """Copies a finished run's small files (`COLLECTED`) to `<study_dir>/<run name>/`,
     its JSON files `portable`, the held-out report under `study.HOLDOUT_DIR`; an
-    ensemble's (`--members`) with each network's `study.MEMBER_FILES` in `member_<k>/`.
+    ensemble's (`--members`) with each network's `RunDir.MEMBER_RECORD` in `member_<k>/`.
 
     Raises:
       FileNotFoundError: a file is missing (naming it).
