@@ -160,18 +160,40 @@ def filter_runtime_lines():
 _EXISTS = {"folder": os.path.isdir, "file": os.path.isfile, "file or folder": os.path.exists}
 
 
+def _model_problem(path):
+    """What keeps `path` from being a model `--model` takes, or None: a `.tflite` file,
+    or a SavedModel folder (`saved_model.pb` inside, as train.py's export/)."""
+    if not os.path.exists(path):
+        return "no such file or folder"
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        inside = os.path.join(path, "export")
+        hint = f"; did you mean {inside}?" if os.path.isdir(inside) else ""
+        return (
+            "is not a SavedModel (no saved_model.pb): give train.py's export/ folder "
+            f"or a .tflite file{hint}"
+        )
+    return None
+
+
 def require_inputs(command, inputs):
     """Exits with one line naming the first input that is not there, before any long
     work (TensorFlow's start-up included).
 
     Args:
       command: the name the line starts with (`train.py`, `export`).
-      inputs: `(flag, path, kind)` triples, kind "folder", "file" or "file or folder";
-        a path that is None or empty (the flag not given) is skipped.
+      inputs: `(flag, path, kind)` triples, kind "folder", "file", "file or folder" or
+        "model" (a `.tflite` file or a SavedModel folder); a path that is None or empty
+        (the flag not given) is skipped.
     """
     for flag, path, kind in inputs:
-        if path and not _EXISTS[kind](path):
-            sys.exit(f"{command}: {flag} {path}: no such {kind}")
+        if not path:
+            continue
+        if kind == "model":
+            problem = _model_problem(path)
+        else:
+            problem = None if _EXISTS[kind](path) else f"no such {kind}"
+        if problem:
+            sys.exit(f"{command}: {flag} {path}: {problem}")
 
 
 # Flag names every command understands, which its help need not list.

@@ -68,7 +68,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     source = ("--pred_dir", _PRED_DIR.value, "folder")
     if not _PRED_DIR.value:
-        source = ("--model", _MODEL.value, "file or folder")
+        source = ("--model", _MODEL.value, "model")
     inputs = [("--data_dir", _DATA_DIR.value, "folder"), ("--ids_file", _IDS_FILE.value, "file")]
     console.require_inputs("evaluate.py", [*inputs, source])
     scoring = {"model": _MODEL.value, "pred_dir": _PRED_DIR.value, "split": _SPLIT.value}

@@ -57,7 +57,7 @@ flags.register_validator(
 def _paths_given():
     return [
         ("--input", _INPUT.value, "file or folder"),
-        ("--model", _MODEL.value, "file or folder"),
+        ("--model", _MODEL.value, "model"),
         ("--truth_dir", _TRUTH_DIR.value, "folder"),
     ]
 

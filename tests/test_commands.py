@@ -147,13 +147,29 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
             ["--data_dir=.", "--model=.", "--ids_file={missing}"],
             "evaluate.py: --ids_file {missing}: no such file",
         ),
+        (
+            "predict.py",
+            ["--input=.", "--model={run}"],
+            "predict.py: --model {run}: is not a SavedModel (no saved_model.pb): give "
+            "train.py's export/ folder or a .tflite file; did you mean {run}/export?",
+        ),
+        (
+            "evaluate.py",
+            ["--data_dir=.", "--model={run}/export"],
+            "evaluate.py: --model {run}/export: is not a SavedModel (no saved_model.pb): give "
+            "train.py's export/ folder or a .tflite file",
+        ),
     ],
 )
 def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow, tmp_path):
+    """A path that is not there, or a model folder without its SavedModel: one line."""
     missing = str(tmp_path / "nowhere")
-    result = command(line, *[a.format(missing=missing) for a in args], env=no_tensorflow)
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)  # a run folder whose export is empty
+    names = {"missing": missing, "run": str(run)}
+    result = command(line, *[a.format(**names) for a in args], env=no_tensorflow)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(message.format(missing=missing))
+    assert result.stderr.strip().splitlines()[-1].startswith(message.format(**names))
 
 
 def test_runtime_notices_are_dropped_from_standard_error_and_the_rest_kept(tmp_path):

@@ -208,19 +208,6 @@ def test_refuses_to_write_into_the_input_folder(export_dir, tiny_isic, tmp_path)
 
 
 @pytest.mark.slow
-def test_a_folder_that_is_no_saved_model_is_one_line(tiny_isic, tmp_path):
-    (tmp_path / "none").mkdir()
-    result = run_script(
-        "predict.py",
-        f"--model={tmp_path / 'none'}",
-        f"--input={tiny_isic}/ISIC-2017_Test_v2_Data",
-        f"--output_dir={tmp_path}/o",
-    )
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "is not a SavedModel" in result.stderr.strip().splitlines()[-1]
-
-
-@pytest.mark.slow
 def test_evaluate_reports_bad_files_and_trained_on_images_one_line_each(
     export_dir, tiny_isic, tmp_path
 ):
