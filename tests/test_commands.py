@@ -69,7 +69,7 @@ COMMANDS = {
     "-m tools.torch_reference": [],
     "-m tools.benchmark_training": [],
     "-m tools.resize_dataset": ["data_dir", "output_dir", "size", "max_image_pixels"],
-    "-m tools.web": ["host", "port", "screenshot", "time", "time_repeats", "chromium"],
+    "-m tools.web": ["host", "port", "screenshot", "time", "time_repeats", "model", "chromium"],
 }
 
 

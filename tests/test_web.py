@@ -443,11 +443,7 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
         assert driver.execute_script("return window.lesionseg.last.model") == models[0]["name"]
         # The second model, chosen.
         assert driver.find_element("id", "model").is_displayed()
-        driver.execute_script(
-            "const s = document.getElementById('model'); s.value = '1';"
-            "s.dispatchEvent(new Event('change'))"
-        )
-        assert web.wait_for_state(driver, ("ready", "error")) == "ready"
+        assert web.choose_model(driver, second["name"]) == "ready"
         assert web.choose_files(driver, path) == "done"
         assert driver.execute_script("return window.lesionseg.last.model") == second["name"]
         assert f"by {second['name']}" in driver.find_element("id", "masks").text

@@ -1,11 +1,11 @@
 """Serves the browser page (web/) on this computer, or takes its screenshot.
 
     python -m tools.web                       # prints http://127.0.0.1:8000/web/
-    python -m tools.web --screenshot=docs/web_page.png
+    python -m tools.web --screenshot=docs/web_page.png --model=lesionseg_dice_ensemble_isic2017
     python -m tools.web --time=PHOTO.jpg,OTHER.jpg     # the page's timings, headless
 
-The page runs the shipped network (pretrained/lesionseg_isic2017/lesionseg_int8.tflite)
-with LiteRT.js in a Web Worker; `npm ci` installs it from package-lock.json into
+The page runs a shipped model of web/models.json (pretrained/<name>/lesionseg_int8.tflite,
+the paper's first) with LiteRT.js in a Web Worker; `npm ci` installs it from package-lock.json into
 node_modules/ and bundles the worker into web/build/. The photographs a user gives never
 leave the browser. Any static file server of the
 repository's root serves it the same way (relative paths, no special headers).
@@ -47,6 +47,12 @@ _TIME = flags.DEFINE_list(
     "to outline drawn).",
 )
 _TIME_REPEATS = flags.DEFINE_integer("time_repeats", 3, "For --time: runs per photograph.")
+_MODEL = flags.DEFINE_string(
+    "model",
+    None,
+    "For --screenshot and --time: the model to choose in the page first, by its name in "
+    "web/models.json (default: the page's first, the paper's).",
+)
 _CHROMIUM = flags.DEFINE_string(
     "chromium", "/usr/bin/chromium", "For --screenshot and --time: Chromium."
 )
@@ -201,22 +207,46 @@ def choose_files(driver, paths, *, timeout=300, wait=True):
     return None
 
 
-def take_screenshot(path, *, chromium_path, chromedriver_path):
-    """The page after a batch: the three example photographs chosen at once."""
+def choose_model(driver, name, *, timeout=300):
+    """Chooses the model `name` (its name in web/models.json) in the page's model choice,
+    as a user does, and waits until the page has loaded it: "ready", or "error".
+
+    Raises:
+      RuntimeError: the page offers no model of that name.
+    """
+    from selenium.webdriver.support.ui import Select  # pylint: disable=import-outside-toplevel
+
+    choice = Select(driver.find_element("id", "model"))
+    names = [option.text.split(":")[0] for option in choice.options]
+    if name not in names:
+        raise RuntimeError(f"the page offers no model {name} (it offers {', '.join(names)})")
+    driver.execute_script("document.body.dataset.state = 'chosen'")  # no earlier state counts
+    choice.select_by_index(names.index(name))
+    return wait_for_state(driver, ("ready", "error"), timeout=timeout)
+
+
+def take_screenshot(path, *, chromium_path, chromedriver_path, model=None):
+    """The page after a batch: the three example photographs chosen at once, by `model`
+    (a name of web/models.json; None: the page's first)."""
     folder = os.path.join(REPO_ROOT, EXAMPLES)
     photographs = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
     with open_page(chromium_path, chromedriver_path, height=1300) as driver:
+        if model and choose_model(driver, model) != "ready":
+            raise RuntimeError(driver.find_element("id", "load-error").text)
         if choose_files(driver, photographs) != "done":
             raise RuntimeError(driver.find_element("id", "error").text)
         driver.save_screenshot(path)
 
 
-def time_page(paths, *, repeats, chromium_path, chromedriver_path):
-    """`{path: {step: median milliseconds}}` of the page segmenting each photograph."""
+def time_page(paths, *, repeats, chromium_path, chromedriver_path, model=None):
+    """`{path: {step: median milliseconds}}` of the page segmenting each photograph with
+    `model` (a name of web/models.json; None: the page's first)."""
     import statistics  # pylint: disable=import-outside-toplevel
 
     results = {}
     with open_page(chromium_path, chromedriver_path) as driver:
+        if model and choose_model(driver, model) != "ready":
+            raise RuntimeError(driver.find_element("id", "load-error").text)
         for path in paths:
             runs = []
             frames = []
@@ -266,6 +296,7 @@ def main(argv):
                 repeats=_TIME_REPEATS.value,
                 chromium_path=_CHROMIUM.value,
                 chromedriver_path=_CHROMEDRIVER.value,
+                model=_MODEL.value,
             )
         except (RuntimeError, OSError) as e:
             sys.exit(f"web: {e}")
@@ -277,6 +308,7 @@ def main(argv):
                 _SCREENSHOT.value,
                 chromium_path=_CHROMIUM.value,
                 chromedriver_path=_CHROMEDRIVER.value,
+                model=_MODEL.value,
             )
         except (RuntimeError, OSError) as e:
             sys.exit(f"web: {e}")
