@@ -441,6 +441,7 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
             fetch_bytes(driver, driver.find_element("id", "download").get_attribute("href"))
         )
         assert driver.execute_script("return window.lesionseg.last.model") == models[0]["name"]
+        assert web.choose_model(driver, models[0]["name"]) == "ready"  # already the chosen one
         # The second model, chosen.
         assert driver.find_element("id", "model").is_displayed()
         assert web.choose_model(driver, second["name"]) == "ready"

@@ -209,20 +209,28 @@ def choose_files(driver, paths, *, timeout=300, wait=True):
 
 def choose_model(driver, name, *, timeout=300):
     """Chooses the model `name` (its name in web/models.json) in the page's model choice,
-    as a user does, and waits until the page has loaded it: "ready", or "error".
+    as a user does (nothing to choose when it is already the chosen one), and waits until
+    the page has loaded it: "ready", or "error" when it could not.
 
     Raises:
       RuntimeError: the page offers no model of that name.
     """
-    from selenium.webdriver.support.ui import Select  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     choice = Select(driver.find_element("id", "model"))
     names = [option.text.split(":")[0] for option in choice.options]
     if name not in names:
         raise RuntimeError(f"the page offers no model {name} (it offers {', '.join(names)})")
-    driver.execute_script("document.body.dataset.state = 'chosen'")  # no earlier state counts
-    choice.select_by_index(names.index(name))
-    return wait_for_state(driver, ("ready", "error"), timeout=timeout)
+    if choice.first_selected_option.text.split(":")[0] != name:
+        choice.select_by_index(names.index(name))
+
+    def settled(d):
+        loaded = d.execute_script("return window.lesionseg.model")
+        return loaded == name or bool(d.find_element("id", "load-error").text)
+
+    WebDriverWait(driver, timeout).until(settled)
+    return "ready" if driver.execute_script("return window.lesionseg.model") == name else "error"
 
 
 def take_screenshot(path, *, chromium_path, chromedriver_path, model=None):

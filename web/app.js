@@ -238,7 +238,9 @@ async function readModels() {
 async function loadModel() {
   const entry = models[Number($("model").value || 0)];
   model = {ready: false, size: null, error: null, name: entry.name};
+  window.lesionseg.model = null;
   $("retry").hidden = true;
+  $("load-error").textContent = "";  // a new attempt: the last one's failure no longer holds
   waitingStatus();
   const url = new URL(entry.tflite, new URL(MODELS_URL, location.href)).href;
   const answer = await ask({type: "load", model: url, wasm: WASM_DIR});
@@ -254,6 +256,7 @@ async function loadModel() {
   model = {ready: true, size: answer.size, name: entry.name};
   $("load-error").textContent = "";
   window.lesionseg.inputSize = answer.size;
+  window.lesionseg.model = entry.name;
   if (queue.length) {
     pump();
   } else {
@@ -322,7 +325,7 @@ $("retry").addEventListener("click", loadModel);
 $("model").addEventListener("change", loadModel);
 
 // The tests' and `tools.web --time`'s window into the page.
-window.lesionseg = {last: null, inputSize: null, count: 0, batch: null};
+window.lesionseg = {last: null, inputSize: null, model: null, count: 0, batch: null};
 try {
   await readModels();
   loadModel();
