@@ -288,9 +288,14 @@ def inherited_settings(init_from):
     except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"{run.file(RunDir.CONFIG)}: cannot be read ({e})") from None
     if settings["members"] > 1:
+        member = run.member(0)
+        if member.weights_file() is not None:  # a run folder: its networks are runs
+            hint = f"fine-tune one network of it, e.g. {member.path}"
+        else:  # a shipped folder keeps its networks only together, in one model
+            hint = "it holds no network's own weights: fine-tune a single network's run or model"
         raise ValueError(
             f"--init_from {init_from}: an ensemble of {settings['members']} networks "
-            f"(--members); fine-tune one network of it, e.g. {run.member(0).path}"
+            f"(--members); {hint}"
         )
     return {name: settings[name] for name in INHERITED_SETTINGS}
 

@@ -125,6 +125,11 @@ def test_fine_tuning_takes_the_size_and_network_of_the_run_it_starts_from(tmp_pa
         run_dir.inherited_settings(shipped.path)
     ensemble = RunDir(tmp_path / "ensemble")
     ensemble.write_config(RunConfig(data_dir="d", image_size=64, members=2))
+    # A shipped ensemble: its networks only inside its one model.
+    with pytest.raises(ValueError, match="2 networks.*holds no network's own weights"):
+        run_dir.inherited_settings(ensemble.path)
+    # A train.py --members run: each network a run folder with its weights.
+    ensemble.member(0).write(RunDir.BEST, payload=b"weights")
     with pytest.raises(ValueError, match="an ensemble of 2 networks.*ensemble/member_0"):
         run_dir.inherited_settings(ensemble.path)
 
