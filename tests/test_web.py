@@ -396,14 +396,13 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
 ):
     """One page for two behaviours (a browser start saved). The model's bytes held back,
     then refused once: a photograph chosen meanwhile waits, the failure says how to
-    retry, and Retry segments it. Then the page offers the second model of web/models.json
-    (until one is shipped, the first under another name and URL), loads it when chosen,
-    says which model made each mask, and gives that model's own mask."""
+    retry, and Retry segments it. Then the page offers the second shipped model of
+    web/models.json, loads it when chosen, says which model made each mask, and gives
+    that model's own mask."""
     _require_browser()
     with open(os.path.join(REPO_ROOT, "web", "models.json")) as f:
         models = json.load(f)
-    if len(models) == 1:
-        models.append({**models[0], "name": "second", "tflite": models[0]["tflite"] + "?second"})
+    assert len(models) == 2, "the paper's model and the second recipe's"
     second = models[1]
     model_requests, seen = [], []
 
@@ -422,7 +421,6 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
         "/usr/bin/chromium",
         "/usr/bin/chromedriver",
         on_request=slow_model,
-        replace={"/web/models.json": json.dumps(models).encode()},
         ready=False,
     ) as driver:
         web.choose_files(driver, path, wait=False)
@@ -455,7 +453,7 @@ def test_a_photograph_chosen_while_the_model_loads_waits_and_a_second_model_can_
     photo = images.read_image_file(path)
     expected = inference.LiteSegmenter(TFLITE).segment(photo)
     assert (mask == expected).mean() >= AGREEMENT
-    second_tflite = os.path.join(REPO_ROOT, second_url.split("?")[0].lstrip("/"))
+    second_tflite = os.path.join(REPO_ROOT, second_url.lstrip("/"))
     expected = inference.LiteSegmenter(second_tflite).segment(photo)
     assert (second_mask == expected).mean() >= AGREEMENT
 

@@ -75,25 +75,16 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def start_server(host="127.0.0.1", port=0, *, on_request=None, replace=None):
+def start_server(host="127.0.0.1", port=0, *, on_request=None):
     """A threaded static server of the repository's root; returns `(server, page URL)`.
     `on_request(path)` is called for every request before it is answered (the tests count
-    them, hold one back by sleeping, or refuse it by returning an HTTP status);
-    `replace` maps a path (as "/web/models.json") to the bytes to answer instead."""
+    them, hold one back by sleeping, or refuse it by returning an HTTP status)."""
 
     class Handler(QuietHandler):
         def do_GET(self):
             refusal = on_request(self.path) if on_request is not None else None
             if refusal:
                 self.send_error(refusal)
-                return
-            if replace and self.path in replace:
-                body = replace[self.path]
-                self.send_response(200)
-                self.send_header("Content-Type", self.guess_type(self.path))
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
                 return
             super().do_GET()
 
@@ -173,9 +164,7 @@ def wait_for_state(driver, states, timeout=120):
 
 
 @contextlib.contextmanager
-def open_page(
-    chromium_path, chromedriver_path, *, on_request=None, replace=None, height=1000, ready=True
-):
+def open_page(chromium_path, chromedriver_path, *, on_request=None, height=1000, ready=True):
     """The page served from this repository and loaded in headless Chromium, its model
     ready (or still loading, with `ready=False`): yields the driver; the browser and the
     server stop at the end.
@@ -183,7 +172,7 @@ def open_page(
     Raises:
       RuntimeError: the page could not load its model (the page's message).
     """
-    server, url = start_server(on_request=on_request, replace=replace)
+    server, url = start_server(on_request=on_request)
     driver = chromium(chromium_path, chromedriver_path, height=height)
     try:
         driver.set_script_timeout(300)
