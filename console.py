@@ -165,6 +165,10 @@ def _model_problem(path):
     or a SavedModel folder (`saved_model.pb` inside, as train.py's export/)."""
     if not os.path.exists(path):
         return "no such file or folder"
+    if os.path.isfile(path) and not path.endswith(".tflite"):
+        return (
+            "is a file but not a .tflite one: give a SavedModel folder (export/) or a .tflite file"
+        )
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")):
         inside = os.path.join(path, "export")
         hint = f"; did you mean {inside}?" if os.path.isdir(inside) else ""

@@ -154,6 +154,11 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
             "train.py's export/ folder or a .tflite file; did you mean {run}/export?",
         ),
         (
+            "predict.py",
+            ["--input=.", "--model={run}/best.keras"],
+            "predict.py: --model {run}/best.keras: is a file but not a .tflite one",
+        ),
+        (
             "evaluate.py",
             ["--data_dir=.", "--model={run}/export"],
             "evaluate.py: --model {run}/export: is not a SavedModel (no saved_model.pb): give "
@@ -166,6 +171,7 @@ def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_te
     missing = str(tmp_path / "nowhere")
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)  # a run folder whose export is empty
+    (run / "best.keras").write_bytes(b"weights")
     names = {"missing": missing, "run": str(run)}
     result = command(line, *[a.format(**names) for a in args], env=no_tensorflow)
     assert result.returncode == 1
