@@ -164,10 +164,12 @@ def wait_for_state(driver, states, timeout=120):
 
 
 @contextlib.contextmanager
-def open_page(chromium_path, chromedriver_path, *, on_request=None, height=1000, ready=True):
+def open_page(
+    chromium_path, chromedriver_path, *, on_request=None, height=1000, ready=True, model=None
+):
     """The page served from this repository and loaded in headless Chromium, its model
-    ready (or still loading, with `ready=False`): yields the driver; the browser and the
-    server stop at the end.
+    ready (or still loading, with `ready=False`), `model` chosen first if given (a name of
+    web/models.json): yields the driver; the browser and the server stop at the end.
 
     Raises:
       RuntimeError: the page could not load its model (the page's message).
@@ -178,6 +180,8 @@ def open_page(chromium_path, chromedriver_path, *, on_request=None, height=1000,
         driver.set_script_timeout(300)
         driver.get(url)
         if ready and wait_for_state(driver, ("ready", "error")) != "ready":
+            raise RuntimeError(driver.find_element("id", "load-error").text)
+        if model and choose_model(driver, model) != "ready":
             raise RuntimeError(driver.find_element("id", "load-error").text)
         yield driver
     finally:
@@ -227,9 +231,7 @@ def take_screenshot(path, *, chromium_path, chromedriver_path, model=None):
     (a name of web/models.json; None: the page's first)."""
     folder = os.path.join(REPO_ROOT, EXAMPLES)
     photographs = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
-    with open_page(chromium_path, chromedriver_path, height=1300) as driver:
-        if model and choose_model(driver, model) != "ready":
-            raise RuntimeError(driver.find_element("id", "load-error").text)
+    with open_page(chromium_path, chromedriver_path, height=1300, model=model) as driver:
         if choose_files(driver, photographs) != "done":
             raise RuntimeError(driver.find_element("id", "error").text)
         driver.save_screenshot(path)
@@ -241,9 +243,7 @@ def time_page(paths, *, repeats, chromium_path, chromedriver_path, model=None):
     import statistics  # pylint: disable=import-outside-toplevel
 
     results = {}
-    with open_page(chromium_path, chromedriver_path) as driver:
-        if model and choose_model(driver, model) != "ready":
-            raise RuntimeError(driver.find_element("id", "load-error").text)
+    with open_page(chromium_path, chromedriver_path, model=model) as driver:
         for path in paths:
             runs = []
             frames = []
