@@ -7,7 +7,9 @@ import glob
 import json
 import os
 import re
+import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -15,6 +17,8 @@ import tensorflow as tf
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
 
 from lesionseg_tf import callbacks, fitting, pipeline
+from lesionseg_tf.config import PRECISION_NAMES
+from lesionseg_tf.model import build_model
 
 # The parts of a training step, in the order they are printed.
 PARTS = (
@@ -148,3 +152,94 @@ def profile_steps(
     finally:
         tf.profiler.experimental.stop()
     return float(np.median(clock.seconds))
+
+
+def convolution_layers(model):
+    """The model's convolutions in order, the first taking the image:
+    `[(layer, forward FLOPs of one image)]`, FLOPs counted as 2 x the multiply-adds of
+    the layer's output (bias left out)."""
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kernel = layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1]
+            rows.append((layer, 2 * height * width * filters * kernel))
+    return rows
+
+
+# The three kernels of a convolution in a training step.
+KERNELS = ("forward", "input gradient", "filter gradient")
+
+
+def convolution_kernels(layer, *, x, dy, image_input=False):
+    """The three kernels of one convolution `layer` (`KERNELS`), each a function of no
+    argument that runs that kernel alone on the layer's input `x` and the gradient
+    `dy` of its output (the layer's kernel cast to their dtype), as the training step
+    runs it: through the layer's own `convolution_op` (an atrous layer keeps its
+    space-to-batch reshuffles), the gradients from a tape that watches only the input
+    or only the kernel. Each returns its whole result. The input gradient of a layer
+    whose input is the image (`image_input`, conv1_1) is None: the step never computes
+    it."""
+    kernel = tf.cast(layer.kernel, x.dtype)
+
+    def gradient(of):
+        with tf.GradientTape() as tape:
+            tape.watch(of)
+            y = layer.convolution_op(x, kernel)
+        return tape.gradient(y, of, output_gradients=dy)
+
+    return {
+        "forward": tf.function(lambda: layer.convolution_op(x, kernel)),
+        "input gradient": None if image_input else tf.function(lambda: gradient(x)),
+        "filter gradient": tf.function(lambda: gradient(kernel)),
+    }
+
+
+def time_convolutions(*, image_size, batch_size, mixed_precision, repeats=3):
+    """Each convolution of the network timed alone, kernel by kernel
+    (`convolution_kernels`): the fastest of `repeats` runs after one warm-up, each to
+    its end. Alone, a kernel has both cores to itself; in the step, the input and the
+    filter gradients of a layer may run side by side and the profile then counts both
+    in full.
+
+    Returns:
+      `[{"layer": name, "input_shape": (batch, height, width, channels), "flops": the
+      forward FLOPs of the batch, "seconds": {kernel: seconds, or None where the step
+      has no such kernel}}]`, in the network's order.
+    """
+    compute_dtype = PRECISION_NAMES[mixed_precision]
+    rng = np.random.default_rng(0)
+
+    def random(shape):
+        values = rng.normal(size=(batch_size, *shape[1:])).astype(np.float32)
+        return tf.cast(values, compute_dtype)
+
+    rows = []
+    for index, (layer, flops) in enumerate(convolution_layers(build_model(image_size))):
+        seconds = {}
+        kernels = convolution_kernels(
+            layer,
+            x=random(layer.input.shape),
+            dy=random(layer.output.shape),
+            image_input=index == 0,
+        )
+        for name, run in kernels.items():
+            if run is None:
+                seconds[name] = None
+                continue
+            run()  # traces, and warms up
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                np.asarray(tf.reshape(run(), [-1])[:1])  # waits for the kernel's end
+                times.append(time.perf_counter() - start)
+            seconds[name] = min(times)
+        rows.append(
+            {
+                "layer": layer.name,
+                "input_shape": (batch_size, *layer.input.shape[1:]),
+                "flops": flops * batch_size,
+                "seconds": seconds,
+            }
+        )
+    return rows

@@ -105,3 +105,87 @@ def test_a_profiled_step_shows_every_part_of_training(tmp_path, fused):
 def test_reading_a_folder_without_a_profile_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         profiling.read_op_stats(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["conv1_1", "conv2_1", "conv3_1", "subpixel"])
+def test_each_kernel_computes_the_gradient_it_is_named_for(name):
+    """A convolution is bilinear: <dy, conv(x, k)> = <x, input gradient> = <k, filter
+    gradient> for the gradients with upstream dy. It holds only where each timed kernel
+    computes what it is named for (the strided conv2_1 and the atrous conv3_1 among
+    them)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from lesionseg_tf.model import build_model  # pylint: disable=import-outside-toplevel
+
+    layers = profiling.convolution_layers(build_model(32))
+    assert layers[0][0].name == "conv1_1"  # the one whose input is the image
+    layer = next(layer for layer, _ in layers if layer.name == name)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, *layer.input.shape[1:])), tf.float64)
+    dy = tf.constant(rng.normal(size=(2, *layer.output.shape[1:])), tf.float64)
+    kernels = profiling.convolution_kernels(layer, x=x, dy=dy, image_input=name == "conv1_1")
+    kernel = tf.cast(layer.kernel, tf.float64)
+    pairing = float(tf.reduce_sum(dy * kernels["forward"]()))
+    assert abs(pairing) > 1.0  # not a pairing of zeros
+    filter_gradient = kernels["filter gradient"]()
+    assert float(tf.reduce_sum(kernel * filter_gradient)) == pytest.approx(pairing, rel=1e-9)
+    if name == "conv1_1":
+        assert kernels["input gradient"] is None
+    else:
+        input_gradient = kernels["input gradient"]()
+        assert float(tf.reduce_sum(x * input_gradient)) == pytest.approx(pairing, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_each_convolution_is_timed_kernel_by_kernel():
+    from tools import benchmark_training  # pylint: disable=import-outside-toplevel
+
+    rows = profiling.time_convolutions(
+        image_size=32, batch_size=2, mixed_precision="bfloat16", repeats=1
+    )
+    assert [row["layer"] for row in rows] == [
+        "conv1_1", "conv1_2", "conv1_3", "conv2_1", "conv2_2", "conv2_3",
+        "conv3_1", "conv3_2", "conv3_3", "subpixel",
+    ]  # fmt: skip
+    assert rows[0]["input_shape"] == (2, 36, 36, 3)  # the image, mirror-padded by 2
+    assert sum(row["flops"] for row in rows) == 2 * benchmark_training.conv_flops(32)[0]
+    assert rows[0]["seconds"]["input gradient"] is None
+    for row in rows:
+        timed = [s for s in row["seconds"].values() if s is not None]
+        assert len(timed) == (2 if row is rows[0] else 3) and min(timed) > 0
+
+
+@pytest.mark.slow
+def test_the_command_prints_each_kernel_against_the_peak():
+    import re  # pylint: disable=import-outside-toplevel
+
+    from tests.conftest import run_script  # pylint: disable=import-outside-toplevel
+
+    result = run_script(
+        "-m tools.profile_step",
+        "--image_size=32",
+        "--batch_size=2",
+        "--precisions=bfloat16",
+        "--warm_up_steps=1",
+        "--steps=1",
+        "--kernels",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    peak = float(re.search(r"bfloat16 matmul peak, ([\d.]+) GFLOP/s", out).group(1))
+    rows = re.findall(r"^  (conv\S+|subpixel)\s+(\S+)((?:\s+(?:-|\d+ \(\s*\d+%\)))+)$", out, re.M)
+    assert [name for name, _, _ in rows][::9] == ["conv1_1", "subpixel"] and len(rows) == 10
+    assert rows[0][1] == "2x36x36x3"
+    cells = [re.findall(r"-|(\d+) \(\s*(\d+)%\)", row[2]) for row in rows]
+    assert cells[0][1] == ("", "")  # conv1_1 has no input gradient: "-"
+    for row in cells:
+        for gflops, share in row:
+            if gflops:  # the share is of the peak printed above the table
+                assert int(share) == pytest.approx(100 * int(gflops) / peak, abs=1.5)
+    step = float(re.search(r"batch 2, bfloat16, fused batch norm: ([\d.]+) s a step", out).group(1))
+    total, of_step, share = re.search(
+        r"one after another: ([\d.]+) s of the step's ([\d.]+) s \((\d+)%\)", out
+    ).groups()
+    assert float(of_step) == pytest.approx(step, abs=0.005)
+    assert int(share) == pytest.approx(100 * float(total) / float(of_step), abs=0.6)

@@ -13,7 +13,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import cv2  # noqa: E402
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -72,15 +71,9 @@ def conv_flops(image_size):
       weight gradients of every convolution and the input gradients of all but
       the first (whose input is the image).
     """
-    model = build_model(image_size)
-    forward = training = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            _, height, width, filters = layer.output.shape
-            kernel = layer.kernel_size[0] * layer.kernel_size[1] * layer.input.shape[-1]
-            flops = 2 * height * width * filters * kernel
-            forward += flops
-            training += flops * (2 if layer.name == "conv1_1" else 3)
+    layers = profiling.convolution_layers(build_model(image_size))
+    forward = sum(flops for _, flops in layers)
+    training = 3 * forward - layers[0][1]
     return forward, training
 
 

@@ -3,6 +3,7 @@
     python -m tools.profile_step                         # 448x448, batch 8, float32 and bfloat16
     python -m tools.profile_step --image_size=64 --batch_size=32 --precisions=none
     python -m tools.profile_step --batch_norms=keras,fused     # what the fused batch norm saves
+    python -m tools.profile_step --precisions=bfloat16 --kernels   # each convolution alone
 
 Builds `fitting.compiled_model` (no XLA, one step per execution) on random images in
 memory, runs --warm_up_steps, then records --steps with TensorFlow's profiler
@@ -13,6 +14,14 @@ ops excluded; idle time left out) taken by each part of the step: the convolutio
 reshuffles, batch normalization, mirror padding, ReLU, casts, the augmentation, the
 loss, the metric, the optimizer; then the --top ops. Keep the trace with --logdir to
 open it in TensorBoard's profile tab.
+
+The profile sums each op's own time, and the step runs some ops side by side (a
+layer's input and filter gradients): a share is of that sum, not of the wall clock.
+--kernels then times each convolution's forward pass, input gradient and filter
+gradient alone, one after another (`profiling.time_convolutions`), and prints each
+one's GFLOP/s with its share of the same precision's dense matrix-multiply peak,
+measured here (`tools.benchmark`'s): which kernel falls short of the peak, and how
+much of the step the convolutions take when nothing runs beside them.
 """
 
 import os
@@ -38,6 +47,12 @@ _BATCH_NORMS = flags.DEFINE_list(
 _WARM_UP_STEPS = flags.DEFINE_integer("warm_up_steps", 2, "Steps run before recording.")
 _STEPS = flags.DEFINE_integer("steps", 2, "Steps recorded.")
 _TOP = flags.DEFINE_integer("top", 12, "How many single ops to list.")
+_KERNELS = flags.DEFINE_bool(
+    "kernels",
+    False,
+    "Also time each convolution's three kernels alone, with their share of the matrix-multiply "
+    "peak.",
+)
 _LOGDIR = flags.DEFINE_string(
     "logdir",
     None,
@@ -53,6 +68,37 @@ def format_profile(title, seconds, shares, top, count):
     lines += [f"  {part:<32}{share:>7.1%}" for part, share in shares.items()]
     lines.append(f"  top {count} ops (share, type, name)")
     lines += [f"  {share:>6.1%}  {op_type:<34} {name}" for share, op_type, name in top[:count]]
+    return "\n".join(lines)
+
+
+def format_kernels(rows, *, peak_gflops, precision_name, step_seconds):
+    """`profiling.time_convolutions`' rows as a table: each kernel's GFLOP/s and share of
+    `peak_gflops`, then the seconds of each kind summed, against the step's."""
+    kernels = ("forward", "input gradient", "filter gradient")
+    lines = [
+        f"  each convolution alone: GFLOP/s (share of the {precision_name} matmul peak, "
+        f"{peak_gflops:.0f} GFLOP/s)",
+        f"  {'layer':<10}{'input':<18}" + "".join(f"{k:>18}" for k in kernels),
+    ]
+    totals = dict.fromkeys(kernels, 0.0)
+    for row in rows:
+        cells = []
+        for kernel in kernels:
+            seconds = row["seconds"][kernel]
+            if seconds is None:
+                cells.append(f"{'-':>18}")
+                continue
+            totals[kernel] += seconds
+            gflops = row["flops"] / seconds / 1e9
+            cells.append(f"{gflops:>10.0f} ({gflops / peak_gflops:>4.0%})")
+        shape = "x".join(str(d) for d in row["input_shape"])
+        lines.append(f"  {row['layer']:<10}{shape:<18}" + "".join(cells))
+    lines.append(f"  {'seconds':<28}" + "".join(f"{totals[k]:>18.3f}" for k in kernels))
+    total = sum(totals.values())
+    lines.append(
+        f"  the convolutions alone, one after another: {total:.3f} s of the step's "
+        f"{step_seconds:.3f} s ({total / step_seconds:.0%})"
+    )
     return "\n".join(lines)
 
 
@@ -95,6 +141,23 @@ def main(argv):
                         shares,
                         top,
                         _TOP.value,
+                    ),
+                    flush=True,
+                )
+            if _KERNELS.value:
+                from tools import benchmark_training  # pylint: disable=import-outside-toplevel
+
+                rows = profiling.time_convolutions(
+                    image_size=_IMAGE_SIZE.value,
+                    batch_size=_BATCH_SIZE.value,
+                    mixed_precision=precision,
+                )
+                print(
+                    format_kernels(
+                        rows,
+                        peak_gflops=benchmark_training.matmul_gflops(PRECISION_NAMES[precision]),
+                        precision_name=PRECISION_NAMES[precision],
+                        step_seconds=seconds,
                     ),
                     flush=True,
                 )
