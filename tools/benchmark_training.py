@@ -85,7 +85,8 @@ def matmul_gflops(dtype="float32", max_size=4096, seconds=2.0):
     `seconds` (1 to 10): a precision the machine emulates (bfloat16 on most CPUs)
     costs seconds, not the half hour of a fixed 4096 x 10.
     """
-    step = tf.function(lambda x: tf.linalg.matmul(x, x))
+    # One shape-general trace for every side (no retracing warning when called again).
+    step = tf.function(lambda x: tf.linalg.matmul(x, x), reduce_retracing=True)
     size = 512
     while True:
         a = tf.cast(tf.random.normal([size, size], dtype=tf.float32), dtype)
