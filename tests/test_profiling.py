@@ -138,25 +138,6 @@ def test_each_kernel_computes_the_gradient_it_is_named_for(name):
 
 
 @pytest.mark.slow
-def test_each_convolution_is_timed_kernel_by_kernel():
-    from tools import benchmark_training  # pylint: disable=import-outside-toplevel
-
-    rows = profiling.time_convolutions(
-        image_size=32, batch_size=2, mixed_precision="bfloat16", repeats=1
-    )
-    assert [row["layer"] for row in rows] == [
-        "conv1_1", "conv1_2", "conv1_3", "conv2_1", "conv2_2", "conv2_3",
-        "conv3_1", "conv3_2", "conv3_3", "subpixel",
-    ]  # fmt: skip
-    assert rows[0]["input_shape"] == (2, 36, 36, 3)  # the image, mirror-padded by 2
-    assert sum(row["flops"] for row in rows) == 2 * benchmark_training.conv_flops(32)[0]
-    assert rows[0]["seconds"]["input gradient"] is None
-    for row in rows:
-        timed = [s for s in row["seconds"].values() if s is not None]
-        assert len(timed) == (2 if row is rows[0] else 3) and min(timed) > 0
-
-
-@pytest.mark.slow
 def test_the_command_prints_each_kernel_against_the_peak():
     import re  # pylint: disable=import-outside-toplevel
 
@@ -175,8 +156,11 @@ def test_the_command_prints_each_kernel_against_the_peak():
     out = result.stdout
     peak = float(re.search(r"bfloat16 matmul peak, ([\d.]+) GFLOP/s", out).group(1))
     rows = re.findall(r"^  (conv\S+|subpixel)\s+(\S+)((?:\s+(?:-|\d+ \(\s*\d+%\)))+)$", out, re.M)
-    assert [name for name, _, _ in rows][::9] == ["conv1_1", "subpixel"] and len(rows) == 10
-    assert rows[0][1] == "2x36x36x3"
+    assert [name for name, _, _ in rows] == [
+        "conv1_1", "conv1_2", "conv1_3", "conv2_1", "conv2_2", "conv2_3",
+        "conv3_1", "conv3_2", "conv3_3", "subpixel",
+    ]  # fmt: skip
+    assert rows[0][1] == "2x36x36x3"  # the image, mirror-padded by 2 for the 5x5 kernel
     cells = [re.findall(r"-|(\d+) \(\s*(\d+)%\)", row[2]) for row in rows]
     assert cells[0][1] == ("", "")  # conv1_1 has no input gradient: "-"
     for row in cells:
