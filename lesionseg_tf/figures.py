@@ -173,18 +173,15 @@ def study_figure(points, *, outside, path, title, receptive_field=None):
     """
     figure, axis = plt.subplots(figsize=(8, 4.8))
     recipes = list(dict.fromkeys(p[4] for p in points))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    if len(recipes) > len(colours):  # one colour each, never two recipes alike
-        colours = list(plt.get_cmap("tab20").colors)
+    colours = distinct_colours(len(recipes))
     labelled = set()
     for (_, value, low, high, recipe, _, network), x in zip(points, study_positions(points)):
-        index = recipes.index(recipe)
         axis.errorbar(
             [x],
             [value],
             yerr=[[value - low], [high - value]],
             fmt="o" if network == "none" else "s",
-            color=colours[index % len(colours)],
+            color=colours[recipes.index(recipe)],
             capsize=3,
             label=None if recipe in labelled else recipe,
         )
@@ -209,18 +206,33 @@ def study_figure(points, *, outside, path, title, receptive_field=None):
     return _save(figure, path)
 
 
+def distinct_colours(count):
+    """`count` colours for as many recipes, one each: matplotlib's ten default ones,
+    or for more tab20's ten dark shades then its ten light ones, so that recipes side
+    by side in the legend never share a hue (tab20 in its own order pairs each dark
+    shade with its light one); past twenty they repeat."""
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if count > len(colours):
+        tab20 = list(plt.get_cmap("tab20").colors)
+        colours = tab20[0::2] + tab20[1::2]
+    return [colours[i % len(colours)] for i in range(count)]
+
+
+def size_tick_label(size, *, receptive_field=None):
+    """The label of an input side on `study_figure`'s axis: the side, and below it
+    the share of it a `receptive_field`-pixel field covers (the axis title says so)."""
+    if receptive_field is None:
+        return str(size)
+    return f"{size}\n{min(1.0, receptive_field / size):.0%}"
+
+
 def _size_axes(axis, points, *, outside, receptive_field):
     """`study_figure`'s axes: the input sides on a log scale, each labelled with the
     share the receptive field covers where given, and the Jaccard range shown."""
     sizes = sorted({p[0] for p in points} | {o[1] for o in outside})
     axis.set_xscale("log", base=2)
     axis.set_xticks(sizes)
-    axis.set_xticklabels(
-        [
-            f"{s}\n(field {min(1.0, receptive_field / s):.0%})" if receptive_field else str(s)
-            for s in sizes
-        ]
-    )
+    axis.set_xticklabels([size_tick_label(s, receptive_field=receptive_field) for s in sizes])
     axis.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.3)
     lowest = min([p[2] for p in points] + [o[2] for o in outside])
     highest = max([p[3] for p in points] + [o[2] for o in outside])

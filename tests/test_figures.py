@@ -29,3 +29,23 @@ def test_study_runs_stand_centred_on_their_own_size():
     assert x[2] == 64 and x[0] == pytest.approx(64 * 0.97)  # recipes centred on 64
     assert x[3] == pytest.approx(64 * 1.03)
     assert x[1] == pytest.approx(64 * (0.97 + 0.012))  # a second seed beside the first
+
+
+@pytest.mark.parametrize("count", [3, 10, 18, 20])
+def test_recipes_side_by_side_never_share_a_hue(count):
+    import colorsys  # pylint: disable=import-outside-toplevel
+
+    import matplotlib.colors  # pylint: disable=import-outside-toplevel
+
+    colours = [matplotlib.colors.to_rgb(c) for c in figures.distinct_colours(count)]
+    assert len(set(colours)) == count  # one each
+    hues = [colorsys.rgb_to_hsv(*c)[0] for c in colours]
+    for a, b in zip(hues, hues[1:]):  # the grey shades (no hue) differ from any hue
+        assert min(abs(a - b), 1 - abs(a - b)) > 0.02 or a == b == 0.0, (a, b)
+
+
+def test_each_input_side_is_labelled_with_the_share_the_field_covers():
+    assert figures.size_tick_label(64, receptive_field=77) == "64\n100%"
+    assert figures.size_tick_label(96, receptive_field=77) == "96\n80%"
+    assert figures.size_tick_label(448, receptive_field=77) == "448\n17%"
+    assert figures.size_tick_label(448) == "448"
