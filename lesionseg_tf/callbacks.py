@@ -285,3 +285,55 @@ class StepClock(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         float((logs or {}).get("loss", 0.0))
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def _minutes(seconds):
+    """`seconds` as a person reads a long wait: "40 s", "12 min 5 s", "1 h 3 min"."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+# The least time between two of `EpochProgress`' lines.
+PROGRESS_EVERY_SECONDS = 60.0
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Lines of progress inside a long epoch, for a log file: where Keras writes one
+    line per epoch (`verbose=2`), an epoch of 17 minutes (448x448 on a CPU) would
+    otherwise say nothing between its "Epoch 3/50" and its end.
+
+    After a training execution that ends at least `every_seconds` after the epoch's
+    start or the last such line, `report(line)` is given the steps done, the time the
+    epoch has taken and the time its steps should still take at that pace (the
+    held-out scoring after them not counted). An epoch shorter than `every_seconds`
+    gets no line. Reads nothing from the device: the time and the step count only.
+    """
+
+    def __init__(self, *, steps_per_epoch, report, every_seconds=None, clock=time.monotonic):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.report = report
+        self.every_seconds = PROGRESS_EVERY_SECONDS if every_seconds is None else every_seconds
+        self.clock = clock
+        self._epoch = self._start = self._last = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._start = self._last = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        steps = batch + 1  # Keras gives the execution's last step, counted from 0
+        if now - self._last < self.every_seconds or steps >= self.steps_per_epoch:
+            return
+        self._last = now
+        taken = now - self._start
+        left = taken / steps * (self.steps_per_epoch - steps)
+        self.report(
+            f"  epoch {self._epoch + 1}: {steps}/{self.steps_per_epoch} steps in "
+            f"{_minutes(taken)}, about {_minutes(left)} of steps to go"
+        )

@@ -111,10 +111,11 @@ def fit_and_export(
     epoch: the result dict."""
     os.makedirs(folder.path, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = len(train_examples) // config.batch_size
     model = _run_model(
         config,
         strategy=strategy,
-        steps_per_epoch=len(train_examples) // config.batch_size,
+        steps_per_epoch=steps_per_epoch,
         steps_per_execution=steps_per_execution,
     )
     # Outside the strategy's scope: a plain host variable the input pipeline reads.
@@ -149,6 +150,14 @@ def fit_and_export(
             config=config,
             initial_epoch=initial_epoch,
             verbose=verbose,
+            progress=(
+                # A line per epoch (a log file): lines inside a long one too.
+                callbacks.EpochProgress(
+                    steps_per_epoch=steps_per_epoch, report=lambda line: report(line, False)
+                )
+                if verbose == 2
+                else None
+            ),
         )
     return _export(model, best, folder, selection_ds, image_size=config.image_size)
 
@@ -250,8 +259,11 @@ def _score_start(model, best, folder, train_ds, selection_ds, *, report):
     )
 
 
-def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_epoch, verbose):
-    """`model.fit` with the run's callbacks, to the last epoch or early stopping.
+def _fit(
+    model, best, folder, train_ds, selection_ds, epoch, *, config, initial_epoch, verbose, progress
+):
+    """`model.fit` with the run's callbacks (and `progress`, a callback or None), to
+    the last epoch or early stopping.
 
     Raises:
       TrainingError: the loss became NaN or infinite.
@@ -267,6 +279,7 @@ def _fit(model, best, folder, train_ds, selection_ds, epoch, *, config, initial_
         callbacks=[
             callbacks.EpochVariable(epoch),
             nan_guard,
+            *([progress] if progress else []),
             best,
             callbacks.EpochLog(folder.log_path),
             callbacks.EpochSummaries(folder.tensorboard_dir),
