@@ -167,17 +167,14 @@ def convolution_layers(model):
     return rows
 
 
-# The three kernels of a convolution in a training step.
-KERNELS = ("forward", "input gradient", "filter gradient")
-
-
 def convolution_kernels(layer, *, x, dy, image_input=False):
-    """The three kernels of one convolution `layer` (`KERNELS`), each a function of no
-    argument that runs that kernel alone on the layer's input `x` and the gradient
-    `dy` of its output (the layer's kernel cast to their dtype), as the training step
-    runs it: through the layer's own `convolution_op` (an atrous layer keeps its
-    space-to-batch reshuffles), the gradients from a tape that watches only the input
-    or only the kernel. Each returns its whole result. The input gradient of a layer
+    """The three kernels of one convolution `layer` in a training step, "forward",
+    "input gradient" and "filter gradient", each a function of no argument that runs
+    that kernel alone on the layer's input `x` and the gradient `dy` of its output
+    (the layer's kernel cast to their dtype), as the training step runs it: through
+    the layer's own `convolution_op` (an atrous layer keeps its space-to-batch
+    reshuffles), the gradients from a tape that watches only the input or only the
+    kernel. Each returns its whole result. The input gradient of a layer
     whose input is the image (`image_input`, conv1_1) is None: the step never computes
     it."""
     kernel = tf.cast(layer.kernel, x.dtype)

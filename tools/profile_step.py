@@ -74,7 +74,7 @@ def format_profile(title, seconds, shares, top, count):
 def format_kernels(rows, *, peak_gflops, precision_name, step_seconds):
     """`profiling.time_convolutions`' rows as a table: each kernel's GFLOP/s and share of
     `peak_gflops`, then the seconds of each kind summed, against the step's."""
-    kernels = ("forward", "input gradient", "filter gradient")
+    kernels = tuple(rows[0]["seconds"])  # forward, input gradient, filter gradient
     lines = [
         f"  each convolution alone: GFLOP/s (share of the {precision_name} matmul peak, "
         f"{peak_gflops:.0f} GFLOP/s)",
