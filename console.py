@@ -169,11 +169,13 @@ def _model_problem(path):
         return (
             "is a file but not a .tflite one: give a SavedModel folder (export/) or a .tflite file"
         )
-    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        inside = os.path.join(path, "export")
+    from lesionseg_tf import run_dir  # pylint: disable=import-outside-toplevel  (no TensorFlow)
+
+    if os.path.isdir(path) and not run_dir.is_saved_model(path):
+        inside = os.path.join(path, run_dir.RunDir.EXPORT)
         hint = f"; did you mean {inside}?" if os.path.isdir(inside) else ""
         return (
-            "is not a SavedModel (no saved_model.pb): give train.py's export/ folder "
+            f"is not a SavedModel (no {run_dir.SAVED_MODEL_FILE}): give train.py's export/ folder "
             f"or a .tflite file{hint}"
         )
     return None

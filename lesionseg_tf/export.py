@@ -10,7 +10,7 @@ import tensorflow as tf
 from lesionseg_tf import files, images, segment
 from lesionseg_tf import model as model_lib
 from lesionseg_tf.config import DEFAULT_MAX_PIXELS
-from lesionseg_tf.run_dir import RunDir
+from lesionseg_tf.run_dir import SAVED_MODEL_FILE, RunDir, is_saved_model
 
 SEGMENT_ENDPOINT = "segment"  # also serving_default
 SEGMENT_TTA_ENDPOINT = "segment_tta"
@@ -151,9 +151,9 @@ def export_saved_model(model, *, export_dir, image_size, max_pixels=DEFAULT_MAX_
 def read_info(export_dir):
     """The `lesionseg.json` of an export: `{"image_size": int, ...}`."""
     path = os.path.join(export_dir, INFO_FILE)
-    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+    if not is_saved_model(export_dir):
         raise FileNotFoundError(
-            f"{export_dir} is not a SavedModel (no saved_model.pb); "
+            f"{export_dir} is not a SavedModel (no {SAVED_MODEL_FILE}); "
             "train one with train.py or point --saved_model at its export/"
         )
     if not os.path.isfile(path):

@@ -17,6 +17,13 @@ import tempfile
 from lesionseg_tf import config as config_lib
 from lesionseg_tf import files
 
+SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder a SavedModel
+
+
+def is_saved_model(folder):
+    """Whether `folder` holds a SavedModel, as a run's `export/` does."""
+    return os.path.isfile(os.path.join(folder, SAVED_MODEL_FILE))
+
 
 class RunDir:
     """The files of one run folder (section 3.3's training, made resumable)."""

@@ -9,7 +9,7 @@ import shutil
 
 from lesionseg_tf import files, study, study_collect
 from lesionseg_tf import model as model_lib
-from lesionseg_tf.run_dir import RunDir
+from lesionseg_tf.run_dir import RunDir, is_saved_model
 
 # What a shipped folder copies from the run (those the run has: a run on every pair
 # holds none out); of each network of an ensemble (`--members`), `RunDir.MEMBER_RECORD`.
@@ -37,7 +37,7 @@ def ship_run(run_dir, *, output_dir):
         raise ValueError(f"{run.path} holds no finished run ({RunDir.RESULT} is missing)")
     if os.path.exists(output_dir):
         raise ValueError(f"{output_dir} exists: ship to a new folder")
-    if not os.path.isfile(os.path.join(run.export_dir, "saved_model.pb")):
+    if not is_saved_model(run.export_dir):
         raise FileNotFoundError(f"{run.export_dir} holds no SavedModel")
     weights = run.weights_file()
     if weights is None:
