@@ -1,8 +1,11 @@
 """What the scripts print: TensorFlow's routine start-up lines filtered, plain progress."""
 
 import io
+import subprocess
+import sys
 
 import console
+from tests.conftest import REPO_ROOT, script_env
 
 NO_GPU_START = """\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
@@ -41,3 +44,29 @@ def test_default_line_interval_is_a_tenth_capped_at_50():
     assert console.make_progress(150, stream=io.StringIO()).every == 15
     assert console.make_progress(2000, stream=io.StringIO()).every == 50
     assert console.make_progress(3, stream=io.StringIO()).every == 1
+
+
+def test_keras_starts_without_the_unused_libraries_and_pyplot_imports_after():
+    """scikit-learn, pandas and matplotlib's pyplot are not loaded by the scripts' start
+    (Keras would load all three), and pyplot still imports afterwards for the figures."""
+    code = (
+        "import sys, console\n"
+        "console.import_tensorflow()\n"
+        "assert 'keras' in sys.modules\n"
+        "loaded = [n for n in ('sklearn', 'pandas', 'matplotlib', 'matplotlib.pyplot')"
+        " if sys.modules.get(n) is not None]\n"
+        "assert not loaded, loaded\n"
+        "from lesionseg_tf import figures\n"
+        "assert figures.plt.figure() is not None\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
