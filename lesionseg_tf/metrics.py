@@ -10,7 +10,6 @@ The training's Keras metric is `keras_metrics.PerImageJaccard`.
 """
 
 import numpy as np
-from scipy import spatial
 
 LESION_THRESHOLD = 128  # ISIC scorer: lesion where value > 128
 
@@ -112,6 +111,10 @@ def _directed(border_from, lengths_from, border_to):
     the values of a distance transform of the other border read at these points
     (`surface-distance` computes them so), found with a k-d tree of the border
     points: a border has thousands of points where the photograph has millions."""
+    # Imported here: scipy.spatial's import (0.3-0.5 s) would slow the start of every
+    # command, and only the boundary distances need it.
+    from scipy import spatial  # pylint: disable=import-outside-toplevel
+
     distances, _ = spatial.cKDTree(np.argwhere(border_to)).query(np.argwhere(border_from))
     weights = lengths_from[border_from]
     order = np.argsort(distances, kind="stable")

@@ -25,7 +25,6 @@ filling (`refine`, OpenCV steps on the graph's mask), all off by default.
 
 import cv2
 import numpy as np
-import scipy.ndimage
 import tensorflow as tf
 
 from lesionseg_tf import augment
@@ -156,6 +155,10 @@ def central_component(mask):
     """Keeps the 8-connected foreground region of a 0/255 uint8 mask that comes nearest
     the photograph's centre (where dermoscopy centres the lesion): a pixel of it lies
     closest to the centre; among regions equally close, the largest."""
+    # Imported here: scipy.ndimage's import (about 0.25 s) would slow every command's
+    # start for an option that is off by default.
+    import scipy.ndimage  # pylint: disable=import-outside-toplevel
+
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 2:
         return mask

@@ -4,7 +4,7 @@ import dataclasses
 import os
 import re
 
-from lesionseg_tf import datasets, figures, files, images, layouts, messages
+from lesionseg_tf import datasets, files, images, layouts, messages
 
 IMAGE_EXTENSIONS = layouts.PHOTO_EXTENSIONS
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
@@ -132,6 +132,9 @@ def run(
     Returns:
       The image paths that failed.
     """
+
+    if overlay:  # matplotlib comes with the figures module: imported only when drawn
+        from lesionseg_tf import figures  # pylint: disable=import-outside-toplevel
 
     def predict(job):
         image = images.read_image_file(job.image_path, max_pixels=max_pixels)

@@ -46,16 +46,19 @@ def test_default_line_interval_is_a_tenth_capped_at_50():
     assert console.make_progress(3, stream=io.StringIO()).every == 1
 
 
-def test_keras_starts_without_the_unused_libraries_and_pyplot_imports_after():
-    """scikit-learn, pandas and matplotlib's pyplot are not loaded by the scripts' start
-    (Keras would load all three), and pyplot still imports afterwards for the figures."""
+def test_the_commands_start_without_the_libraries_they_seldom_use():
+    """TensorFlow and the commands' library modules load neither scikit-learn nor pandas
+    (Keras would), nor matplotlib (Keras's gallery helpers, the figures), scipy.spatial
+    (boundary distances) or scipy.ndimage (an option off by default); each still imports
+    where it is used."""
     code = (
         "import sys, console\n"
         "console.import_tensorflow()\n"
-        "assert 'keras' in sys.modules\n"
-        "loaded = [n for n in ('sklearn', 'pandas', 'matplotlib', 'matplotlib.pyplot')"
-        " if sys.modules.get(n) is not None]\n"
-        "assert not loaded, loaded\n"
+        "from lesionseg_tf import evaluation, fitting, inference, prediction, split_scoring\n"
+        "from lesionseg_tf import training\n"
+        "unused = ('sklearn', 'pandas', 'matplotlib', 'scipy.spatial', 'scipy.ndimage')\n"
+        "loaded = [n for n in unused if sys.modules.get(n) is not None]\n"
+        "assert 'keras' in sys.modules and not loaded, loaded\n"
         "from lesionseg_tf import figures\n"
         "assert figures.plt.figure() is not None\n"
         "print('ok')\n"
