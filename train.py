@@ -268,6 +268,7 @@ def main(argv):
             print(f"train.py: {note}", flush=True)
         if config.init_from:
             run_dir.init_weights_file(config.init_from)
+        run_dir.RunDir(_MODEL_DIR.value).refuse_finished(overwrite=_OVERWRITE.value)
     except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")
     if not _GENERATE_SYNTHETIC.value:

@@ -148,6 +148,11 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
             "evaluate.py: --ids_file {missing}: no such file",
         ),
         (
+            "train.py",
+            ["--data_dir=.", "--model_dir={run}"],
+            "train.py: {run} holds a finished run (result.json); choose another --model_dir",
+        ),
+        (
             "predict.py",
             ["--input=.", "--model={run}"],
             "predict.py: --model {run}: is not a SavedModel (no saved_model.pb): give "
@@ -167,11 +172,13 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
     ],
 )
 def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow, tmp_path):
-    """A path that is not there, or a model folder without its SavedModel: one line."""
+    """A path that is not there, a model folder without its SavedModel, a run folder
+    whose run is finished: one line."""
     missing = str(tmp_path / "nowhere")
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)  # a run folder whose export is empty
     (run / "best.keras").write_bytes(b"weights")
+    (run / "result.json").write_text("{}")  # a finished run
     names = {"missing": missing, "run": str(run)}
     result = command(line, *[a.format(**names) for a in args], env=no_tensorflow)
     assert result.returncode == 1
