@@ -2,8 +2,10 @@
 log file, and TensorFlow's start-up without its routine chatter.
 
 Not a script and not part of the library: train.py, predict.py and evaluate.py call
-`start_tensorflow` before they import `lesionseg_tf` (whose import loads
-TensorFlow), so this module imports neither TensorFlow nor the library at module level.
+`start_tensorflow` before they import the library modules that load TensorFlow (a
+few, such as `config`, `run_dir`, `datasets` and `prediction`'s planning, need none and
+refuse bad input first), so this module imports neither TensorFlow nor the library at
+module level.
 """
 
 import atexit

@@ -66,8 +66,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     console.require_inputs("predict.py", _paths_given())
-    console.start_tensorflow()
-    from lesionseg_tf import inference, prediction
+    from lesionseg_tf import prediction  # the plan needs no TensorFlow: refused before it loads
 
     try:
         jobs, found = prediction.plan(
@@ -76,7 +75,13 @@ def main(argv):
             truth_dir=_TRUTH_DIR.value,
             allow_writing_into_sources=_OVERWRITE_SOURCES.value,
         )
-        print(found, flush=True)
+    except (ValueError, OSError) as e:
+        sys.exit(f"predict.py: {e}")
+    print(found, flush=True)
+    console.start_tensorflow()
+    from lesionseg_tf import inference
+
+    try:
         segmenter = inference.load_segmenter(_MODEL.value)
         segmenter.check_options(tta=_SEGMENT_OPTIONS()["tta"])
     except (ValueError, OSError) as e:

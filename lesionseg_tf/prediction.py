@@ -1,10 +1,13 @@
-"""Planning and running predict.py's work: which files, which outputs, what failed."""
+"""Planning and running predict.py's work: which files, which outputs, what failed.
+
+The plan needs no TensorFlow, so that predict.py refuses a bad request before it loads;
+running the jobs imports `images` (TensorFlow's decoders) when it starts."""
 
 import dataclasses
 import os
 import re
 
-from lesionseg_tf import datasets, files, images, layouts, messages
+from lesionseg_tf import config, datasets, files, layouts, messages
 
 IMAGE_EXTENSIONS = layouts.PHOTO_EXTENSIONS
 _NOT_PHOTOGRAPHS = re.compile(r"_(superpixels|segmentation|overlay)\.png$", re.IGNORECASE)
@@ -117,7 +120,7 @@ def run(
     segmenter,
     on_error,
     overlay=False,
-    max_pixels=images.DEFAULT_MAX_PIXELS,
+    max_pixels=config.DEFAULT_MAX_PIXELS,
     progress=None,
     **options,
 ):
@@ -132,6 +135,8 @@ def run(
     Returns:
       The image paths that failed.
     """
+
+    from lesionseg_tf import images  # pylint: disable=import-outside-toplevel
 
     if overlay:  # matplotlib comes with the figures module: imported only when drawn
         from lesionseg_tf import figures  # pylint: disable=import-outside-toplevel

@@ -154,6 +154,16 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
         ),
         (
             "predict.py",
+            ["--input={photos}", "--model={run}/model.tflite", "--output_dir={photos}"],
+            "predict.py: --output_dir {photos} is the source folder {photos}; choose another",
+        ),
+        (
+            "predict.py",
+            ["--input={run}", "--model={run}/model.tflite"],
+            "predict.py: {run}: no images (",
+        ),
+        (
+            "predict.py",
             ["--input=.", "--model={run}"],
             "predict.py: --model {run}: is not a SavedModel (no saved_model.pb): give "
             "train.py's export/ folder or a .tflite file; did you mean {run}/export?",
@@ -173,13 +183,18 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
 )
 def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow, tmp_path):
     """A path that is not there, a model folder without its SavedModel, a run folder
-    whose run is finished: one line."""
+    whose run is finished, a prediction with no photographs or into its own source
+    folder: one line."""
     missing = str(tmp_path / "nowhere")
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)  # a run folder whose export is empty
     (run / "best.keras").write_bytes(b"weights")
     (run / "result.json").write_text("{}")  # a finished run
-    names = {"missing": missing, "run": str(run)}
+    (run / "model.tflite").write_bytes(b"flatbuffer")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "ISIC_0000000.jpg").write_bytes(b"jpeg")
+    names = {"missing": missing, "run": str(run), "photos": str(photos)}
     result = command(line, *[a.format(**names) for a in args], env=no_tensorflow)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(**names))
