@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, script_env
+from tests.conftest import REPO_ROOT, run_script, script_env
 
 # Each command, and flags its help must name (a sample of each group).
 COMMANDS = {
@@ -212,14 +212,7 @@ def test_runtime_notices_are_dropped_from_standard_error_and_the_rest_kept(tmp_p
         "print('from python', file=sys.stderr, flush=True)\n"
         "os.write(2, b'last words without newline')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=script_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_script("-c", code, timeout=60)
     assert result.returncode == 0
     assert result.stderr == "a real error\nfrom python\nlast words without newline"
 

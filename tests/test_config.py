@@ -9,7 +9,7 @@ import pytest
 
 from lesionseg_tf import config, datasets
 from lesionseg_tf.config import RunConfig
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_script
 
 
 def test_defaults_are_the_papers():
@@ -64,14 +64,7 @@ def test_run_settings_leave_out_how_a_run_executes():
 def _python_succeeds(code):
     """Runs `code` in a fresh Python with the repository importable; fails the test
     with the child's error output if it does not exit 0."""
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO_ROOT),
-        timeout=120,
-    )
+    result = run_script("-c", code, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -165,13 +158,7 @@ run, notes = train.run_config()
 print(run.recipe, run.loss, run.image_size, run.lr_schedule)
 print("|".join(notes))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=REPO_ROOT),
-        capture_output=True,
-        text=True,
-    )
+    result = run_script("-c", script)
     assert result.returncode == 0, result.stderr
     values, notes = result.stdout.splitlines()[:2]
     assert values == "trial soft_jaccard 32 cosine"  # --image_size given: the flag wins

@@ -1,11 +1,9 @@
 """What the scripts print: TensorFlow's routine start-up lines filtered, plain progress."""
 
 import io
-import subprocess
-import sys
 
 import console
-from tests.conftest import REPO_ROOT, script_env
+from tests.conftest import run_script
 
 NO_GPU_START = """\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
@@ -63,13 +61,5 @@ def test_the_commands_start_without_the_libraries_they_seldom_use():
         "assert figures.plt.figure() is not None\n"
         "print('ok')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=script_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_script("-c", code, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
