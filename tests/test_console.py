@@ -2,6 +2,8 @@
 
 import io
 
+import pytest
+
 import console
 from tests.conftest import run_script
 
@@ -44,6 +46,7 @@ def test_default_line_interval_is_a_tenth_capped_at_50():
     assert console.make_progress(3, stream=io.StringIO()).every == 1
 
 
+@pytest.mark.slow  # a fresh interpreter that imports TensorFlow
 def test_the_commands_start_without_the_libraries_they_seldom_use():
     """TensorFlow and the commands' library modules load neither scikit-learn nor pandas
     (Keras would), nor matplotlib (Keras's gallery helpers, the figures), scipy.spatial
