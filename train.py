@@ -264,11 +264,15 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:  # refused here, before TensorFlow loads
         config, notes = run_config()
+        fit_batch = not _BATCH_SIZE.present
+        fit_holdout = bool(config.init_from) and not _HOLDOUT_FRACTION.present
         for note in notes:
             print(f"train.py: {note}", flush=True)
         if config.init_from:
             run_dir.init_weights_file(config.init_from)
-        run_dir.RunDir(_MODEL_DIR.value).refuse_finished(overwrite=_OVERWRITE.value)
+        run_dir.RunDir(_MODEL_DIR.value).refuse_before_data(
+            config, overwrite=_OVERWRITE.value, fit_batch=fit_batch, fit_holdout=fit_holdout
+        )
     except (ValueError, OSError) as e:
         sys.exit(f"train.py: {e}")
     if not _GENERATE_SYNTHETIC.value:
@@ -294,8 +298,8 @@ def main(argv):
             strategy=strategy,
             verbose=1 if sys.stdout.isatty() else 2,
             report=report,
-            fit_batch=not _BATCH_SIZE.present,
-            fit_holdout=bool(config.init_from) and not _HOLDOUT_FRACTION.present,
+            fit_batch=fit_batch,
+            fit_holdout=fit_holdout,
         )
     except (ValueError, OSError, fitting.TrainingError) as e:
         sys.exit(f"train.py: {e}")

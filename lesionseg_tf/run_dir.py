@@ -216,21 +216,40 @@ class RunDir:
         self.check_same_settings(config)
         return True
 
-    def changed_settings(self, config):
-        """The run settings `CONFIG` records otherwise than `config`, as
-        "name: then, now" texts (none where it records none)."""
+    def refuse_before_data(self, config, *, overwrite=False, fit_batch=False, fit_holdout=False):
+        """`check_start`'s refusals, made before the data are read and checked (which
+        takes minutes on full-size photographs): a finished run, or a run to continue
+        whose settings differ from `config`'s in any but those the data may yet fit
+        (`training.run`'s `fit_batch` and `fit_holdout`: the batch, the held-out
+        share), which `check_start` compares once they are known.
+
+        Raises:
+          ValueError: as `check_start`.
+        """
+        if overwrite:
+            return
+        self.refuse_finished()
+        if self.backup_state() is not None:
+            fitted = {"batch_size": fit_batch, "holdout_fraction": fit_holdout}
+            self.check_same_settings(config, leave_out=[k for k, fit in fitted.items() if fit])
+
+    def changed_settings(self, config, *, leave_out=()):
+        """The run settings `CONFIG` records otherwise than `config`, but for those
+        named in `leave_out`, as "name: then, now" texts (none where it records
+        none)."""
         previous = config_lib.recorded_settings(self.read_json(self.CONFIG) or {})
         wanted = config.run_settings()
         return [
             f"{k}: {previous.get(k)!r} then, {wanted[k]!r} now"
             for k in sorted(wanted)
-            if previous.get(k) != wanted[k]
+            if previous.get(k) != wanted[k] and k not in leave_out
         ]
 
-    def check_same_settings(self, config):
-        """Raises ValueError where `CONFIG` records other run settings than `config`'s
-        (`check_start`'s test of a run to continue)."""
-        changed = self.changed_settings(config)
+    def check_same_settings(self, config, *, leave_out=()):
+        """Raises ValueError where `CONFIG` records other run settings than `config`'s,
+        but for those named in `leave_out` (`check_start`'s test of a run to
+        continue)."""
+        changed = self.changed_settings(config, leave_out=leave_out)
         if changed:
             raise ValueError(
                 f"{self.path} holds an interrupted run with other flags ("

@@ -97,7 +97,9 @@ def run(
     folder = RunDir(model_dir)
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
-    folder.refuse_finished(overwrite=overwrite)  # before the data are read and checked
+    folder.refuse_before_data(
+        config, overwrite=overwrite, fit_batch=fit_batch, fit_holdout=fit_holdout
+    )
     init_from = config.init_from and run_dir.init_weights_file(config.init_from)
     dataset = datasets.open_dataset(config.data_dir, dataset=config.dataset)
     report(dataset.summary(), False)

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from lesionseg_tf.config import RunConfig
+from lesionseg_tf.run_dir import RunDir
 from tests.conftest import REPO_ROOT, run_script, script_env
 
 # Each command, and flags its help must name (a sample of each group).
@@ -153,6 +155,12 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
             "train.py: {run} holds a finished run (result.json); choose another --model_dir",
         ),
         (
+            "train.py",
+            ["--data_dir=.", "--model_dir={interrupted}", "--seed=2"],
+            "train.py: {interrupted} holds an interrupted run with other flags (seed: 1 then, "
+            "2 now); rerun with the same flags to resume",
+        ),
+        (
             "predict.py",
             ["--input={photos}", "--model={run}/model.tflite", "--output_dir={photos}"],
             "predict.py: --output_dir {photos} is the source folder {photos}; choose another",
@@ -183,8 +191,8 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
 )
 def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow, tmp_path):
     """A path that is not there, a model folder without its SavedModel, a run folder
-    whose run is finished, a prediction with no photographs or into its own source
-    folder: one line."""
+    whose run is finished or interrupted under other flags, a prediction with no
+    photographs or into its own source folder: one line."""
     missing = str(tmp_path / "nowhere")
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)  # a run folder whose export is empty
@@ -194,7 +202,12 @@ def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_te
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "ISIC_0000000.jpg").write_bytes(b"jpeg")
+    interrupted = tmp_path / "interrupted"
+    (interrupted / "backup").mkdir(parents=True)  # a completed epoch's backup
+    (interrupted / "backup" / "state.json").write_text('{"epoch": 1}')
+    RunDir(interrupted).write_config(RunConfig(data_dir=".", seed=1, holdout_seed=2))
     names = {"missing": missing, "run": str(run), "photos": str(photos)}
+    names["interrupted"] = str(interrupted)
     result = command(line, *[a.format(**names) for a in args], env=no_tensorflow)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(**names))

@@ -38,6 +38,28 @@ def test_a_folder_starts_continues_or_is_refused(tmp_path):
         run.check_start(config)
 
 
+def test_before_the_data_only_the_settings_the_data_may_fit_are_left_out(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_config(RunConfig(data_dir="d", seed=1, batch_size=5, holdout_fraction=0.3))
+    wanted = RunConfig(data_dir="d", seed=1)  # the defaults: batch 32, held-out share 0.1
+    run.refuse_before_data(wanted)  # no completed epoch: nothing to compare with
+    os.makedirs(run.backup_dir)
+    run.write(os.path.join(RunDir.BACKUP, RunDir.BACKUP_STATE), payload='{"epoch": 2}')
+    run.refuse_before_data(wanted, fit_batch=True, fit_holdout=True)
+    with pytest.raises(ValueError, match=r"other flags \(holdout_fraction: 0.3 then, 0.1 now\)"):
+        run.refuse_before_data(wanted, fit_batch=True)
+    with pytest.raises(ValueError, match=r"other flags \(batch_size: 5 then, 32 now\)"):
+        run.refuse_before_data(wanted, fit_holdout=True)
+    with pytest.raises(ValueError, match=r"\(seed: 1 then, 2 now\)"):
+        run.refuse_before_data(
+            RunConfig(data_dir="d", seed=2, holdout_seed=1), fit_batch=True, fit_holdout=True
+        )
+    run.refuse_before_data(RunConfig(data_dir="d", seed=2), overwrite=True)
+    run.write_json(RunDir.RESULT, values={"best_epoch": 1})
+    with pytest.raises(ValueError, match="holds a finished run"):
+        run.refuse_before_data(wanted, fit_batch=True, fit_holdout=True)
+
+
 def test_clear_removes_the_run_files_only(tmp_path):
     run = RunDir(tmp_path)
     for name in (RunDir.RESULT, RunDir.LOG, RunDir.TRAINING_IDS, "notes.txt"):
