@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from lesionseg_tf import files
+from lesionseg_tf import files, messages
 from lesionseg_tf.run_dir import RunDir
 
 
@@ -287,20 +287,6 @@ class StepClock(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def _minutes(seconds):
-    """`seconds` as a person reads a long wait: "40 s", "12 min 5 s", "1 h 3 min"."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-# The least time between two of `EpochProgress`' lines.
-PROGRESS_EVERY_SECONDS = 60.0
-
-
 class EpochProgress(keras.callbacks.Callback):
     """Lines of progress inside a long epoch, for a log file: where Keras writes one
     line per epoch (`verbose=2`), an epoch of 17 minutes (448x448 on a CPU) would
@@ -317,23 +303,22 @@ class EpochProgress(keras.callbacks.Callback):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.report = report
-        self.every_seconds = PROGRESS_EVERY_SECONDS if every_seconds is None else every_seconds
+        self.every_seconds = (
+            messages.PROGRESS_EVERY_SECONDS if every_seconds is None else every_seconds
+        )
         self.clock = clock
-        self._epoch = self._start = self._last = None
+        self._epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._start = self._last = self.clock()
+        self._epoch = messages.TimedProgress(
+            self.steps_per_epoch,
+            label=f"epoch {epoch + 1}",
+            unit="steps",
+            rest="of steps to go",
+            report=self.report,
+            every_seconds=self.every_seconds,
+            clock=self.clock,
+        )
 
     def on_train_batch_end(self, batch, logs=None):
-        now = self.clock()
-        steps = batch + 1  # Keras gives the execution's last step, counted from 0
-        if now - self._last < self.every_seconds or steps >= self.steps_per_epoch:
-            return
-        self._last = now
-        taken = now - self._start
-        left = taken / steps * (self.steps_per_epoch - steps)
-        self.report(
-            f"  epoch {self._epoch + 1}: {steps}/{self.steps_per_epoch} steps in "
-            f"{_minutes(taken)}, about {_minutes(left)} of steps to go"
-        )
+        self._epoch.update(batch + 1)  # Keras gives the execution's last step, counted from 0

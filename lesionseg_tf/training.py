@@ -152,7 +152,10 @@ def _chosen_data(dataset, config, *, fit_batch, fit_holdout, report):
             )
             config = dataclasses.replace(config, holdout_fraction=fraction)
     train_examples, selection_examples, problems = preflight.select_data(
-        dataset, config=config, fit_batch=fit_batch
+        dataset,
+        config=config,
+        fit_batch=fit_batch,
+        report_progress=lambda line: report(line, False),
     )
     for problem in problems:
         report(str(problem) + (" (skipped)" if problem.is_error else ""), True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lesionseg_tf import datasets, images, preflight
+from lesionseg_tf.config import RunConfig
 from tests.conftest import run_script
 
 
@@ -77,6 +78,20 @@ def test_report_names_every_problem(corrupted):
     )
     assert "is 20x20, its image" in text and "empty file" in text
     assert [e.image_id for e in report.good] == [e.image_id for e in examples[6:]]
+
+
+def test_the_check_of_each_split_reports_its_progress(tiny_isic, monkeypatch):
+    config = RunConfig(data_dir=tiny_isic, image_size=32, batch_size=2, select_on="validation")
+    dataset = datasets.open_dataset(tiny_isic)
+    lines = []
+    preflight.select_data(dataset, config=config, report_progress=lines.append)
+    assert lines == []  # a check shorter than CHECK_PROGRESS_SECONDS says nothing
+    monkeypatch.setattr(preflight, "CHECK_PROGRESS_SECONDS", 0.0)
+    preflight.select_data(dataset, config=config, report_progress=lines.append)
+    assert [line.split(" pairs")[0] for line in lines] == [
+        *(f"  checking the training split: {done}/8" for done in range(1, 8)),
+        *(f"  checking the validation split: {done}/4" for done in range(1, 4)),
+    ]
 
 
 def test_pixel_limit(tiny_isic):

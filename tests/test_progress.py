@@ -2,7 +2,7 @@
 
 import pytest
 
-from lesionseg_tf import callbacks
+from lesionseg_tf import callbacks, messages
 
 
 class FakeClock:
@@ -60,7 +60,7 @@ def test_lines_are_a_minute_apart_and_each_epoch_counts_from_its_start():
 def test_an_epoch_shorter_than_a_minute_says_nothing_more():
     clock, lines = FakeClock(), []
     progress = callbacks.EpochProgress(steps_per_epoch=50, report=lines.append, clock=clock)
-    assert progress.every_seconds == callbacks.PROGRESS_EVERY_SECONDS == 60
+    assert progress.every_seconds == messages.PROGRESS_EVERY_SECONDS == 60
     run_epoch(progress, clock, epoch=0, steps=50, steps_per_execution=8, seconds_per_step=1.1)
     assert lines == []
 
@@ -74,6 +74,29 @@ def test_hours_read_as_hours():
     assert lines[0] == "  epoch 1: 1/10 steps in 30 min 0 s, about 4 h 30 min of steps to go"
 
 
+def test_any_long_loop_says_so_with_its_own_label_and_unit():
+    """The data check's lines (`preflight.check_progress`): 2000 full-size pairs at
+    62.5 ms each, a line every 20 s."""
+    clock, lines = FakeClock(), []
+    progress = messages.TimedProgress(
+        2000,
+        label="checking the training split",
+        unit="pairs",
+        report=lines.append,
+        every_seconds=20,
+        clock=clock,
+    )
+    for done in range(1, 2001):
+        clock.now += 0.0625
+        progress.update(done)
+    assert [line.split(" pairs")[0] for line in lines] == [
+        f"  checking the training split: {done}/2000" for done in (320, 640, 960, 1280, 1600, 1920)
+    ]  # none at the end, at 125 s: the caller's own line follows
+    assert lines[0] == (
+        "  checking the training split: 320/2000 pairs in 20 s, about 1 min 45 s to go"
+    )
+
+
 @pytest.mark.slow
 def test_a_run_written_to_a_log_file_reports_progress_inside_its_epochs(
     tiny_isic, tmp_path, monkeypatch
@@ -83,7 +106,7 @@ def test_a_run_written_to_a_log_file_reports_progress_inside_its_epochs(
     from lesionseg_tf import training  # pylint: disable=import-outside-toplevel
     from lesionseg_tf.config import RunConfig  # pylint: disable=import-outside-toplevel
 
-    monkeypatch.setattr(callbacks, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(messages, "PROGRESS_EVERY_SECONDS", 0.0)
     config = RunConfig(
         data_dir=tiny_isic,
         image_size=32,

@@ -54,6 +54,9 @@ def main(argv):
             orphans=orphans,
             max_pixels=_MAX_IMAGE_PIXELS.value,
             image_size=_IMAGE_SIZE.value,
+            progress=preflight.check_progress(
+                split, len(examples), lambda line: print(line, flush=True)
+            ),
         )
         for problem in report.problems:
             print(problem)
