@@ -307,10 +307,10 @@ class EpochProgress(keras.callbacks.Callback):
             messages.PROGRESS_EVERY_SECONDS if every_seconds is None else every_seconds
         )
         self.clock = clock
-        self._epoch = None
+        self._steps = None  # this epoch's `messages.TimedProgress`
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = messages.TimedProgress(
+        self._steps = messages.TimedProgress(
             self.steps_per_epoch,
             label=f"epoch {epoch + 1}",
             unit="steps",
@@ -321,4 +321,4 @@ class EpochProgress(keras.callbacks.Callback):
         )
 
     def on_train_batch_end(self, batch, logs=None):
-        self._epoch.update(batch + 1)  # Keras gives the execution's last step, counted from 0
+        self._steps.update(batch + 1)  # Keras gives the execution's last step, counted from 0

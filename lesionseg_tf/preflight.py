@@ -153,7 +153,7 @@ def fitted_holdout_fraction(pairs, *, fraction):
 
 
 # The least time between two lines of the data check's progress (`check_progress`): it
-# comes before a run's first epoch, about 2 minutes on ISIC 2017's 2000 full-size pairs.
+# comes before a run's first epoch, about a minute on ISIC 2017's 2000 full-size pairs.
 CHECK_PROGRESS_SECONDS = 20.0
 
 

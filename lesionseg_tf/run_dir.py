@@ -217,8 +217,8 @@ class RunDir:
         return True
 
     def refuse_before_data(self, config, *, overwrite=False, fit_batch=False, fit_holdout=False):
-        """`check_start`'s refusals, made before the data are read and checked (which
-        takes minutes on full-size photographs): a finished run, or a run to continue
+        """`check_start`'s refusals, made before the data are read and checked (about
+        a minute on ISIC 2017's 2000 full-size training pairs): a finished run, or a run to continue
         whose settings differ from `config`'s in any but those the data may yet fit
         (`training.run`'s `fit_batch` and `fit_holdout`: the batch, the held-out
         share), which `check_start` compares once they are known.
