@@ -208,13 +208,8 @@ class RunDir:
           ValueError: the folder holds a finished run and not `overwrite`, or a
             run to continue whose settings differ.
         """
-        if overwrite:
-            return False
-        self.refuse_finished()
-        if self.backup_state() is None:
-            return False
-        self.check_same_settings(config)
-        return True
+        self.refuse_before_data(config, overwrite=overwrite)  # every setting compared
+        return not overwrite and self.backup_state() is not None
 
     def refuse_before_data(self, config, *, overwrite=False, fit_batch=False, fit_holdout=False):
         """`check_start`'s refusals, made before the data are read and checked (about
