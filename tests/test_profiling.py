@@ -174,7 +174,8 @@ def test_the_command_prints_each_kernel_against_the_peak():
     total, of_step, share = re.search(
         r"one after another: ([\d.]+) s of the step's ([\d.]+) s \((\d+)%\)", out
     ).groups()
-    assert float(of_step) == pytest.approx(step, abs=0.005)
+    # the same step time, printed to 0.005 s above and to 0.0005 s here (0.0454 s: 0.05, 0.045)
+    assert float(of_step) == pytest.approx(step, abs=0.005 + 0.0005 + 1e-9)
     total, of_step = float(total), float(of_step)  # printed to 0.0005 s, the share to 0.5%
     low, high = (total - 5e-4) / (of_step + 5e-4), (total + 5e-4) / (of_step - 5e-4)
     assert 100 * low - 0.5 <= int(share) <= 100 * high + 0.5
