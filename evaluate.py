@@ -71,6 +71,23 @@ def main(argv):
         source = ("--model", _MODEL.value, "model")
     inputs = [("--data_dir", _DATA_DIR.value, "folder"), ("--ids_file", _IDS_FILE.value, "file")]
     console.require_inputs("evaluate.py", [*inputs, source])
+    from lesionseg_tf import split_choice  # pylint: disable=import-outside-toplevel
+
+    try:  # every problem of the data, ids or predictions, before TensorFlow loads
+        choice = split_choice.choose(
+            _DATA_DIR.value,
+            dataset=_DATASET.value,
+            split=_SPLIT.value,
+            ids_file=_IDS_FILE.value,
+            pred_dir=_PRED_DIR.value,
+        )
+    except split_choice.MissingPredictions as e:
+        for problem in e.problems:
+            print_problem(problem)
+        sys.exit(f"evaluate.py: {e}")
+    except (ValueError, OSError) as e:
+        sys.exit(f"evaluate.py: {e}")
+    print(choice.found.summary(), flush=True)
     scoring = {"model": _MODEL.value, "pred_dir": _PRED_DIR.value, "split": _SPLIT.value}
     scoring["ids_file"] = _IDS_FILE.value
     try:
@@ -86,22 +103,16 @@ def main(argv):
 
     try:
         result, title = split_scoring.score_split(
-            _DATA_DIR.value,
-            dataset=_DATASET.value,
-            **scoring,
+            choice,
+            model=_MODEL.value,
             segment_options=_SEGMENT_OPTIONS(),
             max_pixels=_MAX_IMAGE_PIXELS.value,
             output_dir=output_dir,
             bootstrap=_BOOTSTRAP.value,
             figures=_FIGURES.value,
-            report_line=lambda line: print(line, flush=True),
             on_error=print_problem,
             make_progress=console.make_progress,
         )
-    except split_scoring.MissingPredictions as e:
-        for problem in e.problems:
-            print_problem(problem)
-        sys.exit(f"evaluate.py: {e}")
     except (ValueError, OSError, evaluation.ScoringError) as e:
         sys.exit(f"evaluate.py: {e}")
     print("\n".join(evaluation.result_lines(result, title=title)))

@@ -1,6 +1,7 @@
 """Scoring a split the way the ISIC 2017 challenge did (`isic-challenge-scoring`
 semantics), with boundary distances beside it: `run` scores the examples and writes a
-report (`report`); `split_scoring.score_split`, behind evaluate.py, says what to score.
+report (`report`); behind evaluate.py, `split_choice.choose` says what to score and
+`split_scoring.score_split` with what.
 """
 
 import dataclasses

@@ -1,52 +1,10 @@
-"""What evaluate.py scores and with what: a split's examples (all, or those of an ids
-file), the predicted masks (made by a model, or read from a folder and matched by id),
-and the images a model was trained on among them; `score_split` puts them together and
-scores them with `evaluation.run`.
+"""How evaluate.py scores what `split_choice.choose` chose: the predicted masks (made by
+a model, or read from the folder's matched files) and the images a model was trained on
+among them; `score_split` puts them together and scores them with `evaluation.run`.
 """
 
-import os
-
-from lesionseg_tf import datasets, evaluation, images, layouts, messages
+from lesionseg_tf import evaluation, images, messages
 from lesionseg_tf.run_dir import RunDir
-
-
-def match_predictions(examples, *, pred_dir):
-    """Finds each example's predicted mask by its image id (the file stem), on every
-    dataset layout: a PNG or BMP named `<id>.png` or `<id>_<anything>.png`, such as
-    predict.py's `<id>_segmentation.png`. A file that two ids could claim (`a_b.png`
-    for `a` and `a_b`) goes to the longer id.
-
-    Returns:
-      `(paths, problems)`: image id -> path, and one message per image with no
-      or several candidates.
-    """
-    if not os.path.isdir(pred_dir):
-        raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
-    ids = {example.image_id for example in examples}
-    candidates = {}
-    for name in sorted(os.listdir(pred_dir)):
-        stem, extension = os.path.splitext(name)
-        if name.startswith(".") or extension.lower() not in layouts.MASK_EXTENSIONS:
-            continue
-        owners = [
-            prefix
-            for prefix in [stem[:i] for i, c in enumerate(stem) if c == "_"] + [stem]
-            if prefix in ids
-        ]
-        if owners:
-            candidates.setdefault(max(owners, key=len), []).append(name)
-    paths, problems = {}, []
-    for example in examples:
-        found = candidates.get(example.image_id, [])
-        if not found:
-            problems.append(f"{pred_dir}: no prediction for {example.image_id}")
-        elif len(found) > 1:
-            problems.append(
-                f"{pred_dir}: several predictions for {example.image_id}: {', '.join(found)}"
-            )
-        else:
-            paths[example.image_id] = os.path.join(pred_dir, found[0])
-    return paths, problems
 
 
 def training_overlap(examples, *, saved_model):
@@ -71,59 +29,25 @@ def training_overlap(examples, *, saved_model):
     )
 
 
-def select_ids(examples, *, ids_file):
-    """The examples whose ids `ids_file` lists (one per line), in the file's order.
-
-    Raises:
-      ValueError: the file lists no id, or ids that are not among the examples.
-    """
-    with open(ids_file) as f:
-        wanted = [line.strip() for line in f if line.strip()]
-    if not wanted:
-        raise ValueError(f"{ids_file} lists no image id")
-    by_id = {e.image_id: e for e in examples}
-    missing = [i for i in wanted if i not in by_id]
-    if missing:
-        raise ValueError(
-            f"{ids_file}: {len(missing)} of its {len(wanted)} ids are not in the "
-            f"split ({messages.list_some(missing, limit=3)})"
-        )
-    return [by_id[i] for i in wanted]
-
-
-class MissingPredictions(ValueError):
-    """Images of a predictions folder without a single prediction; `problems` names each."""
-
-    def __init__(self, message, *, problems):
-        super().__init__(message)
-        self.problems = problems
-
-
-def prediction_source(examples, *, model=None, pred_dir=None, segment_options=None, max_pixels):
-    """How `run` gets each example's predicted mask: read from `pred_dir`, or made by
-    the model (`inference.load_segmenter`) with `segment_options`.
+def prediction_source(choice, *, model=None, segment_options=None, max_pixels):
+    """How `run` gets each chosen example's predicted mask: read from the file
+    `split_choice.choose` matched to it, or made by the model
+    (`inference.load_segmenter`) with `segment_options`.
 
     Returns:
       `(predict, source)`: `example -> (mask, name for messages)`, and what made
       the masks (the folder or the model).
 
     Raises:
-      MissingPredictions: `pred_dir` lacks a single prediction for some images.
       ValueError: the model cannot be loaded or lacks an option asked for.
     """
-    if pred_dir:
-        paths, problems = match_predictions(examples, pred_dir=pred_dir)
-        if problems:
-            raise MissingPredictions(
-                f"{len(problems)} image(s) have no single prediction in {pred_dir}",
-                problems=problems,
-            )
+    if choice.pred_paths is not None:
 
         def read(example):
-            path = paths[example.image_id]
+            path = choice.pred_paths[example.image_id]
             return images.read_mask_file(path), path
 
-        return read, pred_dir
+        return read, choice.pred_dir
     from lesionseg_tf import inference  # pylint: disable=import-outside-toplevel
 
     segmenter = inference.load_segmenter(model)
@@ -137,10 +61,10 @@ def prediction_source(examples, *, model=None, pred_dir=None, segment_options=No
     return segment, model
 
 
-def _warn_of_training_overlap(examples, *, model, pred_dir, on_error):
+def _warn_of_training_overlap(examples, *, model, on_error):
     """Says through `on_error` how many of `examples` `model` was trained on (none
-    known for a predictions folder): their ids."""
-    overlap, trained_ids = ([], None) if pred_dir else training_overlap(examples, saved_model=model)
+    known for a predictions folder, `model` None): their ids."""
+    overlap, trained_ids = training_overlap(examples, saved_model=model) if model else ([], None)
     if overlap:
         on_error(
             f"warning: {len(overlap)} of the {len(examples)} images scored were trained on "
@@ -151,33 +75,28 @@ def _warn_of_training_overlap(examples, *, model, pred_dir, on_error):
 
 
 def score_split(
-    data_dir,
+    choice,
     *,
-    dataset=None,
-    split,
-    ids_file=None,
     model=None,
-    pred_dir=None,
     segment_options=None,
     max_pixels,
     output_dir,
     bootstrap=2000,
     figures=False,
-    report_line,
     on_error,
     make_progress=None,
 ):
-    """Scores a model, or a predictions folder, on one split of a dataset and writes
-    the report folder: the one call behind evaluate.py.
+    """Scores a model, or the predictions folder of `choice`, on the examples of
+    `choice` (`split_choice.choose`) and writes the report folder: evaluate.py's work
+    once TensorFlow has loaded.
 
     Args:
-      data_dir, dataset: the data (`datasets.open_dataset`); split: which split.
-      ids_file: score only the ids it lists (`select_ids`).
-      model, pred_dir, segment_options, max_pixels: `prediction_source`'s.
+      choice: what to score; with its `pred_dir` the masks are read, not made.
+      model, segment_options, max_pixels: `prediction_source`'s (model unused with
+        a predictions folder).
       output_dir, bootstrap: `run`'s; figures: draw the report's figures too.
-      report_line: called with each line a person should see before scoring (the
-        dataset's summary); on_error: with each problem and warning (images the
-        model was trained on, images that could not be scored).
+      on_error: called with each problem and warning (images the model was trained
+        on, images that could not be scored).
       make_progress: `count -> progress reporter` (`evaluate`'s `progress`).
 
     Returns:
@@ -185,33 +104,25 @@ def score_split(
       the split and what made the masks.
 
     Raises:
-      MissingPredictions, ValueError, OSError: the data, ids or model are unusable,
-        before any image is scored.
+      ValueError, OSError: the model is unusable, before any image is scored.
       ScoringError: some images could not be scored (nothing written).
     """
-    found = datasets.open_dataset(data_dir, dataset=dataset)
-    report_line(found.summary())
-    examples = found.find(split)
-    if ids_file:
-        examples = select_ids(examples, ids_file=ids_file)
+    if choice.pred_dir:
+        model = None
     predict, source = prediction_source(
-        examples,
-        model=model,
-        pred_dir=pred_dir,
-        segment_options=segment_options,
-        max_pixels=max_pixels,
+        choice, model=model, segment_options=segment_options, max_pixels=max_pixels
     )
-    overlap = _warn_of_training_overlap(examples, model=model, pred_dir=pred_dir, on_error=on_error)
-    name = f"{found.layout.title}, {split} split"
+    examples = choice.examples
+    overlap = _warn_of_training_overlap(examples, model=model, on_error=on_error)
     config = {
-        "data_dir": data_dir,
-        "split": split,
-        "model": None if pred_dir else model,
-        "pred_dir": pred_dir,
+        "data_dir": choice.data_dir,
+        "split": choice.split,
+        "model": model,
+        "pred_dir": choice.pred_dir,
         **(segment_options or {}),
         "bootstrap": bootstrap,
-        "ids_file": ids_file,
-        "dataset": found.layout.name,
+        "ids_file": choice.ids_file,
+        "dataset": choice.found.layout.name,
         "images_trained_on": len(overlap),
     }
     result = evaluation.run(
@@ -220,8 +131,8 @@ def score_split(
         output_dir=output_dir,
         config=config,
         bootstrap=bootstrap,
-        figures_title=name if figures else None,
+        figures_title=choice.name if figures else None,
         on_error=on_error,
         progress=make_progress(len(examples)) if make_progress else None,
     )
-    return result, f"{name}, {source}"
+    return result, f"{choice.name}, {source}"

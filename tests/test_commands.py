@@ -114,6 +114,27 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
             assert "  " not in text.split(" #")[0].strip(), text
 
 
+def scoring_inputs(folder):
+    """An ISIC 2017 validation split of 3 pairs (empty files: never read before
+    TensorFlow), a predictions folder lacking the third, an ids file with an id not in
+    the split, a model folder."""
+    isic, pred, model = folder / "isic", folder / "pred", folder / "model"
+    for name in ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth"):
+        (isic / name).mkdir(parents=True)
+    pred.mkdir()
+    for i in range(3):
+        (isic / "ISIC-2017_Validation_Data" / f"ISIC_000000{i}.jpg").write_bytes(b"")
+        mask = f"ISIC_000000{i}_segmentation.png"
+        (isic / "ISIC-2017_Validation_Part1_GroundTruth" / mask).write_bytes(b"")
+        if i < 2:
+            (pred / mask).write_bytes(b"")
+    ids = folder / "ids.txt"
+    ids.write_text("ISIC_0000001\nISIC_0000009\n")
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"")
+    return {"isic": str(isic), "pred": str(pred), "ids": str(ids), "model": str(model)}
+
+
 @pytest.mark.parametrize(
     "line,args,message",
     [
@@ -187,12 +208,28 @@ def test_help_exits_0_and_names_the_flags_without_tensorflow(line, no_tensorflow
             "evaluate.py: --model {run}/export: is not a SavedModel (no saved_model.pb): give "
             "train.py's export/ folder or a .tflite file",
         ),
+        (
+            "evaluate.py",
+            ["--data_dir={isic}", "--pred_dir={pred}"],
+            "evaluate.py: 1 image(s) have no single prediction in {pred}",
+        ),
+        (
+            "evaluate.py",
+            ["--data_dir={isic}", "--model={model}", "--ids_file={ids}"],
+            "evaluate.py: {ids}: 1 of its 2 ids are not in the split (ISIC_0000009)",
+        ),
+        (
+            "evaluate.py",
+            ["--data_dir={isic}", "--model={model}", "--split=training"],
+            "evaluate.py: ISIC 2017 Task 1 in {isic} has no training split",
+        ),
     ],
 )
 def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_tensorflow, tmp_path):
     """A path that is not there, a model folder without its SavedModel, a run folder
     whose run is finished or interrupted under other flags, a prediction with no
-    photographs or into its own source folder: one line."""
+    photographs or into its own source folder, a scoring whose split, ids file or
+    predictions folder does not fit the data: one line."""
     missing = str(tmp_path / "nowhere")
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)  # a run folder whose export is empty
@@ -208,6 +245,7 @@ def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_te
     RunDir(interrupted).write_config(RunConfig(data_dir=".", seed=1, holdout_seed=2))
     names = {"missing": missing, "run": str(run), "photos": str(photos)}
     names["interrupted"] = str(interrupted)
+    names.update(scoring_inputs(tmp_path))
     result = command(line, *[a.format(**names) for a in args], env=no_tensorflow)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(**names))

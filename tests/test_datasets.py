@@ -21,6 +21,7 @@ from lesionseg_tf import (
     prediction,
     preflight,
     run_dir,
+    split_choice,
     split_scoring,
     synthetic,
     training,
@@ -280,7 +281,7 @@ def test_predictions_are_matched_by_stem(tmp_path):
         "clinic photo 7_segmentation.png",
     ):
         (tmp_path / name).write_bytes(b"")
-    paths, problems = split_scoring.match_predictions(examples, pred_dir=str(tmp_path))
+    paths, problems = split_choice.match_predictions(examples, pred_dir=str(tmp_path))
     assert paths == {
         "a": str(tmp_path / "a_segmentation.png"),
         "a_b": str(tmp_path / "a_b_segmentation.png"),
