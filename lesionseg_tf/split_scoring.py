@@ -41,7 +41,7 @@ def prediction_source(choice, *, model=None, segment_options=None, max_pixels):
     Raises:
       ValueError: the model cannot be loaded or lacks an option asked for.
     """
-    if choice.pred_paths is not None:
+    if choice.pred_dir:
 
         def read(example):
             path = choice.pred_paths[example.image_id]
