@@ -17,7 +17,7 @@ from absl import app, flags
 import common_flags
 import console
 from lesionseg_tf import config as config_lib  # noqa: E402 (after the environment)
-from lesionseg_tf import run_dir  # noqa: E402
+from lesionseg_tf import datasets, run_dir  # noqa: E402
 
 _DEFAULTS = config_lib.RunConfig(data_dir="")
 
@@ -277,6 +277,10 @@ def main(argv):
         sys.exit(f"train.py: {e}")
     if not _GENERATE_SYNTHETIC.value:
         console.require_inputs("train.py", [("--data_dir", config.data_dir, "folder")])
+        try:  # the layout, the splits and the counts, still before TensorFlow
+            datasets.refuse_before_checking(config, fit_batch=fit_batch)
+        except datasets.DatasetError as e:
+            sys.exit(f"train.py: {e}")
     if console.start_tensorflow():
         print("train.py: no CUDA driver on this machine: training on the CPU", flush=True)
     from lesionseg_tf import distribute, fitting, synthetic, training

@@ -274,3 +274,72 @@ def split_holdout(examples, *, fraction, seed):
         [e for i, e in enumerate(ordered) if i not in held],
         [e for i, e in enumerate(ordered) if i in held],
     )
+
+
+def splits_for_training(dataset, *, select_on):
+    """The splits a run reads: the training split (`Dataset.training_split`), and the
+    validation split where it chooses the epoch on it (`select_on == "validation"`)."""
+    train_split = dataset.training_split()
+    return (train_split, "validation") if select_on == "validation" else (train_split,)
+
+
+def training_and_selection(examples, *, config, train_split, root, fit_batch=False):
+    """Section 3.3's two sets, from the examples of each split a run reads
+    (`examples`: split -> examples; `splits_for_training`): the pairs that train
+    and those whose per-image Jaccard chooses the epoch (the `config.holdout_fraction`
+    share of the training split drawn by `split_holdout`, the validation split, or
+    none, as `config.select_on` says).
+
+    Raises:
+      DatasetError: the training split cannot spare its held-out share, or leaves
+        fewer pairs than one batch of `config.batch_size` (unless `fit_batch`: the
+        caller then trains in one batch of all of them).
+    """
+    if config.select_on == "holdout":
+        train_examples, selection = split_holdout(
+            examples[train_split], fraction=config.holdout_fraction, seed=config.holdout_seed
+        )
+    elif config.select_on == "validation":
+        train_examples, selection = examples[train_split], examples["validation"]
+    else:
+        train_examples, selection = examples[train_split], []
+    if len(train_examples) < config.batch_size and not fit_batch:
+        raise DatasetError(
+            f"{train_split} split of {root} leaves {len(train_examples)} usable images "
+            f"for training, fewer than one batch of {config.batch_size}; lower --batch_size"
+            + (" or --holdout_fraction" if config.select_on == "holdout" else "")
+        )
+    return train_examples, selection
+
+
+def refuse_before_checking(config, *, fit_batch=False):
+    """What train.py refuses in well under a second, before TensorFlow loads and
+    before each pair is read (`preflight.select_data`): a folder of no known layout,
+    a split it reads that is missing or has no pair, and too few listed pairs to hold
+    out a share and fill a batch (`training_and_selection`). The check of each pair
+    only removes pairs, so what is refused here would be refused after it too.
+
+    Raises:
+      DatasetError: the first of those problems.
+    """
+    found = open_dataset(config.data_dir, dataset=config.dataset)
+    examples = {}
+    for split in splits_for_training(found, select_on=config.select_on):
+        examples[split], orphans = found.scan(split)
+        if not examples[split]:
+            raise DatasetError(
+                f"{split} split of {found.root} has no image/mask pairs"
+                + (
+                    f": {len(orphans)} file(s) without their other half, such as "
+                    f"{orphans[0][0]} ({orphans[0][1]})"
+                    if orphans
+                    else ""
+                )
+            )
+    training_and_selection(
+        examples,
+        config=config,
+        train_split=found.training_split(),
+        root=found.root,
+        fit_batch=fit_batch,
+    )

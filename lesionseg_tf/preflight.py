@@ -202,7 +202,7 @@ def select_data(dataset, *, config, fit_batch=False, report_progress=None):
         than a batch, unless `fit_batch`).
     """
     train_split = dataset.training_split()
-    wanted = (train_split, "validation") if config.select_on == "validation" else (train_split,)
+    wanted = datasets.splits_for_training(dataset, select_on=config.select_on)
     scans = {split: dataset.scan(split) for split in wanted}  # all missing splits first
     splits, problems = {}, []
     for split, (examples, orphans) in scans.items():
@@ -226,18 +226,7 @@ def select_data(dataset, *, config, fit_batch=False, report_progress=None):
             f"{len(errors)} problem(s) in {dataset.root}:\n{lines}\n"
             "fix them, or pass --skip_bad_examples to train on the other pairs"
         )
-    if config.select_on == "holdout":
-        train_examples, selection = datasets.split_holdout(
-            splits[train_split], fraction=config.holdout_fraction, seed=config.holdout_seed
-        )
-    elif config.select_on == "validation":
-        train_examples, selection = splits[train_split], splits["validation"]
-    else:
-        train_examples, selection = splits[train_split], []
-    if len(train_examples) < config.batch_size and not fit_batch:
-        raise datasets.DatasetError(
-            f"{train_split} split of {dataset.root} leaves {len(train_examples)} usable images "
-            f"for training, fewer than one batch of {config.batch_size}; lower --batch_size"
-            + (" or --holdout_fraction" if config.select_on == "holdout" else "")
-        )
+    train_examples, selection = datasets.training_and_selection(
+        splits, config=config, train_split=train_split, root=dataset.root, fit_batch=fit_batch
+    )
     return train_examples, selection, problems

@@ -135,10 +135,50 @@ def scoring_inputs(folder):
     return {"isic": str(isic), "pred": str(pred), "ids": str(ids), "model": str(model)}
 
 
+def training_inputs(folder):
+    """An ISIC 2017 training split of 3 pairs (empty files: never read before
+    TensorFlow), and one of 2 photographs without their masks."""
+    names = {}
+    for name, pairs in (("trainset", 3), ("orphans", 0)):
+        root = folder / name
+        for part in ("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth"):
+            (root / part).mkdir(parents=True)
+        for i in range(max(pairs, 2)):
+            (root / "ISIC-2017_Training_Data" / f"ISIC_000000{i}.jpg").write_bytes(b"")
+            if i < pairs:
+                mask = f"ISIC_000000{i}_segmentation.png"
+                (root / "ISIC-2017_Training_Part1_GroundTruth" / mask).write_bytes(b"")
+        names[name] = str(root)
+    return names
+
+
 @pytest.mark.parametrize(
     "line,args,message",
     [
         ("train.py", ["--data_dir={missing}"], "train.py: --data_dir {missing}: no such folder"),
+        (
+            "train.py",
+            ["--data_dir={trainset}", "--model_dir={missing}", "--batch_size=4"],
+            "train.py: training split of {trainset} leaves 2 usable images for training, "
+            "fewer than one batch of 4; lower --batch_size or --holdout_fraction",
+        ),
+        (
+            "train.py",
+            ["--data_dir={trainset}", "--model_dir={missing}", "--holdout_fraction=0.9"],
+            "train.py: 3 training pairs cannot spare 3 for a held-out part",
+        ),
+        (
+            "train.py",
+            ["--data_dir={trainset}", "--model_dir={missing}", "--select_on=validation"],
+            "train.py: ISIC 2017 Task 1 in {trainset} has no validation split",
+        ),
+        (
+            "train.py",
+            ["--data_dir={orphans}", "--model_dir={missing}"],
+            "train.py: training split of {orphans} has no image/mask pairs: 2 file(s) without "
+            "their other half, such as {orphans}/ISIC-2017_Training_Data/ISIC_0000000.jpg "
+            "(image has no mask in {orphans}/ISIC-2017_Training_Part1_GroundTruth)",
+        ),
         ("train.py", ["--data_dir=.", "--init_from={missing}"], "train.py: --init_from {missing}:"),
         (
             "predict.py",
@@ -229,7 +269,8 @@ def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_te
     """A path that is not there, a model folder without its SavedModel, a run folder
     whose run is finished or interrupted under other flags, a prediction with no
     photographs or into its own source folder, a scoring whose split, ids file or
-    predictions folder does not fit the data: one line."""
+    predictions folder does not fit the data, a training folder whose splits or counts
+    do not allow the run: one line."""
     missing = str(tmp_path / "nowhere")
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)  # a run folder whose export is empty
@@ -246,6 +287,7 @@ def test_a_missing_input_is_refused_before_tensorflow(line, args, message, no_te
     names = {"missing": missing, "run": str(run), "photos": str(photos)}
     names["interrupted"] = str(interrupted)
     names.update(scoring_inputs(tmp_path))
+    names.update(training_inputs(tmp_path))
     result = command(line, *[a.format(**names) for a in args], env=no_tensorflow)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(**names))

@@ -1,5 +1,6 @@
 """The dataset check before training: every problem, named, in one report."""
 
+import dataclasses
 import os
 import shutil
 
@@ -173,6 +174,24 @@ def test_png_named_jpg_is_refused(tmp_path):
     ):
         images.read_image_header(path, match_extension=True)
     assert images.read_image_header(path) == (8, 8)
+
+
+def test_pairs_the_check_leaves_out_can_leave_too_few_for_a_batch(corrupted):
+    """The listing (`refuse_before_checking`, before TensorFlow) lets a batch of 3 pass
+    on the 8 listed training pairs; the check then leaves 2 good ones and refuses."""
+    root, _ = corrupted
+    config = RunConfig(
+        data_dir=root, batch_size=3, skip_bad_examples=True, select_on="validation", image_size=32
+    )
+    datasets.refuse_before_checking(config)
+    with pytest.raises(
+        datasets.DatasetError,
+        match=r"leaves 2 usable images for training, fewer than one batch of 3; "
+        r"lower --batch_size$",
+    ):
+        preflight.select_data(datasets.open_dataset(root), config=config)
+    with pytest.raises(datasets.DatasetError, match="fewer than one batch of 9"):
+        datasets.refuse_before_checking(dataclasses.replace(config, batch_size=9))
 
 
 @pytest.mark.slow

@@ -159,19 +159,6 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
 
 
 @pytest.mark.slow
-def test_batch_larger_than_training_split(tiny_isic, tmp_path):
-    result = run_script(
-        "train.py",
-        f"--data_dir={tiny_isic}",
-        f"--model_dir={tmp_path / 'r'}",
-        "--batch_size=32",
-        "--image_size=32",
-    )
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "fewer than one batch of 32" in result.stderr.strip().splitlines()[-1]
-
-
-@pytest.mark.slow
 def test_divergence_stops_with_advice(tiny_isic, tmp_path):
     result = run_script(
         "train.py",
