@@ -88,13 +88,16 @@ def main(argv):
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
     print(choice.found.summary(), flush=True)
-    scoring = {"model": _MODEL.value, "pred_dir": _PRED_DIR.value, "split": _SPLIT.value}
-    scoring["ids_file"] = _IDS_FILE.value
     try:
         from lesionseg_tf import report  # pylint: disable=import-outside-toplevel
 
         output_dir = report.choose_output_dir(
-            _OUTPUT_DIR.value, data_dir=_DATA_DIR.value, **scoring
+            _OUTPUT_DIR.value,
+            data_dir=choice.data_dir,
+            model=_MODEL.value,
+            pred_dir=choice.pred_dir,
+            split=choice.split,
+            ids_file=choice.ids_file,
         )
     except (ValueError, OSError) as e:
         sys.exit(f"evaluate.py: {e}")
