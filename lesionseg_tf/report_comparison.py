@@ -1,10 +1,16 @@
 """Two arms scored on the same images, compared image by image (`tools.compare`): each
 arm one evaluate.py report (`per_image.csv`) or several of the same images (seeds of one
 recipe, averaged per image), the paired difference over all images and within groups by
-lesion area (`stats.paired_comparison`). Loads no TensorFlow.
+lesion area (`stats.paired_comparison`), and the run settings in which the arms' models
+were trained differently, where their `flags.json` can be found. Loads no TensorFlow.
 """
 
+import json
+import os
+
+from lesionseg_tf import config as config_lib
 from lesionseg_tf import messages, metrics, report, stats
+from lesionseg_tf.run_dir import RunDir
 
 
 def read_rows(path, metric):
@@ -66,10 +72,76 @@ def lesion_shares(first, second, ids, *, names):
     return shares
 
 
+def training_settings(path):
+    """The run settings (`config.recorded_settings`) of the model a `per_image.csv`
+    scored, or None where they cannot be known: from the run folder of the model its
+    `summary.json` names (`<run>/export`, a `.tflite` in `<run>`), else a `flags.json`
+    beside the report or one folder up (a run collected with its reports, as under
+    docs/study/), else the run folder above `<run>/evaluation/`. None for the report of
+    a predictions folder (masks of no known model).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        scored = report.read_summary(folder).get("config", {})
+    except (OSError, ValueError):
+        scored = {}
+    if scored.get("pred_dir"):
+        return None
+    candidates = [RunDir.of_export(scored["model"])] if scored.get("model") else []
+    candidates += [RunDir(folder), RunDir(os.path.dirname(folder))]
+    parts = folder.split(os.sep)
+    if RunDir.EVALUATION in parts[:-1]:
+        last = len(parts) - 1 - parts[::-1].index(RunDir.EVALUATION)
+        candidates.append(RunDir(os.sep.join(parts[:last])))
+    for run in candidates:
+        if os.path.isfile(run.file(RunDir.CONFIG)):
+            try:
+                return run.settings()
+            except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+                raise ValueError(f"{run.file(RunDir.CONFIG)}: cannot be read ({e})") from None
+    return None
+
+
+# Run settings that name where a run's files were, not how it trained.
+_NOT_COMPARED = ("data_dir", "dataset")
+
+
+def settings_line(first_paths, second_paths):
+    """The line saying in which run settings the two arms' models were trained
+    differently (each arm's values over its reports: `0/1` for two seeds), or the same;
+    None where a report's settings cannot be found (`training_settings`).
+    """
+    arms = []
+    for paths in (first_paths, second_paths):
+        settings = [training_settings(path) for path in paths.split(",")]
+        if None in settings:
+            return None
+        arms.append(
+            {
+                name: "/".join(dict.fromkeys(_shown(s[name]) for s in settings))
+                for name in config_lib.RUN_FIELDS
+                if name not in _NOT_COMPARED
+            }
+        )
+    first, second = arms
+    differ = [
+        f"{name} {first[name]} vs {second[name]}" for name in first if first[name] != second[name]
+    ]
+    if not differ:
+        return "run settings (each run's flags.json): the same"
+    return "run settings that differ (each run's flags.json): " + "; ".join(differ)
+
+
+def _shown(value):
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def compare_reports(first_paths, second_paths, *, metric, samples, lesion_area_groups=0):
-    """The lines `tools.compare` prints: which images were left out (where `metric` is
-    undefined in either arm), the comparison over the rest, then one per group of
-    `lesion_area_groups` (0: none) of equal count by the ground-truth lesion's share.
+    """The lines `tools.compare` prints: the run settings the arms' models were
+    trained with differently (`settings_line`, where known), which images were left
+    out (where `metric` is undefined in either arm), the comparison over the rest, then
+    one per group of `lesion_area_groups` (0: none) of equal count by the ground-truth
+    lesion's share.
 
     Raises:
       ValueError: a report is unreadable, the arms score different images, or `metric`
@@ -90,6 +162,9 @@ def compare_reports(first_paths, second_paths, *, metric, samples, lesion_area_g
         shares = lesion_shares(first, second, ids, names=(first_paths, second_paths))
         groups = stats.equal_count_groups(shares, groups=lesion_area_groups)
     lines = []
+    settings = settings_line(first_paths, second_paths)
+    if settings:
+        lines.append(settings)
     if len(ids) < len(first):
         lines.append(
             f"{len(first) - len(ids)} of {len(first)} images left out: {metric} is "

@@ -2,7 +2,12 @@
 within groups of lesion size."""
 
 import csv
+import dataclasses
+import json
 
+from lesionseg_tf import report_comparison
+from lesionseg_tf.config import RunConfig
+from lesionseg_tf.run_dir import RunDir
 from tests.conftest import run_script
 
 COLUMNS = ("image_id", "height", "width", "tp", "fp", "tn", "fn", "jaccard")
@@ -81,3 +86,74 @@ def test_seeds_of_an_arm_are_averaged_image_by_image(tmp_path):
     stray = write_report(tmp_path / "stray.csv", rows[:5])
     refused = run_script("-m tools.compare", f"{first},{stray}", second, timeout=120)
     assert refused.returncode != 0 and "stray.csv scores other images than" in refused.stderr
+
+
+def scored_run(folder, config, *, report_dir, summary=None):
+    """A run folder with its `flags.json` and a report (`per_image.csv`, and
+    `summary.json` where given) in `report_dir` below it."""
+    RunDir(str(folder)).write_config(config)
+    target = folder / report_dir
+    target.mkdir(parents=True, exist_ok=True)
+    if summary is not None:
+        (target / "summary.json").write_text(json.dumps({"config": summary}))
+    return write_report(target / "per_image.csv", [("ISIC_0", 10, 10, 5, 0, 95, 0, 0.5)])
+
+
+def test_the_run_settings_of_each_report_are_found_where_reports_lie(tmp_path):
+    base = RunConfig(data_dir="/data/a", image_size=256, seed=0)
+    # A run collected with its reports (docs/study/): beside it, and one folder up.
+    study = scored_run(tmp_path / "study", base, report_dir=".")
+    holdout = scored_run(tmp_path / "study", base, report_dir="holdout")
+    # evaluate.py's own folder, its summary naming the export; and without a summary.
+    run = tmp_path / "runs" / "r"
+    named = scored_run(
+        run, base, report_dir="evaluation/ISIC-validation", summary={"model": str(run / "export")}
+    )
+    tflite = scored_run(run, base, report_dir="evaluation/model/ISIC-validation")
+    # A shipped model's report lies outside its folder: found through the summary only.
+    shipped = tmp_path / "pretrained" / "m"
+    RunDir(str(shipped)).write_config(dataclasses.replace(base, image_size=64))
+    elsewhere = tmp_path / "runs" / "evaluation" / "m" / "ISIC-validation"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "summary.json").write_text(
+        json.dumps({"config": {"model": str(shipped / "export")}})
+    )
+    outside = write_report(elsewhere / "per_image.csv", [("ISIC_0", 10, 10, 5, 0, 95, 0, 0.5)])
+    for path in (study, holdout, named, tflite):
+        assert report_comparison.training_settings(path)["image_size"] == 256, path
+    assert report_comparison.training_settings(outside)["image_size"] == 64
+    # A predictions folder's report: no model known, whatever flags.json lies above.
+    masks = scored_run(
+        tmp_path / "subs", base, report_dir="pred_evaluation", summary={"pred_dir": "pred"}
+    )
+    assert report_comparison.training_settings(masks) is None
+    assert report_comparison.settings_line(masks, study) is None
+
+
+def test_the_settings_the_arms_were_trained_with_differently_are_named(tmp_path):
+    def arm(name, **changes):
+        config = RunConfig(data_dir=f"/data/{name}", **{"image_size": 64, **changes})
+        return scored_run(tmp_path / name, config, report_dir=".")
+
+    paper, paper1 = arm("paper"), arm("paper1", seed=1)
+    bf16 = arm("bf16", image_size=448, mixed_precision="bfloat16")
+    dice, dice1 = (
+        arm("dice", loss="cross_entropy_dice"),
+        arm("dice1", loss="cross_entropy_dice", seed=1),
+    )
+    line = report_comparison.settings_line(bf16, paper)
+    assert line == (
+        "run settings that differ (each run's flags.json): image_size 448 vs 64; "
+        "mixed_precision bfloat16 vs none"
+    )
+    # Seeds of one recipe in each arm: the same seeds on both sides are no difference.
+    assert report_comparison.settings_line(f"{dice},{dice1}", f"{paper},{paper1}") == (
+        "run settings that differ (each run's flags.json): loss cross_entropy_dice vs cross_entropy"
+    )
+    assert report_comparison.settings_line(dice, dice1).endswith("seed 0 vs 1; holdout_seed 0 vs 1")
+    assert report_comparison.settings_line(paper, paper) == (
+        "run settings (each run's flags.json): the same"
+    )
+    result = run_script("-m tools.compare", bf16, paper, "--bootstrap=50", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0] == line

@@ -14,7 +14,11 @@ ingredient compares two seeds of each arm (docs/reproduction.md). The images mus
 the same in both; a boundary distance is compared on the images where both reports
 define it. `--by_lesion_area=N` compares them again within N
 groups of equal count, from the smallest ground-truth lesions (as a share of the
-photograph) to the largest: where a difference lives. Loads no TensorFlow.
+photograph) to the largest: where a difference lives. The first line names the run
+settings in which the two arms' models were trained differently (image size, precision,
+loss, ...), read from each run's flags.json where the report leads to it (a collected
+run's folder, `<run>/evaluation/`, the model its summary.json names): a difference
+measures them together. Loads no TensorFlow.
 """
 
 import os
