@@ -95,10 +95,7 @@ def training_settings(path):
         candidates.append(RunDir(os.sep.join(parts[:last])))
     for run in candidates:
         if os.path.isfile(run.file(RunDir.CONFIG)):
-            try:
-                return run.settings()
-            except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
-                raise ValueError(f"{run.file(RunDir.CONFIG)}: cannot be read ({e})") from None
+            return run.settings()
     return None
 
 

@@ -158,11 +158,15 @@ class RunDir:
 
         Raises:
           FileNotFoundError: no `CONFIG` here.
+          ValueError: `CONFIG` cannot be read (naming it and why).
         """
-        recorded = self.read_json(self.CONFIG)
-        if recorded is None:
-            raise FileNotFoundError(f"{self.path} holds no {self.CONFIG}: not a run folder")
-        return config_lib.recorded_settings(recorded)
+        try:
+            recorded = self.read_json(self.CONFIG)
+            if recorded is None:
+                raise FileNotFoundError(f"{self.path} holds no {self.CONFIG}: not a run folder")
+            return config_lib.recorded_settings(recorded)
+        except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{self.file(self.CONFIG)}: cannot be read ({e})") from None
 
     def image_size(self):
         """The input side the run trained at (its `CONFIG`); for a model folder with no
@@ -304,10 +308,7 @@ def inherited_settings(init_from):
     run = RunDir(folder)
     if not os.path.isfile(run.file(RunDir.CONFIG)):
         return {}
-    try:
-        settings = run.settings()
-    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"{run.file(RunDir.CONFIG)}: cannot be read ({e})") from None
+    settings = run.settings()
     if settings["members"] > 1:
         member = run.member(0)
         if member.weights_file() is not None:  # a run folder: its networks are runs
