@@ -614,3 +614,28 @@ def test_an_interval_end_near_zero_keeps_its_sign_in_the_table():
     assert study_ingredients._bound(-2e-05) == "-0.00002"
     assert study_ingredients._bound(0.012934) == "+0.0129"
     assert study_ingredients._bound(0.0) == "+0.0000"
+
+
+def test_a_run_collected_but_without_its_folder_is_not_trained_again(tmp_path):
+    """run_study.sh on a machine that lost the run folders: the runs whose files are
+    collected under DOCS_DIR are skipped and named in the log; none is started."""
+    worktree, data, runs, docs = (tmp_path / d for d in ("worktree", "data", "runs", "docs"))
+    worktree.mkdir()
+    data.mkdir()
+    git = ["git", "-C", str(worktree), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "pinned"], check=True)
+    names = ["size96_seed0", "context96_seed0", "size96_seed1", "context96_seed1"]
+    for name in names:
+        (docs / name).mkdir(parents=True)
+        (docs / name / "result.json").write_text("{}")
+    done = subprocess.run(
+        ["bash", RUN_STUDY, "beyond_round2", str(data), str(runs), str(worktree), str(docs)],
+        capture_output=True,
+        text=True,
+    )
+    log = (runs / "queue.log").read_text()
+    assert done.returncode == 0, (done.stderr, log)
+    assert [line.split()[2].rstrip(":") for line in log.splitlines() if " skip " in line] == names
+    assert "start" not in log and "group beyond_round2 done" in log
+    assert sorted(os.listdir(runs)) == ["beyond_round2.commit", "queue.log"]

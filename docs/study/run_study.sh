@@ -16,7 +16,8 @@
 #
 # The commit of each group is recorded in RUNS_DIR/<group>.commit at its first start, and the
 # script refuses to continue the group from a worktree at another commit. Rerunning the same
-# command continues the unfinished run (train.py's restart guarantee) and skips finished ones.
+# command continues the unfinished run (train.py's restart guarantee) and skips finished ones,
+# and ones without a run folder that DOCS_DIR holds collected (their folders left with a machine).
 # Each run is scored blind on the validation split, and on its 180 held-out training pairs at
 # the photographs' resolution through the export (comparable across input sizes, unlike the
 # held-out Jaccard of training, which is computed at each run's own input size).
@@ -52,6 +53,10 @@ run() {  # name, train.py flags...
   local name=$1; shift
   local dir="$RUNS/$name"
   if [ -n "$DRY" ]; then echo "$name $COMMON --model_dir=$dir $*"; return 0; fi
+  # Finished and collected on a machine whose run folders are gone: not trained again.
+  if [ ! -e "$dir" ] && [ -n "$DOCS" ] && [ -f "$DOCS/$name/result.json" ]; then
+    log "skip $name: collected in $DOCS/$name, no run folder in $RUNS"; return 0
+  fi
   if [ ! -f "$dir/result.json" ]; then
     log "start $name ($GROUP, $commit)"
     python train.py $COMMON --model_dir="$dir" "$@" >> "$RUNS/$name.out" 2>&1 || {
